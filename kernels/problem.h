@@ -1,0 +1,105 @@
+// The attention problem: plain types shared by every variant, the planner and the server.
+// Nothing here knows about gRPC, protobuf or CUDA.
+//
+//   O = softmax(Q·Kᵀ·scale + bias + mask)·V
+//
+// Shapes (BMHK, the default layout; BHMK swaps the two middle axes of q, k, v and out):
+//   q    [B, Mq, Hq, D]
+//   k    [B, Mk, Hkv, D]
+//   v    [B, Mk, Hkv, Dv]
+//   out  [B, Mq, Hq, Dv]    dtype of q
+//   lse  [B, Hq, Mq]        f32; -inf for a row that sees no key (its output row is 0)
+//   bias [bB, bH, bMq, bMk] each 1 or the full size: broadcast to [B, Hq, Mq, Mk]
+// Query head h reads key/value head h / (Hq / Hkv).
+#ifndef ATTND_KERNELS_PROBLEM_H_
+#define ATTND_KERNELS_PROBLEM_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace attnd::kernels {
+
+enum class DType { kF32, kF16, kBF16 };
+enum class Layout { kBMHK, kBHMK };
+// kTopLeft: query i sees keys j <= i. kBottomRight: j <= i + (Mk_b - Mq), Mk_b = kv length of b.
+enum class Causal { kNone, kTopLeft, kBottomRight };
+enum class Variant { kAuto, kReference, kCpuChunked, kNaive, kSliced, kChunked, kCudnn, kFused };
+
+size_t DTypeSize(DType dtype);
+std::string_view DTypeName(DType dtype);      // "f32", "f16", "bf16"
+std::string_view VariantName(Variant variant);  // "cpu_chunked", ...
+std::string_view CausalName(Causal causal);     // "none", "top-left", "bottom-right"
+bool ParseDType(std::string_view name, DType* dtype);
+bool ParseVariant(std::string_view name, Variant* variant);
+
+// Hard limits on a problem's size, from config (server `limits` section).
+struct ProblemLimits {
+  int64_t max_batch = 1024;
+  int64_t max_seq_len = 1 << 20;
+  int64_t max_heads = 1024;
+  int64_t max_head_dim = 1024;
+  int64_t max_tensor_elements = int64_t{1} << 31;
+};
+
+struct AttentionProblem {
+  DType dtype = DType::kF32;  // of q, k, v and out
+  Layout layout = Layout::kBMHK;
+  int64_t batch = 0;     // B
+  int64_t q_len = 0;     // Mq
+  int64_t kv_len = 0;    // Mk
+  int64_t q_heads = 0;   // Hq
+  int64_t kv_heads = 0;  // Hkv, divides Hq
+  int64_t head_dim = 0;  // D, of q and k
+  int64_t v_head_dim = 0;  // Dv, of v and out
+  double scale = 0.0;    // resolved: 1/sqrt(D) when the request left it unset
+  Causal causal = Causal::kNone;
+  // Sliding window around query i's aligned position i' (the causal alignment when causal is
+  // set, else bottom-right): keys outside [i' - window_left, i' + window_right] are masked.
+  // Negative = unbounded on that side.
+  int64_t window_left = -1;
+  int64_t window_right = -1;
+  bool has_kv_lengths = false;  // per-batch valid key counts, B values in [0, Mk]
+  bool has_bias = false;
+  DType bias_dtype = DType::kF32;
+  int64_t bias_shape[4] = {1, 1, 1, 1};  // [bB, bH, bMq, bMk], each 1 or the full size
+  bool return_lse = false;
+
+  int64_t group_size() const { return q_heads / kv_heads; }
+  // Element counts of each tensor.
+  int64_t q_elements() const { return batch * q_len * q_heads * head_dim; }
+  int64_t k_elements() const { return batch * kv_len * kv_heads * head_dim; }
+  int64_t v_elements() const { return batch * kv_len * kv_heads * v_head_dim; }
+  int64_t out_elements() const { return batch * q_len * q_heads * v_head_dim; }
+  int64_t bias_elements() const {
+    return bias_shape[0] * bias_shape[1] * bias_shape[2] * bias_shape[3];
+  }
+  int64_t lse_elements() const { return batch * q_heads * q_len; }
+  // 4·B·Hq·Mq·Mk·D-style flop count (2 GEMMs), halved for causal: for throughput figures.
+  double Flops() const;
+  std::string DebugString() const;
+};
+
+// Checks a problem's internal consistency and its limits (positive dims, Hq % Hkv == 0, bias
+// dims 1 or full, window bounds, element counts that fit int64 and the limits). Messages name
+// the field, the dimension and the value: "k.shape[2] (Hkv) = 3 does not divide q heads 8".
+absl::Status ValidateProblem(const AttentionProblem& problem, const ProblemLimits& limits);
+
+// Pointers to the tensors of one problem, all on the same device, laid out as the problem says.
+// Input pointers need no alignment beyond their element size.
+struct AttentionTensors {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const void* bias = nullptr;           // when problem.has_bias
+  const int64_t* kv_lengths = nullptr;  // when problem.has_kv_lengths: [B]
+  void* out = nullptr;
+  float* lse = nullptr;                 // when problem.return_lse
+};
+
+}  // namespace attnd::kernels
+
+#endif  // ATTND_KERNELS_PROBLEM_H_
