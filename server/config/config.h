@@ -1,0 +1,82 @@
+// attnd's configuration: one YAML file (config/attnd.yaml documents every key), overridden by
+// command-line flags, overridden in turn by ATTND_* environment variables (for Kubernetes).
+// Unknown keys and out-of-range values are refused, naming the key.
+#ifndef ATTND_SERVER_CONFIG_CONFIG_H_
+#define ATTND_SERVER_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kernels/planner.h"
+#include "kernels/problem.h"
+
+namespace attnd::server {
+
+struct ServerSection {
+  std::string listen = "0.0.0.0:50051";
+  int64_t max_message_bytes = 256 << 20;  // gRPC receive/send limit
+  double drain_timeout_seconds = 30;      // SIGTERM: stop accepting, finish in-flight, exit 0
+  int64_t max_concurrent_streams = 256;
+};
+
+struct MetricsSection {
+  bool enabled = true;
+  std::string listen = "0.0.0.0:9464";  // serves /metrics
+};
+
+struct BackendSection {
+  std::string kind = "auto";  // auto | cpu | cuda
+  std::vector<int> devices;   // CUDA device ordinals; empty = all
+  int cpu_threads = 0;        // 0 = hardware concurrency
+};
+
+struct MemorySection {
+  // CPU: budget = min(host_budget_bytes, host_fraction * MemAvailable) - safety_margin_bytes.
+  int64_t host_budget_bytes = int64_t{1} << 30;
+  double host_fraction = 0.5;
+  // CUDA: pool limit = device_bytes if non-zero, else device_fraction of the card.
+  double device_fraction = 0.9;
+  int64_t device_bytes = 0;
+  int64_t safety_margin_bytes = 64 << 20;
+};
+
+struct SchedulerSection {
+  int64_t max_queue_requests = 256;  // full → RESOURCE_EXHAUSTED at once
+  int priority_levels = 2;           // request priority clamped to [0, levels)
+  int64_t max_queue_delay_us = 0;    // how long the batcher may hold a request to fill a batch
+  int64_t max_batch_requests = 1;
+  int64_t max_batch_tokens = 1 << 20;
+  double default_timeout_seconds = 60;  // for requests that carry no deadline
+  int workers = 1;                      // requests computed at once per device
+};
+
+struct LoggingSection {
+  std::string level = "info";   // debug | info | warning | error
+  std::string format = "json";  // json | text
+};
+
+struct Config {
+  ServerSection server;
+  MetricsSection metrics;
+  BackendSection backend;
+  MemorySection memory;
+  SchedulerSection scheduler;
+  kernels::PlannerConfig planner;  // forced_variant/overrides stay per request
+  kernels::ProblemLimits limits;
+  LoggingSection logging;
+};
+
+// Parses YAML text (an empty document gives the defaults).
+absl::StatusOr<Config> ParseConfig(const std::string& yaml_text);
+// Reads the file, then applies `flag_overrides` (key path → value, e.g. "server.listen"), then
+// ATTND_<SECTION>_<KEY> variables from `environ` (e.g. ATTND_SERVER_LISTEN).
+absl::StatusOr<Config> LoadConfig(const std::string& path,
+                                  const std::map<std::string, std::string>& flag_overrides,
+                                  char** environ);
+
+}  // namespace attnd::server
+
+#endif  // ATTND_SERVER_CONFIG_CONFIG_H_
