@@ -35,6 +35,11 @@ std::string_view VariantName(Variant variant);  // "cpu_chunked", ...
 std::string_view CausalName(Causal causal);     // "none", "top-left", "bottom-right"
 bool ParseDType(std::string_view name, DType* dtype);
 bool ParseVariant(std::string_view name, Variant* variant);
+// Added by kernels: the remaining names and parsers (case-insensitive; ParseCausal also takes
+// "top_left"/"bottom_right", ParseDType also "float32"/"float16"/"bfloat16").
+std::string_view LayoutName(Layout layout);  // "BMHK", "BHMK"
+bool ParseCausal(std::string_view name, Causal* causal);
+bool ParseLayout(std::string_view name, Layout* layout);
 
 // Hard limits on a problem's size, from config (server `limits` section).
 struct ProblemLimits {
@@ -44,6 +49,9 @@ struct ProblemLimits {
   int64_t max_head_dim = 1024;
   int64_t max_tensor_elements = int64_t{1} << 31;
 };
+
+// Limits that never bind: for kernels that re-check a problem's consistency at run time.
+ProblemLimits UnlimitedProblemLimits();
 
 struct AttentionProblem {
   DType dtype = DType::kF32;  // of q, k, v and out
