@@ -1,0 +1,17 @@
+// Checks every CPU variant makes before it runs: the problem is consistent and the tensors it
+// names are there. Limits are the server's business (ValidateProblem at the boundary); these
+// checks guard the kernels against a caller that skipped it.
+#ifndef ATTND_KERNELS_RUN_CHECKS_H_
+#define ATTND_KERNELS_RUN_CHECKS_H_
+
+#include "absl/status/status.h"
+#include "kernels/problem.h"
+
+namespace attnd::kernels {
+
+// INVALID_ARGUMENT for an inconsistent problem, a missing tensor, or kv_lengths outside [0, Mk].
+absl::Status CheckRunInputs(const AttentionProblem& problem, const AttentionTensors& tensors);
+
+}  // namespace attnd::kernels
+
+#endif  // ATTND_KERNELS_RUN_CHECKS_H_
