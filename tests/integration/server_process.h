@@ -1,0 +1,78 @@
+// Test harness: a real `attnd` process on loopback, started from a YAML config with ports 0 so
+// tests never collide, and the small out-of-process helpers the integration tests share (raw
+// HTTP GET, running a command with stdin, a free loopback port).
+#ifndef ATTND_TESTS_INTEGRATION_SERVER_PROCESS_H_
+#define ATTND_TESTS_INTEGRATION_SERVER_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace attnd::testing {
+
+class ServerProcess {
+ public:
+  // Starts ATTND_BINARY with a config made of a loopback, port-0 base plus `extra_yaml` (whole
+  // sections, e.g. "scheduler:\n  max_queue_requests: 2\n"), and waits for its "serving" line.
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
+      const std::string& extra_yaml = "", const std::vector<std::string>& extra_args = {});
+  ~ServerProcess();  // SIGKILLs the process if it still runs
+
+  const std::string& target() const { return target_; }          // "127.0.0.1:PORT"
+  const std::string& metrics_address() const { return metrics_; }  // "127.0.0.1:PORT"
+  pid_t pid() const { return pid_; }
+
+  void Signal(int signal);
+  // The exit code once the process exits within `timeout`; DEADLINE_EXCEEDED otherwise.
+  absl::StatusOr<int> WaitForExit(absl::Duration timeout);
+  // Everything the process wrote to stderr so far.
+  std::string Log() const;
+  // Peak resident set size (VmHWM) of the live process, in bytes.
+  absl::StatusOr<int64_t> PeakRssBytes() const;
+
+ private:
+  ServerProcess() = default;
+  void ReadLog(int fd);
+
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  std::string target_;
+  std::string metrics_;
+  std::string config_path_;
+  std::thread log_reader_;
+  mutable absl::Mutex mu_;
+  std::string log_ ABSL_GUARDED_BY(mu_);
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs argv[0] with `input` on stdin; returns when it exits (killed after `timeout`).
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input = "",
+                         absl::Duration timeout = absl::Seconds(60));
+
+// GET http://host_port/path over a raw socket; the body on a 200, an error otherwise.
+absl::StatusOr<std::string> HttpGet(const std::string& host_port, const std::string& path);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (for programs that cannot take port 0).
+int FreeLoopbackPort();
+
+// The value of a metric line `name{labels} value` in Prometheus text, summed over every child
+// whose label set contains all of `label_filter` ("code=\"OK\"", ...). 0 when absent.
+double MetricValue(const std::string& metrics_text, const std::string& name,
+                   const std::vector<std::string>& label_filter = {});
+
+}  // namespace attnd::testing
+
+#endif  // ATTND_TESTS_INTEGRATION_SERVER_PROCESS_H_
