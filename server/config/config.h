@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -73,9 +74,23 @@ struct Config {
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text);
 // Reads the file, then applies `flag_overrides` (key path → value, e.g. "server.listen"), then
 // ATTND_<SECTION>_<KEY> variables from `environ` (e.g. ATTND_SERVER_LISTEN).
+// An empty `path` reads no file (the defaults); `environ` may be null. ATTND_CONFIG is ignored
+// (main may take the file's path from it); any other ATTND_* variable must name a key.
+// Errors: NOT_FOUND for an unreadable file; INVALID_ARGUMENT naming the key path for the rest.
 absl::StatusOr<Config> LoadConfig(const std::string& path,
                                   const std::map<std::string, std::string>& flag_overrides,
                                   char** environ);
+
+// The effective configuration as YAML, every key (for the start-up log); ParseConfig reads it
+// back to an equal Config.
+std::string ConfigToYaml(const Config& config);
+
+// Every key path ("server.listen", ...), in the order of config/attnd.yaml.
+std::vector<std::string> ConfigKeyPaths();
+
+// "1048576", "512KB" (×1000), "256MiB" (×1024), "1.5GiB", "2 G", "4Ki": units B, K/KB, M/MB,
+// G/GB, T/TB (powers of 1000) and Ki/KiB, Mi/MiB, Gi/GiB, Ti/TiB (powers of 1024), any case.
+absl::StatusOr<int64_t> ParseByteSize(std::string_view text);
 
 }  // namespace attnd::server
 
