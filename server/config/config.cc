@@ -279,23 +279,23 @@ absl::StatusOr<int64_t> ParseByteSize(std::string_view raw_text) {
   };
   if (number.empty()) return invalid();
   static const std::pair<absl::string_view, double> kUnits[] = {{"", 1},
-                                                               {"b", 1},
-                                                               {"k", 1e3},
-                                                               {"kb", 1e3},
-                                                               {"m", 1e6},
-                                                               {"mb", 1e6},
-                                                               {"g", 1e9},
-                                                               {"gb", 1e9},
-                                                               {"t", 1e12},
-                                                               {"tb", 1e12},
-                                                               {"ki", 1024},
-                                                               {"kib", 1024},
-                                                               {"mi", 1 << 20},
-                                                               {"mib", 1 << 20},
-                                                               {"gi", 1 << 30},
-                                                               {"gib", 1 << 30},
-                                                               {"ti", 1099511627776.0},
-                                                               {"tib", 1099511627776.0}};
+                                                                {"b", 1},
+                                                                {"k", 1e3},
+                                                                {"kb", 1e3},
+                                                                {"m", 1e6},
+                                                                {"mb", 1e6},
+                                                                {"g", 1e9},
+                                                                {"gb", 1e9},
+                                                                {"t", 1e12},
+                                                                {"tb", 1e12},
+                                                                {"ki", 1024},
+                                                                {"kib", 1024},
+                                                                {"mi", 1 << 20},
+                                                                {"mib", 1 << 20},
+                                                                {"gi", 1 << 30},
+                                                                {"gib", 1 << 30},
+                                                                {"ti", 1099511627776.0},
+                                                                {"tib", 1099511627776.0}};
   double multiplier = 0;
   for (const auto& [name, factor] : kUnits) {
     if (unit == name) multiplier = factor;
