@@ -28,8 +28,6 @@ using config_internal::Keys;
 using config_internal::KeySpec;
 using config_internal::ValueKind;
 
-constexpr absl::string_view kConfigPathVariable = "ATTND_CONFIG";
-
 std::string DidYouMean(absl::string_view name, const std::vector<std::string>& candidates) {
   const std::string suggestion = config_internal::Suggest(name, candidates);
   return suggestion.empty() ? "" : absl::StrCat(" (did you mean ", suggestion, "?)");
@@ -149,6 +147,19 @@ void ApplyFlags(const std::map<std::string, std::string>& flags, Config* config,
   }
 }
 
+// "ATTND_SCHEDULER_..." and the like: a variable in the config's namespace.
+bool NamesConfigSection(absl::string_view variable) {
+  for (absl::string_view section : config_internal::Sections()) {
+    if (absl::StartsWith(variable, absl::AsciiStrToUpper(absl::StrCat("ATTND_", section, "_")))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Variables that name a section (ATTND_SCHEDULER_*) or come within a typo of a key's variable
+// must name a key; other ATTND_* variables belong to the build and run scripts (ATTND_BUILD_DIR,
+// ATTND_CUDA, ATTND_CONFIG, ...) and are left alone, so exporting them cannot stop the server.
 void ApplyEnvironment(char** environ, Config* config, std::vector<std::string>* errors) {
   if (environ == nullptr) return;
   std::vector<std::string> env_names;
@@ -161,7 +172,6 @@ void ApplyEnvironment(char** environ, Config* config, std::vector<std::string>* 
     const size_t equals = text.find('=');
     if (equals == absl::string_view::npos) continue;
     const std::string name(text.substr(0, equals));
-    if (name == kConfigPathVariable) continue;
     variables[name] = std::string(text.substr(equals + 1));
   }
   for (const auto& [name, value] : variables) {
@@ -170,6 +180,9 @@ void ApplyEnvironment(char** environ, Config* config, std::vector<std::string>* 
       if (candidate.EnvName() == name) spec = &candidate;
     }
     if (spec == nullptr) {
+      if (!NamesConfigSection(name) && config_internal::Suggest(name, env_names).empty()) {
+        continue;  // a tool's own variable (ATTND_BUILD_DIR, ATTND_CUDA, ...), not config
+      }
       errors->push_back(absl::StrCat(
           name, ": environment variable names no config key", DidYouMean(name, env_names),
           "; config variables are ATTND_<SECTION>_<KEY>, e.g. ATTND_SERVER_LISTEN"));

@@ -74,8 +74,10 @@ struct Config {
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text);
 // Reads the file, then applies `flag_overrides` (key path → value, e.g. "server.listen"), then
 // ATTND_<SECTION>_<KEY> variables from `environ` (e.g. ATTND_SERVER_LISTEN).
-// An empty `path` reads no file (the defaults); `environ` may be null. ATTND_CONFIG is ignored
-// (main may take the file's path from it); any other ATTND_* variable must name a key.
+// An empty `path` reads no file (the defaults); `environ` may be null. A variable that starts
+// with a section (ATTND_SCHEDULER_...) or is within a typo of a key's variable must name a key;
+// other ATTND_* variables (ATTND_CONFIG, which main may read the path from, and the scripts'
+// ATTND_BUILD_DIR, ATTND_CUDA, ...) are ignored.
 // Errors: NOT_FOUND for an unreadable file; INVALID_ARGUMENT naming the key path for the rest.
 absl::StatusOr<Config> LoadConfig(const std::string& path,
                                   const std::map<std::string, std::string>& flag_overrides,

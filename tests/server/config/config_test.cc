@@ -360,6 +360,24 @@ TEST(LoadConfigTest, UnknownEnvironmentVariableRefused) {
   EXPECT_THAT(config.status().message(), ::testing::Not(HasSubstr("ATTND_CONFIG")));
 }
 
+TEST(LoadConfigTest, UnknownVariableInASectionOrNearAKeyRefused) {
+  for (const char* entry :
+       {"ATTND_SERVER_PORT=1", "ATTND_METRIC_LISTEN=127.0.0.1:1", "ATTND_LOGGING_LEVL=info"}) {
+    FakeEnviron env({entry});
+    absl::StatusOr<Config> config = LoadConfig("", {}, env.get());
+    ASSERT_FALSE(config.ok()) << entry;
+    EXPECT_THAT(config.status().message(), HasSubstr("names no config key")) << entry;
+  }
+}
+
+TEST(LoadConfigTest, ScriptVariablesIgnored) {
+  FakeEnviron env({"ATTND_CONFIG=/x.yaml", "ATTND_BUILD_DIR=build", "ATTND_CUDA=OFF",
+                   "ATTND_BUILD_TYPE=Release", "ATTND_SCHEDULER_WORKERS=3"});
+  absl::StatusOr<Config> config = LoadConfig("", {}, env.get());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->scheduler.workers, 3);
+}
+
 TEST(LoadConfigTest, BadEnvironmentValueNamesKeyAndVariable) {
   FakeEnviron env({"ATTND_SCHEDULER_WORKERS=-1"});
   absl::StatusOr<Config> config = LoadConfig("", {}, env.get());
