@@ -1,0 +1,30 @@
+// attnctl's subcommands. Each returns the process exit code (flags.h: kExit*) and writes its
+// results to `out`, diagnostics and progress to `err`.
+#ifndef ATTND_CLIENT_ATTNCTL_COMMANDS_H_
+#define ATTND_CLIENT_ATTNCTL_COMMANDS_H_
+
+#include <memory>
+#include <ostream>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "client/attnctl/flags.h"
+#include "client/client.h"
+
+namespace attnd::attnctl {
+
+int RunInfo(const CommandLine& command_line, std::ostream& out, std::ostream& err);
+int RunAttend(const CommandLine& command_line, std::ostream& out, std::ostream& err);
+int RunLoad(const CommandLine& command_line, std::ostream& out, std::ostream& err);
+
+// A client for the global flags' target.
+absl::StatusOr<std::unique_ptr<client::Client>> MakeClient(const GlobalFlags& global,
+                                                           int channels = 1);
+
+// "attnctl: <what>: <CODE>: <message>", e.g. "attnctl: Attend: UNAVAILABLE: failed to connect".
+void PrintError(std::ostream& err, absl::string_view what, const absl::Status& status);
+
+}  // namespace attnd::attnctl
+
+#endif  // ATTND_CLIENT_ATTNCTL_COMMANDS_H_

@@ -1,0 +1,80 @@
+// attnctl --help.
+#include <string>
+
+#include "client/attnctl/flags.h"
+
+namespace attnd::attnctl {
+
+std::string UsageText() {
+  return R"(attnctl: command-line client of attnd, exact attention as a gRPC service.
+
+Usage:
+  attnctl [global flags] info [--json]
+  attnctl [global flags] attend <problem flags> [--out FILE] [--lse-out FILE] [--check]
+  attnctl [global flags] load <problem flags> --concurrency C (--duration D | --requests N)
+          [--rps R] [--channels N] [--json FILE]
+
+Global flags:
+  --target ADDR            server, any gRPC target (default 127.0.0.1:50051), e.g.
+                           dns:///attnd.default.svc:50051 or ipv4:10.0.0.1:50051,10.0.0.2:50051
+  --lb round_robin         spread calls over every address the target resolves to
+  --timeout D              deadline of each call: 30s, 500ms, 2m or seconds (default 60s)
+  --max-message-bytes N    gRPC message limit (default 268435456)
+
+Problem flags (attend and load):
+  --batch B --q-len M --kv-len N --heads H --head-dim D     required without .npy inputs
+  --kv-heads G             key/value heads, dividing H (GQA/MQA; default H)
+  --v-head-dim DV          value head dim (default D)
+  --dtype f32|f16|bf16     (default f32)
+  --layout bmhk|bhmk       [B,M,H,D] as FlashAttention (default) or [B,H,M,D] as PyTorch SDPA
+  --causal top-left|bottom-right|none
+                           top-left: query i sees keys j <= i (PyTorch is_causal);
+                           bottom-right: j <= i + Mk - Mq (FlashAttention 2.1+)
+  --window L,R             sliding window, -1 = unbounded on that side
+  --bias                   random additive bias of shape [B,H,M,N]; --bias-shape b,h,m,n
+                           for a broadcast shape (each 1 or full size, rank 2 to 4)
+  --kv-lengths a,b,...|random
+                           valid keys per batch element (key padding)
+  --lse                    also return the log-sum-exp per row
+  --scale S                softmax scale (default 1/sqrt(D))
+  --variant NAME           force auto|reference|cpu_chunked|naive|sliced|chunked|cudnn|fused
+  --q-chunk N --kv-chunk N chunk sizes (0: the planner's choice)
+  --priority P             queue priority (higher first)
+  --seed S                 random inputs: N(0,1), never 0, the same for the same seed
+  --q a.npy --k b.npy --v c.npy [--bias-file d.npy]
+                           inputs from NumPy files (C order, <f4, <f2, or bf16 as <u2, <V2 or
+                           'bfloat16'); their shapes define the problem
+
+attend:
+  Prints the problem, what ran (variant, chunks, workspace, device, plan reason) and its
+  queue, compute and round-trip time.
+  --out FILE               save the output as .npy (bf16 is written as '<u2': in Python,
+                           np.load(FILE).view(ml_dtypes.bfloat16))
+  --lse-out FILE           save the log-sum-exp as .npy (f32; implies --lse)
+  --check                  recompute the same problem locally with the float64 reference
+                           and compare. Passes when every element has
+                           |out - ref| / max(1, |ref|) <= 1e-4 (f32), 4e-3 (f16), 3e-2 (bf16),
+                           i.e. absolute on outputs of magnitude <= 1; the LSE too.
+
+load:
+  Sends one pre-generated request over and over with at most C calls in flight.
+  --concurrency C          calls in flight, 1 to 4096
+  --duration D | --requests N
+  --rps R                  open loop at R requests/s in all (latency counted from when each
+                           call was due); default closed loop
+  --channels N             separate connections to rotate calls over (default 1)
+  --json FILE              the summary as JSON: requests, ok, errors{CODE:n}, duration_s,
+                           throughput_rps, latency_ms{p50,p90,p99,p999,max,mean},
+                           concurrency, target_rps, shape
+  Latency percentiles are exact (nearest rank over every successful call); throughput counts
+  successful calls. A progress line goes to stderr about once a second.
+
+Exit codes:
+  0  success (load: at least one request succeeded)
+  1  an RPC, file or server error; the gRPC code name and message are printed
+  2  bad command line
+  3  attend --check: error beyond the dtype's tolerance
+)";
+}
+
+}  // namespace attnd::attnctl
