@@ -25,9 +25,12 @@ std::string ShapeString(const v1::Tensor& t) {
 
 absl::StatusOr<DType> DecodeDType(const v1::Tensor& t, const char* name) {
   switch (t.dtype()) {
-    case v1::DTYPE_F32: return DType::kF32;
-    case v1::DTYPE_F16: return DType::kF16;
-    case v1::DTYPE_BF16: return DType::kBF16;
+    case v1::DTYPE_F32:
+      return DType::kF32;
+    case v1::DTYPE_F16:
+      return DType::kF16;
+    case v1::DTYPE_BF16:
+      return DType::kBF16;
     case v1::DTYPE_UNSPECIFIED:
       return Invalid(absl::StrCat(name, ".dtype: unspecified (want f32, f16 or bf16)"));
     default:
@@ -49,23 +52,24 @@ absl::Status CheckTensor(const v1::Tensor& t, const char* name, DType dtype,
   for (int i = 0; i < t.shape_size(); ++i) {
     const int64_t d = t.shape(i);
     if (d <= 0) {
-      return Invalid(absl::StrCat(name, ".shape[", i, "] (", dim_names[i], ") = ", d,
-                                  " must be positive"));
+      return Invalid(
+          absl::StrCat(name, ".shape[", i, "] (", dim_names[i], ") = ", d, " must be positive"));
     }
     if (__builtin_mul_overflow(elements, d, &elements)) {
-      return Invalid(absl::StrCat(name, ".shape ", ShapeString(t),
-                                  ": element count overflows int64"));
+      return Invalid(
+          absl::StrCat(name, ".shape ", ShapeString(t), ": element count overflows int64"));
     }
   }
   if (elements > limits.max_tensor_elements) {
-    return Invalid(absl::StrCat(name, ".shape ", ShapeString(t), ": ", elements,
-                                " elements exceed limits.max_tensor_elements = ",
-                                limits.max_tensor_elements));
+    return Invalid(
+        absl::StrCat(name, ".shape ", ShapeString(t), ": ", elements,
+                     " elements exceed limits.max_tensor_elements = ", limits.max_tensor_elements));
   }
   const int64_t want_bytes = elements * static_cast<int64_t>(kernels::DTypeSize(dtype));
   if (static_cast<int64_t>(t.data().size()) != want_bytes) {
     return Invalid(absl::StrCat(name, ".data: ", t.data().size(), " bytes, want ", want_bytes,
-                                " for shape ", ShapeString(t), " ", kernels::DTypeName(dtype)));
+                                " for shape ", ShapeString(t), " ",
+                                std::string(kernels::DTypeName(dtype))));
   }
   return absl::OkStatus();
 }
@@ -152,8 +156,9 @@ absl::StatusOr<DecodedRequest> DecodeRequest(const v1::AttendRequest& request,
     absl::StatusOr<DType> dt = DecodeDType(*tensor, name);
     if (!dt.ok()) return dt.status();
     if (*dt != p.dtype) {
-      return Invalid(absl::StrCat(name, ".dtype = ", kernels::DTypeName(*dt),
-                                  " does not match q.dtype = ", kernels::DTypeName(p.dtype)));
+      return Invalid(
+          absl::StrCat(name, ".dtype = ", std::string(kernels::DTypeName(*dt)),
+                       " does not match q.dtype = ", std::string(kernels::DTypeName(p.dtype))));
     }
   }
 
@@ -192,8 +197,8 @@ absl::StatusOr<DecodedRequest> DecodeRequest(const v1::AttendRequest& request,
   if (!st.ok()) return st;
   if (p.q_heads % p.kv_heads != 0) {
     return Invalid(absl::StrCat("q.shape", head_dim, " (Hq) = ", p.q_heads,
-                                " is not a multiple of k.shape", head_dim, " (Hkv) = ",
-                                p.kv_heads));
+                                " is not a multiple of k.shape", head_dim,
+                                " (Hkv) = ", p.kv_heads));
   }
   st = CheckLimit("q.shape[0] (B)", p.batch, "max_batch", limits.max_batch);
   if (st.ok()) {
@@ -224,10 +229,17 @@ absl::StatusOr<DecodedRequest> DecodeRequest(const v1::AttendRequest& request,
     p.scale = 1.0 / std::sqrt(static_cast<double>(p.head_dim));
   }
   switch (request.causal()) {
-    case v1::CAUSAL_NONE: p.causal = kernels::Causal::kNone; break;
-    case v1::CAUSAL_TOP_LEFT: p.causal = kernels::Causal::kTopLeft; break;
-    case v1::CAUSAL_BOTTOM_RIGHT: p.causal = kernels::Causal::kBottomRight; break;
-    default: return Invalid(absl::StrCat("causal: unknown value ", request.causal()));
+    case v1::CAUSAL_NONE:
+      p.causal = kernels::Causal::kNone;
+      break;
+    case v1::CAUSAL_TOP_LEFT:
+      p.causal = kernels::Causal::kTopLeft;
+      break;
+    case v1::CAUSAL_BOTTOM_RIGHT:
+      p.causal = kernels::Causal::kBottomRight;
+      break;
+    default:
+      return Invalid(absl::StrCat("causal: unknown value ", request.causal()));
   }
   if (request.has_window()) {
     // Negative means unbounded on that side; normalise to -1.
@@ -242,8 +254,8 @@ absl::StatusOr<DecodedRequest> DecodeRequest(const v1::AttendRequest& request,
     for (int b = 0; b < request.kv_lengths_size(); ++b) {
       const int64_t len = request.kv_lengths(b);
       if (len < 0 || len > p.kv_len) {
-        return Invalid(absl::StrCat("kv_lengths[", b, "] = ", len, " is outside [0, Mk = ",
-                                    p.kv_len, "]"));
+        return Invalid(
+            absl::StrCat("kv_lengths[", b, "] = ", len, " is outside [0, Mk = ", p.kv_len, "]"));
       }
     }
     p.has_kv_lengths = true;
@@ -302,9 +314,12 @@ std::vector<int64_t> LseShape(const kernels::AttentionProblem& p) {
 
 v1::DType ToProto(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return v1::DTYPE_F32;
-    case DType::kF16: return v1::DTYPE_F16;
-    case DType::kBF16: return v1::DTYPE_BF16;
+    case DType::kF32:
+      return v1::DTYPE_F32;
+    case DType::kF16:
+      return v1::DTYPE_F16;
+    case DType::kBF16:
+      return v1::DTYPE_BF16;
   }
   return v1::DTYPE_UNSPECIFIED;
 }
@@ -312,14 +327,22 @@ v1::DType ToProto(DType dtype) {
 v1::Variant ToProto(kernels::Variant variant) {
   using kernels::Variant;
   switch (variant) {
-    case Variant::kAuto: return v1::VARIANT_AUTO;
-    case Variant::kReference: return v1::VARIANT_REFERENCE;
-    case Variant::kCpuChunked: return v1::VARIANT_CPU_CHUNKED;
-    case Variant::kNaive: return v1::VARIANT_NAIVE;
-    case Variant::kSliced: return v1::VARIANT_SLICED;
-    case Variant::kChunked: return v1::VARIANT_CHUNKED;
-    case Variant::kCudnn: return v1::VARIANT_CUDNN;
-    case Variant::kFused: return v1::VARIANT_FUSED;
+    case Variant::kAuto:
+      return v1::VARIANT_AUTO;
+    case Variant::kReference:
+      return v1::VARIANT_REFERENCE;
+    case Variant::kCpuChunked:
+      return v1::VARIANT_CPU_CHUNKED;
+    case Variant::kNaive:
+      return v1::VARIANT_NAIVE;
+    case Variant::kSliced:
+      return v1::VARIANT_SLICED;
+    case Variant::kChunked:
+      return v1::VARIANT_CHUNKED;
+    case Variant::kCudnn:
+      return v1::VARIANT_CUDNN;
+    case Variant::kFused:
+      return v1::VARIANT_FUSED;
   }
   return v1::VARIANT_AUTO;
 }
@@ -327,14 +350,22 @@ v1::Variant ToProto(kernels::Variant variant) {
 kernels::Variant FromProto(v1::Variant variant) {
   using kernels::Variant;
   switch (variant) {
-    case v1::VARIANT_REFERENCE: return Variant::kReference;
-    case v1::VARIANT_CPU_CHUNKED: return Variant::kCpuChunked;
-    case v1::VARIANT_NAIVE: return Variant::kNaive;
-    case v1::VARIANT_SLICED: return Variant::kSliced;
-    case v1::VARIANT_CHUNKED: return Variant::kChunked;
-    case v1::VARIANT_CUDNN: return Variant::kCudnn;
-    case v1::VARIANT_FUSED: return Variant::kFused;
-    default: return Variant::kAuto;
+    case v1::VARIANT_REFERENCE:
+      return Variant::kReference;
+    case v1::VARIANT_CPU_CHUNKED:
+      return Variant::kCpuChunked;
+    case v1::VARIANT_NAIVE:
+      return Variant::kNaive;
+    case v1::VARIANT_SLICED:
+      return Variant::kSliced;
+    case v1::VARIANT_CHUNKED:
+      return Variant::kChunked;
+    case v1::VARIANT_CUDNN:
+      return Variant::kCudnn;
+    case v1::VARIANT_FUSED:
+      return Variant::kFused;
+    default:
+      return Variant::kAuto;
   }
 }
 

@@ -46,9 +46,9 @@ TEST_F(AttnctlTest, AttendCheckPassesInEveryDtype) {
 
 TEST_F(AttnctlTest, LoadWritesItsSummary) {
   const std::string json_path = ::testing::TempDir() + "/attnctl-load.json";
-  CommandResult r = Attnctl({"load", "--concurrency", "4", "--requests", "40", "--batch", "1",
-                             "--q-len", "64", "--kv-len", "64", "--heads", "2", "--head-dim",
-                             "32", "--json", json_path});
+  CommandResult r =
+      Attnctl({"load", "--concurrency", "4", "--requests", "40", "--batch", "1", "--q-len", "64",
+               "--kv-len", "64", "--heads", "2", "--head-dim", "32", "--json", json_path});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("p99"), std::string::npos) << r.output;
   std::ifstream in(json_path);
@@ -70,8 +70,8 @@ TEST_F(AttnctlTest, RefusesBadFlags) {
 
 TEST_F(AttnctlTest, ServerErrorsExitNonZeroWithTheCode) {
   // Hq = 4 is not a multiple of Hkv = 3: the server's INVALID_ARGUMENT reaches the user.
-  CommandResult r = Attnctl({"attend", "--batch", "1", "--q-len", "4", "--kv-len", "4",
-                             "--heads", "4", "--kv-heads", "3", "--head-dim", "8"});
+  CommandResult r = Attnctl({"attend", "--batch", "1", "--q-len", "4", "--kv-len", "4", "--heads",
+                             "4", "--kv-heads", "3", "--head-dim", "8"});
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("INVALID_ARGUMENT"), std::string::npos) << r.output;
 }

@@ -76,7 +76,10 @@ void SetShape(v1::Tensor* t, std::vector<int64_t> shape) {
 INSTANTIATE_TEST_SUITE_P(
     Matrix, BadRequestTest,
     ::testing::Values(
-        BadCase{"WrongRank", [](v1::AttendRequest* r) { SetShape(r->mutable_q(), {2, 9, 32}); },
+        BadCase{"WrongRank",
+                [](v1::AttendRequest* r) {
+                  SetShape(r->mutable_q(), {2, 9, 32});
+                },
                 "q.shape"},
         BadCase{"ZeroDim", [](v1::AttendRequest* r) { r->mutable_q()->set_shape(1, 0); },
                 "q.shape[1] (Mq) = 0"},
@@ -93,14 +96,12 @@ INSTANTIATE_TEST_SUITE_P(
                 },
                 "q.shape"},
         BadCase{"DataOneByteShort",
-                [](v1::AttendRequest* r) { r->mutable_q()->mutable_data()->pop_back(); },
-                "q.data"},
+                [](v1::AttendRequest* r) { r->mutable_q()->mutable_data()->pop_back(); }, "q.data"},
         BadCase{"DataOneByteLong",
                 [](v1::AttendRequest* r) { r->mutable_v()->mutable_data()->push_back('\1'); },
                 "v.data"},
         BadCase{"DTypeMismatch",
-                [](v1::AttendRequest* r) { r->mutable_v()->set_dtype(v1::DTYPE_BF16); },
-                "v.dtype"},
+                [](v1::AttendRequest* r) { r->mutable_v()->set_dtype(v1::DTYPE_BF16); }, "v.dtype"},
         BadCase{"HeadsNotDivisible",
                 [](v1::AttendRequest* r) {
                   std::mt19937_64 rng(1);
@@ -111,8 +112,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BiasWrongShape",
                 [](v1::AttendRequest* r) {
                   std::mt19937_64 rng(2);
-                  client::FillRandomTensor(v1::DTYPE_F32, {2, 4, 9, 12}, &rng,
-                                           r->mutable_bias());
+                  client::FillRandomTensor(v1::DTYPE_F32, {2, 4, 9, 12}, &rng, r->mutable_bias());
                 },
                 "bias.shape[3] = 12"},
         BadCase{"KvLengthOutOfRange",

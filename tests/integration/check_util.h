@@ -19,9 +19,12 @@ namespace attnd::testing {
 // result (FlashAttention's rule of thumb).
 inline double Tolerance(kernels::DType dtype) {
   switch (dtype) {
-    case kernels::DType::kF32: return 1e-4;
-    case kernels::DType::kF16: return 4e-3;
-    case kernels::DType::kBF16: return 3e-2;
+    case kernels::DType::kF32:
+      return 1e-4;
+    case kernels::DType::kF16:
+      return 4e-3;
+    case kernels::DType::kBF16:
+      return 3e-2;
   }
   return 0;
 }
@@ -52,8 +55,8 @@ inline ::testing::AssertionResult MatchesReference(const v1::AttendRequest& requ
   for (int64_t b = 0; b < p.batch; ++b) {
     for (int64_t h = 0; h < p.q_heads; ++h) {
       for (int64_t i = row_begin; i < row_end; ++i) {
-        const int64_t row = bhmk ? (b * p.q_heads + h) * p.q_len + i
-                                 : (b * p.q_len + i) * p.q_heads + h;
+        const int64_t row =
+            bhmk ? (b * p.q_heads + h) * p.q_len + i : (b * p.q_len + i) * p.q_heads + h;
         for (int64_t d = 0; d < p.v_head_dim; ++d) {
           const int64_t idx = row * p.v_head_dim + d;
           const double got = kernels::LoadAsFloat(response.out().data().data(), p.dtype, idx);
@@ -64,17 +67,17 @@ inline ::testing::AssertionResult MatchesReference(const v1::AttendRequest& requ
           const float got = reinterpret_cast<const float*>(response.lse().data().data())[li];
           const double want = ref.lse[li];
           if (std::isinf(want) ? got != want : std::fabs(got - want) > 1e-3) {
-            return ::testing::AssertionFailure() << "lse[" << li << "] = " << got << ", want "
-                                                 << want;
+            return ::testing::AssertionFailure()
+                   << "lse[" << li << "] = " << got << ", want " << want;
           }
         }
       }
     }
   }
   if (!(max_err <= Tolerance(p.dtype))) {
-    return ::testing::AssertionFailure() << "max abs error " << max_err << " > tolerance "
-                                         << Tolerance(p.dtype) << " for "
-                                         << kernels::DTypeName(p.dtype);
+    return ::testing::AssertionFailure()
+           << "max abs error " << max_err << " > tolerance " << Tolerance(p.dtype) << " for "
+           << kernels::DTypeName(p.dtype);
   }
   return ::testing::AssertionSuccess() << "max abs error " << max_err;
 }

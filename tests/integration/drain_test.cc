@@ -17,8 +17,8 @@ namespace attnd::testing {
 namespace {
 
 TEST(DrainTest, SigtermFinishesInFlightRequestAndExitsZero) {
-  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(
-      "server:\n  listen: 127.0.0.1:0\n  drain_timeout_seconds: 30\n");
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+      ServerProcess::Start("server:\n  listen: 127.0.0.1:0\n  drain_timeout_seconds: 30\n");
   ASSERT_TRUE(server.ok()) << server.status();
   auto client = *client::Client::Create((*server)->target(), client::ClientOptions());
   ASSERT_TRUE(client->WaitForReady(absl::Seconds(10)).ok());
@@ -48,7 +48,8 @@ TEST(DrainTest, SigtermFinishesInFlightRequestAndExitsZero) {
     grpc::health::v1::HealthCheckRequest hreq;
     grpc::health::v1::HealthCheckResponse hresp;
     grpc::Status st = health->Check(&context, hreq, &hresp);
-    saw_not_serving = !st.ok() || hresp.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+    saw_not_serving =
+        !st.ok() || hresp.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
     if (!saw_not_serving) absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_TRUE(saw_not_serving);

@@ -42,8 +42,8 @@ std::string Metrics(const ServerProcess& server) {
 }
 
 TEST(QueueTest, FullQueueRefusesAtOnceAndCountersAddUp) {
-  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(
-      "scheduler:\n  max_queue_requests: 2\n  workers: 1\n");
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+      ServerProcess::Start("scheduler:\n  max_queue_requests: 2\n  workers: 1\n");
   ASSERT_TRUE(server.ok()) << server.status();
   auto client = *client::Client::Create((*server)->target(), client::ClientOptions());
   ASSERT_TRUE(client->WaitForReady(absl::Seconds(10)).ok());
@@ -80,8 +80,7 @@ TEST(QueueTest, FullQueueRefusesAtOnceAndCountersAddUp) {
   EXPECT_EQ(MetricValue(metrics, "attnd_requests_total",
                         {"method=\"Attend\"", "code=\"RESOURCE_EXHAUSTED\""}),
             exhausted);
-  EXPECT_EQ(MetricValue(metrics, "attnd_requests_total", {"method=\"Attend\"", "code=\"OK\""}),
-            ok);
+  EXPECT_EQ(MetricValue(metrics, "attnd_requests_total", {"method=\"Attend\"", "code=\"OK\""}), ok);
   // The server goes on serving.
   EXPECT_TRUE(client->Attend(SmallRequest("after"), absl::Seconds(30)).ok());
 }
@@ -94,7 +93,8 @@ TEST(QueueTest, ExpiredDeadlineIsNeverComputed) {
   ASSERT_TRUE(client->WaitForReady(absl::Seconds(10)).ok());
 
   const double plans_before = MetricValue(Metrics(**server), "attnd_plans_total");
-  std::thread slow([&] { EXPECT_TRUE(client->Attend(SlowRequest("slow"), absl::Seconds(120)).ok()); });
+  std::thread slow(
+      [&] { EXPECT_TRUE(client->Attend(SlowRequest("slow"), absl::Seconds(120)).ok()); });
   absl::SleepFor(absl::Milliseconds(200));  // the slow request holds the only worker
   absl::StatusOr<v1::AttendResponse> late =
       client->Attend(SmallRequest("late"), absl::Milliseconds(100));

@@ -61,8 +61,8 @@ TEST_P(AttendTest, MatchesFloat64Reference) {
   EXPECT_TRUE(MatchesReference(*request, *response));
 }
 
-client::RequestSpec Spec(v1::DType dtype, int64_t b, int64_t mq, int64_t mk, int64_t h,
-                         int64_t hkv, int64_t d) {
+client::RequestSpec Spec(v1::DType dtype, int64_t b, int64_t mq, int64_t mk, int64_t h, int64_t hkv,
+                         int64_t d) {
   client::RequestSpec s;
   s.dtype = dtype;
   s.batch = b;
@@ -133,8 +133,8 @@ TEST_F(RpcTest, ReferenceVariantOnRequest) {
 TEST_F(RpcTest, StreamAnswersEveryRequestById) {
   std::vector<v1::AttendRequest> requests;
   for (int i = 0; i < 6; ++i) {
-    client::RequestSpec s = Spec(i % 2 ? v1::DTYPE_F16 : v1::DTYPE_F32, 1, 10 + i, 20 + 3 * i,
-                                 2, 1, 16);
+    client::RequestSpec s =
+        Spec(i % 2 ? v1::DTYPE_F16 : v1::DTYPE_F32, 1, 10 + i, 20 + 3 * i, 2, 1, 16);
     s.seed = 100 + i;
     s.request_id = "stream-" + std::to_string(i);
     absl::StatusOr<v1::AttendRequest> r = client::GenerateRequest(s);

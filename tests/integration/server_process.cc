@@ -105,8 +105,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       process->exit_code_ = ExitCode(status);
-      return absl::InternalError(absl::StrCat("attnd exited with ", *process->exit_code_,
-                                              " before serving:\n", log));
+      return absl::InternalError(
+          absl::StrCat("attnd exited with ", *process->exit_code_, " before serving:\n", log));
     }
     absl::SleepFor(absl::Milliseconds(20));
   }

@@ -27,7 +27,7 @@ class ServerProcess {
       const std::string& extra_yaml = "", const std::vector<std::string>& extra_args = {});
   ~ServerProcess();  // SIGKILLs the process if it still runs
 
-  const std::string& target() const { return target_; }          // "127.0.0.1:PORT"
+  const std::string& target() const { return target_; }            // "127.0.0.1:PORT"
   const std::string& metrics_address() const { return metrics_; }  // "127.0.0.1:PORT"
   pid_t pid() const { return pid_; }
 

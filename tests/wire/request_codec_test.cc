@@ -119,11 +119,14 @@ INSTANTIATE_TEST_SUITE_P(
     Matrix, BadRequestTest,
     ::testing::Values(
         BadCase{"MissingQ", [](v1::AttendRequest* r) { r->clear_q(); }, {"q: missing"}},
-        BadCase{"WrongRank", [](v1::AttendRequest* r) { r->mutable_q()->mutable_shape()->RemoveLast(); },
+        BadCase{"WrongRank",
+                [](v1::AttendRequest* r) { r->mutable_q()->mutable_shape()->RemoveLast(); },
                 {"q.shape", "rank 3"}},
-        BadCase{"ZeroDim", [](v1::AttendRequest* r) { r->mutable_k()->set_shape(1, 0); },
+        BadCase{"ZeroDim",
+                [](v1::AttendRequest* r) { r->mutable_k()->set_shape(1, 0); },
                 {"k.shape[1] (Mk) = 0"}},
-        BadCase{"NegativeDim", [](v1::AttendRequest* r) { r->mutable_v()->set_shape(3, -6); },
+        BadCase{"NegativeDim",
+                [](v1::AttendRequest* r) { r->mutable_v()->set_shape(3, -6); },
                 {"v.shape[3] (Dv) = -6"}},
         BadCase{"ElementCountOverflow",
                 [](v1::AttendRequest* r) {
@@ -131,9 +134,7 @@ INSTANTIATE_TEST_SUITE_P(
                 },
                 {"q.shape", "overflows int64"}},
         BadCase{"AbsurdShapeTinyPayload",
-                [](v1::AttendRequest* r) {
-                  r->mutable_q()->set_shape(1, int64_t{1} << 40);
-                },
+                [](v1::AttendRequest* r) { r->mutable_q()->set_shape(1, int64_t{1} << 40); },
                 {"q.shape", "limits.max_tensor_elements"}},
         BadCase{"DataOneByteShort",
                 [](v1::AttendRequest* r) { r->mutable_k()->mutable_data()->pop_back(); },
@@ -141,38 +142,64 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"DataOneByteLong",
                 [](v1::AttendRequest* r) { r->mutable_v()->mutable_data()->push_back('x'); },
                 {"v.data"}},
-        BadCase{"DTypeMismatch", [](v1::AttendRequest* r) { r->mutable_k()->set_dtype(v1::DTYPE_F16); },
+        BadCase{"DTypeMismatch",
+                [](v1::AttendRequest* r) { r->mutable_k()->set_dtype(v1::DTYPE_F16); },
                 {"k.dtype = f16", "q.dtype = f32"}},
         BadCase{"DTypeUnspecified",
                 [](v1::AttendRequest* r) { r->mutable_q()->set_dtype(v1::DTYPE_UNSPECIFIED); },
                 {"q.dtype"}},
         BadCase{"HeadsNotMultiple",
-                [](v1::AttendRequest* r) { FillF32(r->mutable_k(), {2, 7, 3, 8}, &Rng());
-                                           FillF32(r->mutable_v(), {2, 7, 3, 6}, &Rng()); },
+                [](v1::AttendRequest* r) {
+                  FillF32(r->mutable_k(), {2, 7, 3, 8}, &Rng());
+                  FillF32(r->mutable_v(), {2, 7, 3, 6}, &Rng());
+                },
                 {"(Hq) = 4", "(Hkv) = 3"}},
-        BadCase{"HeadDimMismatch", [](v1::AttendRequest* r) { FillF32(r->mutable_k(), {2, 7, 2, 9}, &Rng()); },
+        BadCase{"HeadDimMismatch",
+                [](v1::AttendRequest* r) {
+                  FillF32(r->mutable_k(), {2, 7, 2, 9}, &Rng());
+                },
                 {"k.shape[3] (D) = 9", "q.shape[3] (D) = 8"}},
-        BadCase{"KvLenMismatch", [](v1::AttendRequest* r) { FillF32(r->mutable_v(), {2, 6, 2, 6}, &Rng()); },
+        BadCase{"KvLenMismatch",
+                [](v1::AttendRequest* r) {
+                  FillF32(r->mutable_v(), {2, 6, 2, 6}, &Rng());
+                },
                 {"v.shape[1] (Mk) = 6", "k.shape[1] (Mk) = 7"}},
-        BadCase{"BatchMismatch", [](v1::AttendRequest* r) { FillF32(r->mutable_k(), {3, 7, 2, 8}, &Rng()); },
+        BadCase{"BatchMismatch",
+                [](v1::AttendRequest* r) {
+                  FillF32(r->mutable_k(), {3, 7, 2, 8}, &Rng());
+                },
                 {"k.shape[0] (B) = 3"}},
-        BadCase{"BiasWrongShape", [](v1::AttendRequest* r) { FillF32(r->mutable_bias(), {2, 4, 5, 6}, &Rng()); },
+        BadCase{"BiasWrongShape",
+                [](v1::AttendRequest* r) {
+                  FillF32(r->mutable_bias(), {2, 4, 5, 6}, &Rng());
+                },
                 {"bias.shape[3] = 6", "Mk = 7"}},
-        BadCase{"BiasWrongRank", [](v1::AttendRequest* r) { FillF32(r->mutable_bias(), {7}, &Rng()); },
+        BadCase{"BiasWrongRank",
+                [](v1::AttendRequest* r) { FillF32(r->mutable_bias(), {7}, &Rng()); },
                 {"bias.shape", "rank 1"}},
         BadCase{"BiasShortData",
-                [](v1::AttendRequest* r) { FillF32(r->mutable_bias(), {5, 7}, &Rng());
-                                           r->mutable_bias()->mutable_data()->resize(3); },
+                [](v1::AttendRequest* r) {
+                  FillF32(r->mutable_bias(), {5, 7}, &Rng());
+                  r->mutable_bias()->mutable_data()->resize(3);
+                },
                 {"bias.data", "3 bytes"}},
-        BadCase{"KvLengthsCount", [](v1::AttendRequest* r) { r->add_kv_lengths(3); },
+        BadCase{"KvLengthsCount",
+                [](v1::AttendRequest* r) { r->add_kv_lengths(3); },
                 {"kv_lengths", "B = 2"}},
-        BadCase{"KvLengthsRange", [](v1::AttendRequest* r) { r->add_kv_lengths(3); r->add_kv_lengths(8); },
+        BadCase{"KvLengthsRange",
+                [](v1::AttendRequest* r) {
+                  r->add_kv_lengths(3);
+                  r->add_kv_lengths(8);
+                },
                 {"kv_lengths[1] = 8", "Mk = 7"}},
-        BadCase{"ScaleNaN",
-                [](v1::AttendRequest* r) { r->set_scale(std::numeric_limits<double>::quiet_NaN()); },
-                {"scale"}},
-        BadCase{"NegativeChunk", [](v1::AttendRequest* r) { r->set_q_chunk(-1); }, {"q_chunk = -1"}},
-        BadCase{"UnknownCausal", [](v1::AttendRequest* r) { r->set_causal(static_cast<v1::Causal>(9)); },
+        BadCase{
+            "ScaleNaN",
+            [](v1::AttendRequest* r) { r->set_scale(std::numeric_limits<double>::quiet_NaN()); },
+            {"scale"}},
+        BadCase{
+            "NegativeChunk", [](v1::AttendRequest* r) { r->set_q_chunk(-1); }, {"q_chunk = -1"}},
+        BadCase{"UnknownCausal",
+                [](v1::AttendRequest* r) { r->set_causal(static_cast<v1::Causal>(9)); },
                 {"causal", "9"}}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.name; });
 
@@ -182,8 +209,7 @@ TEST(DecodeRequestTest, LimitsComeFromConfig) {
   limits.max_head_dim = 4;
   absl::StatusOr<DecodedRequest> d = DecodeRequest(r, limits);
   ASSERT_FALSE(d.ok());
-  EXPECT_NE(d.status().message().find("limits.max_head_dim = 4"), std::string::npos)
-      << d.status();
+  EXPECT_NE(d.status().message().find("limits.max_head_dim = 4"), std::string::npos) << d.status();
 }
 
 }  // namespace
