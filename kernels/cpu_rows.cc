@@ -1,11 +1,17 @@
 #include "kernels/cpu_rows.h"
 
+#include <atomic>
+
 namespace attnd::kernels {
 
 const CpuRowKernels& CpuRowsBaselineImpl();
 #if defined(ATTND_HAVE_AVX2_ROWS)
 const CpuRowKernels& CpuRowsAvx2Impl();
 #endif
+
+namespace {
+std::atomic<const CpuRowKernels*> forced_rows{nullptr};
+}  // namespace
 
 const CpuRowKernels& CpuRowsBaseline() { return CpuRowsBaselineImpl(); }
 
@@ -20,7 +26,12 @@ const CpuRowKernels* CpuRowsAvx2() {
 const CpuRowKernels& CpuRows() {
   static const CpuRowKernels& chosen =
       CpuRowsAvx2() != nullptr ? *CpuRowsAvx2() : CpuRowsBaseline();
-  return chosen;
+  const CpuRowKernels* forced = forced_rows.load(std::memory_order_relaxed);
+  return forced != nullptr ? *forced : chosen;
+}
+
+void SetCpuRowsForTesting(const CpuRowKernels* kernels) {
+  forced_rows.store(kernels, std::memory_order_relaxed);
 }
 
 }  // namespace attnd::kernels

@@ -36,6 +36,9 @@ const CpuRowKernels& CpuRows();
 // Both builds, for tests that hold them against each other: null when the CPU lacks AVX2/FMA.
 const CpuRowKernels& CpuRowsBaseline();
 const CpuRowKernels* CpuRowsAvx2();
+// Tests only: makes CpuRows() return `kernels` (null restores the automatic choice), so the
+// baseline build can be held against the reference on a CPU that has AVX2.
+void SetCpuRowsForTesting(const CpuRowKernels* kernels);
 
 }  // namespace attnd::kernels
 

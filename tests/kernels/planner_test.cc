@@ -1,0 +1,301 @@
+// The planner: variant choice and exact chunk sizes under generous, tight and too-small budgets,
+// forced variants, overrides, and the GPU speed order with a fake CUDA device. Byte counts are
+// worked out in the comments from the DESIGN.md table and kernels/cpu_workspace.h.
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu_attention.h"
+#include "kernels/planner.h"
+#include "kernels/problem.h"
+
+namespace attnd::kernels {
+namespace {
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+constexpr int64_t kGiB = int64_t{1} << 30;
+
+AttentionProblem Square(int64_t len, DType dtype = DType::kF32, int64_t heads = 1) {
+  AttentionProblem p;
+  p.dtype = dtype;
+  p.batch = 1;
+  p.q_len = len;
+  p.kv_len = len;
+  p.q_heads = heads;
+  p.kv_heads = heads;
+  p.head_dim = 64;
+  p.v_head_dim = 64;
+  p.scale = 0.125;
+  return p;
+}
+
+Capabilities Cpu(int threads = 2) {
+  Capabilities caps;
+  caps.variants = {Variant::kCpuChunked, Variant::kReference};
+  caps.threads = threads;
+  return caps;
+}
+
+Capabilities FakeCuda(std::initializer_list<Variant> variants) {
+  Capabilities caps;
+  caps.is_cuda = true;
+  caps.variants = variants;
+  return caps;
+}
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// Per thread at q 256, kv 1024, D = Dv = 64, f32 (64-byte aligned buffers):
+//   scores 256·1024·4 = 1048576, acc 256·64·4 = 65536, m and l 1024 each, ranges 256·16 = 4096
+//   = 1120256; two threads 2240512.
+TEST(PlannerTest, GenerousBudgetOnTheCpu) {
+  const AttentionProblem p = Square(4096);
+  const absl::StatusOr<Plan> plan = MakePlan(p, Cpu(), kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->variant, Variant::kCpuChunked);
+  EXPECT_EQ(plan->q_chunk, 256);
+  EXPECT_EQ(plan->kv_chunk, 1024);
+  EXPECT_EQ(plan->threads, 2);
+  EXPECT_EQ(plan->workspace_bytes, 2240512);
+  EXPECT_EQ(plan->workspace_bytes, WorkspaceBytes(p, Variant::kCpuChunked, 256, 1024, 2));
+  EXPECT_EQ(plan->reason,
+            "cpu_chunked: fastest runnable, budget 1 GiB; q_chunk 256 kv_chunk 1024 use 2.1 MiB "
+            "on 2 threads");
+}
+
+// The memory promise's problem: full scores need 32768²·4 = 4 GiB, far over 256 MiB.
+TEST(PlannerTest, LongSequenceRunsInChunks) {
+  const absl::StatusOr<Plan> plan = MakePlan(Square(32768), Cpu(), 256 * kMiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->variant, Variant::kCpuChunked);
+  EXPECT_EQ(plan->q_chunk, 256);
+  EXPECT_EQ(plan->kv_chunk, 1024);
+  EXPECT_LE(plan->workspace_bytes, 256 * kMiB);
+  EXPECT_TRUE(Contains(plan->reason, "full scores need 4 GiB > budget 256 MiB")) << plan->reason;
+}
+
+// 1 MiB for two threads: 256×1024 needs 2240512; the larger chunk (kv) halves to 512: per thread
+// 524288 + 65536 + 1024 + 1024 + 4096 = 595968, ×2 = 1191936 > 1048576; kv is still the larger,
+// so 256: 262144 + 71680 = 333824, ×2 = 667648 fits.
+TEST(PlannerTest, TightBudgetHalvesTheLargerChunk) {
+  const AttentionProblem p = Square(4096);
+  const absl::StatusOr<Plan> plan = MakePlan(p, Cpu(), kMiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 256);
+  EXPECT_EQ(plan->kv_chunk, 256);
+  EXPECT_EQ(plan->workspace_bytes, 667648);
+  // Half that: after 256×256 (667648) a tie halves the query chunk: 128×256 needs
+  // 131072 + 32768 + 512 + 512 + 2048 = 166912, ×2 = 333824 <= 524288.
+  const absl::StatusOr<Plan> half = MakePlan(p, Cpu(), kMiB / 2, PlannerConfig());
+  ASSERT_TRUE(half.ok()) << half.status();
+  EXPECT_EQ(half->q_chunk, 128);
+  EXPECT_EQ(half->kv_chunk, 256);
+  EXPECT_EQ(half->workspace_bytes, 333824);
+}
+
+// At the minimum chunks 16×16 two threads need 2·(1024 + 4096 + 64 + 64 + 256) = 11008 bytes.
+TEST(PlannerTest, TooSmallBudgetIsResourceExhausted) {
+  const absl::StatusOr<Plan> plan = MakePlan(Square(4096), Cpu(), 10000, PlannerConfig());
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kResourceExhausted);
+  const std::string message(plan.status().message());
+  EXPECT_TRUE(Contains(message, "needs at least 11008 workspace bytes")) << message;
+  EXPECT_TRUE(Contains(message, "q_chunk 16 kv_chunk 16")) << message;
+  EXPECT_TRUE(Contains(message, "budget is 10000 bytes")) << message;
+  EXPECT_TRUE(MakePlan(Square(4096), Cpu(), 11008, PlannerConfig()).ok());
+}
+
+TEST(PlannerTest, OverridesAreClampedAndStillBudgeted) {
+  const AttentionProblem p = Square(4096);
+  PlannerConfig config;
+  config.q_chunk_override = 100;
+  config.kv_chunk_override = 5000;  // longer than Mk: clamped to 4096
+  absl::StatusOr<Plan> plan = MakePlan(p, Cpu(), kGiB, config);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 100);
+  EXPECT_EQ(plan->kv_chunk, 4096);
+
+  // A fixed q_chunk of 1024 under 4 MiB: only kv shrinks. kv 1024: 4 MiB of scores alone;
+  // kv 512: 2·(2097152 + 262144 + 4096 + 4096 + 16384) > 4 MiB; kv 256:
+  // 2·(1048576 + 262144 + 4096 + 4096 + 16384) = 2670592 fits.
+  config = PlannerConfig();
+  config.q_chunk_override = 1024;
+  plan = MakePlan(p, Cpu(), 4 * kMiB, config);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 1024);
+  EXPECT_EQ(plan->kv_chunk, 256);
+  EXPECT_EQ(plan->workspace_bytes, 2670592);
+
+  // Both fixed and too big: RESOURCE_EXHAUSTED, not a silent shrink.
+  config.kv_chunk_override = 4096;
+  plan = MakePlan(p, Cpu(), 4 * kMiB, config);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(PlannerTest, ConfigMaximaAndBalancedChunks) {
+  PlannerConfig config;
+  config.max_q_chunk = 64;
+  config.max_kv_chunk = 128;
+  absl::StatusOr<Plan> plan = MakePlan(Square(4096), Cpu(), kGiB, config);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->q_chunk, 64);
+  EXPECT_EQ(plan->kv_chunk, 128);
+  // 1025 splits evenly: q into 5 chunks of 205 (cap 256), kv into 2 of 513 (cap 1024).
+  plan = MakePlan(Square(1025), Cpu(), kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->q_chunk, 205);
+  EXPECT_EQ(plan->kv_chunk, 513);
+  // Short sequences run whole.
+  plan = MakePlan(Square(97), Cpu(), kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->q_chunk, 97);
+  EXPECT_EQ(plan->kv_chunk, 97);
+}
+
+TEST(PlannerTest, ThreadsNeverExceedWorkItems) {
+  // One (b, h) and one query chunk: one work item, one thread, one thread's workspace.
+  const AttentionProblem p = Square(100);
+  const absl::StatusOr<Plan> plan = MakePlan(p, Cpu(8), kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->threads, 1);
+  EXPECT_EQ(plan->workspace_bytes, WorkspaceBytes(p, Variant::kCpuChunked, 100, 100, 1));
+  EXPECT_EQ(WorkspaceBytes(p, Variant::kCpuChunked, 100, 100, 8),
+            WorkspaceBytes(p, Variant::kCpuChunked, 100, 100, 1));
+}
+
+TEST(PlannerTest, ForcedVariants) {
+  const AttentionProblem p = Square(64);
+  PlannerConfig config;
+  config.forced_variant = Variant::kReference;
+  absl::StatusOr<Plan> plan = MakePlan(p, Cpu(), kGiB, config);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kReference);
+  EXPECT_TRUE(Contains(plan->reason, "reference: forced by request")) << plan->reason;
+
+  config.forced_variant = Variant::kFused;
+  plan = MakePlan(p, Cpu(), kGiB, config);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(std::string(plan.status().message()),
+                       "variant fused cannot run on this device (runnable: cpu_chunked, "
+                       "reference)"))
+      << plan.status();
+
+  config.forced_variant = Variant::kReference;
+  EXPECT_EQ(MakePlan(p, Cpu(), 1000, config).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  // Auto never picks the reference.
+  EXPECT_EQ(MakePlan(p, FakeCuda({Variant::kReference}), kGiB, PlannerConfig()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PlannerTest, GpuSpeedOrder) {
+  const Capabilities all = FakeCuda({Variant::kNaive, Variant::kSliced, Variant::kChunked,
+                                     Variant::kCudnn, Variant::kFused});
+  const AttentionProblem f16 = Square(8192, DType::kF16, 8);
+  absl::StatusOr<Plan> plan = MakePlan(f16, all, kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kFused);
+  EXPECT_EQ(plan->workspace_bytes, 8 * 8192 * 4);  // the LSE
+  EXPECT_EQ(plan->threads, 1);
+
+  plan = MakePlan(f16, FakeCuda({Variant::kNaive, Variant::kCudnn}), kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kCudnn);
+
+  // f32: cuDNN's SDPA does not take it; full scores 8·8192²·4 = 2 GiB.
+  const AttentionProblem f32 = Square(8192, DType::kF32, 8);
+  const Capabilities no_fused =
+      FakeCuda({Variant::kNaive, Variant::kSliced, Variant::kChunked, Variant::kCudnn});
+  plan = MakePlan(f32, no_fused, 4 * kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kNaive);
+  EXPECT_EQ(plan->workspace_bytes, 2 * kGiB);
+  EXPECT_EQ(plan->q_chunk, 8192);
+  EXPECT_EQ(plan->kv_chunk, 8192);
+
+  // 1 GiB: naive does not fit; sliced at q 1024 needs 8·1024·8192·4 = 256 MiB.
+  plan = MakePlan(f32, no_fused, kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kSliced);
+  EXPECT_EQ(plan->q_chunk, 1024);
+  EXPECT_EQ(plan->kv_chunk, 8192);
+  EXPECT_TRUE(Contains(plan->reason, "full scores need 2 GiB > budget 1 GiB")) << plan->reason;
+
+  // 100 MiB: sliced halves q to 256 (64 MiB).
+  plan = MakePlan(f32, no_fused, 100 * kMiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kSliced);
+  EXPECT_EQ(plan->q_chunk, 256);
+
+  // 1 MiB: sliced needs 4 MiB even at q 16; chunked (32·q·kv + 2112·q bytes) shrinks from
+  // 1024×4096: kv 2048, kv 1024, q 512 (tie), kv 512, q 256, kv 256, q 128 (2 MiB + 264 KiB),
+  // kv 128: 524288 + 270336 = 794624 fits.
+  plan = MakePlan(f32, no_fused, kMiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kChunked);
+  EXPECT_EQ(plan->q_chunk, 128);
+  EXPECT_EQ(plan->kv_chunk, 128);
+  EXPECT_EQ(plan->workspace_bytes, 794624);
+
+  // Head dim 59: no cuDNN; fused would take it.
+  AttentionProblem odd = f16;
+  odd.head_dim = 59;
+  odd.v_head_dim = 59;
+  plan = MakePlan(odd, FakeCuda({Variant::kCudnn, Variant::kNaive}), 4 * kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kNaive);
+  PlannerConfig forced;
+  forced.forced_variant = Variant::kCudnn;
+  plan = MakePlan(f32, all, kGiB, forced);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(std::string(plan.status().message()), "cudnn needs f16 or bf16"));
+
+  // Nothing fits a zero budget, not even the LSE.
+  EXPECT_EQ(MakePlan(f16, all, 0, PlannerConfig()).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST(PlannerTest, SameInputsSamePlan) {
+  const AttentionProblem p = Square(3000);
+  const absl::StatusOr<Plan> a = MakePlan(p, Cpu(), 3 * kMiB, PlannerConfig());
+  const absl::StatusOr<Plan> b = MakePlan(p, Cpu(), 3 * kMiB, PlannerConfig());
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->q_chunk, b->q_chunk);
+  EXPECT_EQ(a->kv_chunk, b->kv_chunk);
+  EXPECT_EQ(a->workspace_bytes, b->workspace_bytes);
+  EXPECT_EQ(a->reason, b->reason);
+}
+
+TEST(PlannerTest, InvalidProblem) {
+  AttentionProblem p = Square(16);
+  p.kv_heads = 3;
+  EXPECT_EQ(MakePlan(p, Cpu(), kGiB, PlannerConfig()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// RunCpuChunked holds a plan to its workspace promise: one byte short is refused.
+TEST(PlannerTest, RunRefusesAPlanWithTooLittleWorkspace) {
+  const AttentionProblem p = Square(32);
+  absl::StatusOr<Plan> plan = MakePlan(p, Cpu(), kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  Plan short_plan = *plan;
+  short_plan.workspace_bytes -= 1;
+  std::vector<float> q(32 * 64, 0.5f), k(32 * 64, 0.25f), v(32 * 64, 1.0f), out(32 * 64);
+  AttentionTensors t;
+  t.q = q.data();
+  t.k = k.data();
+  t.v = v.data();
+  t.out = out.data();
+  const absl::Status status = RunCpuChunked(short_plan, p, t);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_TRUE(RunCpuChunked(*plan, p, t).ok());
+  EXPECT_FLOAT_EQ(out[0], 1.0f);  // equal values average to themselves
+}
+
+}  // namespace
+}  // namespace attnd::kernels

@@ -1,0 +1,148 @@
+#include "tests/kernels/test_util.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/dtype_convert.h"
+#include "kernels/problem.h"
+#include "kernels/tensor_index.h"
+
+namespace attnd::kernels::testing {
+
+AttentionTensors OwnedTensors::View() {
+  AttentionTensors t;
+  t.q = q.data();
+  t.k = k.data();
+  t.v = v.data();
+  t.bias = bias.empty() ? nullptr : bias.data();
+  t.kv_lengths = kv_lengths.empty() ? nullptr : kv_lengths.data();
+  t.out = out.data();
+  t.lse = lse.empty() ? nullptr : lse.data();
+  return t;
+}
+
+std::vector<float> RandomValues(int64_t n, std::mt19937* rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(n));
+  for (float& x : values) {
+    do {
+      x = normal(*rng);
+    } while (std::fabs(x) < 1e-3f);
+  }
+  return values;
+}
+
+std::vector<unsigned char> RandomBytes(int64_t n, DType dtype, std::mt19937* rng) {
+  const std::vector<float> values = RandomValues(n, rng);
+  std::vector<unsigned char> bytes(static_cast<size_t>(n) * DTypeSize(dtype));
+  ConvertFromFloat(values.data(), n, dtype, bytes.data());
+  return bytes;
+}
+
+OwnedTensors MakeTensors(const AttentionProblem& p, std::mt19937* rng) {
+  OwnedTensors t;
+  t.q = RandomBytes(p.q_elements(), p.dtype, rng);
+  t.k = RandomBytes(p.k_elements(), p.dtype, rng);
+  t.v = RandomBytes(p.v_elements(), p.dtype, rng);
+  if (p.has_bias) t.bias = RandomBytes(p.bias_elements(), p.bias_dtype, rng);
+  const std::vector<float> nan(static_cast<size_t>(p.out_elements()),
+                               std::numeric_limits<float>::quiet_NaN());
+  t.out.resize(nan.size() * DTypeSize(p.dtype));
+  ConvertFromFloat(nan.data(), p.out_elements(), p.dtype, t.out.data());
+  if (p.return_lse) {
+    t.lse.assign(static_cast<size_t>(p.lse_elements()), std::numeric_limits<float>::quiet_NaN());
+  }
+  return t;
+}
+
+Tolerance ToleranceFor(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return {2e-5, 2e-5};
+    case DType::kF16:
+      return {1e-3, 2e-3};
+    case DType::kBF16:
+      return {8e-3, 8e-3};
+  }
+  return {0, 0};
+}
+
+namespace {
+
+// Collects mismatches and describes them.
+class Mismatches {
+ public:
+  // `describe` names the value; it is called only for a mismatch.
+  template <typename Describe>
+  void Check(double got, double want, double allowed, Describe describe) {
+    ++checked_;
+    const bool both_neg_inf = std::isinf(got) && std::isinf(want) && got < 0 && want < 0;
+    const double error = std::fabs(got - want);
+    if (both_neg_inf || error <= allowed) return;  // NaN fails here too
+    ++count_;
+    if (!(error <= worst_)) worst_ = error;
+    if (count_ <= 5) {
+      text_ << "  " << describe() << ": got " << got << ", want " << want << " (allowed "
+            << allowed << ")\n";
+    }
+  }
+  std::string Summary() const {
+    if (count_ == 0) return "";
+    std::ostringstream s;
+    s << count_ << " of " << checked_ << " values differ, worst error " << worst_ << "\n"
+      << text_.str();
+    return s.str();
+  }
+
+ private:
+  int64_t checked_ = 0;
+  int64_t count_ = 0;
+  double worst_ = 0;
+  std::ostringstream text_;
+};
+
+}  // namespace
+
+std::string CompareWithReference(const AttentionProblem& p, const OwnedTensors& t,
+                                 const ReferenceResult& reference, int64_t row_begin,
+                                 int64_t row_end) {
+  if (row_end < 0) row_end = p.q_len;
+  const Tolerance tol = ToleranceFor(p.dtype);
+  const SeqHeadStrides out_strides =
+      SeqHeadStrides::For(p.layout, p.q_len, p.q_heads, p.v_head_dim);
+  Mismatches mismatches;
+  for (int64_t b = 0; b < p.batch; ++b) {
+    for (int64_t h = 0; h < p.q_heads; ++h) {
+      for (int64_t i = row_begin; i < row_end; ++i) {
+        const int64_t base = out_strides.Row(b, i, h);
+        for (int64_t x = 0; x < p.v_head_dim; ++x) {
+          const double want = reference.out[base + x];
+          const double got = LoadAsFloat(t.out.data(), p.dtype, base + x);
+          mismatches.Check(got, want, tol.atol + tol.rtol * std::fabs(want), [&] {
+            std::ostringstream what;
+            what << "out[b=" << b << ", i=" << i << ", h=" << h << ", x=" << x << "]";
+            return what.str();
+          });
+        }
+        if (p.return_lse) {
+          const int64_t at = (b * p.q_heads + h) * p.q_len + i;
+          const double want = reference.lse[at];
+          // The LSE is f32 in every dtype: f32 rounding of scores of size ~|lse|.
+          mismatches.Check(t.lse[at], want, 5e-5 * std::fmax(1.0, std::fabs(want)), [&] {
+            std::ostringstream what;
+            what << "lse[b=" << b << ", h=" << h << ", i=" << i << "]";
+            return what.str();
+          });
+        }
+      }
+    }
+  }
+  return mismatches.Summary();
+}
+
+}  // namespace attnd::kernels::testing

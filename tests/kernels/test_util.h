@@ -1,0 +1,57 @@
+// Helpers for the kernels tests: random tensors in any dtype, and comparison with the float64
+// reference under a tolerance tied to the dtype.
+#ifndef ATTND_TESTS_KERNELS_TEST_UTIL_H_
+#define ATTND_TESTS_KERNELS_TEST_UTIL_H_
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu_attention.h"
+#include "kernels/problem.h"
+
+namespace attnd::kernels::testing {
+
+// A problem's tensors, owned: bytes in the problem's dtypes.
+struct OwnedTensors {
+  std::vector<unsigned char> q, k, v, bias, out;
+  std::vector<int64_t> kv_lengths;
+  std::vector<float> lse;
+
+  AttentionTensors View();
+};
+
+// Normal(0, 1) values, resampled away from 0 (|x| >= 1e-3): inputs are never zeros.
+std::vector<float> RandomValues(int64_t n, std::mt19937* rng);
+// n random values stored as `dtype` (rounded to nearest even).
+std::vector<unsigned char> RandomBytes(int64_t n, DType dtype, std::mt19937* rng);
+
+// Fills q, k, v (and bias when problem.has_bias) with random data and sizes out and lse. Out is
+// pre-filled with NaN so that an unwritten element fails the comparison.
+OwnedTensors MakeTensors(const AttentionProblem& problem, std::mt19937* rng);
+
+// Absolute and relative tolerance of a kernel's output against the float64 reference computed on
+// the same (already quantised) inputs. The kernels compute in f32 and round the output to the
+// dtype once, so the error is f32 arithmetic (~1e-6 relative on these sizes) plus one rounding
+// to the output dtype (half an ulp: 2^-24 f32, 2^-11 f16, 2^-8 bf16 relative). We allow about
+// 2x the output rounding, as FlashAttention's tests allow twice a same-precision reference:
+//   f32  atol 2e-5, rtol 2e-5
+//   f16  atol 1e-3, rtol 2e-3  (|out| ~ 1: 3e-3 total, half-ulp 4.9e-4)
+//   bf16 atol 8e-3, rtol 8e-3  (|out| ~ 1: 1.6e-2 total, half-ulp 3.9e-3)
+struct Tolerance {
+  double atol;
+  double rtol;
+};
+Tolerance ToleranceFor(DType dtype);
+
+// Compares out (in the problem's dtype) and, with return_lse, the LSE with the reference over
+// query rows [row_begin, row_end) of every (b, h). Returns "" when all match, else a description
+// of the mismatches (count, worst, first few).
+std::string CompareWithReference(const AttentionProblem& problem, const OwnedTensors& tensors,
+                                 const ReferenceResult& reference, int64_t row_begin = 0,
+                                 int64_t row_end = -1);
+
+}  // namespace attnd::kernels::testing
+
+#endif  // ATTND_TESTS_KERNELS_TEST_UTIL_H_
