@@ -1,1 +1,193 @@
-int main() { return 0; }  // placeholder: replaced by the service owner
+// attnd: exact, memory-efficient attention as a gRPC service.
+//
+//   attnd [--config FILE] [--listen ADDR] [--metrics-listen ADDR] [--backend auto|cpu|cuda]
+//         [--log-level debug|info|warning|error]
+//
+// Start-up errors (bad config, no such backend, an address in use) exit 2 with one line on
+// stderr naming the key or address. SIGTERM/SIGINT drain: health NOT_SERVING, in-flight requests
+// finish, exit 0 (1 when the drain could not finish within server.drain_timeout_seconds).
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/config/config.h"
+#include "server/logging/logging.h"
+#include "server/metrics/metrics.h"
+#include "server/service/server.h"
+#include "server/service/server_info.h"
+
+extern char** environ;
+
+namespace attnd::server {
+namespace {
+
+using logging::F;
+
+constexpr int kExitStartupError = 2;
+
+constexpr char kUsage[] =
+    "usage: attnd [--config FILE] [--listen ADDR] [--metrics-listen ADDR]\n"
+    "             [--backend auto|cpu|cuda] [--log-level debug|info|warning|error]\n"
+    "             [--help] [--version]\n"
+    "\n"
+    "Serves exact attention over gRPC (attnd.v1.Attention, health, reflection) and Prometheus\n"
+    "metrics over HTTP (/metrics).\n"
+    "\n"
+    "  --config FILE         YAML config (default: $ATTND_CONFIG, else built-in defaults)\n"
+    "  --listen ADDR         gRPC host:port (server.listen)\n"
+    "  --metrics-listen ADDR metrics host:port (metrics.listen)\n"
+    "  --backend KIND        auto, cpu or cuda (backend.kind)\n"
+    "  --log-level LEVEL     debug, info, warning or error (logging.level)\n"
+    "\n"
+    "ATTND_<SECTION>_<KEY> environment variables override the file and the flags, e.g.\n"
+    "ATTND_SERVER_LISTEN=0.0.0.0:50051. SIGTERM drains and exits 0.\n";
+
+struct Flags {
+  std::string config_path;
+  bool config_given = false;
+  std::map<std::string, std::string> overrides;  // config key path → value
+  bool help = false;
+  bool version = false;
+};
+
+// Parses argv; on an error returns the message.
+std::optional<std::string> ParseFlags(int argc, char** argv, Flags* flags) {
+  const std::map<std::string, std::string> value_flags = {
+      {"--listen", "server.listen"},
+      {"--metrics-listen", "metrics.listen"},
+      {"--backend", "backend.kind"},
+      {"--log-level", "logging.level"},
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      flags->help = true;
+      continue;
+    }
+    if (arg == "--version") {
+      flags->version = true;
+      continue;
+    }
+    std::string name = arg;
+    std::optional<std::string> value;
+    if (const size_t eq = arg.find('='); absl::StartsWith(arg, "--") && eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    const bool known = name == "--config" || value_flags.count(name) > 0;
+    if (!known) return absl::StrCat("unknown argument '", arg, "'");
+    if (!value.has_value()) {
+      if (i + 1 >= argc) return absl::StrCat(name, " needs a value");
+      value = argv[++i];
+    }
+    if (name == "--config") {
+      flags->config_path = *value;
+      flags->config_given = true;
+    } else {
+      flags->overrides[value_flags.at(name)] = *value;
+    }
+  }
+  return std::nullopt;
+}
+
+// "host:port" with the bound port in place of the configured one ("0.0.0.0:0" → "0.0.0.0:4242").
+std::string BoundAddress(const std::string& listen, int port) {
+  const size_t colon = listen.rfind(':');
+  const std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+  return absl::StrCat(host, ":", port);
+}
+
+int StartupError(const std::string& message) {
+  std::fprintf(stderr, "attnd: %s\n", message.c_str());
+  return kExitStartupError;
+}
+
+int Main(int argc, char** argv) {
+  // Every thread started from here on inherits this mask, so SIGTERM and SIGINT reach only the
+  // sigwait below: nothing runs in a signal handler.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Flags flags;
+  if (std::optional<std::string> error = ParseFlags(argc, argv, &flags)) {
+    return StartupError(absl::StrCat(*error, " (see attnd --help)"));
+  }
+  if (flags.help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (flags.version) {
+    std::printf("attnd %s\n%s\n", service::Version(), service::BuildString().c_str());
+    return 0;
+  }
+  if (!flags.config_given) {
+    if (const char* env = std::getenv("ATTND_CONFIG"); env != nullptr && *env != '\0') {
+      flags.config_path = env;
+    }
+  }
+
+  absl::StatusOr<Config> config = LoadConfig(flags.config_path, flags.overrides, environ);
+  if (!config.ok()) return StartupError(std::string(config.status().message()));
+  logging::Level level = logging::Level::kInfo;
+  if (!logging::ParseLevel(config->logging.level, &level)) {
+    return StartupError(absl::StrCat("logging.level = \"", config->logging.level,
+                                     "\": must be debug, info, warning or error"));
+  }
+  logging::Configure(level, config->logging.format != "text");
+
+  metrics::Registry registry;
+  std::unique_ptr<metrics::HttpExporter> exporter;
+  if (config->metrics.enabled) {
+    absl::StatusOr<std::unique_ptr<metrics::HttpExporter>> started =
+        metrics::HttpExporter::Start(config->metrics.listen, &registry);
+    if (!started.ok()) {
+      return StartupError(absl::StrCat("metrics.listen = \"", config->metrics.listen,
+                                       "\": ", started.status().message()));
+    }
+    exporter = *std::move(started);
+  }
+
+  absl::StatusOr<std::unique_ptr<service::Server>> server = service::Server::Start(*config,
+                                                                                  &registry);
+  if (!server.ok()) return StartupError(std::string(server.status().message()));
+
+  const std::string listen = BoundAddress(config->server.listen, (*server)->port());
+  const std::string metrics_listen =
+      exporter != nullptr ? BoundAddress(config->metrics.listen, exporter->port()) : "";
+  logging::Log(logging::Level::kInfo, "serving",
+               {F("listen", listen), F("metrics_listen", metrics_listen),
+                F("backend", (*server)->backend()), F("version", service::Version()),
+                F("pid", static_cast<int64_t>(getpid()))});
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  logging::Log(logging::Level::kInfo, "signal",
+               {F("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"),
+                F("drain_timeout_seconds", config->server.drain_timeout_seconds)});
+  const bool clean = (*server)->Drain(absl::Seconds(config->server.drain_timeout_seconds));
+  server->reset();
+  exporter.reset();
+  const int code = clean ? 0 : 1;
+  logging::Log(clean ? logging::Level::kInfo : logging::Level::kError, "exit",
+               {F("code", code), F("clean", clean)});
+  return code;
+}
+
+}  // namespace
+}  // namespace attnd::server
+
+int main(int argc, char** argv) { return attnd::server::Main(argc, argv); }

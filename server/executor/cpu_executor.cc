@@ -1,0 +1,79 @@
+#include "server/executor/cpu_executor.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cpu_attention.h"
+
+namespace attnd::server::executor {
+
+int64_t CpuBudgetBytes(const MemorySection& memory, int64_t mem_available_bytes,
+                       int64_t in_use_bytes) {
+  const double fraction_bytes =
+      memory.host_fraction * static_cast<double>(std::max<int64_t>(mem_available_bytes, 0));
+  const int64_t by_fraction = static_cast<int64_t>(fraction_bytes);
+  const int64_t by_config = memory.host_budget_bytes - std::max<int64_t>(in_use_bytes, 0);
+  return std::max<int64_t>(std::min(by_config, by_fraction) - memory.safety_margin_bytes, 0);
+}
+
+int CpuThreads(const BackendSection& backend) {
+  if (backend.cpu_threads > 0) return backend.cpu_threads;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+CpuExecutor::CpuExecutor(const MemorySection& memory, int threads, MemInfoSource meminfo)
+    : memory_(memory), meminfo_(std::move(meminfo)) {
+  capabilities_.is_cuda = false;
+  capabilities_.variants = {kernels::Variant::kCpuChunked, kernels::Variant::kReference};
+  capabilities_.threads = std::max(threads, 1);
+}
+
+MemInfo CpuExecutor::ReadMemInfo() const {
+  absl::StatusOr<MemInfo> info = meminfo_();
+  if (info.ok()) return *info;
+  // No /proc (unusual): trust the configured cap alone.
+  MemInfo fallback;
+  fallback.total_bytes = memory_.host_budget_bytes;
+  fallback.available_bytes = static_cast<int64_t>(
+      static_cast<double>(memory_.host_budget_bytes) / std::max(memory_.host_fraction, 1e-9));
+  return fallback;
+}
+
+int64_t CpuExecutor::MemoryBudgetBytes() const {
+  return CpuBudgetBytes(memory_, ReadMemInfo().available_bytes, in_use_bytes_.load());
+}
+
+MemoryStats CpuExecutor::Memory() const {
+  const MemInfo info = ReadMemInfo();
+  MemoryStats stats;
+  stats.total_bytes = info.total_bytes;
+  stats.free_bytes = info.available_bytes;
+  stats.reserved_bytes = CpuBudgetBytes(memory_, info.available_bytes, /*in_use_bytes=*/0);
+  stats.used_bytes = in_use_bytes_.load();
+  return stats;
+}
+
+absl::Status CpuExecutor::Run(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
+                              const kernels::AttentionTensors& tensors) {
+  // Held for the duration of the run, so that concurrent plans see a smaller budget.
+  in_use_bytes_.fetch_add(plan.workspace_bytes);
+  absl::Status status;
+  switch (plan.variant) {
+    case kernels::Variant::kCpuChunked:
+      status = kernels::RunCpuChunked(plan, problem, tensors);
+      break;
+    case kernels::Variant::kReference:
+      status = kernels::RunReference(problem, tensors);
+      break;
+    default:
+      status = absl::InvalidArgumentError(absl::StrCat(
+          "variant ", std::string(kernels::VariantName(plan.variant)), " cannot run on the cpu device"));
+      break;
+  }
+  in_use_bytes_.fetch_sub(plan.workspace_bytes);
+  return status;
+}
+
+}  // namespace attnd::server::executor

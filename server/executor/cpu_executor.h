@@ -1,0 +1,54 @@
+// The CPU as a device: cpu_chunked (and the float64 reference) on host memory, with a budget
+// from config and the host's available memory.
+#ifndef ATTND_SERVER_EXECUTOR_CPU_EXECUTOR_H_
+#define ATTND_SERVER_EXECUTOR_CPU_EXECUTOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "server/config/config.h"
+#include "server/executor/executor.h"
+#include "server/executor/meminfo.h"
+
+namespace attnd::server::executor {
+
+// The planner's budget on the CPU, a pure function:
+//   min(host_budget_bytes - in_use, host_fraction * mem_available) - safety_margin_bytes,
+// never below 0. `in_use` is workspace held by plans already running (host_budget_bytes caps
+// them all together; MemAvailable already reflects them).
+int64_t CpuBudgetBytes(const MemorySection& memory, int64_t mem_available_bytes,
+                       int64_t in_use_bytes);
+
+// backend.cpu_threads, or the hardware's concurrency when that is 0.
+int CpuThreads(const BackendSection& backend);
+
+class CpuExecutor final : public Executor {
+ public:
+  CpuExecutor(const MemorySection& memory, int threads, MemInfoSource meminfo = ReadProcMemInfo);
+
+  const std::string& name() const override { return name_; }
+  const std::string& kind() const override { return kind_; }
+  const kernels::Capabilities& capabilities() const override { return capabilities_; }
+  int64_t MemoryBudgetBytes() const override;
+  MemoryStats Memory() const override;
+  absl::Status Run(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
+                   const kernels::AttentionTensors& tensors) override;
+
+ private:
+  // MemAvailable, or (when /proc/meminfo cannot be read) what the config allows.
+  MemInfo ReadMemInfo() const;
+
+  // Constant after construction.
+  const std::string name_ = "cpu";
+  const std::string kind_ = "cpu";
+  const MemorySection memory_;
+  const MemInfoSource meminfo_;
+  kernels::Capabilities capabilities_;
+
+  std::atomic<int64_t> in_use_bytes_{0};
+};
+
+}  // namespace attnd::server::executor
+
+#endif  // ATTND_SERVER_EXECUTOR_CPU_EXECUTOR_H_

@@ -1,0 +1,77 @@
+#include "server/service/attention_service.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/time/time.h"
+#include "server/service/attend_stream.h"
+
+namespace attnd::server::service {
+namespace {
+
+// One unary Attend. gRPC owns the request and response until the call is finished, and only
+// the scheduler's completion (called exactly once) finishes it, so the work item may point into
+// the request without copying its tensors.
+class AttendReactor final : public grpc::ServerUnaryReactor {
+ public:
+  AttendReactor(ServiceContext* service, v1::AttendResponse* response)
+      : service_(service), response_(response), cancelled_(scheduler::MakeCancelFlag()) {}
+
+  void Start(const v1::AttendRequest* request, absl::Time rpc_deadline) {
+    service_->metrics->AddBytesReceived(static_cast<int64_t>(request->ByteSizeLong()));
+    std::shared_ptr<const v1::AttendRequest> borrowed(request, [](const v1::AttendRequest*) {});
+    SubmitAttend(service_, std::move(borrowed), rpc_deadline, cancelled_,
+                 [this](scheduler::AttendResult result) { Answer(std::move(result)); });
+  }
+
+  void OnCancel() override { cancelled_->store(true, std::memory_order_release); }
+  void OnDone() override { delete this; }
+
+ private:
+  void Answer(scheduler::AttendResult result) {
+    const absl::Status status = result.status();
+    if (status.ok()) {
+      *response_ = *std::move(result);
+      service_->metrics->AddBytesSent(static_cast<int64_t>(response_->ByteSizeLong()));
+    }
+    service_->metrics->RecordRequest("Attend", status.code(),
+                                     absl::ToDoubleSeconds(absl::Now() - start_));
+    Finish(ToGrpcStatus(status));  // the last use of this object
+  }
+
+  ServiceContext* const service_;
+  v1::AttendResponse* const response_;
+  const scheduler::CancelFlag cancelled_;
+  const absl::Time start_ = absl::Now();
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* context,
+                                                   const v1::AttendRequest* request,
+                                                   v1::AttendResponse* response) {
+  auto* reactor = new AttendReactor(service_, response);
+  reactor->Start(request, absl::FromChrono(context->deadline()));
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse>* AttentionService::AttendStream(
+    grpc::CallbackServerContext* context) {
+  return new AttendStreamReactor(service_, context);
+}
+
+grpc::ServerUnaryReactor* AttentionService::GetServerInfo(grpc::CallbackServerContext* context,
+                                                          const v1::GetServerInfoRequest*,
+                                                          v1::ServerInfo* response) {
+  const absl::Time start = absl::Now();
+  *response = service_->server_info();
+  service_->metrics->AddBytesSent(static_cast<int64_t>(response->ByteSizeLong()));
+  service_->metrics->RecordRequest("GetServerInfo", absl::StatusCode::kOk,
+                                   absl::ToDoubleSeconds(absl::Now() - start));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace attnd::server::service

@@ -1,0 +1,127 @@
+#include "server/service/server.h"
+
+#include <algorithm>
+#include <climits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/logging/logging.h"
+#include "server/service/server_info.h"
+
+namespace attnd::server::service {
+
+using logging::F;
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
+                                                      metrics::Registry* registry) {
+  std::unique_ptr<Server> server(new Server());
+  server->config_ = config;
+  server->metrics_ = std::make_unique<ServiceMetrics>(registry);
+  metrics::Registry* metrics_registry = server->metrics_->registry();
+
+  absl::StatusOr<executor::DeviceSelection> devices = executor::CreateExecutors(config);
+  if (!devices.ok()) return devices.status();
+  server->backend_ = devices->backend;
+  server->backend_reason_ = devices->reason;
+  server->executors_ = std::move(devices->executors);
+
+  server->scheduler_ = std::make_unique<scheduler::Scheduler>(
+      scheduler::SchedulerOptions::FromConfig(config.scheduler), scheduler::RealClock(),
+      metrics_registry);
+  std::vector<executor::Executor*> executors;
+  for (const auto& device : server->executors_) {
+    executors.push_back(device.get());
+    auto runner =
+        std::make_unique<executor::RequestRunner>(device.get(), config.planner, metrics_registry);
+    executor::RequestRunner* run = runner.get();
+    server->runners_.push_back(std::move(runner));
+    server->scheduler_->AddDevice(
+        device->name(),
+        [run](const scheduler::WorkItem& item,
+              const scheduler::BatchInfo& info) -> scheduler::AttendResult {
+          executor::RunContext context;
+          context.batch_size = info.batch_size;
+          context.queue_seconds = absl::ToDoubleSeconds(info.queue_time);
+          return run->Run(item.decoded, item.request->request_id(), context);
+        });
+  }
+
+  server->context_ = std::make_unique<ServiceContext>();
+  ServiceContext* context = server->context_.get();
+  context->limits = config.limits;
+  context->scheduler = server->scheduler_.get();
+  context->metrics = server->metrics_.get();
+  const Config* config_ptr = &server->config_;
+  const std::string backend = server->backend_;
+  context->server_info = [config_ptr, backend, executors] {
+    return BuildServerInfo(*config_ptr, backend, executors);
+  };
+  server->service_ = std::make_unique<AttentionService>(context);
+  server->metrics_->SetBuildInfo(Version(), server->backend_, CudaBuildVersion());
+
+  // Both are process-wide switches read when a builder is made.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string& listen = config.server.listen;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &server->port_);
+  const int max_message =
+      static_cast<int>(std::min<int64_t>(config.server.max_message_bytes, INT_MAX));
+  builder.SetMaxReceiveMessageSize(max_message);
+  builder.SetMaxSendMessageSize(max_message);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(std::min<int64_t>(
+                                 config.server.max_concurrent_streams, INT_MAX)));
+  // Without this a second attnd could bind the same port (SO_REUSEPORT) and split the traffic.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.RegisterService(server->service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    server->grpc_server_.reset();
+    return absl::UnavailableError(absl::StrCat(
+        "server.listen = \"", listen,
+        "\": cannot listen there (address already in use, not a local address, or not "
+        "host:port)"));
+  }
+  grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
+  if (health != nullptr) {
+    health->SetServingStatus(true);
+    health->SetServingStatus(v1::Attention::service_full_name(), true);
+  }
+  return server;
+}
+
+Server::~Server() { Drain(absl::ZeroDuration()); }
+
+bool Server::Drain(absl::Duration timeout) {
+  absl::MutexLock lock(&drain_mu_);
+  if (drained_) return drain_clean_;
+  drained_ = true;
+  if (grpc_server_ == nullptr) {  // never started (a start-up error)
+    if (scheduler_ != nullptr) scheduler_->Shutdown();
+    drain_clean_ = true;
+    return true;
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  logging::Log(logging::Level::kInfo, "draining",
+               {F("timeout_seconds", absl::ToDoubleSeconds(timeout)),
+                F("queued", scheduler_->queue_depth()), F("inflight", scheduler_->inflight()),
+                F("streams", context_->streams.size())});
+  if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+  const bool idle_at_start = scheduler_->queue_depth() == 0 && scheduler_->inflight() == 0 &&
+                             context_->streams.size() == 0;
+  context_->streams.DrainAll();
+  // Refuses new calls at once, waits for the open ones, cancels what is left at the deadline.
+  grpc_server_->Shutdown(absl::ToChronoTime(deadline));
+  drain_clean_ = idle_at_start || absl::Now() < deadline;
+  scheduler_->Shutdown();
+  grpc_server_->Wait();
+  logging::Log(logging::Level::kInfo, "drained", {F("clean", drain_clean_)});
+  return drain_clean_;
+}
+
+}  // namespace attnd::server::service

@@ -1,0 +1,74 @@
+// The attnd gRPC server: devices, scheduler, the Attention service, health and reflection,
+// started from a Config and drained on request.
+//
+//   auto server = Server::Start(config, &registry);   // listening; port 0 → (*server)->port()
+//   ...
+//   bool clean = (*server)->Drain(absl::Seconds(30));  // NOT_SERVING, finish in-flight, stop
+#ifndef ATTND_SERVER_SERVICE_SERVER_H_
+#define ATTND_SERVER_SERVICE_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "server/config/config.h"
+#include "server/executor/devices.h"
+#include "server/executor/request_runner.h"
+#include "server/metrics/metrics.h"
+#include "server/scheduler/scheduler.h"
+#include "server/service/attention_service.h"
+#include "server/service/service_context.h"
+#include "server/service/service_metrics.h"
+
+namespace attnd::server::service {
+
+class Server {
+ public:
+  // Selects the devices (backend.kind), starts the scheduler's workers and listens on
+  // config.server.listen. `registry` may be null and must outlive the server otherwise.
+  // Errors name the config key: backend.kind (no such device), server.listen (cannot bind).
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const Config& config,
+                                                       metrics::Registry* registry);
+  // Drains with no grace if Drain was not called.
+  ~Server();
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  int port() const { return port_; }  // the bound port (config port 0 → the one chosen)
+  const std::string& backend() const { return backend_; }  // "cpu" or "cuda"
+  const std::string& backend_reason() const { return backend_reason_; }
+
+  // Health goes NOT_SERVING; open streams stop taking new requests; no new calls are accepted;
+  // in-flight and queued requests finish; then gRPC shuts down. Calls still open at
+  // now + timeout are cancelled. True when everything finished within `timeout`. Idempotent.
+  bool Drain(absl::Duration timeout);
+
+ private:
+  Server() = default;
+
+  Config config_;
+  std::string backend_;
+  std::string backend_reason_;
+  std::unique_ptr<ServiceMetrics> metrics_;
+  std::vector<std::unique_ptr<executor::Executor>> executors_;
+  std::vector<std::unique_ptr<executor::RequestRunner>> runners_;
+  std::unique_ptr<scheduler::Scheduler> scheduler_;
+  std::unique_ptr<ServiceContext> context_;
+  std::unique_ptr<AttentionService> service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> grpc_server_;  // declared last: destroyed first
+
+  absl::Mutex drain_mu_;
+  bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;
+  bool drain_clean_ ABSL_GUARDED_BY(drain_mu_) = false;
+};
+
+}  // namespace attnd::server::service
+
+#endif  // ATTND_SERVER_SERVICE_SERVER_H_

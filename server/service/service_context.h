@@ -1,0 +1,58 @@
+// What the gRPC handlers share: config, the scheduler, metrics, the open streams (for drain),
+// and the one request path every Attend and AttendStream request takes:
+//   decode + validate (INVALID_ARGUMENT, nothing allocated) → scheduler → completion.
+#ifndef ATTND_SERVER_SERVICE_SERVICE_CONTEXT_H_
+#define ATTND_SERVER_SERVICE_SERVICE_CONTEXT_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "attnd/v1/attention.pb.h"
+#include "kernels/problem.h"
+#include "server/scheduler/scheduler.h"
+#include "server/service/service_metrics.h"
+
+namespace attnd::server::service {
+
+class AttendStreamReactor;
+
+// The AttendStream calls that are open, so that a drain can tell them to wind down.
+class StreamRegistry {
+ public:
+  // Returns whether a drain has begun (the new stream must start draining at once).
+  bool Add(AttendStreamReactor* stream);
+  void Remove(AttendStreamReactor* stream);
+  // Every open stream stops taking new requests (answering them UNAVAILABLE in-stream) and
+  // finishes once its answers are written; idle streams finish now.
+  void DrainAll();
+  int size() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<AttendStreamReactor*> streams_ ABSL_GUARDED_BY(mu_);
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+struct ServiceContext {
+  kernels::ProblemLimits limits;
+  scheduler::Scheduler* scheduler = nullptr;
+  ServiceMetrics* metrics = nullptr;
+  std::function<v1::ServerInfo()> server_info;  // built live (memory budgets)
+  StreamRegistry streams;
+};
+
+// Decodes and validates `request`, then hands it to the scheduler. `done` is called exactly
+// once, maybe before this returns: INVALID_ARGUMENT with the codec's message, a scheduler
+// refusal, or the device's result. `request` stays alive (the item holds it) until `done` ran.
+void SubmitAttend(ServiceContext* service, std::shared_ptr<const v1::AttendRequest> request,
+                  absl::Time rpc_deadline, scheduler::CancelFlag cancelled,
+                  scheduler::Completion done);
+
+}  // namespace attnd::server::service
+
+#endif  // ATTND_SERVER_SERVICE_SERVICE_CONTEXT_H_

@@ -1,0 +1,252 @@
+// The execution step: plan with the live budget, run on the CPU, fill the response. Every
+// response is held against the float64 reference on fresh random data.
+#include "server/executor/request_runner.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/executor/cpu_executor.h"
+#include "server/metrics/metrics.h"
+#include "tests/server/executor/random_request.h"
+
+namespace attnd::server::executor {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::ExpectMatchesReference;
+using testing::RandomRequest;
+using testing::Shape;
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+MemorySection Memory(int64_t host_budget) {
+  MemorySection memory;
+  memory.host_budget_bytes = host_budget;
+  memory.host_fraction = 0.5;
+  memory.safety_margin_bytes = 0;
+  return memory;
+}
+
+// A CPU executor whose host reports 64 GiB available, so the config cap decides the budget.
+std::unique_ptr<CpuExecutor> Cpu(int64_t host_budget = 256 * kMiB, int threads = 2) {
+  return std::make_unique<CpuExecutor>(Memory(host_budget), threads,
+                                       []() -> absl::StatusOr<MemInfo> {
+                                         return MemInfo{int64_t{128} << 30, int64_t{64} << 30};
+                                       });
+}
+
+wire::DecodedRequest Decode(const v1::AttendRequest& request) {
+  absl::StatusOr<wire::DecodedRequest> decoded =
+      wire::DecodeRequest(request, kernels::ProblemLimits());
+  EXPECT_TRUE(decoded.ok()) << decoded.status();
+  return *std::move(decoded);
+}
+
+struct Case {
+  std::string name;
+  Shape shape;
+};
+
+class RunnerMatchesReferenceTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(RunnerMatchesReferenceTest, OutputAndLse) {
+  const Shape& shape = GetParam().shape;
+  const v1::AttendRequest request = RandomRequest(shape, /*seed=*/0xA77E + shape.q_len);
+  auto cpu = Cpu();
+  RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
+  absl::StatusOr<v1::AttendResponse> response =
+      runner.Run(Decode(request), request.request_id(), RunContext{});
+  ASSERT_TRUE(response.ok()) << response.status();
+  ExpectMatchesReference(request, *response);
+}
+
+std::vector<Case> Cases() {
+  std::vector<Case> cases;
+  for (v1::DType dtype : {v1::DTYPE_F32, v1::DTYPE_F16, v1::DTYPE_BF16}) {
+    for (v1::Layout layout : {v1::LAYOUT_BMHK, v1::LAYOUT_BHMK}) {
+      Shape s;
+      s.dtype = dtype;
+      s.layout = layout;
+      const std::string base = std::string(dtype == v1::DTYPE_F32   ? "F32"
+                                           : dtype == v1::DTYPE_F16 ? "F16"
+                                                                    : "Bf16") +
+                               (layout == v1::LAYOUT_BMHK ? "Bmhk" : "Bhmk");
+      cases.push_back({base + "Plain", s});
+      Shape masked = s;
+      masked.causal = v1::CAUSAL_BOTTOM_RIGHT;
+      masked.kv_lengths = true;
+      masked.bias = true;
+      masked.q_len = 11;
+      masked.kv_len = 9;
+      masked.head_dim = 59;
+      masked.v_head_dim = 24;
+      cases.push_back({base + "CausalBiasKvLengthsOddDims", masked});
+    }
+  }
+  Shape gqa;
+  gqa.q_heads = 8;
+  gqa.kv_heads = 1;
+  gqa.q_len = 97;
+  gqa.kv_len = 130;
+  gqa.causal = v1::CAUSAL_TOP_LEFT;
+  gqa.return_lse = false;
+  cases.push_back({"F32MqaTopLeftNoLse", gqa});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, RunnerMatchesReferenceTest, ::testing::ValuesIn(Cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(RequestRunnerTest, FillsExecutionFields) {
+  const v1::AttendRequest request = RandomRequest(Shape(), 11, "fields-1");
+  auto cpu = Cpu();
+  RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
+  RunContext context;
+  context.batch_size = 1;
+  context.queue_seconds = 0.25;
+  absl::StatusOr<v1::AttendResponse> response =
+      runner.Run(Decode(request), request.request_id(), context);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->request_id(), "fields-1");
+  const v1::Execution& e = response->execution();
+  EXPECT_EQ(e.variant(), v1::VARIANT_CPU_CHUNKED);
+  EXPECT_GE(e.q_chunk(), 1);
+  EXPECT_LE(e.q_chunk(), 7);
+  EXPECT_GE(e.kv_chunk(), 1);
+  EXPECT_LE(e.kv_chunk(), 13);
+  EXPECT_GT(e.workspace_bytes(), 0);
+  EXPECT_EQ(e.device(), "cpu");
+  EXPECT_EQ(e.batch_size(), 1);
+  EXPECT_DOUBLE_EQ(e.queue_seconds(), 0.25);
+  EXPECT_GE(e.compute_seconds(), 0.0);
+  EXPECT_THAT(e.plan_reason(), HasSubstr("cpu_chunked"));
+  EXPECT_FALSE(response->has_status());
+}
+
+TEST(RequestRunnerTest, HonoursVariantHintAndChunkOverrides) {
+  auto cpu = Cpu();
+  RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
+  Shape shape;
+  shape.q_len = 33;
+  shape.kv_len = 41;
+
+  v1::AttendRequest reference = RandomRequest(shape, 21);
+  reference.set_variant(v1::VARIANT_REFERENCE);
+  absl::StatusOr<v1::AttendResponse> r1 = runner.Run(Decode(reference), "ref", RunContext{});
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_EQ(r1->execution().variant(), v1::VARIANT_REFERENCE);
+  ExpectMatchesReference(reference, *r1);
+
+  v1::AttendRequest chunked = RandomRequest(shape, 22);
+  chunked.set_q_chunk(5);
+  chunked.set_kv_chunk(8);
+  absl::StatusOr<v1::AttendResponse> r2 = runner.Run(Decode(chunked), "chunks", RunContext{});
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(r2->execution().q_chunk(), 5);
+  EXPECT_EQ(r2->execution().kv_chunk(), 8);
+  ExpectMatchesReference(chunked, *r2);
+}
+
+TEST(RequestRunnerTest, VariantTheCpuCannotRunIsInvalidArgument) {
+  auto cpu = Cpu();
+  RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
+  v1::AttendRequest request = RandomRequest(Shape(), 31);
+  request.set_variant(v1::VARIANT_FUSED);
+  absl::StatusOr<v1::AttendResponse> response = runner.Run(Decode(request), "x", RunContext{});
+  EXPECT_TRUE(absl::IsInvalidArgument(response.status())) << response.status();
+}
+
+TEST(RequestRunnerTest, NoBudgetIsResourceExhausted) {
+  auto cpu = Cpu(/*host_budget=*/0);
+  RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
+  Shape shape;
+  shape.q_len = 64;
+  shape.kv_len = 64;
+  const v1::AttendRequest request = RandomRequest(shape, 41);
+  absl::StatusOr<v1::AttendResponse> response = runner.Run(Decode(request), "x", RunContext{});
+  EXPECT_TRUE(absl::IsResourceExhausted(response.status())) << response.status();
+}
+
+TEST(RequestRunnerTest, SmallBudgetStillRunsInChunks) {
+  // 1 MiB cannot hold the full 2×4×300×500 f32 score matrix (4.6 MiB): the plan chunks.
+  auto cpu = Cpu(/*host_budget=*/1 * kMiB, /*threads=*/1);
+  RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
+  Shape shape;
+  shape.q_len = 300;
+  shape.kv_len = 500;
+  const v1::AttendRequest request = RandomRequest(shape, 43);
+  absl::StatusOr<v1::AttendResponse> response = runner.Run(Decode(request), "x", RunContext{});
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_LE(response->execution().workspace_bytes(), 1 * kMiB);
+  EXPECT_TRUE(response->execution().q_chunk() < 300 || response->execution().kv_chunk() < 500);
+  ExpectMatchesReference(request, *response);
+}
+
+// Fails its first Run with RESOURCE_EXHAUSTED (an allocation that did not fit), then runs on the
+// CPU: the runner re-plans with half the budget and counts the retry.
+class FlakyExecutor final : public Executor {
+ public:
+  explicit FlakyExecutor(Executor* inner) : inner_(inner) {}
+  const std::string& name() const override { return inner_->name(); }
+  const std::string& kind() const override { return inner_->kind(); }
+  const kernels::Capabilities& capabilities() const override { return inner_->capabilities(); }
+  int64_t MemoryBudgetBytes() const override { return inner_->MemoryBudgetBytes(); }
+  MemoryStats Memory() const override { return inner_->Memory(); }
+  absl::Status Run(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
+                   const kernels::AttentionTensors& tensors) override {
+    if (failures_left_.fetch_sub(1) > 0) return absl::ResourceExhaustedError("out of memory");
+    return inner_->Run(plan, problem, tensors);
+  }
+  std::atomic<int> failures_left_{1};
+
+ private:
+  Executor* inner_;
+};
+
+TEST(RequestRunnerTest, AllocationFailureReplansAndCountsTheRetry) {
+  auto cpu = Cpu();
+  FlakyExecutor flaky(cpu.get());
+  metrics::Registry registry;
+  RequestRunner runner(&flaky, kernels::PlannerConfig(), &registry);
+  EXPECT_THAT(registry.Render(), HasSubstr("attnd_oom_retries_total 0"));
+  const v1::AttendRequest request = RandomRequest(Shape(), 51);
+  absl::StatusOr<v1::AttendResponse> response = runner.Run(Decode(request), "x", RunContext{});
+  ASSERT_TRUE(response.ok()) << response.status();
+  ExpectMatchesReference(request, *response);
+  EXPECT_THAT(registry.Render(), HasSubstr("attnd_oom_retries_total 1"));
+
+  flaky.failures_left_ = 100;  // never fits: gives up after the retries
+  absl::StatusOr<v1::AttendResponse> failed = runner.Run(Decode(request), "y", RunContext{});
+  EXPECT_TRUE(absl::IsResourceExhausted(failed.status())) << failed.status();
+}
+
+TEST(RequestRunnerTest, RecordsPlanComputeChunkAndDeviceMetrics) {
+  auto cpu = Cpu(256 * kMiB);
+  metrics::Registry registry;
+  {
+    RequestRunner runner(cpu.get(), kernels::PlannerConfig(), &registry);
+    for (uint32_t seed : {61u, 62u}) {
+      const v1::AttendRequest request = RandomRequest(Shape(), seed);
+      ASSERT_TRUE(runner.Run(Decode(request), "m", RunContext{}).ok());
+    }
+    const std::string text = registry.Render();
+    EXPECT_THAT(text, HasSubstr("attnd_plans_total{variant=\"cpu_chunked\"} 2"));
+    EXPECT_THAT(text,
+                HasSubstr("attnd_compute_duration_seconds_count{variant=\"cpu_chunked\"} 2"));
+    EXPECT_THAT(text, HasSubstr("attnd_chunk_tokens_count{axis=\"q\"} 2"));
+    EXPECT_THAT(text, HasSubstr("attnd_chunk_tokens_count{axis=\"kv\"} 2"));
+    // The CPU's pool figures: the budget (no workspace in use between requests).
+    EXPECT_THAT(text, HasSubstr("attnd_pool_reserved_bytes{device=\"cpu\"} 268435456"));
+    EXPECT_THAT(text, HasSubstr("attnd_pool_used_bytes{device=\"cpu\"} 0"));
+    EXPECT_THAT(text, HasSubstr("attnd_device_memory_free_bytes{device=\"cpu\"} 68719476736"));
+  }
+  // The runner is gone: rendering must not touch its executor any more.
+  EXPECT_THAT(registry.Render(), HasSubstr("attnd_pool_used_bytes{device=\"cpu\"}"));
+}
+
+}  // namespace
+}  // namespace attnd::server::executor

@@ -1,0 +1,279 @@
+// The Server in-process: unary Attend against the reference, validation errors, GetServerInfo,
+// health (SERVING, then NOT_SERVING on drain), reflection, drain with a request in flight, and
+// start-up errors.
+#include "server/service/server.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "probes.pb.h"
+#include "tests/server/executor/random_request.h"
+#include "server/service/server_info.h"
+#include "tests/server/service/test_server.h"
+
+namespace attnd::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using probes::HealthCheckRequest;
+using probes::HealthCheckResponse;
+
+constexpr char kHealthWatch[] = "/grpc.health.v1.Health/Watch";
+constexpr char kHealthCheck[] = "/grpc.health.v1.Health/Check";
+constexpr char kReflection[] = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+
+grpc::Status Attend(TestServer& test, const v1::AttendRequest& request,
+                    v1::AttendResponse* response) {
+  grpc::ClientContext context;
+  context.set_deadline(In(std::chrono::seconds(60)));
+  return test.stub->Attend(&context, request, response);
+}
+
+// Health Check over the generic stub (a unary call is a stream of one each way).
+absl::StatusOr<HealthCheckResponse::ServingStatus> HealthCheck(TestServer& test,
+                                                               const std::string& service) {
+  BlockingStream<HealthCheckRequest, HealthCheckResponse> call(test.channel, kHealthCheck);
+  HealthCheckRequest request;
+  request.set_service(service);
+  HealthCheckResponse response;
+  if (!call.started() || !call.Write(request) || !call.WritesDone() || !call.Read(&response)) {
+    grpc::Status status = call.Finish();
+    return absl::UnavailableError(status.error_message());
+  }
+  grpc::Status status = call.Finish();
+  if (!status.ok()) return absl::UnknownError(status.error_message());
+  return response.status();
+}
+
+TEST(ServerTest, AttendMatchesTheReference) {
+  auto test = StartTestServer();
+  ASSERT_NE(test, nullptr);
+  Shape shape;
+  shape.causal = v1::CAUSAL_TOP_LEFT;
+  shape.q_len = 37;
+  shape.kv_len = 53;
+  const v1::AttendRequest request = RandomRequest(shape, 7, "unary-1");
+  v1::AttendResponse response;
+  grpc::Status status = Attend(*test, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.request_id(), "unary-1");
+  EXPECT_EQ(response.execution().device(), "cpu");
+  EXPECT_EQ(response.execution().batch_size(), 1);
+  EXPECT_GE(response.execution().queue_seconds(), 0.0);
+  ExpectMatchesReference(request, response);
+
+  const std::string metrics = test->registry.Render();
+  EXPECT_THAT(metrics, HasSubstr("attnd_requests_total{method=\"Attend\",code=\"OK\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("attnd_request_duration_seconds_count{method=\"Attend\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("attnd_build_info{version=\"" + std::string(
+                                     server::service::Version()) + "\",backend=\"cpu\""));
+  EXPECT_THAT(metrics, HasSubstr("attnd_plans_total{variant=\"cpu_chunked\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("attnd_queue_depth 0"));
+  EXPECT_THAT(metrics, Not(HasSubstr("attnd_bytes_received_total 0\n")));
+  EXPECT_THAT(metrics, Not(HasSubstr("attnd_bytes_sent_total 0\n")));
+}
+
+TEST(ServerTest, InvalidRequestIsInvalidArgumentNamingTheFieldAndServingGoesOn) {
+  auto test = StartTestServer();
+  ASSERT_NE(test, nullptr);
+  Shape shape;
+  shape.q_heads = 4;
+  shape.kv_heads = 3;  // 4 % 3 != 0
+  v1::AttendRequest bad = RandomRequest(shape, 9, "bad");
+  v1::AttendResponse response;
+  grpc::Status status = Attend(*test, bad, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("k.shape"));
+
+  v1::AttendRequest truncated = RandomRequest(Shape(), 10, "short");
+  truncated.mutable_q()->mutable_data()->pop_back();
+  status = Attend(*test, truncated, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("q"));
+
+  const v1::AttendRequest good = RandomRequest(Shape(), 11, "good");
+  status = Attend(*test, good, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ExpectMatchesReference(good, response);
+  EXPECT_THAT(test->registry.Render(),
+              HasSubstr("attnd_requests_total{method=\"Attend\",code=\"INVALID_ARGUMENT\"} 2"));
+}
+
+TEST(ServerTest, GetServerInfoDescribesTheCpuServer) {
+  server::Config config = TestConfig();
+  config.limits.max_head_dim = 512;
+  config.scheduler.max_queue_requests = 17;
+  auto test = StartTestServer(config);
+  ASSERT_NE(test, nullptr);
+  grpc::ClientContext context;
+  v1::ServerInfo info;
+  grpc::Status status = test->stub->GetServerInfo(&context, v1::GetServerInfoRequest(), &info);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.version(), server::service::Version());
+  EXPECT_FALSE(info.version().empty());
+  EXPECT_EQ(info.backend(), "cpu");
+  ASSERT_EQ(info.devices_size(), 1);
+  EXPECT_EQ(info.devices(0).name(), "cpu");
+  EXPECT_EQ(info.devices(0).kind(), "cpu");
+  EXPECT_GT(info.devices(0).memory_total_bytes(), 0);
+  EXPECT_GT(info.devices(0).memory_budget_bytes(), 0);
+  EXPECT_THAT(info.dtypes(), ::testing::ElementsAre(v1::DTYPE_F32, v1::DTYPE_F16, v1::DTYPE_BF16));
+  EXPECT_THAT(info.variants(), ::testing::Contains(v1::VARIANT_CPU_CHUNKED));
+  EXPECT_THAT(info.variants(), ::testing::Contains(v1::VARIANT_REFERENCE));
+  EXPECT_EQ(info.max_head_dim(), 512);
+  EXPECT_EQ(info.limits().max_head_dim(), 512);
+  EXPECT_EQ(info.limits().max_queue_requests(), 17);
+  EXPECT_EQ(info.limits().max_message_bytes(), config.server.max_message_bytes);
+  EXPECT_THAT(info.build(), HasSubstr("grpc"));
+}
+
+TEST(ServerTest, ReflectionListsTheAttentionService) {
+  auto test = StartTestServer();
+  ASSERT_NE(test, nullptr);
+  BlockingStream<probes::ServerReflectionRequest, probes::ServerReflectionResponse> call(
+      test->channel, kReflection);
+  ASSERT_TRUE(call.started());
+  probes::ServerReflectionRequest request;
+  request.set_list_services("*");
+  ASSERT_TRUE(call.Write(request));
+  ASSERT_TRUE(call.WritesDone());
+  probes::ServerReflectionResponse response;
+  ASSERT_TRUE(call.Read(&response));
+  std::vector<std::string> names;
+  for (const auto& service : response.list_services_response().service()) {
+    names.push_back(service.name());
+  }
+  EXPECT_THAT(names, ::testing::Contains("attnd.v1.Attention"));
+  EXPECT_THAT(names, ::testing::Contains("grpc.health.v1.Health"));
+  EXPECT_TRUE(call.Finish().ok());
+}
+
+TEST(ServerTest, HealthIsServingThenNotServingOnDrain) {
+  auto test = StartTestServer();
+  ASSERT_NE(test, nullptr);
+  absl::StatusOr<HealthCheckResponse::ServingStatus> overall = HealthCheck(*test, "");
+  ASSERT_TRUE(overall.ok()) << overall.status();
+  EXPECT_EQ(*overall, HealthCheckResponse::SERVING);
+  absl::StatusOr<HealthCheckResponse::ServingStatus> attention =
+      HealthCheck(*test, "attnd.v1.Attention");
+  ASSERT_TRUE(attention.ok()) << attention.status();
+  EXPECT_EQ(*attention, HealthCheckResponse::SERVING);
+
+  // A watcher (as a load balancer keeps) sees the change when the drain begins.
+  auto watch = std::make_unique<BlockingStream<HealthCheckRequest, HealthCheckResponse>>(
+      test->channel, kHealthWatch);
+  ASSERT_TRUE(watch->started());
+  ASSERT_TRUE(watch->Write(HealthCheckRequest()));
+  ASSERT_TRUE(watch->WritesDone());
+  HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
+
+  std::thread drain([&] { test->server->Drain(absl::Seconds(5)); });
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+  watch.reset();  // ends the watch so the drain can finish
+  drain.join();
+}
+
+TEST(ServerTest, DrainLetsTheRequestInFlightFinish) {
+  auto test = StartTestServer();
+  ASSERT_NE(test, nullptr);
+  // Long enough to be running when the drain starts: the float64 reference, forced.
+  Shape shape;
+  shape.batch = 1;
+  shape.q_len = 512;
+  shape.kv_len = 512;
+  shape.q_heads = 4;
+  shape.kv_heads = 4;
+  shape.head_dim = 64;
+  shape.v_head_dim = 64;
+  v1::AttendRequest request = RandomRequest(shape, 13, "in-flight");
+  request.set_variant(v1::VARIANT_REFERENCE);
+  v1::AttendResponse response;
+  grpc::Status status;
+  std::thread call([&] { status = Attend(*test, request, &response); });
+  // Wait until it is computing (or done), by the scheduler's own gauge.
+  while (test->registry.Render().find("attnd_inflight_requests 1") == std::string::npos &&
+         test->registry.Render().find("attnd_plans_total{variant=\"reference\"} 1") ==
+             std::string::npos) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(test->server->Drain(absl::Seconds(30)));
+  call.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.request_id(), "in-flight");
+  EXPECT_EQ(response.execution().variant(), v1::VARIANT_REFERENCE);
+
+  // Drained: new calls are refused.
+  v1::AttendResponse refused;
+  grpc::ClientContext context;
+  context.set_deadline(In(std::chrono::seconds(5)));
+  EXPECT_FALSE(test->stub->Attend(&context, RandomRequest(Shape(), 14), &refused).ok());
+  EXPECT_TRUE(test->server->Drain(absl::Seconds(1)));  // idempotent
+}
+
+TEST(ServerTest, ExpiredDeadlineIsDeadlineExceededAndNeverPlanned) {
+  auto test = StartTestServer();
+  ASSERT_NE(test, nullptr);
+  Shape big;
+  big.batch = 1;
+  big.q_len = 512;
+  big.kv_len = 512;
+  big.q_heads = 4;
+  big.kv_heads = 4;
+  big.head_dim = 64;
+  big.v_head_dim = 64;
+  v1::AttendRequest slow = RandomRequest(big, 15, "slow");
+  slow.set_variant(v1::VARIANT_REFERENCE);
+  grpc::Status slow_status;
+  v1::AttendResponse slow_response;
+  std::thread slow_call([&] { slow_status = Attend(*test, slow, &slow_response); });
+  while (test->registry.Render().find("attnd_inflight_requests 1") == std::string::npos) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(50));
+  v1::AttendResponse late;
+  grpc::Status status = test->stub->Attend(&context, RandomRequest(Shape(), 16, "late"), &late);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  slow_call.join();
+  ASSERT_TRUE(slow_status.ok()) << slow_status.error_message();
+  // Only the slow request was planned; the late one was dropped from the queue.
+  ASSERT_TRUE(test->server->Drain(absl::Seconds(10)));
+  const std::string metrics = test->registry.Render();
+  EXPECT_THAT(metrics, HasSubstr("attnd_plans_total{variant=\"reference\"} 1"));
+  EXPECT_THAT(metrics, Not(HasSubstr("attnd_plans_total{variant=\"cpu_chunked\"}")));
+}
+
+TEST(ServerTest, PortInUseIsAStartupErrorNamingServerListen) {
+  auto first = StartTestServer();
+  ASSERT_NE(first, nullptr);
+  server::Config config = TestConfig();
+  config.server.listen = first->target();
+  server::metrics::Registry registry;
+  absl::StatusOr<std::unique_ptr<server::service::Server>> second =
+      server::service::Server::Start(config, &registry);
+  ASSERT_FALSE(second.ok());
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("server.listen"));
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr(first->target()));
+}
+
+TEST(ServerTest, CudaBackendWithoutCudaIsAStartupErrorNamingBackendKind) {
+  server::Config config = TestConfig();
+  config.backend.kind = "cuda";
+  absl::StatusOr<std::unique_ptr<server::service::Server>> server =
+      server::service::Server::Start(config, nullptr);
+  ASSERT_FALSE(server.ok());
+  EXPECT_THAT(std::string(server.status().message()), HasSubstr("backend.kind"));
+}
+
+}  // namespace
+}  // namespace attnd::testing
