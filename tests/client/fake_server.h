@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +21,10 @@ namespace attnd::testing {
 
 class FakeAttention final : public v1::Attention::CallbackService {
  public:
+  using AnswerFn = std::function<void(const v1::AttendRequest&, v1::AttendResponse*)>;
+  // Replaces the default answer (Answer below); set before the first call.
+  void set_answer(AnswerFn answer) { answer_ = std::move(answer); }
+
   // Every `n`th Attend (1-based) fails with RESOURCE_EXHAUSTED; 0 = never.
   void set_fail_every(int n) { fail_every_ = n; }
   int64_t attend_calls() const { return attend_calls_.load(); }
@@ -55,7 +60,11 @@ class FakeAttention final : public v1::Attention::CallbackService {
       });
       return reactor;
     }
-    Answer(*request, response);
+    if (answer_) {
+      answer_(*request, response);
+    } else {
+      Answer(*request, response);
+    }
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
@@ -132,6 +141,7 @@ class FakeAttention final : public v1::Attention::CallbackService {
   std::mutex mu_;
   std::vector<std::thread> slow_calls_;  // guarded by mu_
 
+  AnswerFn answer_;
   std::atomic<int> fail_every_{0};
   std::atomic<int64_t> attend_calls_{0};
 };
