@@ -10,6 +10,8 @@
 //     S  += bias; mask; online softmax per row           (CpuRows(): m, l, acc rescale, P)
 //     acc [rows, Dv] += P·V                               (cblas_sgemm, beta = 1)
 //   out = acc / l, lse = m + log(l)                       (0 and -inf for rows that see no key)
+#include <cblas.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -21,8 +23,6 @@
 #include <system_error>
 #include <thread>
 #include <vector>
-
-#include <cblas.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -61,9 +61,14 @@ struct TileBuffers {
 
   static TileBuffers Carve(unsigned char* base, const CpuTileLayout& l) {
     auto f = [base](int64_t offset) { return reinterpret_cast<float*>(base + offset); };
-    return TileBuffers{f(l.scores),   f(l.acc),    f(l.row_max),
-                       f(l.row_sum),  reinterpret_cast<KeyRange*>(base + l.ranges),
-                       f(l.q_tile),   f(l.k_tile), f(l.v_tile),
+    return TileBuffers{f(l.scores),
+                       f(l.acc),
+                       f(l.row_max),
+                       f(l.row_sum),
+                       reinterpret_cast<KeyRange*>(base + l.ranges),
+                       f(l.q_tile),
+                       f(l.k_tile),
+                       f(l.v_tile),
                        f(l.bias_row)};
   }
 };
@@ -155,8 +160,8 @@ void ChunkedRun::RunChunk(int64_t b, int64_t h, int64_t i0, const TileBuffers& b
       const F32Block k = LoadBlock(t_.k, p_.dtype, strides_.k, b, j0, kvh, n, d, buf.k_tile);
       const F32Block v = LoadBlock(t_.v, p_.dtype, strides_.v, b, j0, kvh, n, dv, buf.v_tile);
       // S [rows, n] = scale · Q [rows, D] · Kᵀ [D, n]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, d,
-                  static_cast<float>(p_.scale), q.data, q.ld, k.data, k.ld, 0.0f, buf.scores, n);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, d, static_cast<float>(p_.scale),
+                  q.data, q.ld, k.data, k.ld, 0.0f, buf.scores, n);
       SoftmaxTile(b, h, i0, rows, j0, n, buf);
       // acc [rows, Dv] += P [rows, n] · V [n, Dv]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dv, n, 1.0f, buf.scores, n,
@@ -166,8 +171,8 @@ void ChunkedRun::RunChunk(int64_t b, int64_t h, int64_t i0, const TileBuffers& b
   WriteRows(b, h, i0, rows, buf);
 }
 
-void ChunkedRun::SoftmaxTile(int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t j0,
-                             int64_t n, const TileBuffers& buf) const {
+void ChunkedRun::SoftmaxTile(int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t j0, int64_t n,
+                             const TileBuffers& buf) const {
   SoftmaxRowArgs args;
   args.n = n;
   args.dv = p_.v_head_dim;
@@ -245,9 +250,9 @@ absl::Status CheckPlan(const Plan& plan, const AttentionProblem& p) {
   const int64_t need =
       WorkspaceBytes(p, Variant::kCpuChunked, plan.q_chunk, plan.kv_chunk, plan.threads);
   if (need > plan.workspace_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "plan.workspace_bytes = ", plan.workspace_bytes, " but q_chunk ", plan.q_chunk,
-        " kv_chunk ", plan.kv_chunk, " with ", plan.threads, " threads need ", need));
+    return absl::InvalidArgumentError(
+        absl::StrCat("plan.workspace_bytes = ", plan.workspace_bytes, " but q_chunk ", plan.q_chunk,
+                     " kv_chunk ", plan.kv_chunk, " with ", plan.threads, " threads need ", need));
   }
   return absl::OkStatus();
 }
@@ -267,8 +272,7 @@ absl::Status RunCpuChunked(const Plan& plan, const AttentionProblem& problem,
   // Exactly WorkspaceBytes(problem, kCpuChunked, q_chunk, kv_chunk, threads) bytes.
   const int64_t bytes = layout.bytes * threads;
   std::unique_ptr<unsigned char, AlignedFree> workspace(static_cast<unsigned char*>(
-      ::operator new(static_cast<size_t>(bytes), std::align_val_t(kWorkspaceAlign),
-                     std::nothrow)));
+      ::operator new(static_cast<size_t>(bytes), std::align_val_t(kWorkspaceAlign), std::nothrow)));
   if (workspace == nullptr) {
     return absl::ResourceExhaustedError(
         absl::StrCat("cpu_chunked: could not allocate ", bytes, " workspace bytes"));

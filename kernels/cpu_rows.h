@@ -9,9 +9,9 @@
 namespace attnd::kernels {
 
 struct SoftmaxRowArgs {
-  float* scores = nullptr;     // [n] scale·q·kᵀ of one query row against the tile; P on return
-  int64_t n = 0;               // keys in the tile
-  int64_t lo = 0;              // visible keys of the row, tile-relative: 0 <= lo < hi <= n
+  float* scores = nullptr;  // [n] scale·q·kᵀ of one query row against the tile; P on return
+  int64_t n = 0;            // keys in the tile
+  int64_t lo = 0;           // visible keys of the row, tile-relative: 0 <= lo < hi <= n
   int64_t hi = 0;
   const float* bias = nullptr;  // [n] added to the scores, or null
   float bias_scalar = 0.0f;     // added to every score (a bias broadcast over keys)

@@ -11,9 +11,9 @@ namespace attnd::kernels {
 
 struct CudaDeviceInfo {
   int ordinal = 0;
-  std::string name;               // e.g. "NVIDIA H100 80GB HBM3"
+  std::string name;  // e.g. "NVIDIA H100 80GB HBM3"
   int64_t total_memory_bytes = 0;
-  int compute_major = 0;          // compute capability, e.g. 9.0
+  int compute_major = 0;  // compute capability, e.g. 9.0
   int compute_minor = 0;
   int multiprocessors = 0;
 };

@@ -4,6 +4,8 @@
 //   kv_chunk 1024 (see kCpuTile*), which needs 2 threads × (1 MiB scores + 64 KiB acc + 5 KiB)
 //   = 2.1 MiB <= 256 MiB. With a 1 MiB budget the larger chunk halves first: kv 512, then
 //   q 128 and kv 256 ... until it fits; below min_q_chunk/min_kv_chunk it is RESOURCE_EXHAUSTED.
+#include "kernels/planner.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -17,7 +19,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "kernels/cpu_workspace.h"
-#include "kernels/planner.h"
 #include "kernels/problem.h"
 
 namespace attnd::kernels {
@@ -98,10 +99,11 @@ struct Chunks {
 };
 
 // The largest chunks of `v` that fit the budget: start from the overrides or the maxima (capped
-// by the lengths, and for cpu_chunked by its cache-sized tile), then halve the larger non-overridden chunk (the query chunk on a tie) until the
-// workspace fits or both reach their minimum. Variants without a chunk axis run it whole.
-Chunks ChooseChunks(const AttentionProblem& p, Variant v, const Capabilities& caps,
-                    int64_t budget, const PlannerConfig& config) {
+// by the lengths, and for cpu_chunked by its cache-sized tile), then halve the larger
+// non-overridden chunk (the query chunk on a tie) until the workspace fits or both reach their
+// minimum. Variants without a chunk axis run it whole.
+Chunks ChooseChunks(const AttentionProblem& p, Variant v, const Capabilities& caps, int64_t budget,
+                    const PlannerConfig& config) {
   const bool q_axis = HasQueryChunks(v);
   const bool kv_axis = HasKeyChunks(v);
   const bool q_fixed = !q_axis || config.q_chunk_override > 0;
@@ -149,8 +151,8 @@ Plan MakePlanFrom(Variant v, const Chunks& c, std::string why) {
   plan.kv_chunk = c.kv_chunk;
   plan.workspace_bytes = c.bytes;
   plan.threads = c.threads;
-  plan.reason = absl::StrCat(Name(v), ": ", why, "; q_chunk ", c.q_chunk, " kv_chunk ",
-                             c.kv_chunk, " use ", HumanBytes(c.bytes));
+  plan.reason = absl::StrCat(Name(v), ": ", why, "; q_chunk ", c.q_chunk, " kv_chunk ", c.kv_chunk,
+                             " use ", HumanBytes(c.bytes));
   if (v == Variant::kCpuChunked) absl::StrAppend(&plan.reason, " on ", c.threads, " threads");
   return plan;
 }
@@ -173,8 +175,8 @@ int64_t WorkspaceBytes(const AttentionProblem& p, Variant variant, int64_t q_chu
       // scores and one query row.
       return SaturatingAdd(
           Product({SaturatingAdd(p.out_elements(), p.lse_elements()), 8}),
-          Product({SaturatingAdd(Product({p.kv_len, p.head_dim + p.v_head_dim + 1}), p.head_dim),
-                   8}));
+          Product(
+              {SaturatingAdd(Product({p.kv_len, p.head_dim + p.v_head_dim + 1}), p.head_dim), 8}));
     case Variant::kCpuChunked:
       return SaturatingMul(CpuTileLayout::For(p, q_chunk, kv_chunk).bytes,
                            CpuThreadsUsed(p, q_chunk, threads));
@@ -204,20 +206,19 @@ absl::StatusOr<Plan> MakePlan(const AttentionProblem& problem, const Capabilitie
     const Variant v = config.forced_variant;
     if (!Contains(caps.variants, v)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("variant ", Name(v), " cannot run on this device (runnable: ",
-                       VariantList(caps.variants), ")"));
+          absl::StrCat("variant ", Name(v),
+                       " cannot run on this device (runnable: ", VariantList(caps.variants), ")"));
     }
     if (const std::string why = Unsupported(problem, v); !why.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("variant ", Name(v), " cannot run ", problem.DebugString(), ": ",
-                       why));
+          absl::StrCat("variant ", Name(v), " cannot run ", problem.DebugString(), ": ", why));
     }
     const Chunks c = ChooseChunks(problem, v, caps, budget, config);
     if (!c.fits) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          Name(v), " needs ", c.bytes, " workspace bytes (", HumanBytes(c.bytes),
-          ") even at q_chunk ", c.q_chunk, " kv_chunk ", c.kv_chunk, " but the budget is ",
-          budget, " bytes (", budget_text, ")"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat(Name(v), " needs ", c.bytes, " workspace bytes (", HumanBytes(c.bytes),
+                       ") even at q_chunk ", c.q_chunk, " kv_chunk ", c.kv_chunk,
+                       " but the budget is ", budget, " bytes (", budget_text, ")"));
     }
     return MakePlanFrom(v, c, "forced by request");
   }
@@ -231,16 +232,15 @@ absl::StatusOr<Plan> MakePlan(const AttentionProblem& problem, const Capabilitie
     if (!c.fits) {
       if (!any_runnable || c.bytes < least_needed) {
         least_needed = c.bytes;
-        least_needed_by = absl::StrCat(Name(v), " at q_chunk ", c.q_chunk, " kv_chunk ",
-                                       c.kv_chunk);
+        least_needed_by =
+            absl::StrCat(Name(v), " at q_chunk ", c.q_chunk, " kv_chunk ", c.kv_chunk);
       }
       any_runnable = true;
       continue;
     }
-    const std::string why =
-        full > budget
-            ? absl::StrCat("full scores need ", HumanBytes(full), " > budget ", budget_text)
-            : absl::StrCat("fastest runnable, budget ", budget_text);
+    const std::string why = full > budget ? absl::StrCat("full scores need ", HumanBytes(full),
+                                                         " > budget ", budget_text)
+                                          : absl::StrCat("fastest runnable, budget ", budget_text);
     return MakePlanFrom(v, c, why);
   }
   if (!any_runnable) {

@@ -14,9 +14,9 @@
 namespace attnd::kernels {
 namespace {
 
-constexpr Variant kAllVariants[] = {Variant::kAuto,    Variant::kReference, Variant::kCpuChunked,
-                                    Variant::kNaive,   Variant::kSliced,    Variant::kChunked,
-                                    Variant::kCudnn,   Variant::kFused};
+constexpr Variant kAllVariants[] = {Variant::kAuto,  Variant::kReference, Variant::kCpuChunked,
+                                    Variant::kNaive, Variant::kSliced,    Variant::kChunked,
+                                    Variant::kCudnn, Variant::kFused};
 
 // Debian's abseil has its own string_view type, so the case folding here is local.
 std::string ToLower(std::string_view s) {
@@ -76,9 +76,9 @@ absl::Status CheckElements(absl::string_view tensor, const int64_t* dims, int n,
         absl::StrCat(tensor, " shape [", shape, "] has more elements than int64 can count"));
   }
   if (elements > limits.max_tensor_elements) {
-    return absl::InvalidArgumentError(absl::StrCat(tensor, " has ", elements,
-                                                   " elements, more than limits.max_tensor_elements = ",
-                                                   limits.max_tensor_elements));
+    return absl::InvalidArgumentError(absl::StrCat(
+        tensor, " has ", elements,
+        " elements, more than limits.max_tensor_elements = ", limits.max_tensor_elements));
   }
   return absl::OkStatus();
 }
@@ -211,10 +211,10 @@ double AttentionProblem::Flops() const {
 }
 
 std::string AttentionProblem::DebugString() const {
-  std::string s = absl::StrFormat(
-      "%s %s B=%d Mq=%d Mk=%d Hq=%d Hkv=%d D=%d Dv=%d scale=%g causal=%s", DTypeName(dtype),
-      LayoutName(layout), batch, q_len, kv_len, q_heads, kv_heads, head_dim, v_head_dim, scale,
-      CausalName(causal));
+  std::string s =
+      absl::StrFormat("%s %s B=%d Mq=%d Mk=%d Hq=%d Hkv=%d D=%d Dv=%d scale=%g causal=%s",
+                      DTypeName(dtype), LayoutName(layout), batch, q_len, kv_len, q_heads, kv_heads,
+                      head_dim, v_head_dim, scale, CausalName(causal));
   if (window_left >= 0 || window_right >= 0) {
     absl::StrAppendFormat(&s, " window=[%d,%d]", window_left, window_right);
   }
@@ -249,8 +249,8 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
   }
   if (p.causal != Causal::kNone && p.causal != Causal::kTopLeft &&
       p.causal != Causal::kBottomRight) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "causal = ", static_cast<int>(p.causal), " is not none, top-left or bottom-right"));
+    return absl::InvalidArgumentError(absl::StrCat("causal = ", static_cast<int>(p.causal),
+                                                   " is not none, top-left or bottom-right"));
   }
   const Layout l = p.layout;
   const std::string b_name = AxisName("q", l, 0, "B");
@@ -285,9 +285,8 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
     }
   }
   if (p.q_heads % p.kv_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(hkv_name, " = ", p.kv_heads,
-                                                   " does not divide ", hq_name, " = ",
-                                                   p.q_heads));
+    return absl::InvalidArgumentError(
+        absl::StrCat(hkv_name, " = ", p.kv_heads, " does not divide ", hq_name, " = ", p.q_heads));
   }
   if (!std::isfinite(p.scale)) {
     return absl::InvalidArgumentError(absl::StrCat("scale = ", p.scale, " must be finite"));
@@ -316,9 +315,9 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
     const char* symbols[4] = {"B", "Hq", "Mq", "Mk"};
     for (int i = 0; i < 4; ++i) {
       if (p.bias_shape[i] != 1 && p.bias_shape[i] != full[i]) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("bias.shape[", i, "] = ", p.bias_shape[i], " must be 1 or ",
-                         full[i], " (", symbols[i], ") to broadcast to [B, Hq, Mq, Mk]"));
+        return absl::InvalidArgumentError(absl::StrCat("bias.shape[", i, "] = ", p.bias_shape[i],
+                                                       " must be 1 or ", full[i], " (", symbols[i],
+                                                       ") to broadcast to [B, Hq, Mq, Mk]"));
       }
     }
     if (absl::Status s = CheckElements("bias", p.bias_shape, 4, limits); !s.ok()) return s;

@@ -25,9 +25,8 @@ absl::Status CheckRunInputs(const AttentionProblem& problem, const AttentionTens
     for (int64_t b = 0; b < problem.batch; ++b) {
       const int64_t n = tensors.kv_lengths[b];
       if (n < 0 || n > problem.kv_len) {
-        return absl::InvalidArgumentError(absl::StrCat("kv_lengths[", b, "] = ", n,
-                                                       " is outside [0, ", problem.kv_len,
-                                                       "] (Mk)"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "kv_lengths[", b, "] = ", n, " is outside [0, ", problem.kv_len, "] (Mk)"));
       }
     }
   }

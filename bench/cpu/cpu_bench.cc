@@ -2,10 +2,12 @@
 // run with the same number of threads, so the ratio means the same on any machine.
 //
 //   attnd_cpu_bench [--threads N] [--reps N] [--budget-mib N] [--q-chunk N] [--kv-chunk N]
-//                   [--quick]
+//                   [--baseline-rows] [--quick]
 //
 // For each shape it prints the plan the planner chose, the best of --reps runs, GFLOP/s
 // (AttentionProblem::Flops(): 2·B·H·Mq·Mk·(D+Dv), halved for causal) and the ratio to sgemm.
+#include <cblas.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,8 +19,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <cblas.h>
 
 #include "kernels/cpu_attention.h"
 #include "kernels/cpu_rows.h"
@@ -40,6 +40,7 @@ struct Options {
   bool quick = false;
   int64_t q_chunk = 0;  // planner overrides, 0 = planner's choice
   int64_t kv_chunk = 0;
+  bool baseline_rows = false;  // the SSE2 row kernels even where AVX2 is present
 };
 
 double Seconds(Clock::time_point start) {
@@ -63,8 +64,8 @@ double SgemmGflops(int64_t n, int threads, int reps) {
   double best = 1e30;
   for (int r = 0; r < reps + 1; ++r) {  // the first run warms up
     const Clock::time_point start = Clock::now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n,
-                b.data(), n, 0.0f, c.data(), n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+                0.0f, c.data(), n);
     if (r > 0) best = std::min(best, Seconds(start));
   }
   return 2.0 * n * n * n / best / 1e9;
@@ -83,8 +84,9 @@ void Bytes(const std::vector<float>& values, DType dtype, std::vector<unsigned c
 }
 
 int Run(const Options& options) {
-  const int threads = options.threads > 0 ? options.threads
-                                          : std::max(1u, std::thread::hardware_concurrency());
+  const int threads =
+      options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  if (options.baseline_rows) SetCpuRowsForTesting(&CpuRowsBaseline());
   const int64_t sgemm_n = options.quick ? 1024 : 2048;
   const double sgemm = SgemmGflops(sgemm_n, threads, options.reps);
   std::printf("threads %d, softmax row kernels: %s\n", threads, CpuRows().name);
@@ -180,12 +182,15 @@ int main(int argc, char** argv) {
       options.q_chunk = value();
     } else if (arg == "--kv-chunk") {
       options.kv_chunk = value();
+    } else if (arg == "--baseline-rows") {
+      options.baseline_rows = true;
     } else if (arg == "--quick") {
       options.quick = true;
     } else {
-      std::fprintf(stderr,
-                   "usage: attnd_cpu_bench [--threads N] [--reps N] [--budget-mib N] [--q-chunk N]\n"
-                   "                       [--kv-chunk N] [--quick]\n");
+      std::fprintf(
+          stderr,
+          "usage: attnd_cpu_bench [--threads N] [--reps N] [--budget-mib N] [--q-chunk N]\n"
+          "                       [--kv-chunk N] [--baseline-rows] [--quick]\n");
       return 2;
     }
   }

@@ -36,18 +36,19 @@ struct Case {
   int64_t q_chunk = 0;              // overrides, 0 = planner's choice
   int64_t kv_chunk = 0;
   int threads = 2;
-  int64_t neg_inf_bias_row = -1;  // >= 0: that query row's bias is -inf everywhere (row sees nothing)
-  bool baseline_rows = false;     // run the baseline (non-AVX2) row kernels
+  int64_t neg_inf_bias_row =
+      -1;                      // >= 0: that query row's bias is -inf everywhere (row sees nothing)
+  bool baseline_rows = false;  // run the baseline (non-AVX2) row kernels
 };
 
 std::string Bound(int64_t v) { return v < 0 ? "inf" : absl::StrCat(v); }
 
 std::string CaseName(const Case& c) {
   const AttentionProblem& p = c.problem;
-  std::string name = absl::StrCat(std::string(DTypeName(p.dtype)), "_",
-                                   std::string(LayoutName(p.layout)), "_B", p.batch, "_Mq",
-                                   p.q_len, "_Mk", p.kv_len, "_H", p.q_heads, "x", p.kv_heads,
-                                   "_D", p.head_dim, "_Dv", p.v_head_dim);
+  std::string name =
+      absl::StrCat(std::string(DTypeName(p.dtype)), "_", std::string(LayoutName(p.layout)), "_B",
+                   p.batch, "_Mq", p.q_len, "_Mk", p.kv_len, "_H", p.q_heads, "x", p.kv_heads, "_D",
+                   p.head_dim, "_Dv", p.v_head_dim);
   if (p.causal == Causal::kTopLeft) absl::StrAppend(&name, "_causalTL");
   if (p.causal == Causal::kBottomRight) absl::StrAppend(&name, "_causalBR");
   if (p.window_left >= 0 || p.window_right >= 0) {
@@ -302,8 +303,9 @@ TEST_P(CpuChunkedTest, MatchesReference) {
   if (c.neg_inf_bias_row >= 0) {
     // The fully masked row is exactly 0 with LSE -inf in every (b, h).
     for (int64_t x = 0; x < p.v_head_dim; ++x) {
-      EXPECT_EQ(LoadAsFloat(t.out.data(), p.dtype, c.neg_inf_bias_row * p.q_heads * p.v_head_dim + x),
-                0.0f);
+      EXPECT_EQ(
+          LoadAsFloat(t.out.data(), p.dtype, c.neg_inf_bias_row * p.q_heads * p.v_head_dim + x),
+          0.0f);
     }
     EXPECT_EQ(t.lse[c.neg_inf_bias_row], -std::numeric_limits<float>::infinity());
   }

@@ -1,5 +1,7 @@
 // The cpu_chunked row kernels, both builds (baseline and, where the CPU has it, AVX2+FMA): the
 // fast exp's accuracy and the online-softmax step's bookkeeping.
+#include "kernels/cpu_rows.h"
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -7,7 +9,6 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/cpu_rows.h"
 
 namespace attnd::kernels {
 namespace {
@@ -43,9 +44,9 @@ TEST(CpuRowsTest, ExpRelativeErrorBelow2e7) {
 TEST(CpuRowsTest, ExpEdges) {
   for (const CpuRowKernels* rows : Builds()) {
     // 20 values: two full AVX2 blocks of 8 and a tail of 4.
-    std::vector<float> x = {-kInf, -1000.0f, -104.0f, -87.4f, 0.0f, -0.0f, 1.0f, 88.0f,
-                            -kInf, -kInf,   -kInf,   -kInf, -kInf, -kInf, -kInf, -kInf,
-                            -kInf, 0.0f,    -1.0f,   -kInf};
+    std::vector<float> x = {-kInf, -1000.0f, -104.0f, -87.4f, 0.0f,  -0.0f, 1.0f,
+                            88.0f, -kInf,    -kInf,   -kInf,  -kInf, -kInf, -kInf,
+                            -kInf, -kInf,    -kInf,   0.0f,   -1.0f, -kInf};
     std::vector<float> e = x;
     rows->exp_inplace(e.data(), static_cast<int64_t>(e.size()));
     EXPECT_EQ(e[0], 0.0f) << rows->name;

@@ -1,8 +1,9 @@
 // Device discovery answers in every build, GPU or not, and agrees with itself.
+#include "kernels/device_query.h"
+
 #include <cstdint>
 
 #include "gtest/gtest.h"
-#include "kernels/device_query.h"
 
 namespace attnd::kernels {
 namespace {

@@ -1,5 +1,7 @@
 // f16/bf16 conversions: exact round trips, round-to-nearest-even on ties, subnormals, overflow
 // to Inf, NaN staying NaN; and a property check that every conversion picks the nearest value.
+#include "kernels/dtype_convert.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/dtype_convert.h"
 #include "kernels/problem.h"
 
 namespace attnd::kernels {
@@ -53,15 +54,15 @@ TEST(DTypeConvertTest, HalfSpecialValues) {
   EXPECT_EQ(FloatToHalf(65520.0f), 0x7c00);  // the midpoint ties to even: Inf
   EXPECT_EQ(FloatToHalf(1e10f), 0x7c00);
   EXPECT_EQ(FloatToHalf(-std::numeric_limits<float>::infinity()), 0xfc00);
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -14)), 0x0400);   // smallest normal
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);   // smallest subnormal
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);   // half of it ties to even: 0
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.5f, -25)), 0x0001);   // above the tie: up
-  EXPECT_EQ(FloatToHalf(std::ldexp(3.0f, -25)), 0x0002);   // 1.5 units ties to even: 2
-  EXPECT_EQ(FloatToHalf(std::ldexp(5.0f, -25)), 0x0002);   // 2.5 units ties to even: 2
-  EXPECT_EQ(FloatToHalf(std::ldexp(1023.5f, -24)), 0x0400);  // rounds up into the normals
-  EXPECT_EQ(FloatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00);       // tie: to even
-  EXPECT_EQ(FloatToHalf(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);   // tie: to even (up)
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -14)), 0x0400);             // smallest normal
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);             // smallest subnormal
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);             // half of it ties to even: 0
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.5f, -25)), 0x0001);             // above the tie: up
+  EXPECT_EQ(FloatToHalf(std::ldexp(3.0f, -25)), 0x0002);             // 1.5 units ties to even: 2
+  EXPECT_EQ(FloatToHalf(std::ldexp(5.0f, -25)), 0x0002);             // 2.5 units ties to even: 2
+  EXPECT_EQ(FloatToHalf(std::ldexp(1023.5f, -24)), 0x0400);          // rounds up into the normals
+  EXPECT_EQ(FloatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // tie: to even
+  EXPECT_EQ(FloatToHalf(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie: to even (up)
   EXPECT_EQ(FloatToHalf(std::numeric_limits<float>::denorm_min()), 0x0000);
   EXPECT_TRUE(std::isnan(HalfToFloat(FloatToHalf(std::nanf("")))));
   EXPECT_EQ(HalfToFloat(0x0001), std::ldexp(1.0f, -24));
@@ -71,8 +72,8 @@ TEST(DTypeConvertTest, HalfSpecialValues) {
 
 TEST(DTypeConvertTest, BFloat16SpecialValues) {
   EXPECT_EQ(FloatToBFloat16(1.0f), 0x3f80);
-  EXPECT_EQ(FloatToBFloat16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);      // tie: to even
-  EXPECT_EQ(FloatToBFloat16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);  // tie: to even (up)
+  EXPECT_EQ(FloatToBFloat16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);        // tie: to even
+  EXPECT_EQ(FloatToBFloat16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);    // tie: to even (up)
   EXPECT_EQ(FloatToBFloat16(std::numeric_limits<float>::max()), 0x7f80);  // rounds to Inf
   EXPECT_EQ(FloatToBFloat16(-std::numeric_limits<float>::infinity()), 0xff80);
   EXPECT_EQ(FloatToBFloat16(std::numeric_limits<float>::denorm_min()), 0x0000);

@@ -1,6 +1,8 @@
 // The planner: variant choice and exact chunk sizes under generous, tight and too-small budgets,
 // forced variants, overrides, and the GPU speed order with a fake CUDA device. Byte counts are
 // worked out in the comments from the DESIGN.md table and kernels/cpu_workspace.h.
+#include "kernels/planner.h"
+
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -10,7 +12,6 @@
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_attention.h"
-#include "kernels/planner.h"
 #include "kernels/problem.h"
 
 namespace attnd::kernels {
@@ -186,16 +187,15 @@ TEST(PlannerTest, ForcedVariants) {
       << plan.status();
 
   config.forced_variant = Variant::kReference;
-  EXPECT_EQ(MakePlan(p, Cpu(), 1000, config).status().code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(MakePlan(p, Cpu(), 1000, config).status().code(), absl::StatusCode::kResourceExhausted);
   // Auto never picks the reference.
   EXPECT_EQ(MakePlan(p, FakeCuda({Variant::kReference}), kGiB, PlannerConfig()).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PlannerTest, GpuSpeedOrder) {
-  const Capabilities all = FakeCuda({Variant::kNaive, Variant::kSliced, Variant::kChunked,
-                                     Variant::kCudnn, Variant::kFused});
+  const Capabilities all = FakeCuda(
+      {Variant::kNaive, Variant::kSliced, Variant::kChunked, Variant::kCudnn, Variant::kFused});
   const AttentionProblem f16 = Square(8192, DType::kF16, 8);
   absl::StatusOr<Plan> plan = MakePlan(f16, all, kGiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());

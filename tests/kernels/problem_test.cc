@@ -1,12 +1,13 @@
 // AttentionProblem: names, parsers, Flops, and ValidateProblem's errors (each names the field,
 // the dimension and the value).
+#include "kernels/problem.h"
+
 #include <cstdint>
 #include <limits>
 #include <string>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
-#include "kernels/problem.h"
 
 namespace attnd::kernels {
 namespace {
@@ -47,8 +48,8 @@ TEST(ProblemTest, NamesAndParsers) {
   EXPECT_EQ(dtype, DType::kBF16);
   EXPECT_FALSE(ParseDType("f64", &dtype));
 
-  const char* variants[] = {"auto",    "reference", "cpu_chunked", "naive",
-                            "sliced",  "chunked",   "cudnn",       "fused"};
+  const char* variants[] = {"auto",   "reference", "cpu_chunked", "naive",
+                            "sliced", "chunked",   "cudnn",       "fused"};
   for (int i = 0; i < 8; ++i) {
     const Variant v = static_cast<Variant>(i);
     EXPECT_EQ(VariantName(v), variants[i]);

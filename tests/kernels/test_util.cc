@@ -87,8 +87,8 @@ class Mismatches {
     ++count_;
     if (!(error <= worst_)) worst_ = error;
     if (count_ <= 5) {
-      text_ << "  " << describe() << ": got " << got << ", want " << want << " (allowed "
-            << allowed << ")\n";
+      text_ << "  " << describe() << ": got " << got << ", want " << want << " (allowed " << allowed
+            << ")\n";
     }
   }
   std::string Summary() const {
