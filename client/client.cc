@@ -41,9 +41,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
                                                        const ClientOptions& options) {
   if (target.empty()) return absl::InvalidArgumentError("target is empty");
   if (options.max_message_bytes <= 0 || options.max_message_bytes > INT32_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat("max_message_bytes = ",
-                                                   options.max_message_bytes,
-                                                   " is outside [1, 2^31 - 1]"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_message_bytes = ", options.max_message_bytes, " is outside [1, 2^31 - 1]"));
   }
   if (options.channels < 1 || options.channels > 1024) {
     return absl::InvalidArgumentError(
@@ -51,8 +50,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
   }
   if (!options.load_balancing.empty() && options.load_balancing != "round_robin" &&
       options.load_balancing != "pick_first") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "load_balancing = \"", options.load_balancing, "\": want round_robin or pick_first"));
+    return absl::InvalidArgumentError(absl::StrCat("load_balancing = \"", options.load_balancing,
+                                                   "\": want round_robin or pick_first"));
   }
   if (options.default_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("default_timeout must be positive");
@@ -159,9 +158,9 @@ absl::StatusOr<std::vector<v1::AttendResponse>> Client::AttendStream(
     auto it = index_of.find(response.request_id());
     if (it == index_of.end() || answered[it->second]) {
       if (protocol_error.ok()) {
-        protocol_error = absl::InternalError(absl::StrCat(
-            "AttendStream answered unknown or repeated request_id \"", response.request_id(),
-            "\""));
+        protocol_error = absl::InternalError(
+            absl::StrCat("AttendStream answered unknown or repeated request_id \"",
+                         response.request_id(), "\""));
       }
       continue;
     }
@@ -175,8 +174,8 @@ absl::StatusOr<std::vector<v1::AttendResponse>> Client::AttendStream(
   if (!status.ok()) return FromGrpcStatus(status);
   if (!protocol_error.ok()) return protocol_error;
   if (answers != requests.size()) {
-    return absl::InternalError(absl::StrCat("AttendStream ended after ", answers, " of ",
-                                            requests.size(), " answers"));
+    return absl::InternalError(
+        absl::StrCat("AttendStream ended after ", answers, " of ", requests.size(), " answers"));
   }
   return responses;
 }
@@ -198,8 +197,8 @@ absl::Status Client::WaitForReady(absl::Duration timeout) {
   const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
   for (size_t i = 0; i < channels_.size(); ++i) {
     if (!channels_[i]->WaitForConnected(deadline)) {
-      return absl::DeadlineExceededError(absl::StrCat("no connection to ", target_, " within ",
-                                                      absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("no connection to ", target_, " within ", absl::FormatDuration(timeout)));
     }
   }
   return absl::OkStatus();

@@ -145,10 +145,10 @@ absl::StatusOr<v1::DType> DTypeFromDescr(absl::string_view descr, absl::string_v
   if (descr == "<u2" || descr == "<V2" || descr == "|V2" || descr == "bfloat16") {
     return v1::DTYPE_BF16;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      name, ": unsupported dtype '", descr,
-      "': attnd reads '<f4' (f32), '<f2' (f16) and bf16 as '<u2', '<V2' or 'bfloat16' "
-      "(little-endian; convert others first, e.g. .astype(np.float32))"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(name, ": unsupported dtype '", descr,
+                   "': attnd reads '<f4' (f32), '<f2' (f16) and bf16 as '<u2', '<V2' or 'bfloat16' "
+                   "(little-endian; convert others first, e.g. .astype(np.float32))"));
 }
 
 absl::string_view DescrFor(v1::DType dtype) {
@@ -174,8 +174,8 @@ absl::StatusOr<int64_t> ByteCount(const std::vector<int64_t>& shape, int64_t ele
           absl::StrCat(name, ": shape[", i, "] = ", shape[i], " is negative"));
     }
     if (shape[i] != 0 && count > std::numeric_limits<int64_t>::max() / shape[i]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, ": shape (", absl::StrJoin(shape, ", "), ") overflows int64 bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": shape (", absl::StrJoin(shape, ", "), ") overflows int64 bytes"));
     }
     count *= shape[i];
   }
@@ -233,9 +233,9 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes, absl::string_view nam
   if (!data_bytes.ok()) return data_bytes.status();
   const size_t available = bytes.size() - prefix - header_len;
   if (static_cast<uint64_t>(*data_bytes) != available) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name, ": shape (", absl::StrJoin(fields->shape, ", "), ") of '", fields->descr,
-        "' needs ", *data_bytes, " data bytes but the file holds ", available));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": shape (", absl::StrJoin(fields->shape, ", "), ") of '", fields->descr,
+                     "' needs ", *data_bytes, " data bytes but the file holds ", available));
   }
   NpyArray array;
   array.dtype = *dtype;
@@ -254,9 +254,9 @@ absl::StatusOr<std::string> SerializeNpy(const NpyArray& array, int major_versio
   absl::StatusOr<int64_t> data_bytes = ByteCount(array.shape, DTypeBytes(array.dtype), "npy");
   if (!data_bytes.ok()) return data_bytes.status();
   if (static_cast<uint64_t>(*data_bytes) != array.data.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "npy: shape (", absl::StrJoin(array.shape, ", "), ") needs ", *data_bytes,
-        " bytes but the array holds ", array.data.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("npy: shape (", absl::StrJoin(array.shape, ", "), ") needs ", *data_bytes,
+                     " bytes but the array holds ", array.data.size()));
   }
   std::string shape = absl::StrJoin(array.shape, ", ");
   if (array.shape.size() == 1) shape += ",";  // a one-element Python tuple

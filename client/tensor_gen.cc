@@ -59,17 +59,18 @@ std::vector<int64_t> VShape(const RequestSpec& spec) {
 }
 
 absl::Status ValidateSpec(const RequestSpec& spec) {
-  for (const auto& [flag, value] :
-       {std::pair<absl::string_view, int64_t>{"--batch", spec.batch}, {"--q-len", spec.q_len},
-        {"--kv-len", spec.kv_len}, {"--heads", spec.heads}, {"--head-dim", spec.head_dim}}) {
+  for (const auto& [flag, value] : {std::pair<absl::string_view, int64_t>{"--batch", spec.batch},
+                                    {"--q-len", spec.q_len},
+                                    {"--kv-len", spec.kv_len},
+                                    {"--heads", spec.heads},
+                                    {"--head-dim", spec.head_dim}}) {
     if (absl::Status s = Positive(flag, value); !s.ok()) return s;
   }
   if (spec.kv_heads < 0) return Positive("--kv-heads", spec.kv_heads);
   if (spec.v_head_dim < 0) return Positive("--v-head-dim", spec.v_head_dim);
   if (spec.heads % KvHeads(spec) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--heads = ", spec.heads,
-                                                   " is not a multiple of --kv-heads = ",
-                                                   KvHeads(spec)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--heads = ", spec.heads, " is not a multiple of --kv-heads = ", KvHeads(spec)));
   }
   if (DTypeBytes(spec.dtype) == 0) return absl::InvalidArgumentError("dtype is unspecified");
   for (const auto& shape : {QShape(spec), KShape(spec), VShape(spec), FullBiasShape(spec)}) {
@@ -89,9 +90,8 @@ absl::Status ValidateSpec(const RequestSpec& spec) {
     }
     for (size_t b = 0; b < spec.kv_lengths.size(); ++b) {
       if (spec.kv_lengths[b] < 0 || spec.kv_lengths[b] > spec.kv_len) {
-        return absl::InvalidArgumentError(absl::StrCat("--kv-lengths[", b, "] = ",
-                                                       spec.kv_lengths[b], " is outside [0, ",
-                                                       spec.kv_len, "]"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--kv-lengths[", b, "] = ", spec.kv_lengths[b], " is outside [0, ", spec.kv_len, "]"));
       }
     }
   }
@@ -99,16 +99,15 @@ absl::Status ValidateSpec(const RequestSpec& spec) {
     const std::vector<int64_t> full = FullBiasShape(spec);
     const size_t rank = spec.bias_shape.size();
     if (rank < 2 || rank > 4) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bias rank ", rank, " is outside 2..4"));
+      return absl::InvalidArgumentError(absl::StrCat("bias rank ", rank, " is outside 2..4"));
     }
     for (size_t i = 0; i < rank; ++i) {
       const int64_t d = spec.bias_shape[i];
       const int64_t want = full[4 - rank + i];
       if (d != 1 && d != want) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "bias shape[", i, "] = ", d, " does not broadcast to ", want, " (of [",
-            absl::StrJoin(full, ", "), "])"));
+        return absl::InvalidArgumentError(absl::StrCat("bias shape[", i, "] = ", d,
+                                                       " does not broadcast to ", want, " (of [",
+                                                       absl::StrJoin(full, ", "), "])"));
       }
     }
   }

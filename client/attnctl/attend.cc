@@ -15,8 +15,7 @@ namespace {
 // 4·B·Hq·Mq·Mk·D-style flops of the request, from the server's own decoding; 0 when the
 // client cannot decode it.
 double RequestFlops(const v1::AttendRequest& request) {
-  absl::StatusOr<wire::DecodedRequest> decoded =
-      wire::DecodeRequest(request, UnboundedLimits());
+  absl::StatusOr<wire::DecodedRequest> decoded = wire::DecodeRequest(request, UnboundedLimits());
   return decoded.ok() ? decoded->problem.Flops() : 0;
 }
 
@@ -27,11 +26,9 @@ void PrintExecution(const v1::AttendResponse& response, double round_trip_s, dou
       "ran      variant %s, q_chunk %d, kv_chunk %d, workspace %d bytes, device %s, batch of %d\n",
       VariantName(e.variant()), e.q_chunk(), e.kv_chunk(), e.workspace_bytes(),
       e.device().empty() ? "?" : e.device(), e.batch_size());
-  out << "plan     " << (e.plan_reason().empty() ? "(no reason given)" : e.plan_reason())
-      << "\n";
+  out << "plan     " << (e.plan_reason().empty() ? "(no reason given)" : e.plan_reason()) << "\n";
   out << absl::StrFormat("time     queue %.3f ms, compute %.3f ms, round trip %.3f ms",
-                         e.queue_seconds() * 1e3, e.compute_seconds() * 1e3,
-                         round_trip_s * 1e3);
+                         e.queue_seconds() * 1e3, e.compute_seconds() * 1e3, round_trip_s * 1e3);
   if (flops > 0 && e.compute_seconds() > 0) {
     out << absl::StrFormat(", %.2f GFLOP/s in compute", flops / e.compute_seconds() / 1e9);
   }

@@ -45,8 +45,8 @@ client::RequestSpec SpecFromFlags(const ProblemFlags& flags) {
 absl::Status TakeDim(absl::string_view flag, const std::optional<int64_t>& given,
                      absl::string_view file, int64_t value, int64_t* out) {
   if (given.has_value() && *given != value) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " = ", *given, " but ", file,
-                                                   " has ", value));
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " = ", *given, " but ", file, " has ", value));
   }
   *out = value;
   return absl::OkStatus();
@@ -57,9 +57,9 @@ absl::StatusOr<client::NpyArray> ReadInput(const std::string& path, absl::string
   absl::StatusOr<client::NpyArray> array = client::ReadNpy(path);
   if (!array.ok()) return array.status();
   if (want_rank != 0 && array->shape.size() != want_rank) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        role, " file ", path, " has rank ", array->shape.size(), " (shape [",
-        absl::StrJoin(array->shape, ", "), "]), want ", want_rank));
+    return absl::InvalidArgumentError(
+        absl::StrCat(role, " file ", path, " has rank ", array->shape.size(), " (shape [",
+                     absl::StrJoin(array->shape, ", "), "]), want ", want_rank));
   }
   return array;
 }
@@ -72,9 +72,9 @@ absl::StatusOr<BuiltRequest> FromFiles(const ProblemFlags& flags) {
   absl::StatusOr<client::NpyArray> v = ReadInput(flags.v_file, "--v", 4);
   if (!v.ok()) return v.status();
   if (k->dtype != q->dtype || v->dtype != q->dtype) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "q, k and v files must share a dtype: ", DTypeName(q->dtype), ", ", DTypeName(k->dtype),
-        ", ", DTypeName(v->dtype)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("q, k and v files must share a dtype: ", DTypeName(q->dtype), ", ",
+                     DTypeName(k->dtype), ", ", DTypeName(v->dtype)));
   }
   if (flags.dtype_given && flags.dtype != q->dtype) {
     return absl::InvalidArgumentError(absl::StrCat("--dtype = ", DTypeName(flags.dtype), " but ",

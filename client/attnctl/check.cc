@@ -29,9 +29,8 @@ absl::Status CheckTensor(absl::string_view name, const v1::Tensor& tensor, v1::D
   for (int64_t d : shape) elements *= d;
   const int64_t want_bytes = elements * client::DTypeBytes(dtype);
   if (static_cast<int64_t>(tensor.data().size()) != want_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("response.", name, " has ",
-                                                   tensor.data().size(), " bytes, want ",
-                                                   want_bytes));
+    return absl::InvalidArgumentError(absl::StrCat("response.", name, " has ", tensor.data().size(),
+                                                   " bytes, want ", want_bytes));
   }
   return absl::OkStatus();
 }
@@ -106,14 +105,13 @@ absl::StatusOr<CheckResult> CheckResponse(const v1::AttendRequest& request,
   absl::StatusOr<wire::DecodedRequest> decoded = wire::DecodeRequest(request, UnboundedLimits());
   if (!decoded.ok()) return decoded.status();
   const kernels::AttentionProblem& problem = decoded->problem;
-  if (absl::Status s = CheckTensor("out", response.out(), request.q().dtype(),
-                                   wire::OutShape(problem));
+  if (absl::Status s =
+          CheckTensor("out", response.out(), request.q().dtype(), wire::OutShape(problem));
       !s.ok()) {
     return s;
   }
   if (problem.return_lse) {
-    if (absl::Status s =
-            CheckTensor("lse", response.lse(), v1::DTYPE_F32, wire::LseShape(problem));
+    if (absl::Status s = CheckTensor("lse", response.lse(), v1::DTYPE_F32, wire::LseShape(problem));
         !s.ok()) {
       return s;
     }

@@ -5,10 +5,10 @@
 
 #include <memory>
 #include <ostream>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "client/attnctl/flags.h"
 #include "client/client.h"
 

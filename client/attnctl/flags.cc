@@ -32,8 +32,8 @@ absl::StatusOr<std::vector<int64_t>> ParseIntList(absl::string_view flag, absl::
                                                   size_t count, int64_t min) {
   std::vector<int64_t> out;
   for (absl::string_view part : absl::StrSplit(value, ',')) {
-    absl::StatusOr<int64_t> v = ParseInt(flag, absl::StripAsciiWhitespace(part), min,
-                                         std::numeric_limits<int64_t>::max());
+    absl::StatusOr<int64_t> v =
+        ParseInt(flag, absl::StripAsciiWhitespace(part), min, std::numeric_limits<int64_t>::max());
     if (!v.ok()) return v.status();
     out.push_back(*v);
   }
@@ -229,8 +229,7 @@ absl::Status CheckProblemFlags(absl::string_view command, ProblemFlags* p) {
   const bool any_file = !p->q_file.empty() || !p->k_file.empty() || !p->v_file.empty();
   if (any_file) {
     if (p->q_file.empty() || p->k_file.empty() || p->v_file.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(command, ": --q, --k and --v come together"));
+      return absl::InvalidArgumentError(absl::StrCat(command, ": --q, --k and --v come together"));
     }
   } else {
     const std::pair<const char*, const std::optional<int64_t>*> required[] = {
@@ -308,9 +307,7 @@ std::string CausalName(v1::Causal causal) {
   }
 }
 
-std::string LayoutName(v1::Layout layout) {
-  return layout == v1::LAYOUT_BHMK ? "bhmk" : "bmhk";
-}
+std::string LayoutName(v1::Layout layout) { return layout == v1::LAYOUT_BHMK ? "bhmk" : "bmhk"; }
 
 absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
   CommandLine cl;
@@ -345,19 +342,18 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
         command_flags["--concurrency"] = IntFlag(&load->concurrency, 1, 4096);
         command_flags["--requests"] = IntFlag(&load->requests, 1, int64_t{1} << 40);
         command_flags["--duration"] = {true, [load](absl::string_view f, absl::string_view v) {
-                                         absl::StatusOr<absl::Duration> d =
-                                             ParseDurationFlag(f, v);
+                                         absl::StatusOr<absl::Duration> d = ParseDurationFlag(f, v);
                                          if (!d.ok()) return d.status();
                                          load->duration = *d;
                                          return absl::OkStatus();
                                        }};
-        command_flags["--rps"] = {true, [load](absl::string_view f, absl::string_view v) {
-                                    if (!absl::SimpleAtod(v, &load->rps) || !(load->rps >= 0) ||
-                                        load->rps > 1e9) {
-                                      return Bad(f, v, "want a rate in [0, 1e9] (0: closed loop)");
-                                    }
-                                    return absl::OkStatus();
-                                  }};
+        command_flags["--rps"] = {
+            true, [load](absl::string_view f, absl::string_view v) {
+              if (!absl::SimpleAtod(v, &load->rps) || !(load->rps >= 0) || load->rps > 1e9) {
+                return Bad(f, v, "want a rate in [0, 1e9] (0: closed loop)");
+              }
+              return absl::OkStatus();
+            }};
         command_flags["--channels"] = IntFlag(&load->channels, 1, 256);
         command_flags["--json"] = StringFlag(&load->json_file);
       } else if (arg == "help") {
@@ -390,7 +386,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
                              " (command flags go after the command: info, attend, load)"));
     }
     if (def->takes_value && !inline_value) {
-      if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
+      if (i + 1 >= args.size())
+        return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
       value = args[++i];
     } else if (!def->takes_value && inline_value) {
       return absl::InvalidArgumentError(absl::StrCat(name, " takes no value"));

@@ -20,8 +20,8 @@ namespace attnd::attnctl {
 
 // Process exit codes.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitError = 1;       // an RPC, file or server error
-inline constexpr int kExitUsage = 2;       // bad command line
+inline constexpr int kExitError = 1;        // an RPC, file or server error
+inline constexpr int kExitUsage = 2;        // bad command line
 inline constexpr int kExitCheckFailed = 3;  // --check: error beyond the dtype's tolerance
 
 enum class Command { kHelp, kInfo, kAttend, kLoad };
@@ -90,7 +90,7 @@ std::string UsageText();
 
 // Parses "f32", "f16", "bf16" and "f32"-style names of the other enums.
 bool ParseDTypeName(absl::string_view name, v1::DType* dtype);
-std::string DTypeName(v1::DType dtype);       // "f32", "f16", "bf16"
+std::string DTypeName(v1::DType dtype);        // "f32", "f16", "bf16"
 std::string VariantName(v1::Variant variant);  // "cpu_chunked"
 std::string CausalName(v1::Causal causal);     // "none", "top-left", "bottom-right"
 std::string LayoutName(v1::Layout layout);     // "bmhk", "bhmk"

@@ -3,8 +3,8 @@
 #include <atomic>
 #include <chrono>
 #include <map>
-#include <string>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -59,10 +59,9 @@ class Runner : public std::enable_shared_from_this<Runner> {
   void Dispatch() {
     const bool open_loop = options_.rps > 0;
     // Without a duration, `end` never comes.
-    const SteadyClock::time_point end =
-        options_.duration.has_value()
-            ? start_ + absl::ToChronoNanoseconds(*options_.duration)
-            : SteadyClock::time_point::max();
+    const SteadyClock::time_point end = options_.duration.has_value()
+                                            ? start_ + absl::ToChronoNanoseconds(*options_.duration)
+                                            : SteadyClock::time_point::max();
     for (int64_t ticket = 0;; ++ticket) {
       if (options_.requests > 0 && ticket >= options_.requests) break;
       SteadyClock::time_point due;
@@ -88,10 +87,9 @@ class Runner : public std::enable_shared_from_this<Runner> {
       Slot& s = slots_[slot];
       s.sent = open_loop ? due : now;
       s.response.Clear();
-      client_.AttendAsync(&request_, &s.response, options_.timeout,
-                          [self = shared_from_this(), slot](absl::Status status) {
-                            self->OnDone(slot, status);
-                          });
+      client_.AttendAsync(
+          &request_, &s.response, options_.timeout,
+          [self = shared_from_this(), slot](absl::Status status) { self->OnDone(slot, status); });
     }
   }
 

@@ -22,16 +22,16 @@ namespace attnd::attnctl {
 
 struct LoadProgress {
   double elapsed_s = 0;
-  int64_t done = 0;     // answered so far, ok or not
+  int64_t done = 0;  // answered so far, ok or not
   int64_t errors = 0;
   double rate_rps = 0;  // answers per second since the previous report
 };
 
 struct LoadOptions {
   int concurrency = 1;
-  std::optional<absl::Duration> duration;  // stop sending after this...
-  int64_t requests = 0;                    // ...or after this many (when > 0)
-  double rps = 0;                          // 0: closed loop
+  std::optional<absl::Duration> duration;      // stop sending after this...
+  int64_t requests = 0;                        // ...or after this many (when > 0)
+  double rps = 0;                              // 0: closed loop
   absl::Duration timeout = absl::Seconds(60);  // per call
   // Called from a background thread about every `progress_interval` while the run lasts.
   std::function<void(const LoadProgress&)> on_progress;

@@ -56,17 +56,16 @@ std::string FormatReportText(const LoadReport& r) {
       CausalName(s.causal), s.bias ? "yes" : "no", s.return_lse ? "yes" : "no");
   absl::StrAppend(&out, absl::StrFormat("load        concurrency %d, %s\n", r.concurrency,
                                         r.target_rps > 0
-                                            ? absl::StrFormat("open loop at %g req/s",
-                                                              r.target_rps)
+                                            ? absl::StrFormat("open loop at %g req/s", r.target_rps)
                                             : std::string("closed loop")));
-  absl::StrAppend(&out, absl::StrFormat("requests    %d (ok %d, errors %d) in %.3f s\n",
-                                        r.requests, r.ok, r.requests - r.ok, r.duration_s));
+  absl::StrAppend(&out, absl::StrFormat("requests    %d (ok %d, errors %d) in %.3f s\n", r.requests,
+                                        r.ok, r.requests - r.ok, r.duration_s));
   absl::StrAppend(&out, absl::StrFormat("throughput  %.1f req/s (successful)\n", r.throughput_rps));
   const LatencySummary& l = r.latency;
-  absl::StrAppend(&out, absl::StrFormat(
-                            "latency ms  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  "
-                            "mean %.3f\n",
-                            l.p50, l.p90, l.p99, l.p999, l.max, l.mean));
+  absl::StrAppend(&out,
+                  absl::StrFormat("latency ms  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  "
+                                  "mean %.3f\n",
+                                  l.p50, l.p90, l.p99, l.p999, l.max, l.mean));
   if (r.errors.empty()) {
     absl::StrAppend(&out, "errors      none\n");
   } else {
@@ -85,26 +84,21 @@ std::string FormatReportJson(const LoadReport& r) {
   }
   const LatencySummary& l = r.latency;
   return absl::StrCat(
-      "{\n",
-      "  \"requests\": ", r.requests, ",\n",
-      "  \"ok\": ", r.ok, ",\n",
-      "  \"errors\": {", errors, "},\n",
-      "  \"duration_s\": ", JsonNumber(r.duration_s), ",\n",
+      "{\n", "  \"requests\": ", r.requests, ",\n", "  \"ok\": ", r.ok, ",\n", "  \"errors\": {",
+      errors, "},\n", "  \"duration_s\": ", JsonNumber(r.duration_s), ",\n",
       "  \"throughput_rps\": ", JsonNumber(r.throughput_rps), ",\n",
       "  \"latency_ms\": {\"p50\": ", JsonNumber(l.p50), ", \"p90\": ", JsonNumber(l.p90),
       ", \"p99\": ", JsonNumber(l.p99), ", \"p999\": ", JsonNumber(l.p999),
       ", \"max\": ", JsonNumber(l.max), ", \"mean\": ", JsonNumber(l.mean), "},\n",
-      "  \"concurrency\": ", r.concurrency, ",\n",
-      "  \"target_rps\": ", JsonNumber(r.target_rps), ",\n",
-      "  \"shape\": {\"batch\": ", s.batch, ", \"q_len\": ", s.q_len, ", \"kv_len\": ", s.kv_len,
-      ", \"heads\": ", s.heads, ", \"kv_heads\": ", s.kv_heads > 0 ? s.kv_heads : s.heads,
-      ", \"head_dim\": ", s.head_dim,
+      "  \"concurrency\": ", r.concurrency, ",\n", "  \"target_rps\": ", JsonNumber(r.target_rps),
+      ",\n", "  \"shape\": {\"batch\": ", s.batch, ", \"q_len\": ", s.q_len,
+      ", \"kv_len\": ", s.kv_len, ", \"heads\": ", s.heads,
+      ", \"kv_heads\": ", s.kv_heads > 0 ? s.kv_heads : s.heads, ", \"head_dim\": ", s.head_dim,
       ", \"v_head_dim\": ", s.v_head_dim > 0 ? s.v_head_dim : s.head_dim,
       ", \"dtype\": ", JsonQuote(DTypeName(s.dtype)),
       ", \"layout\": ", JsonQuote(LayoutName(s.layout)),
-      ", \"causal\": ", JsonQuote(CausalName(s.causal)),
-      ", \"bias\": ", s.bias ? "true" : "false", ", \"lse\": ", s.return_lse ? "true" : "false",
-      "}\n}\n");
+      ", \"causal\": ", JsonQuote(CausalName(s.causal)), ", \"bias\": ", s.bias ? "true" : "false",
+      ", \"lse\": ", s.return_lse ? "true" : "false", "}\n}\n");
 }
 
 std::string FormatProgress(double elapsed_s, int64_t done, double rps, int64_t errors) {

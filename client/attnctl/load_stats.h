@@ -26,14 +26,14 @@ struct LatencySummary {
 LatencySummary SummarizeLatencies(std::vector<double> samples_ms);
 
 struct LoadReport {
-  int64_t requests = 0;                 // answered: ok + errors
+  int64_t requests = 0;  // answered: ok + errors
   int64_t ok = 0;
   std::map<std::string, int64_t> errors;  // status code name ("RESOURCE_EXHAUSTED") -> count
-  double duration_s = 0;                // first send to last answer
-  double throughput_rps = 0;            // ok / duration_s
-  LatencySummary latency;               // of successful requests only
+  double duration_s = 0;                  // first send to last answer
+  double throughput_rps = 0;              // ok / duration_s
+  LatencySummary latency;                 // of successful requests only
   int concurrency = 0;
-  double target_rps = 0;                // 0: closed loop
+  double target_rps = 0;  // 0: closed loop
   client::RequestSpec shape;
 };
 

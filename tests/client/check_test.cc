@@ -31,7 +31,8 @@ TEST(Compare, KnownErrors) {
 
 TEST(Compare, InfinitiesAndNaN) {
   const float inf = std::numeric_limits<float>::infinity();
-  ErrorStats same = CompareToReference({-inf, 1.0f}, {-std::numeric_limits<double>::infinity(), 1.0});
+  ErrorStats same =
+      CompareToReference({-inf, 1.0f}, {-std::numeric_limits<double>::infinity(), 1.0});
   EXPECT_FALSE(same.has_nan);
   EXPECT_EQ(same.max_abs_error, 0);
   EXPECT_TRUE(CompareToReference({-inf}, {0.5}).has_nan);
@@ -46,7 +47,7 @@ TEST(Tolerance, PerDType) {
 }
 
 kernels::DType KernelDType(v1::DType d) {
-  return d == v1::DTYPE_F32 ? kernels::DType::kF32
+  return d == v1::DTYPE_F32   ? kernels::DType::kF32
          : d == v1::DTYPE_F16 ? kernels::DType::kF16
                               : kernels::DType::kBF16;
 }
@@ -75,8 +76,7 @@ Exchange ReferenceExchange(v1::DType dtype) {
   spec.seed = 77;
   Exchange x;
   x.request = *client::GenerateRequest(spec);
-  absl::StatusOr<wire::DecodedRequest> decoded =
-      wire::DecodeRequest(x.request, UnboundedLimits());
+  absl::StatusOr<wire::DecodedRequest> decoded = wire::DecodeRequest(x.request, UnboundedLimits());
   EXPECT_TRUE(decoded.ok()) << decoded.status();
   const kernels::AttentionProblem& p = decoded->problem;
   std::string out(decoded->out_bytes(), '\0');

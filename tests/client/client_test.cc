@@ -147,8 +147,8 @@ TEST(Client, RoundRobinReachesEveryAddress) {
   testing::FakeServer a, b;
   ClientOptions options;
   options.load_balancing = "round_robin";
-  std::unique_ptr<Client> client = Connect(
-      absl::StrCat("ipv4:127.0.0.1:", a.port(), ",127.0.0.1:", b.port()), options);
+  std::unique_ptr<Client> client =
+      Connect(absl::StrCat("ipv4:127.0.0.1:", a.port(), ",127.0.0.1:", b.port()), options);
   v1::AttendRequest request = SmallRequest("rr");
   // round_robin turns READY with the first connected address; keep calling until the second
   // has answered too (bounded).

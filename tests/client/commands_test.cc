@@ -27,8 +27,7 @@ void ReferenceAnswer(const v1::AttendRequest& request, v1::AttendResponse* respo
   const kernels::AttentionProblem& p = decoded->problem;
   std::string out(decoded->out_bytes(), '\0');
   std::vector<float> lse(p.lse_elements());
-  ASSERT_TRUE(
-      kernels::RunReference(p, wire::TensorsFor(*decoded, out.data(), lse.data())).ok());
+  ASSERT_TRUE(kernels::RunReference(p, wire::TensorsFor(*decoded, out.data(), lse.data())).ok());
   response->set_request_id(request.request_id());
   response->mutable_out()->set_dtype(request.q().dtype());
   for (int64_t d : wire::OutShape(p)) response->mutable_out()->add_shape(d);
@@ -97,8 +96,9 @@ TEST(Commands, AttendCheckPassesOnTheReference) {
   testing::FakeServer server;
   server.service().set_answer(ReferenceAnswer);
   for (const char* dtype : {"f32", "f16", "bf16"}) {
-    CommandRun r = Attnctl(server, std::string("attend") + kShape + " --causal bottom-right --bias" +
-                                " --lse --check --dtype " + dtype);
+    CommandRun r =
+        Attnctl(server, std::string("attend") + kShape + " --causal bottom-right --bias" +
+                            " --lse --check --dtype " + dtype);
     EXPECT_EQ(r.exit_code, kExitOk) << dtype << "\n" << r.out << r.err;
     EXPECT_THAT(r.out, HasSubstr("ran      variant reference"));
     EXPECT_THAT(r.out, HasSubstr("device fake:0"));
@@ -121,7 +121,7 @@ TEST(Commands, AttendWritesOutputAndLse) {
   const std::string out_path = ::testing::TempDir() + "/attnctl_commands_out.npy";
   const std::string lse_path = ::testing::TempDir() + "/attnctl_commands_lse.npy";
   CommandRun r = Attnctl(server, std::string("attend") + kShape + " --dtype bf16 --v-head-dim 5" +
-                              " --out " + out_path + " --lse-out " + lse_path);
+                                     " --out " + out_path + " --lse-out " + lse_path);
   ASSERT_EQ(r.exit_code, kExitOk) << r.out << r.err;
   absl::StatusOr<client::NpyArray> out = client::ReadNpy(out_path);
   ASSERT_TRUE(out.ok()) << out.status();
@@ -148,7 +148,7 @@ TEST(Commands, LoadPrintsAndWritesTheSummary) {
   server.service().set_fail_every(5);
   const std::string json_path = ::testing::TempDir() + "/attnctl_commands_load.json";
   CommandRun r = Attnctl(server, std::string("load") + kShape +
-                              " --concurrency 64 --requests 500 --json " + json_path);
+                                     " --concurrency 64 --requests 500 --json " + json_path);
   EXPECT_EQ(r.exit_code, kExitOk) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("requests    500 (ok 400, errors 100)"));
   EXPECT_THAT(r.out, HasSubstr("RESOURCE_EXHAUSTED 100"));

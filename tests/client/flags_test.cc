@@ -35,12 +35,12 @@ TEST(Flags, DefaultsAndGlobalFlagAfterCommand) {
 }
 
 TEST(Flags, AttendEveryOption) {
-  absl::StatusOr<CommandLine> cl = Parse(
-      std::string("attend") + kShape +
-      " --kv-heads 2 --v-head-dim 17 --dtype bf16 --layout bhmk --causal bottom-right"
-      " --window 16,-1 --bias-shape 1,8,1,33 --kv-lengths 33,1 --lse --scale 0.5"
-      " --variant cpu_chunked --q-chunk 32 --kv-chunk=64 --priority 1 --seed 123"
-      " --out o.npy --check");
+  absl::StatusOr<CommandLine> cl =
+      Parse(std::string("attend") + kShape +
+            " --kv-heads 2 --v-head-dim 17 --dtype bf16 --layout bhmk --causal bottom-right"
+            " --window 16,-1 --bias-shape 1,8,1,33 --kv-lengths 33,1 --lse --scale 0.5"
+            " --variant cpu_chunked --q-chunk 32 --kv-chunk=64 --priority 1 --seed 123"
+            " --out o.npy --check");
   ASSERT_TRUE(cl.ok()) << cl.status();
   const ProblemFlags& p = cl->attend.problem;
   EXPECT_EQ(cl->command, Command::kAttend);
@@ -79,9 +79,9 @@ TEST(Flags, AttendFromFilesNeedsNoShape) {
 }
 
 TEST(Flags, LoadDurationAndRate) {
-  absl::StatusOr<CommandLine> cl =
-      Parse(std::string("load") + kShape + " --concurrency 64 --duration 30s --rps 250.5"
-                                           " --channels 4 --json out.json");
+  absl::StatusOr<CommandLine> cl = Parse(std::string("load") + kShape +
+                                         " --concurrency 64 --duration 30s --rps 250.5"
+                                         " --channels 4 --json out.json");
   ASSERT_TRUE(cl.ok()) << cl.status();
   EXPECT_EQ(cl->command, Command::kLoad);
   EXPECT_EQ(cl->load.concurrency, 64);
@@ -130,7 +130,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "--concurrency = \"many\": not an integer"},
         BadLine{"DTypeF64", std::string("attend") + kShape + " --dtype f64",
                 "--dtype = \"f64\": want f32, f16 or bf16"},
-        BadLine{"MissingValue", std::string("attend") + kShape + " --dtype", "--dtype needs a value"},
+        BadLine{"MissingValue", std::string("attend") + kShape + " --dtype",
+                "--dtype needs a value"},
         BadLine{"BoolWithValue", std::string("attend") + kShape + " --check=yes",
                 "--check takes no value"},
         BadLine{"UnknownFlag", std::string("attend") + kShape + " --frob 1", "unknown flag --frob"},
@@ -152,8 +153,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "want 2 comma-separated integers"},
         BadLine{"BadVariant", std::string("attend") + kShape + " --variant turbo",
                 "--variant = \"turbo\""},
-        BadLine{"BadScale", std::string("attend") + kShape + " --scale -1",
-                "positive finite"},
+        BadLine{"BadScale", std::string("attend") + kShape + " --scale -1", "positive finite"},
         BadLine{"BothDurationAndRequests", kLoad + " --duration 5s --requests 10",
                 "exactly one of --duration and --requests"},
         BadLine{"NeitherDurationNorRequests", kLoad + " --concurrency 2",

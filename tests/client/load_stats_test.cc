@@ -89,8 +89,8 @@ TEST(Report, ThroughputCountsSuccessfulRequests) {
 TEST(Report, TextHasEveryFigure) {
   const std::string text = FormatReportText(SampleReport());
   for (const char* part :
-       {"requests    120 (ok 100, errors 20)", "throughput  25.0 req/s", "p50 50.000",
-        "p90 90.000", "p99 99.000", "p99.9 100.000", "max 100.000", "RESOURCE_EXHAUSTED 15",
+       {"requests    120 (ok 100, errors 20)", "throughput  25.0 req/s", "p50 50.000", "p90 90.000",
+        "p99 99.000", "p99.9 100.000", "max 100.000", "RESOURCE_EXHAUSTED 15",
         "DEADLINE_EXCEEDED 5", "concurrency 8, closed loop", "B=2 Mq=128 Mk=256 Hq=8 Hkv=8"}) {
     EXPECT_THAT(text, HasSubstr(part));
   }
@@ -98,15 +98,31 @@ TEST(Report, TextHasEveryFigure) {
 
 TEST(Report, JsonHasEveryKey) {
   const std::string json = FormatReportJson(SampleReport());
-  for (const char* key :
-       {"\"requests\": 120", "\"ok\": 100",
-        "\"errors\": {\"DEADLINE_EXCEEDED\": 5, \"RESOURCE_EXHAUSTED\": 15}",
-        "\"duration_s\": 4", "\"throughput_rps\": 25", "\"latency_ms\": {\"p50\": 50",
-        "\"p90\": 90", "\"p99\": 99", "\"p999\": 100", "\"max\": 100", "\"mean\": 50.5",
-        "\"concurrency\": 8", "\"target_rps\": 0", "\"shape\": {\"batch\": 2",
-        "\"q_len\": 128", "\"kv_len\": 256", "\"heads\": 8", "\"kv_heads\": 8",
-        "\"head_dim\": 64", "\"v_head_dim\": 64", "\"dtype\": \"f16\"", "\"layout\": \"bmhk\"",
-        "\"causal\": \"none\"", "\"bias\": false", "\"lse\": false"}) {
+  for (const char* key : {"\"requests\": 120",
+                          "\"ok\": 100",
+                          "\"errors\": {\"DEADLINE_EXCEEDED\": 5, \"RESOURCE_EXHAUSTED\": 15}",
+                          "\"duration_s\": 4",
+                          "\"throughput_rps\": 25",
+                          "\"latency_ms\": {\"p50\": 50",
+                          "\"p90\": 90",
+                          "\"p99\": 99",
+                          "\"p999\": 100",
+                          "\"max\": 100",
+                          "\"mean\": 50.5",
+                          "\"concurrency\": 8",
+                          "\"target_rps\": 0",
+                          "\"shape\": {\"batch\": 2",
+                          "\"q_len\": 128",
+                          "\"kv_len\": 256",
+                          "\"heads\": 8",
+                          "\"kv_heads\": 8",
+                          "\"head_dim\": 64",
+                          "\"v_head_dim\": 64",
+                          "\"dtype\": \"f16\"",
+                          "\"layout\": \"bmhk\"",
+                          "\"causal\": \"none\"",
+                          "\"bias\": false",
+                          "\"lse\": false"}) {
     EXPECT_THAT(json, HasSubstr(key));
   }
   // Balanced braces, no trailing commas.
@@ -123,9 +139,7 @@ TEST(Report, JsonWithoutErrorsOrSamples) {
   EXPECT_THAT(json, HasSubstr("\"p50\": 0"));
 }
 
-TEST(Json, Quotes) {
-  EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
-}
+TEST(Json, Quotes) { EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\""); }
 
 TEST(Progress, Line) {
   EXPECT_EQ(FormatProgress(3.04, 1234, 411.25, 2),

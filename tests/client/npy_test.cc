@@ -36,7 +36,8 @@ std::string NpyWithHeader(int major, const std::string& dict, const std::string&
   std::string out = "\x93NUMPY";
   out += static_cast<char>(major);
   out += '\0';
-  for (size_t i = 0; i < length_bytes; ++i) out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  for (size_t i = 0; i < length_bytes; ++i)
+    out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
   return out + header + data;
 }
 
@@ -78,17 +79,16 @@ std::string CaseName(const ::testing::TestParamInfo<RoundTripCase>& info) {
   return name;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllDTypesBothVersions, NpyRoundTrip,
-    ::testing::Values(RoundTripCase{v1::DTYPE_F32, 1, {2, 3, 5, 7}},
-                      RoundTripCase{v1::DTYPE_F32, 2, {2, 3, 5, 7}},
-                      RoundTripCase{v1::DTYPE_F16, 1, {3, 97, 1, 59}},
-                      RoundTripCase{v1::DTYPE_F16, 2, {3, 97, 1, 59}},
-                      RoundTripCase{v1::DTYPE_BF16, 1, {1, 5, 2, 111}},
-                      RoundTripCase{v1::DTYPE_BF16, 2, {1, 5, 2, 111}},
-                      RoundTripCase{v1::DTYPE_F32, 1, {13}},
-                      RoundTripCase{v1::DTYPE_F16, 1, {}}),
-    CaseName);
+INSTANTIATE_TEST_SUITE_P(AllDTypesBothVersions, NpyRoundTrip,
+                         ::testing::Values(RoundTripCase{v1::DTYPE_F32, 1, {2, 3, 5, 7}},
+                                           RoundTripCase{v1::DTYPE_F32, 2, {2, 3, 5, 7}},
+                                           RoundTripCase{v1::DTYPE_F16, 1, {3, 97, 1, 59}},
+                                           RoundTripCase{v1::DTYPE_F16, 2, {3, 97, 1, 59}},
+                                           RoundTripCase{v1::DTYPE_BF16, 1, {1, 5, 2, 111}},
+                                           RoundTripCase{v1::DTYPE_BF16, 2, {1, 5, 2, 111}},
+                                           RoundTripCase{v1::DTYPE_F32, 1, {13}},
+                                           RoundTripCase{v1::DTYPE_F16, 1, {}}),
+                         CaseName);
 
 TEST(Npy, WritesBf16AsU2AndOneElementTupleWithComma) {
   NpyArray array = RandomArray(v1::DTYPE_BF16, {5}, 1);
@@ -102,7 +102,8 @@ TEST(Npy, WritesBf16AsU2AndOneElementTupleWithComma) {
 TEST(Npy, ReadsNumPyWrittenHeader) {
   // Exactly what np.save(np.array([[1, 2, 3], [4, 5, 6]], np.float32)) writes.
   const std::string data = Floats({1, 2, 3, 4, 5, 6});
-  std::string file = NpyWithHeader(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", data);
+  std::string file =
+      NpyWithHeader(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", data);
   absl::StatusOr<NpyArray> parsed = ParseNpy(file);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->dtype, v1::DTYPE_F32);
@@ -122,9 +123,8 @@ TEST(Npy, ReadsBf16Spellings) {
 }
 
 TEST(Npy, ReadsVersion3AndKeysInAnyOrder) {
-  std::string file = NpyWithHeader(
-      3, "{'shape': (1, 2), \"fortran_order\": False, 'descr': '<f2'}",
-      std::string("\x00\x3c\x00\x40", 4));
+  std::string file = NpyWithHeader(3, "{'shape': (1, 2), \"fortran_order\": False, 'descr': '<f2'}",
+                                   std::string("\x00\x3c\x00\x40", 4));
   absl::StatusOr<NpyArray> parsed = ParseNpy(file);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->dtype, v1::DTYPE_F16);
@@ -152,8 +152,7 @@ const std::string kSixFloats = Floats({1, 2, 3, 4, 5, 6});
 INSTANTIATE_TEST_SUITE_P(
     Cases, NpyBadFile,
     ::testing::Values(
-        BadCase{"Empty", "", "magic"},
-        BadCase{"NoMagic", "PK\x03\x04 not numpy at all", "magic"},
+        BadCase{"Empty", "", "magic"}, BadCase{"NoMagic", "PK\x03\x04 not numpy at all", "magic"},
         BadCase{"TruncatedLength", std::string("\x93NUMPY\x01\x00\x10", 9), "truncated"},
         BadCase{"HeaderPastEnd", std::string("\x93NUMPY\x01\x00\xff\x00{'descr'", 17),
                 "runs past the end"},
@@ -192,8 +191,9 @@ INSTANTIATE_TEST_SUITE_P(
                               kSixFloats),
                 "overflows int64"},
         BadCase{"UnknownKey",
-                NpyWithHeader(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), "
-                                 "'extra': 1}",
+                NpyWithHeader(1,
+                              "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), "
+                              "'extra': 1}",
                               kSixFloats),
                 "unexpected key 'extra'"},
         BadCase{"NotADict", NpyWithHeader(1, "[1, 2]", kSixFloats), "expected '{'"}),

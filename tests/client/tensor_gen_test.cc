@@ -199,9 +199,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{"NegativeHeadDim", [](RequestSpec* s) { s->head_dim = -3; }, "--head-dim = -3"},
         BadSpec{"HeadsNotMultiple", [](RequestSpec* s) { s->kv_heads = 4; },
                 "--heads = 6 is not a multiple of --kv-heads = 4"},
-        BadSpec{"KvLengthsCount", [](RequestSpec* s) { s->kv_lengths = {1, 2, 3}; },
+        BadSpec{"KvLengthsCount",
+                [](RequestSpec* s) {
+                  s->kv_lengths = {1, 2, 3};
+                },
                 "3 values, want --batch = 2"},
-        BadSpec{"KvLengthOutOfRange", [](RequestSpec* s) { s->kv_lengths = {1, 34}; },
+        BadSpec{"KvLengthOutOfRange",
+                [](RequestSpec* s) {
+                  s->kv_lengths = {1, 34};
+                },
                 "--kv-lengths[1] = 34 is outside [0, 33]"},
         BadSpec{"BiasNotBroadcastable",
                 [](RequestSpec* s) {
@@ -215,7 +221,8 @@ INSTANTIATE_TEST_SUITE_P(
                   s->bias_shape = {1, 2, 6, 97, 33};
                 },
                 "bias rank 5"},
-        BadSpec{"Overflow", [](RequestSpec* s) { s->q_len = s->kv_len = int64_t{1} << 40; }, "overflows"}),
+        BadSpec{"Overflow", [](RequestSpec* s) { s->q_len = s->kv_len = int64_t{1} << 40; },
+                "overflows"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
