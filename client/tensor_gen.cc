@@ -58,7 +58,7 @@ std::vector<int64_t> VShape(const RequestSpec& spec) {
   return InLayout(spec, spec.kv_len, KvHeads(spec), VHeadDim(spec));
 }
 
-absl::Status ValidateSpec(const RequestSpec& spec) {
+absl::Status CheckGeneratable(const RequestSpec& spec) {
   for (const auto& [flag, value] : {std::pair<absl::string_view, int64_t>{"--batch", spec.batch},
                                     {"--q-len", spec.q_len},
                                     {"--kv-len", spec.kv_len},
@@ -68,22 +68,36 @@ absl::Status ValidateSpec(const RequestSpec& spec) {
   }
   if (spec.kv_heads < 0) return Positive("--kv-heads", spec.kv_heads);
   if (spec.v_head_dim < 0) return Positive("--v-head-dim", spec.v_head_dim);
-  if (spec.heads % KvHeads(spec) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--heads = ", spec.heads, " is not a multiple of --kv-heads = ", KvHeads(spec)));
-  }
   if (DTypeBytes(spec.dtype) == 0) return absl::InvalidArgumentError("dtype is unspecified");
-  for (const auto& shape : {QShape(spec), KShape(spec), VShape(spec), FullBiasShape(spec)}) {
+  for (const auto& shape :
+       {QShape(spec), KShape(spec), VShape(spec), FullBiasShape(spec), spec.bias_shape}) {
     const int64_t n = Elements(shape);
     if (n < 0 || n > std::numeric_limits<int64_t>::max() / 4) {
       return absl::InvalidArgumentError(
           absl::StrCat("shape [", absl::StrJoin(shape, ", "), "] overflows int64 bytes"));
     }
   }
-  if (!spec.kv_lengths.empty()) {
-    if (spec.random_kv_lengths) {
-      return absl::InvalidArgumentError("give kv_lengths or random_kv_lengths, not both");
+  if (spec.bias && !spec.bias_shape.empty()) {
+    for (size_t i = 0; i < spec.bias_shape.size(); ++i) {
+      if (spec.bias_shape[i] <= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bias shape[", i, "] = ", spec.bias_shape[i], " must be positive"));
+      }
     }
+  }
+  if (!spec.kv_lengths.empty() && spec.random_kv_lengths) {
+    return absl::InvalidArgumentError("give kv_lengths or random_kv_lengths, not both");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSpec(const RequestSpec& spec) {
+  if (absl::Status s = CheckGeneratable(spec); !s.ok()) return s;
+  if (spec.heads % KvHeads(spec) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--heads = ", spec.heads, " is not a multiple of --kv-heads = ", KvHeads(spec)));
+  }
+  if (!spec.kv_lengths.empty()) {
     if (static_cast<int64_t>(spec.kv_lengths.size()) != spec.batch) {
       return absl::InvalidArgumentError(absl::StrCat("--kv-lengths has ", spec.kv_lengths.size(),
                                                      " values, want --batch = ", spec.batch));
@@ -173,7 +187,7 @@ void ApplyOptions(const RequestSpec& spec, v1::AttendRequest* request) {
 }
 
 absl::StatusOr<v1::AttendRequest> GenerateRequest(const RequestSpec& spec) {
-  if (absl::Status status = ValidateSpec(spec); !status.ok()) return status;
+  if (absl::Status status = CheckGeneratable(spec); !status.ok()) return status;
   v1::AttendRequest request;
   ApplyOptions(spec, &request);
   std::mt19937_64 rng(spec.seed);

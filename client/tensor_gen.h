@@ -54,12 +54,19 @@ std::vector<int64_t> QShape(const RequestSpec& spec);  // [B, Mq, Hq, D] or [B, 
 std::vector<int64_t> KShape(const RequestSpec& spec);  // [B, Mk, Hkv, D] or BHMK
 std::vector<int64_t> VShape(const RequestSpec& spec);  // [B, Mk, Hkv, Dv] or BHMK
 
-// Checks the spec on the client side (positive dims, Hq % Hkv, kv_lengths count and range,
-// bias rank 2..4 broadcastable, element counts that fit int64), so a typo fails before
-// gigabytes are generated. The server validates again.
+// What generating needs: positive dims, element counts that fit int64, a bias shape of
+// positive dims.
+absl::Status CheckGeneratable(const RequestSpec& spec);
+
+// CheckGeneratable, plus what the server would refuse: Hq % Hkv, kv_lengths count and range,
+// bias rank 2..4 broadcastable to [B, Hq, Mq, Mk]. For callers that want to refuse a bad
+// problem locally; messages name the attnctl flags.
 absl::Status ValidateSpec(const RequestSpec& spec);
 
-// A request with fresh random q, k, v (and bias) as the spec says.
+// A request with fresh random q, k, v (and bias) as the spec says. Checks only
+// CheckGeneratable, so it also builds requests the server will refuse (Hq % Hkv != 0, a bias
+// that does not broadcast): attnctl sends those as asked and shows the server's own
+// INVALID_ARGUMENT.
 absl::StatusOr<v1::AttendRequest> GenerateRequest(const RequestSpec& spec);
 
 // Fills `tensor` with `shape` random N(0,1) non-zero values of `dtype` from `rng`.

@@ -114,9 +114,9 @@ absl::StatusOr<BuiltRequest> FromFiles(const ProblemFlags& flags) {
   } else if (spec.bias) {
     return absl::InvalidArgumentError("--bias with .npy inputs needs --bias-file");
   }
-  // Client-side checks on what can be checked (the server checks everything again, including
-  // k and v agreeing with each other).
-  if (absl::Status s = client::ValidateSpec(spec); !s.ok()) return s;
+  // Whether the files make a valid problem is the server's call (its INVALID_ARGUMENT names the
+  // tensor and dimension); only the options must make sense.
+  if (absl::Status s = client::CheckGeneratable(spec); !s.ok()) return s;
 
   client::ApplyOptions(spec, &built.request);
   *built.request.mutable_q() = client::ToTensor(std::move(*q));
