@@ -3,11 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-// TRANSITIONAL: kernels/device_query.h is being added by the kernels owner.
-#if __has_include("kernels/device_query.h")
 #include "kernels/device_query.h"
-#define ATTND_HAVE_DEVICE_QUERY 1
-#endif
 #include "server/executor/cpu_executor.h"
 #include "server/logging/logging.h"
 
@@ -54,11 +50,7 @@ absl::StatusOr<std::pair<std::string, std::string>> ChooseBackend(const std::str
 }
 
 absl::StatusOr<DeviceSelection> CreateExecutors(const Config& config) {
-#ifdef ATTND_HAVE_DEVICE_QUERY
   const int cuda_devices = config.backend.kind == "cpu" ? 0 : kernels::CudaDeviceCount();
-#else
-  const int cuda_devices = 0;
-#endif
   absl::StatusOr<std::pair<std::string, std::string>> choice =
       ChooseBackend(config.backend.kind, cuda_devices, CudaExecutorBuilt());
   if (!choice.ok()) return choice.status();
