@@ -88,9 +88,8 @@ void AttendStreamReactor::Answer(const std::string& request_id, absl::Time start
     response.mutable_status()->set_code(static_cast<int32_t>(status.code()));
     response.mutable_status()->set_message(std::string(status.message()));
   }
-  ServiceMetrics* metrics = service_->metrics;
-  metrics->RecordRequest("AttendStream", status.code(), absl::ToDoubleSeconds(absl::Now() - start));
-  metrics->AddBytesSent(static_cast<int64_t>(response.ByteSizeLong()));
+  ReportAnswer(service_, "AttendStream", request_id, status, start);
+  service_->metrics->AddBytesSent(static_cast<int64_t>(response.ByteSizeLong()));
 
   const v1::AttendResponse* to_write = nullptr;
   bool finish = false;

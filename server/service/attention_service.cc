@@ -15,10 +15,15 @@ namespace {
 // the request without copying its tensors.
 class AttendReactor final : public grpc::ServerUnaryReactor {
  public:
-  AttendReactor(ServiceContext* service, v1::AttendResponse* response)
-      : service_(service), response_(response), cancelled_(scheduler::MakeCancelFlag()) {}
+  AttendReactor(ServiceContext* service, const v1::AttendRequest* request,
+                v1::AttendResponse* response)
+      : service_(service),
+        request_(request),
+        response_(response),
+        cancelled_(scheduler::MakeCancelFlag()) {}
 
-  void Start(const v1::AttendRequest* request, absl::Time rpc_deadline) {
+  void Start(absl::Time rpc_deadline) {
+    const v1::AttendRequest* request = request_;
     service_->metrics->AddBytesReceived(static_cast<int64_t>(request->ByteSizeLong()));
     std::shared_ptr<const v1::AttendRequest> borrowed(request, [](const v1::AttendRequest*) {});
     SubmitAttend(service_, std::move(borrowed), rpc_deadline, cancelled_,
@@ -35,12 +40,12 @@ class AttendReactor final : public grpc::ServerUnaryReactor {
       *response_ = *std::move(result);
       service_->metrics->AddBytesSent(static_cast<int64_t>(response_->ByteSizeLong()));
     }
-    service_->metrics->RecordRequest("Attend", status.code(),
-                                     absl::ToDoubleSeconds(absl::Now() - start_));
+    ReportAnswer(service_, "Attend", request_->request_id(), status, start_);
     Finish(ToGrpcStatus(status));  // the last use of this object
   }
 
   ServiceContext* const service_;
+  const v1::AttendRequest* const request_;  // gRPC's, valid until Finish
   v1::AttendResponse* const response_;
   const scheduler::CancelFlag cancelled_;
   const absl::Time start_ = absl::Now();
@@ -51,8 +56,8 @@ class AttendReactor final : public grpc::ServerUnaryReactor {
 grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* context,
                                                    const v1::AttendRequest* request,
                                                    v1::AttendResponse* response) {
-  auto* reactor = new AttendReactor(service_, response);
-  reactor->Start(request, absl::FromChrono(context->deadline()));
+  auto* reactor = new AttendReactor(service_, request, response);
+  reactor->Start(absl::FromChrono(context->deadline()));
   return reactor;
 }
 
@@ -67,8 +72,7 @@ grpc::ServerUnaryReactor* AttentionService::GetServerInfo(grpc::CallbackServerCo
   const absl::Time start = absl::Now();
   *response = service_->server_info();
   service_->metrics->AddBytesSent(static_cast<int64_t>(response->ByteSizeLong()));
-  service_->metrics->RecordRequest("GetServerInfo", absl::StatusCode::kOk,
-                                   absl::ToDoubleSeconds(absl::Now() - start));
+  ReportAnswer(service_, "GetServerInfo", "", absl::OkStatus(), start);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

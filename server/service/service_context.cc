@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "server/logging/logging.h"
 #include "server/service/attend_stream.h"
 #include "wire/request_codec.h"
 
@@ -35,6 +36,32 @@ void StreamRegistry::DrainAll() {
 int StreamRegistry::size() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(streams_.size());
+}
+
+void ReportAnswer(ServiceContext* service, std::string_view method, const std::string& request_id,
+                  const absl::Status& status, absl::Time start) {
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  service->metrics->RecordRequest(method, status.code(), seconds);
+  using logging::F;
+  using logging::Level;
+  switch (status.code()) {
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kUnimplemented:
+      logging::Log(Level::kWarning, "request_failed",
+                   {F("method", method), F("request_id", request_id),
+                    F("code", CodeName(status.code())),
+                    F("message", std::string(status.message())), F("seconds", seconds)});
+      return;
+    default:
+      break;
+  }
+  if (!logging::Enabled(Level::kDebug)) return;
+  logging::Log(Level::kDebug, "request",
+               {F("method", method), F("request_id", request_id),
+                F("code", CodeName(status.code())), F("message", std::string(status.message())),
+                F("seconds", seconds)});
 }
 
 void SubmitAttend(ServiceContext* service, std::shared_ptr<const v1::AttendRequest> request,

@@ -6,6 +6,8 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -52,6 +54,11 @@ struct ServiceContext {
 void SubmitAttend(ServiceContext* service, std::shared_ptr<const v1::AttendRequest> request,
                   absl::Time rpc_deadline, scheduler::CancelFlag cancelled,
                   scheduler::Completion done);
+
+// Accounts for one answered request: attnd_requests_total / _duration_seconds, and a log line
+// (debug for ordinary outcomes, warning for INTERNAL, UNKNOWN and the like).
+void ReportAnswer(ServiceContext* service, std::string_view method, const std::string& request_id,
+                  const absl::Status& status, absl::Time start);
 
 }  // namespace attnd::server::service
 
