@@ -31,6 +31,14 @@ bool AttendStreamReactor::ClaimFinishLocked() {
   return true;
 }
 
+bool AttendStreamReactor::ClaimResumeLocked() {
+  // After a failed write the read is resumed too: it fails at once and ends the read side.
+  if (!read_paused_ || draining_ || finished_) return false;
+  if (outstanding_ >= service_->max_stream_outstanding) return false;
+  read_paused_ = false;
+  return true;
+}
+
 bool AttendStreamReactor::BeginDrain() {
   absl::MutexLock lock(&mu_);
   draining_ = true;
@@ -52,6 +60,7 @@ void AttendStreamReactor::OnReadDone(bool ok) {
   }
   std::shared_ptr<const v1::AttendRequest> request = std::move(reading_);
   bool draining;
+  bool pause;
   {
     absl::MutexLock lock(&mu_);
     if (finished_) {  // drained while this message arrived: nothing may be written any more
@@ -60,8 +69,10 @@ void AttendStreamReactor::OnReadDone(bool ok) {
     }
     ++outstanding_;  // keeps the call (and this object) alive until the answer is written
     draining = draining_;
+    pause = outstanding_ >= service_->max_stream_outstanding;
+    read_paused_ = pause;
   }
-  StartNextRead();
+  if (!pause) StartNextRead();
 
   service_->metrics->AddBytesReceived(static_cast<int64_t>(request->ByteSizeLong()));
   const absl::Time start = absl::Now();
@@ -93,10 +104,12 @@ void AttendStreamReactor::Answer(const std::string& request_id, absl::Time start
 
   const v1::AttendResponse* to_write = nullptr;
   bool finish = false;
+  bool resume = false;
   {
     absl::MutexLock lock(&mu_);
     if (write_failed_) {
       --outstanding_;  // the client is gone: nothing more can be written
+      resume = ClaimResumeLocked();
       finish = ClaimFinishLocked();
     } else {
       writes_.push_back(std::move(response));  // deque: front() stays where it is
@@ -106,6 +119,7 @@ void AttendStreamReactor::Answer(const std::string& request_id, absl::Time start
       }
     }
   }
+  if (resume) StartNextRead();
   if (to_write != nullptr) {
     StartWrite(to_write);
   } else if (finish) {
@@ -116,6 +130,7 @@ void AttendStreamReactor::Answer(const std::string& request_id, absl::Time start
 void AttendStreamReactor::OnWriteDone(bool ok) {
   const v1::AttendResponse* next = nullptr;
   bool finish = false;
+  bool resume = false;
   {
     absl::MutexLock lock(&mu_);
     writes_.pop_front();
@@ -125,6 +140,7 @@ void AttendStreamReactor::OnWriteDone(bool ok) {
       outstanding_ -= static_cast<int>(writes_.size());
       writes_.clear();
     }
+    resume = ClaimResumeLocked();
     if (!writes_.empty()) {
       next = &writes_.front();
     } else {
@@ -132,6 +148,7 @@ void AttendStreamReactor::OnWriteDone(bool ok) {
       finish = ClaimFinishLocked();
     }
   }
+  if (resume) StartNextRead();
   if (next != nullptr) {
     StartWrite(next);
   } else if (finish) {

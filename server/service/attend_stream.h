@@ -2,7 +2,9 @@
 // unary Attend; answers are written in completion order (keyed by request_id), one write in
 // flight at a time, the rest queued. A failed request is answered in-stream with
 // AttendResponse.status. The call finishes once the client is done sending (or the server
-// drains) and every answer is written. No lock is held while calling into gRPC.
+// drains) and every answer is written. No lock is held while calling into gRPC. With
+// max_stream_outstanding requests unanswered the reactor stops reading until an answer is
+// written, so a client that pipelines far ahead is held back by flow control, not refused.
 #ifndef ATTND_SERVER_SERVICE_ATTEND_STREAM_H_
 #define ATTND_SERVER_SERVICE_ATTEND_STREAM_H_
 
@@ -41,6 +43,9 @@ class AttendStreamReactor final
   void Answer(const std::string& request_id, absl::Time start, scheduler::AttendResult result);
   // Whether the call may finish now; if so marks it finished (the caller then calls Finish).
   bool ClaimFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a paused read chain may start again now; if so marks it running (the caller then
+  // calls StartNextRead).
+  bool ClaimResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   ServiceContext* const service_;
@@ -55,6 +60,7 @@ class AttendStreamReactor final
   std::deque<v1::AttendResponse> writes_ ABSL_GUARDED_BY(mu_);  // front() is being written
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;  // no read in flight: too many outstanding
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -51,6 +51,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   server->context_ = std::make_unique<ServiceContext>();
   ServiceContext* context = server->context_.get();
   context->limits = config.limits;
+  context->max_response_bytes = config.server.max_message_bytes;
+  context->max_stream_outstanding =
+      static_cast<int>(std::clamp<int64_t>(config.scheduler.max_queue_requests, 1, 1 << 20));
   context->scheduler = server->scheduler_.get();
   context->metrics = server->metrics_.get();
   const Config* config_ptr = &server->config_;

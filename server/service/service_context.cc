@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 #include "server/logging/logging.h"
 #include "server/service/attend_stream.h"
 #include "wire/request_codec.h"
@@ -70,6 +72,14 @@ void SubmitAttend(ServiceContext* service, std::shared_ptr<const v1::AttendReque
   absl::StatusOr<wire::DecodedRequest> decoded = wire::DecodeRequest(*request, service->limits);
   if (!decoded.ok()) {
     std::move(done)(decoded.status());
+    return;
+  }
+  // The answer's tensors plus a little for the rest of the message.
+  const int64_t response_bytes = decoded->out_bytes() + decoded->lse_bytes() + 4096;
+  if (response_bytes > service->max_response_bytes) {
+    std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
+        "the response would take ", response_bytes, " bytes, over server.max_message_bytes = ",
+        service->max_response_bytes, "; split the problem (e.g. over heads or queries)")));
     return;
   }
   auto item = std::make_unique<scheduler::WorkItem>();

@@ -42,6 +42,11 @@ class StreamRegistry {
 
 struct ServiceContext {
   kernels::ProblemLimits limits;
+  // A request whose answer would not fit in one gRPC message is refused before it is queued.
+  int64_t max_response_bytes = int64_t{256} << 20;
+  // Requests one AttendStream may have unanswered before the server stops reading from it
+  // (HTTP/2 flow control then holds the client back) rather than refusing them.
+  int max_stream_outstanding = 256;
   scheduler::Scheduler* scheduler = nullptr;
   ServiceMetrics* metrics = nullptr;
   std::function<v1::ServerInfo()> server_info;  // built live (memory budgets)
@@ -49,8 +54,9 @@ struct ServiceContext {
 };
 
 // Decodes and validates `request`, then hands it to the scheduler. `done` is called exactly
-// once, maybe before this returns: INVALID_ARGUMENT with the codec's message, a scheduler
-// refusal, or the device's result. `request` stays alive (the item holds it) until `done` ran.
+// once, maybe before this returns: INVALID_ARGUMENT with the codec's message,
+// RESOURCE_EXHAUSTED when the answer would exceed max_response_bytes, a scheduler refusal, or the
+// device's result. `request` stays alive (the item holds it) until `done` ran.
 void SubmitAttend(ServiceContext* service, std::shared_ptr<const v1::AttendRequest> request,
                   absl::Time rpc_deadline, scheduler::CancelFlag cancelled,
                   scheduler::Completion done);

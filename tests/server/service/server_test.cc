@@ -106,6 +106,27 @@ TEST(ServerTest, InvalidRequestIsInvalidArgumentNamingTheFieldAndServingGoesOn) 
               HasSubstr("attnd_requests_total{method=\"Attend\",code=\"INVALID_ARGUMENT\"} 2"));
 }
 
+TEST(ServerTest, AnswerLargerThanTheMessageLimitIsRefusedBeforeComputing) {
+  server::Config config = TestConfig();
+  config.server.max_message_bytes = 32 << 10;
+  auto test = StartTestServer(config);
+  ASSERT_NE(test, nullptr);
+  Shape shape;  // a small request (~5 KiB) with a large answer (~64 KiB)
+  shape.batch = 1;
+  shape.q_len = 128;
+  shape.kv_len = 4;
+  shape.q_heads = 2;
+  shape.kv_heads = 1;
+  shape.head_dim = 4;
+  shape.v_head_dim = 64;
+  const v1::AttendRequest request = RandomRequest(shape, 12, "too-big");
+  v1::AttendResponse response;
+  grpc::Status status = Attend(*test, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("server.max_message_bytes"));
+  EXPECT_THAT(test->registry.Render(), Not(HasSubstr("attnd_plans_total{")));
+}
+
 TEST(ServerTest, GetServerInfoDescribesTheCpuServer) {
   server::Config config = TestConfig();
   config.limits.max_head_dim = 512;

@@ -68,6 +68,38 @@ TEST(AttendStreamTest, AnswersEveryRequestByIdWithFailuresInStream) {
                            "attnd_requests_total{method=\"AttendStream\",code=\"INVALID_ARGUMENT\"} 1"));
 }
 
+TEST(AttendStreamTest, PipeliningFarAheadIsHeldBackNotRefused) {
+  server::Config config = TestConfig();
+  config.scheduler.max_queue_requests = 2;  // also the stream's unanswered-request limit
+  auto test = StartTestServer(config);
+  ASSERT_NE(test, nullptr);
+  grpc::ClientContext context;
+  context.set_deadline(In(std::chrono::seconds(60)));
+  std::unique_ptr<Stream> stream = test->stub->AttendStream(&context);
+  std::map<std::string, v1::AttendRequest> sent;
+  std::thread writer([&] {
+    for (int i = 0; i < 12; ++i) {
+      Shape shape;
+      shape.q_len = 64;
+      shape.kv_len = 96;
+      v1::AttendRequest request = RandomRequest(shape, 700 + i, "q" + std::to_string(i));
+      EXPECT_TRUE(stream->Write(request));
+      sent[request.request_id()] = std::move(request);
+    }
+    EXPECT_TRUE(stream->WritesDone());
+  });
+  std::vector<v1::AttendResponse> answers;
+  v1::AttendResponse response;
+  while (stream->Read(&response)) answers.push_back(response);
+  writer.join();
+  EXPECT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(answers.size(), 12u);
+  for (const v1::AttendResponse& answer : answers) {
+    EXPECT_FALSE(answer.has_status()) << answer.request_id() << ": " << answer.status().message();
+    ExpectMatchesReference(sent[answer.request_id()], answer);
+  }
+}
+
 TEST(AttendStreamTest, PingPongOnOneStream) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
