@@ -161,17 +161,17 @@ int Main(int argc, char** argv) {
     exporter = *std::move(started);
   }
 
-  absl::StatusOr<std::unique_ptr<service::Server>> server = service::Server::Start(*config,
-                                                                                  &registry);
+  absl::StatusOr<std::unique_ptr<service::Server>> server =
+      service::Server::Start(*config, &registry);
   if (!server.ok()) return StartupError(std::string(server.status().message()));
 
   const std::string listen = BoundAddress(config->server.listen, (*server)->port());
   const std::string metrics_listen =
       exporter != nullptr ? BoundAddress(config->metrics.listen, exporter->port()) : "";
-  logging::Log(logging::Level::kInfo, "serving",
-               {F("listen", listen), F("metrics_listen", metrics_listen),
-                F("backend", (*server)->backend()), F("version", service::Version()),
-                F("pid", static_cast<int64_t>(getpid()))});
+  logging::Log(
+      logging::Level::kInfo, "serving",
+      {F("listen", listen), F("metrics_listen", metrics_listen), F("backend", (*server)->backend()),
+       F("version", service::Version()), F("pid", static_cast<int64_t>(getpid()))});
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

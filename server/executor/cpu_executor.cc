@@ -36,8 +36,8 @@ MemInfo CpuExecutor::ReadMemInfo() const {
   // No /proc (unusual): trust the configured cap alone.
   MemInfo fallback;
   fallback.total_bytes = memory_.host_budget_bytes;
-  fallback.available_bytes = static_cast<int64_t>(
-      static_cast<double>(memory_.host_budget_bytes) / std::max(memory_.host_fraction, 1e-9));
+  fallback.available_bytes = static_cast<int64_t>(static_cast<double>(memory_.host_budget_bytes) /
+                                                  std::max(memory_.host_fraction, 1e-9));
   return fallback;
 }
 
@@ -68,8 +68,9 @@ absl::Status CpuExecutor::Run(const kernels::Plan& plan, const kernels::Attentio
       status = kernels::RunReference(problem, tensors);
       break;
     default:
-      status = absl::InvalidArgumentError(absl::StrCat(
-          "variant ", std::string(kernels::VariantName(plan.variant)), " cannot run on the cpu device"));
+      status = absl::InvalidArgumentError(
+          absl::StrCat("variant ", std::string(kernels::VariantName(plan.variant)),
+                       " cannot run on the cpu device"));
       break;
   }
   in_use_bytes_.fetch_sub(plan.workspace_bytes);

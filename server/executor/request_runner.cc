@@ -81,8 +81,8 @@ RequestRunner::RequestRunner(Executor* executor, const kernels::PlannerConfig& p
                                            "Free memory on the device, read live.", device);
   gauges_->reserved_bytes = registry->GetGauge(
       "attnd_pool_reserved_bytes", "Memory the device's pool holds (CPU: the budget).", device);
-  gauges_->used_bytes = registry->GetGauge(
-      "attnd_pool_used_bytes", "Workspace in use by running plans.", device);
+  gauges_->used_bytes =
+      registry->GetGauge("attnd_pool_used_bytes", "Workspace in use by running plans.", device);
   {
     absl::MutexLock lock(&gauges_->mu);
     gauges_->executor = executor;

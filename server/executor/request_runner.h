@@ -39,8 +39,7 @@ class RequestRunner {
   // INVALID_ARGUMENT (a forced variant this device cannot run), RESOURCE_EXHAUSTED (nothing
   // fits the memory budget, or the output cannot be allocated), or the kernel's own.
   absl::StatusOr<v1::AttendResponse> Run(const wire::DecodedRequest& decoded,
-                                         const std::string& request_id,
-                                         const RunContext& context);
+                                         const std::string& request_id, const RunContext& context);
 
   Executor* executor() const { return executor_; }
 
@@ -52,8 +51,8 @@ class RequestRunner {
   Executor* const executor_;
   const kernels::PlannerConfig planner_;
   const int max_oom_retries_;
-  std::unique_ptr<Metrics> metrics_;        // null without a registry
-  std::shared_ptr<GaugeSource> gauges_;     // shared with the registry's collect hook
+  std::unique_ptr<Metrics> metrics_;     // null without a registry
+  std::shared_ptr<GaugeSource> gauges_;  // shared with the registry's collect hook
 };
 
 // The planner config for one request: the server's, with the request's expert controls.

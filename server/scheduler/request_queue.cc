@@ -12,9 +12,9 @@ namespace {
 // passed is also cancelled by gRPC, and DEADLINE_EXCEEDED is the truer answer.
 absl::Status ExpiryStatus(const WorkItem& item, absl::Time now) {
   if (item.deadline <= now) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("deadline passed after ", absl::FormatDuration(now - item.enqueue_time),
-                     " in the queue; the request was not computed"));
+    return absl::DeadlineExceededError(absl::StrCat("deadline passed after ",
+                                                    absl::FormatDuration(now - item.enqueue_time),
+                                                    " in the queue; the request was not computed"));
   }
   if (item.IsCancelled()) {
     return absl::CancelledError("cancelled by the client while queued; not computed");
@@ -45,9 +45,8 @@ absl::Status RequestQueue::Push(std::unique_ptr<WorkItem>* item, absl::Time now)
     return expired;
   }
   if (full()) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("queue full: ", size_,
-                     " requests waiting (scheduler.max_queue_requests); retry later"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "queue full: ", size_, " requests waiting (scheduler.max_queue_requests); retry later"));
   }
   (*item)->priority = ClampPriority((*item)->priority);
   levels_[(*item)->priority].push_back(std::move(*item));
@@ -87,8 +86,8 @@ std::vector<std::unique_ptr<WorkItem>> RequestQueue::PopNext(absl::Time now,
   for (size_t p = levels_.size(); p-- > 0;) {
     for (size_t i = 0; i < levels_[p].size(); ++i) {
       const WorkItem& item = *levels_[p][i];
-      view.push_back(QueuedView{item.priority, item.enqueue_time, item.deadline,
-                                &item.decoded.problem});
+      view.push_back(
+          QueuedView{item.priority, item.enqueue_time, item.deadline, &item.decoded.problem});
       where.emplace_back(p, i);
     }
   }

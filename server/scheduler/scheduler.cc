@@ -15,11 +15,10 @@ struct Scheduler::Metrics {
 
   explicit Metrics(metrics::Registry* registry)
       : queue_depth(registry->GetGauge("attnd_queue_depth", "Requests waiting in the queue.")),
-        inflight(registry->GetGauge("attnd_inflight_requests",
-                                    "Requests being computed on a device.")),
+        inflight(
+            registry->GetGauge("attnd_inflight_requests", "Requests being computed on a device.")),
         queue_seconds(registry->GetHistogram(
-            "attnd_queue_duration_seconds",
-            "Time requests waited in the queue before they ran.",
+            "attnd_queue_duration_seconds", "Time requests waited in the queue before they ran.",
             metrics::ExponentialBuckets(0.0001, 2.0, 20))),  // 100us .. 52s
         batch_size(registry->GetHistogram("attnd_batch_size", "Requests run together per batch.",
                                           metrics::ExponentialBuckets(1, 2, 8))) {}  // 1 .. 128

@@ -29,7 +29,7 @@ struct WorkItem {
   // gRPC does until the call is finished, which only `done` does) until `done` has run.
   std::shared_ptr<const v1::AttendRequest> request;
   wire::DecodedRequest decoded;
-  int priority = 0;  // clamped to [0, levels) by the queue
+  int priority = 0;                                // clamped to [0, levels) by the queue
   absl::Time enqueue_time = absl::InfinitePast();  // stamped by the scheduler at Submit
   absl::Time deadline = absl::InfiniteFuture();
   CancelFlag cancelled;  // null: cannot be cancelled

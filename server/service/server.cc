@@ -74,19 +74,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
       static_cast<int>(std::min<int64_t>(config.server.max_message_bytes, INT_MAX));
   builder.SetMaxReceiveMessageSize(max_message);
   builder.SetMaxSendMessageSize(max_message);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             static_cast<int>(std::min<int64_t>(
-                                 config.server.max_concurrent_streams, INT_MAX)));
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONCURRENT_STREAMS,
+      static_cast<int>(std::min<int64_t>(config.server.max_concurrent_streams, INT_MAX)));
   // Without this a second attnd could bind the same port (SO_REUSEPORT) and split the traffic.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     server->grpc_server_.reset();
-    return absl::UnavailableError(absl::StrCat(
-        "server.listen = \"", listen,
-        "\": cannot listen there (address already in use, not a local address, or not "
-        "host:port)"));
+    return absl::UnavailableError(
+        absl::StrCat("server.listen = \"", listen,
+                     "\": cannot listen there (address already in use, not a local address, or not "
+                     "host:port)"));
   }
   grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
   if (health != nullptr) {
@@ -108,10 +108,10 @@ bool Server::Drain(absl::Duration timeout) {
     return true;
   }
   const absl::Time deadline = absl::Now() + timeout;
-  logging::Log(logging::Level::kInfo, "draining",
-               {F("timeout_seconds", absl::ToDoubleSeconds(timeout)),
-                F("queued", scheduler_->queue_depth()), F("inflight", scheduler_->inflight()),
-                F("streams", context_->streams.size())});
+  logging::Log(
+      logging::Level::kInfo, "draining",
+      {F("timeout_seconds", absl::ToDoubleSeconds(timeout)), F("queued", scheduler_->queue_depth()),
+       F("inflight", scheduler_->inflight()), F("streams", context_->streams.size())});
   if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }

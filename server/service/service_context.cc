@@ -3,7 +3,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-
 #include "server/logging/logging.h"
 #include "server/service/attend_stream.h"
 #include "wire/request_codec.h"
@@ -51,19 +50,19 @@ void ReportAnswer(ServiceContext* service, std::string_view method, const std::s
     case absl::StatusCode::kUnknown:
     case absl::StatusCode::kDataLoss:
     case absl::StatusCode::kUnimplemented:
-      logging::Log(Level::kWarning, "request_failed",
-                   {F("method", method), F("request_id", request_id),
-                    F("code", CodeName(status.code())),
-                    F("message", std::string(status.message())), F("seconds", seconds)});
+      logging::Log(
+          Level::kWarning, "request_failed",
+          {F("method", method), F("request_id", request_id), F("code", CodeName(status.code())),
+           F("message", std::string(status.message())), F("seconds", seconds)});
       return;
     default:
       break;
   }
   if (!logging::Enabled(Level::kDebug)) return;
-  logging::Log(Level::kDebug, "request",
-               {F("method", method), F("request_id", request_id),
-                F("code", CodeName(status.code())), F("message", std::string(status.message())),
-                F("seconds", seconds)});
+  logging::Log(
+      Level::kDebug, "request",
+      {F("method", method), F("request_id", request_id), F("code", CodeName(status.code())),
+       F("message", std::string(status.message())), F("seconds", seconds)});
 }
 
 void SubmitAttend(ServiceContext* service, std::shared_ptr<const v1::AttendRequest> request,

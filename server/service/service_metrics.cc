@@ -23,10 +23,9 @@ ServiceMetrics::ServiceMetrics(metrics::Registry* registry) : registry_(registry
     own_registry_ = std::make_unique<metrics::Registry>();
     registry_ = own_registry_.get();
   }
-  bytes_received_ = registry_->GetCounter("attnd_bytes_received_total",
-                                          "Serialized request bytes received.");
-  bytes_sent_ =
-      registry_->GetCounter("attnd_bytes_sent_total", "Serialized response bytes sent.");
+  bytes_received_ =
+      registry_->GetCounter("attnd_bytes_received_total", "Serialized request bytes received.");
+  bytes_sent_ = registry_->GetCounter("attnd_bytes_sent_total", "Serialized response bytes sent.");
   // The series a dashboard expects exist from the start, at 0.
   for (const char* method : {"Attend", "AttendStream", "GetServerInfo"}) {
     registry_->GetCounter("attnd_requests_total", "Requests answered, by method and status code.",
@@ -39,8 +38,7 @@ ServiceMetrics::ServiceMetrics(metrics::Registry* registry) : registry_(registry
 
 ServiceMetrics::~ServiceMetrics() = default;
 
-void ServiceMetrics::RecordRequest(std::string_view method, absl::StatusCode code,
-                                   double seconds) {
+void ServiceMetrics::RecordRequest(std::string_view method, absl::StatusCode code, double seconds) {
   registry_
       ->GetCounter("attnd_requests_total", "Requests answered, by method and status code.",
                    {{"method", std::string(method)}, {"code", CodeName(code)}})

@@ -86,9 +86,9 @@ TEST(CpuExecutorTest, BudgetIsReadLiveFromMeminfo) {
   EXPECT_EQ(cpu.kind(), "cpu");
   EXPECT_FALSE(cpu.capabilities().is_cuda);
   EXPECT_EQ(cpu.capabilities().threads, 2);
-  EXPECT_THAT(cpu.capabilities().variants,
-              ::testing::UnorderedElementsAre(kernels::Variant::kCpuChunked,
-                                              kernels::Variant::kReference));
+  EXPECT_THAT(
+      cpu.capabilities().variants,
+      ::testing::UnorderedElementsAre(kernels::Variant::kCpuChunked, kernels::Variant::kReference));
   EXPECT_EQ(cpu.MemoryBudgetBytes(), 960 * kMiB);
   available->store(512 * kMiB);  // other processes took memory
   EXPECT_EQ(cpu.MemoryBudgetBytes(), 192 * kMiB);

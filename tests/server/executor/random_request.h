@@ -30,9 +30,12 @@ struct Shape {
 
 inline kernels::DType KernelDType(v1::DType dtype) {
   switch (dtype) {
-    case v1::DTYPE_F16: return kernels::DType::kF16;
-    case v1::DTYPE_BF16: return kernels::DType::kBF16;
-    default: return kernels::DType::kF32;
+    case v1::DTYPE_F16:
+      return kernels::DType::kF16;
+    case v1::DTYPE_BF16:
+      return kernels::DType::kBF16;
+    default:
+      return kernels::DType::kF32;
   }
 }
 
@@ -81,9 +84,12 @@ struct Tolerance {
 
 inline Tolerance ToleranceFor(v1::DType dtype) {
   switch (dtype) {
-    case v1::DTYPE_F16: return {4e-3, 4e-3};
-    case v1::DTYPE_BF16: return {3e-2, 3e-2};
-    default: return {1e-4, 1e-4};
+    case v1::DTYPE_F16:
+      return {4e-3, 4e-3};
+    case v1::DTYPE_BF16:
+      return {3e-2, 3e-2};
+    default:
+      return {1e-4, 1e-4};
   }
 }
 
@@ -124,8 +130,7 @@ inline void ExpectMatchesReference(const v1::AttendRequest& request,
   ASSERT_EQ(response.lse().dtype(), v1::DTYPE_F32);
   ASSERT_EQ(static_cast<int64_t>(response.lse().data().size()), p.lse_elements() * 4);
   for (int64_t i = 0; i < p.lse_elements() && bad < 5; ++i) {
-    const double got =
-        kernels::LoadAsFloat(response.lse().data().data(), kernels::DType::kF32, i);
+    const double got = kernels::LoadAsFloat(response.lse().data().data(), kernels::DType::kF32, i);
     const double want = ref.lse[i];
     if (std::isinf(want)) {
       EXPECT_EQ(got, want) << "lse[" << i << "]";

@@ -16,8 +16,8 @@
 namespace attnd::server::executor {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::ExpectMatchesReference;
+using ::testing::HasSubstr;
 using testing::RandomRequest;
 using testing::Shape;
 
@@ -235,8 +235,7 @@ TEST(RequestRunnerTest, RecordsPlanComputeChunkAndDeviceMetrics) {
     }
     const std::string text = registry.Render();
     EXPECT_THAT(text, HasSubstr("attnd_plans_total{variant=\"cpu_chunked\"} 2"));
-    EXPECT_THAT(text,
-                HasSubstr("attnd_compute_duration_seconds_count{variant=\"cpu_chunked\"} 2"));
+    EXPECT_THAT(text, HasSubstr("attnd_compute_duration_seconds_count{variant=\"cpu_chunked\"} 2"));
     EXPECT_THAT(text, HasSubstr("attnd_chunk_tokens_count{axis=\"q\"} 2"));
     EXPECT_THAT(text, HasSubstr("attnd_chunk_tokens_count{axis=\"kv\"} 2"));
     // The CPU's pool figures: the budget (no workspace in use between requests).

@@ -13,17 +13,17 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "probes.pb.h"
-#include "tests/server/executor/random_request.h"
 #include "server/service/server_info.h"
+#include "tests/server/executor/random_request.h"
 #include "tests/server/service/test_server.h"
 
 namespace attnd::testing {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using probes::HealthCheckRequest;
 using probes::HealthCheckResponse;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kHealthWatch[] = "/grpc.health.v1.Health/Watch";
 constexpr char kHealthCheck[] = "/grpc.health.v1.Health/Check";
@@ -72,8 +72,8 @@ TEST(ServerTest, AttendMatchesTheReference) {
   const std::string metrics = test->registry.Render();
   EXPECT_THAT(metrics, HasSubstr("attnd_requests_total{method=\"Attend\",code=\"OK\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("attnd_request_duration_seconds_count{method=\"Attend\"} 1"));
-  EXPECT_THAT(metrics, HasSubstr("attnd_build_info{version=\"" + std::string(
-                                     server::service::Version()) + "\",backend=\"cpu\""));
+  EXPECT_THAT(metrics, HasSubstr("attnd_build_info{version=\"" +
+                                 std::string(server::service::Version()) + "\",backend=\"cpu\""));
   EXPECT_THAT(metrics, HasSubstr("attnd_plans_total{variant=\"cpu_chunked\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("attnd_queue_depth 0"));
   EXPECT_THAT(metrics, Not(HasSubstr("attnd_bytes_received_total 0\n")));

@@ -64,8 +64,9 @@ TEST(AttendStreamTest, AnswersEveryRequestByIdWithFailuresInStream) {
 
   const std::string metrics = test->registry.Render();
   EXPECT_THAT(metrics, HasSubstr("attnd_requests_total{method=\"AttendStream\",code=\"OK\"} 6"));
-  EXPECT_THAT(metrics, HasSubstr(
-                           "attnd_requests_total{method=\"AttendStream\",code=\"INVALID_ARGUMENT\"} 1"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr("attnd_requests_total{method=\"AttendStream\",code=\"INVALID_ARGUMENT\"} 1"));
 }
 
 TEST(AttendStreamTest, PipeliningFarAheadIsHeldBackNotRefused) {

@@ -49,8 +49,8 @@ inline std::unique_ptr<TestServer> StartTestServer(const server::Config& config 
   EXPECT_GT(test->server->port(), 0);
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  test->channel = grpc::CreateCustomChannel(test->target(), grpc::InsecureChannelCredentials(),
-                                            args);
+  test->channel =
+      grpc::CreateCustomChannel(test->target(), grpc::InsecureChannelCredentials(), args);
   test->stub = v1::Attention::NewStub(test->channel);
   return test;
 }
