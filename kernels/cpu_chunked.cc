@@ -80,15 +80,21 @@ struct F32Block {
   int64_t ld;
 };
 
-F32Block LoadBlock(const void* tensor, DType dtype, const SeqHeadStrides& strides, int64_t b,
-                   int64_t first_row, int64_t h, int64_t rows, int64_t dim, float* scratch) {
+F32Block LoadBlock(const CpuRowKernels& kernels, const void* tensor, DType dtype,
+                   const SeqHeadStrides& strides, int64_t b, int64_t first_row, int64_t h,
+                   int64_t rows, int64_t dim, float* scratch) {
   const int64_t base = strides.Row(b, first_row, h);
   if (dtype == DType::kF32) {
     return F32Block{static_cast<const float*>(tensor) + base, strides.seq};
   }
   const unsigned char* bytes = static_cast<const unsigned char*>(tensor);
   for (int64_t r = 0; r < rows; ++r) {
-    ConvertToFloat(bytes + (base + r * strides.seq) * 2, dtype, dim, scratch + r * dim);
+    const unsigned char* row = bytes + (base + r * strides.seq) * 2;
+    if (dtype == DType::kF16) {
+      kernels.half_to_float(row, dim, scratch + r * dim);  // F16C where the CPU has it
+    } else {
+      ConvertToFloat(row, dtype, dim, scratch + r * dim);
+    }
   }
   return F32Block{scratch, dim};
 }
@@ -154,11 +160,12 @@ void ChunkedRun::RunChunk(int64_t b, int64_t h, int64_t i0, const TileBuffers& b
   std::fill(buf.acc, buf.acc + rows * dv, 0.0f);
 
   if (first < last) {
-    const F32Block q = LoadBlock(t_.q, p_.dtype, strides_.q, b, i0, h, rows, d, buf.q_tile);
+    const F32Block q = LoadBlock(rows_, t_.q, p_.dtype, strides_.q, b, i0, h, rows, d, buf.q_tile);
     for (int64_t j0 = first; j0 < last; j0 += kv_chunk_) {
       const int64_t n = std::min(kv_chunk_, last - j0);
-      const F32Block k = LoadBlock(t_.k, p_.dtype, strides_.k, b, j0, kvh, n, d, buf.k_tile);
-      const F32Block v = LoadBlock(t_.v, p_.dtype, strides_.v, b, j0, kvh, n, dv, buf.v_tile);
+      const F32Block k = LoadBlock(rows_, t_.k, p_.dtype, strides_.k, b, j0, kvh, n, d, buf.k_tile);
+      const F32Block v =
+          LoadBlock(rows_, t_.v, p_.dtype, strides_.v, b, j0, kvh, n, dv, buf.v_tile);
       // S [rows, n] = scale · Q [rows, D] · Kᵀ [D, n]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, d, static_cast<float>(p_.scale),
                   q.data, q.ld, k.data, k.ld, 0.0f, buf.scores, n);

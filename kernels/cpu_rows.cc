@@ -17,7 +17,8 @@ const CpuRowKernels& CpuRowsBaseline() { return CpuRowsBaselineImpl(); }
 
 const CpuRowKernels* CpuRowsAvx2() {
 #if defined(ATTND_HAVE_AVX2_ROWS)
-  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                                __builtin_cpu_supports("f16c");
   if (supported) return &CpuRowsAvx2Impl();
 #endif
   return nullptr;

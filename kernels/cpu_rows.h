@@ -29,11 +29,14 @@ struct CpuRowKernels {
   void (*online_softmax_row)(const SoftmaxRowArgs& args);
   // x[i] = exp(x[i]) for i < n; relative error < 2e-7, exp(-inf) = 0. For x <= 88.
   void (*exp_inplace)(float* x, int64_t n);
+  // dst[i] = f16 element i of src (any alignment): F16C in the AVX2 build; exactly HalfToFloat.
+  void (*half_to_float)(const void* src, int64_t n, float* dst);
 };
 
-// The kernels for this CPU (AVX2+FMA when present).
+// The kernels for this CPU (AVX2+FMA+F16C when present).
 const CpuRowKernels& CpuRows();
-// Both builds, for tests that hold them against each other: null when the CPU lacks AVX2/FMA.
+// Both builds, for tests that hold them against each other: null when the CPU lacks
+// AVX2/FMA/F16C.
 const CpuRowKernels& CpuRowsBaseline();
 const CpuRowKernels* CpuRowsAvx2();
 // Tests only: makes CpuRows() return `kernels` (null restores the automatic choice), so the

@@ -26,9 +26,9 @@ uint32_t ShiftRoundNearestEven(uint32_t value, int shift) {
   return kept + ((rest > half || (rest == half && (kept & 1))) ? 1 : 0);
 }
 
-}  // namespace
-
-float HalfToFloat(uint16_t h) {
+// The conversions themselves, internal so that the loops below inline them (the library is
+// built -fPIC, where calls to the exported functions cannot be inlined).
+inline float HalfBitsToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
   const uint32_t exponent = (h >> 10) & 0x1f;
   const uint32_t mantissa = h & 0x3ff;
@@ -44,7 +44,7 @@ float HalfToFloat(uint16_t h) {
   return BitsFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }
 
-uint16_t FloatToHalf(float f) {
+inline uint16_t FloatToHalfBits(float f) {
   const uint32_t bits = FloatBits(f);
   const uint32_t sign = (bits >> 16) & 0x8000;
   const uint32_t abs = bits & 0x7fffffff;
@@ -68,9 +68,9 @@ uint16_t FloatToHalf(float f) {
                                ShiftRoundNearestEven(mantissa, static_cast<int>(126 - exponent)));
 }
 
-float BFloat16ToFloat(uint16_t b) { return BitsFloat(static_cast<uint32_t>(b) << 16); }
+inline float BFloat16BitsToFloat(uint16_t b) { return BitsFloat(static_cast<uint32_t>(b) << 16); }
 
-uint16_t FloatToBFloat16(float f) {
+inline uint16_t FloatToBFloat16Bits(float f) {
   const uint32_t bits = FloatBits(f);
   if ((bits & 0x7fffffff) > 0x7f800000) {
     return static_cast<uint16_t>((bits >> 16) | 0x0040);  // NaN stays (quiet) NaN
@@ -79,6 +79,13 @@ uint16_t FloatToBFloat16(float f) {
   const uint32_t rounding = 0x7fff + ((bits >> 16) & 1);
   return static_cast<uint16_t>((bits + rounding) >> 16);
 }
+
+}  // namespace
+
+float HalfToFloat(uint16_t h) { return HalfBitsToFloat(h); }
+uint16_t FloatToHalf(float f) { return FloatToHalfBits(f); }
+float BFloat16ToFloat(uint16_t b) { return BFloat16BitsToFloat(b); }
+uint16_t FloatToBFloat16(float f) { return FloatToBFloat16Bits(f); }
 
 float LoadAsFloat(const void* data, DType dtype, int64_t i) {
   const unsigned char* bytes = static_cast<const unsigned char*>(data);
@@ -91,12 +98,12 @@ float LoadAsFloat(const void* data, DType dtype, int64_t i) {
     case DType::kF16: {
       uint16_t h;
       std::memcpy(&h, bytes + i * 2, 2);
-      return HalfToFloat(h);
+      return HalfBitsToFloat(h);
     }
     case DType::kBF16: {
       uint16_t b;
       std::memcpy(&b, bytes + i * 2, 2);
-      return BFloat16ToFloat(b);
+      return BFloat16BitsToFloat(b);
     }
   }
   return 0.0f;
@@ -109,12 +116,12 @@ void StoreFromFloat(void* data, DType dtype, int64_t i, float value) {
       std::memcpy(bytes + i * 4, &value, 4);
       return;
     case DType::kF16: {
-      const uint16_t h = FloatToHalf(value);
+      const uint16_t h = FloatToHalfBits(value);
       std::memcpy(bytes + i * 2, &h, 2);
       return;
     }
     case DType::kBF16: {
-      const uint16_t b = FloatToBFloat16(value);
+      const uint16_t b = FloatToBFloat16Bits(value);
       std::memcpy(bytes + i * 2, &b, 2);
       return;
     }
@@ -122,27 +129,47 @@ void StoreFromFloat(void* data, DType dtype, int64_t i, float value) {
 }
 
 void ConvertToFloat(const void* src, DType dtype, int64_t n, float* dst) {
-  if (dtype == DType::kF32) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * 4);
-    return;
-  }
   const unsigned char* bytes = static_cast<const unsigned char*>(src);
-  for (int64_t i = 0; i < n; ++i) {
-    uint16_t h;
-    std::memcpy(&h, bytes + i * 2, 2);
-    dst[i] = dtype == DType::kF16 ? HalfToFloat(h) : BFloat16ToFloat(h);
+  // One loop per dtype, so that each inlines its conversion (and bf16's vectorises).
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+      return;
+    case DType::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, bytes + i * 2, 2);
+        dst[i] = HalfBitsToFloat(h);
+      }
+      return;
+    case DType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t b;
+        std::memcpy(&b, bytes + i * 2, 2);
+        dst[i] = BFloat16BitsToFloat(b);
+      }
+      return;
   }
 }
 
 void ConvertFromFloat(const float* src, int64_t n, DType dtype, void* dst) {
-  if (dtype == DType::kF32) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * 4);
-    return;
-  }
   unsigned char* bytes = static_cast<unsigned char*>(dst);
-  for (int64_t i = 0; i < n; ++i) {
-    const uint16_t h = dtype == DType::kF16 ? FloatToHalf(src[i]) : FloatToBFloat16(src[i]);
-    std::memcpy(bytes + i * 2, &h, 2);
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+      return;
+    case DType::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = FloatToHalfBits(src[i]);
+        std::memcpy(bytes + i * 2, &h, 2);
+      }
+      return;
+    case DType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t b = FloatToBFloat16Bits(src[i]);
+        std::memcpy(bytes + i * 2, &b, 2);
+      }
+      return;
   }
 }
 

@@ -5,7 +5,8 @@
 //                   [--baseline-rows] [--quick]
 //
 // For each shape it prints the plan the planner chose, the best of --reps runs, GFLOP/s
-// (AttentionProblem::Flops(): 2·B·H·Mq·Mk·(D+Dv), halved for causal) and the ratio to sgemm.
+// (AttentionProblem::Flops(): 2·B·H·Mq·Mk·(D+Dv), halved for causal), the sgemm rate measured
+// alternately with it, and their ratio.
 #include <cblas.h>
 
 #include <algorithm>
@@ -55,21 +56,31 @@ std::vector<float> RandomFloats(int64_t n, uint32_t seed) {
   return v;
 }
 
-// Best-of-reps sgemm GFLOP/s on an n×n×n product with OpenBLAS on `threads` threads.
-double SgemmGflops(int64_t n, int threads, int reps) {
-  openblas_set_num_threads(threads);
-  const std::vector<float> a = RandomFloats(n * n, 1);
-  const std::vector<float> b = RandomFloats(n * n, 2);
-  std::vector<float> c(static_cast<size_t>(n * n));
-  double best = 1e30;
-  for (int r = 0; r < reps + 1; ++r) {  // the first run warms up
+// An n×n×n OpenBLAS sgemm on `threads` threads, timed once per call.
+class Sgemm {
+ public:
+  Sgemm(int64_t n, int threads)
+      : n_(n),
+        threads_(threads),
+        a_(RandomFloats(n * n, 1)),
+        b_(RandomFloats(n * n, 2)),
+        c_(static_cast<size_t>(n * n)) {}
+  // Seconds of one product.
+  double Time() {
+    openblas_set_num_threads(threads_);  // RunCpuChunked sets it to 1 for its own workers
     const Clock::time_point start = Clock::now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
-                0.0f, c.data(), n);
-    if (r > 0) best = std::min(best, Seconds(start));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_, n_, n_, 1.0f, a_.data(), n_,
+                b_.data(), n_, 0.0f, c_.data(), n_);
+    return Seconds(start);
   }
-  return 2.0 * n * n * n / best / 1e9;
-}
+  double Flops() const { return 2.0 * n_ * n_ * n_; }
+  int64_t n() const { return n_; }
+
+ private:
+  int64_t n_;
+  int threads_;
+  std::vector<float> a_, b_, c_;
+};
 
 struct Shape {
   const char* name;
@@ -87,11 +98,10 @@ int Run(const Options& options) {
   const int threads =
       options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   if (options.baseline_rows) SetCpuRowsForTesting(&CpuRowsBaseline());
-  const int64_t sgemm_n = options.quick ? 1024 : 2048;
-  const double sgemm = SgemmGflops(sgemm_n, threads, options.reps);
-  std::printf("threads %d, softmax row kernels: %s\n", threads, CpuRows().name);
-  std::printf("openblas sgemm %lldx%lldx%lld: %.1f GFLOP/s\n\n", static_cast<long long>(sgemm_n),
-              static_cast<long long>(sgemm_n), static_cast<long long>(sgemm_n), sgemm);
+  Sgemm sgemm(options.quick ? 1024 : 2048, threads);
+  std::printf("threads %d, softmax row kernels: %s, sgemm %lld³ f32\n", threads, CpuRows().name,
+              static_cast<long long>(sgemm.n()));
+  std::printf("each row: best of %d runs, sgemm and cpu_chunked alternating\n\n", options.reps);
 
   std::vector<Shape> shapes = {
       {"f32 B1 H1 M4096 D64", 1, 1, 4096, 4096, 64, DType::kF32, Causal::kNone},
@@ -103,7 +113,8 @@ int Run(const Options& options) {
   };
   if (options.quick) shapes.resize(1);
 
-  std::printf("%-30s %-48s %9s %10s %7s\n", "shape", "plan", "seconds", "GFLOP/s", "/sgemm");
+  std::printf("%-28s %-38s %8s %8s %8s %7s\n", "shape", "plan", "seconds", "GFLOP/s", "sgemm",
+              "ratio");
   Capabilities caps;
   caps.variants = {Variant::kCpuChunked, Variant::kReference};
   caps.threads = threads;
@@ -138,22 +149,33 @@ int Run(const Options& options) {
       std::fprintf(stderr, "%s: %s\n", s.name, std::string(plan.status().message()).c_str());
       return 1;
     }
+    // The machine's speed drifts (other work shares it): alternate the two and keep the best of
+    // each, so that the ratio compares like with like. Run 0 of each warms up.
     double best = 1e30;
+    double best_sgemm = 1e30;
     for (int r = 0; r < options.reps + 1; ++r) {
+      const double sgemm_seconds = sgemm.Time();
+      // OpenBLAS's worker threads spin for a while after a call before they sleep; they would
+      // take a core from cpu_chunked's own workers (measured: ratios of 0.33-0.40 instead of
+      // ~0.6 on a quiet machine). Let them go to sleep first.
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
       const Clock::time_point start = Clock::now();
       const absl::Status status = RunCpuChunked(*plan, p, t);
       if (!status.ok()) {
         std::fprintf(stderr, "%s: %s\n", s.name, std::string(status.message()).c_str());
         return 1;
       }
-      if (r > 0) best = std::min(best, Seconds(start));
+      if (r == 0) continue;
+      best = std::min(best, Seconds(start));
+      best_sgemm = std::min(best_sgemm, sgemm_seconds);
     }
     const double gflops = p.Flops() / best / 1e9;
-    const std::string plan_text = "q_chunk " + std::to_string(plan->q_chunk) + " kv_chunk " +
+    const double sgemm_gflops = sgemm.Flops() / best_sgemm / 1e9;
+    const std::string plan_text = "q " + std::to_string(plan->q_chunk) + " kv " +
                                   std::to_string(plan->kv_chunk) + " threads " +
                                   std::to_string(plan->threads);
-    std::printf("%-30s %-48s %9.3f %10.1f %7.2f\n", s.name, plan_text.c_str(), best, gflops,
-                gflops / sgemm);
+    std::printf("%-28s %-38s %8.3f %8.1f %8.1f %7.2f\n", s.name, plan_text.c_str(), best, gflops,
+                sgemm_gflops, gflops / sgemm_gflops);
   }
   return 0;
 }

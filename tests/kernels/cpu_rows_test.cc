@@ -4,11 +4,13 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/dtype_convert.h"
 
 namespace attnd::kernels {
 namespace {
@@ -129,6 +131,23 @@ TEST(CpuRowsTest, AllMinusInfinityKeepsTheRowEmpty) {
     EXPECT_EQ(m, -kInf) << rows->name;
     EXPECT_EQ(l, 0.0f);
     for (float p : scores) EXPECT_EQ(p, 0.0f);
+  }
+}
+
+// Every f16 pattern, from an unaligned buffer of odd length, converts exactly as HalfToFloat.
+TEST(CpuRowsTest, HalfToFloatIsExact) {
+  std::vector<unsigned char> bytes(1 + 65537 * 2);
+  for (uint32_t i = 0; i < 65537; ++i) {
+    const uint16_t h = static_cast<uint16_t>(i);
+    std::memcpy(bytes.data() + 1 + i * 2, &h, 2);
+  }
+  for (const CpuRowKernels* rows : Builds()) {
+    std::vector<float> out(65537);
+    rows->half_to_float(bytes.data() + 1, 65537, out.data());
+    for (uint32_t i = 0; i < 65537; ++i) {
+      const float want = HalfToFloat(static_cast<uint16_t>(i));
+      ASSERT_EQ(std::memcmp(&out[i], &want, 4), 0) << rows->name << " " << std::hex << i;
+    }
   }
 }
 
