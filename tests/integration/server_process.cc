@@ -94,8 +94,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {
     std::string log = process->Log();
-    for (const std::string_view line : absl::StrSplit(log, '\n')) {
-      if (line.find("\"serving\"") == std::string_view::npos) continue;
+    for (const absl::string_view line : absl::StrSplit(log, '\n')) {
+      if (line.find("\"serving\"") == absl::string_view::npos) continue;
       std::smatch m;
       std::string l(line);
       if (std::regex_search(l, m, listen_re)) process->target_ = m[1];
@@ -162,7 +162,7 @@ absl::StatusOr<int64_t> ServerProcess::PeakRssBytes() const {
   while (std::getline(status, line)) {
     if (absl::StartsWith(line, "VmHWM:")) {
       int64_t kib = 0;
-      std::string_view value = absl::StripAsciiWhitespace(line.substr(6));
+      absl::string_view value = absl::StripAsciiWhitespace(line.substr(6));
       value = absl::StripSuffix(value, "kB");
       if (absl::SimpleAtoi(absl::StripAsciiWhitespace(value), &kib)) return kib * 1024;
     }
@@ -274,14 +274,14 @@ int FreeLoopbackPort() {
 double MetricValue(const std::string& metrics_text, const std::string& name,
                    const std::vector<std::string>& label_filter) {
   double total = 0;
-  for (std::string_view line : absl::StrSplit(metrics_text, '\n')) {
+  for (absl::string_view line : absl::StrSplit(metrics_text, '\n')) {
     if (line.empty() || line[0] == '#') continue;
     if (!absl::StartsWith(line, name)) continue;
     const char next = line.size() > name.size() ? line[name.size()] : '\0';
     if (next != '{' && next != ' ') continue;  // a longer name sharing the prefix
     bool match = true;
     for (const std::string& label : label_filter) {
-      if (line.find(label) == std::string_view::npos) match = false;
+      if (line.find(label) == absl::string_view::npos) match = false;
     }
     if (!match) continue;
     double value = 0;
