@@ -1,0 +1,46 @@
+// The CUDA variants' entry point: plain C++ (no CUDA headers needed to include it), so the
+// server's CUDA executor and the GPU tests call it the same way.
+//
+// Plan/run split: the planner (kernels/planner.h) chose the variant and chunks; RunCuda launches
+// everything on `stream`, allocates nothing, and uses only `workspace` (plan.workspace_bytes,
+// 256-byte aligned) beyond the problem's own tensors. All tensor pointers are device pointers,
+// laid out as kernels/problem.h says (kv_lengths: B int64 values on the device).
+#ifndef ATTND_KERNELS_CUDA_CUDA_ATTENTION_H_
+#define ATTND_KERNELS_CUDA_CUDA_ATTENTION_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "kernels/planner.h"
+#include "kernels/problem.h"
+
+namespace attnd::kernels::cuda {
+
+// Per-stream handles, created once per executor stream and reused by every launch on it.
+// Opaque here so callers need no CUDA headers: cudaStream_t, cublasHandle_t, cudnnHandle_t.
+struct CudaContext {
+  void* stream = nullptr;
+  void* cublas = nullptr;
+  void* cudnn = nullptr;  // null when cuDNN is not available
+  int device = 0;
+};
+
+// Creates/destroys the handles of one context on `device` (a new non-blocking stream).
+absl::Status CreateCudaContext(int device, CudaContext* context);
+void DestroyCudaContext(CudaContext* context);
+
+// The variants this build can run on the current device (naive, sliced, chunked; cudnn when
+// linked): for kernels::Capabilities::variants.
+std::vector<Variant> CudaVariants();
+
+// Runs plan.variant (kNaive, kSliced, kChunked, kCudnn) on `tensors`. INVALID_ARGUMENT for a
+// variant that is not a CUDA one or a workspace smaller than the plan's; INTERNAL (naming the
+// call, file and line) for a CUDA, cuBLAS or cuDNN error. Does not synchronize `stream`.
+absl::Status RunCuda(const Plan& plan, const AttentionProblem& problem,
+                     const AttentionTensors& tensors, void* workspace, int64_t workspace_bytes,
+                     const CudaContext& context);
+
+}  // namespace attnd::kernels::cuda
+
+#endif  // ATTND_KERNELS_CUDA_CUDA_ATTENTION_H_
