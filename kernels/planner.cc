@@ -32,9 +32,10 @@ constexpr Variant kSpeedOrder[] = {Variant::kFused,  Variant::kCudnn,   Variant:
 std::string Name(Variant v) { return std::string(VariantName(v)); }
 
 // cpu_chunked's starting tile when the request sets no chunk: a 256×1024 f32 score tile (1 MiB)
-// stays in a core's L2. Measured at f32 Mq=Mk=4096 D=64 on 2 cores (bench/RESULTS.md): 256×1024
-// ran at ~0.75 of sgemm, 1024×4096 (16 MiB tiles) at ~0.5. Lengths longer than the tile split
-// into equal chunks (Mk 1025 → two chunks of 513, not 1024 + 1).
+// stays in a core's L2. Measured at f32 Mq=Mk=4096 D=64 on 2 cores (attnd_cpu_bench --q-chunk
+// --kv-chunk, bench/RESULTS.md): 256×1024 105 GFLOP/s, 512×512 111, 1024×1024 91, 256×4096 91,
+// 1024×4096 (16 MiB tiles) 76. Lengths longer than the tile split into equal chunks (Mk 1025 →
+// two chunks of 513, not 1024 + 1).
 constexpr int64_t kCpuTileQ = 256;
 constexpr int64_t kCpuTileKv = 1024;
 
