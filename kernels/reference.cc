@@ -36,7 +36,10 @@ void LoadHeadRows(const void* data, DType dtype, const SeqHeadStrides& strides, 
 
 absl::Status ReferenceAttention(const AttentionProblem& problem, const AttentionTensors& tensors,
                                 ReferenceResult* result, int64_t row_begin, int64_t row_end) {
-  if (absl::Status s = CheckRunInputs(problem, tensors); !s.ok()) return s;
+  // The answer goes to `result`: tensors.out and tensors.lse are not needed here.
+  if (absl::Status s = CheckRunInputs(problem, tensors, /*need_outputs=*/false); !s.ok()) {
+    return s;
+  }
   const AttentionProblem& p = problem;
   if (row_end < 0) row_end = p.q_len;
   if (row_begin < 0 || row_begin > row_end || row_end > p.q_len) {
@@ -104,6 +107,7 @@ absl::Status ReferenceAttention(const AttentionProblem& problem, const Attention
 }
 
 absl::Status RunReference(const AttentionProblem& problem, const AttentionTensors& tensors) {
+  if (absl::Status s = CheckRunInputs(problem, tensors); !s.ok()) return s;
   ReferenceResult result;
   if (absl::Status s = ReferenceAttention(problem, tensors, &result); !s.ok()) return s;
   for (size_t i = 0; i < result.out.size(); ++i) {

@@ -6,16 +6,17 @@
 
 namespace attnd::kernels {
 
-absl::Status CheckRunInputs(const AttentionProblem& problem, const AttentionTensors& tensors) {
+absl::Status CheckRunInputs(const AttentionProblem& problem, const AttentionTensors& tensors,
+                            bool need_outputs) {
   if (absl::Status s = ValidateProblem(problem, UnlimitedProblemLimits()); !s.ok()) return s;
   if (tensors.q == nullptr || tensors.k == nullptr || tensors.v == nullptr) {
     return absl::InvalidArgumentError("tensors.q, tensors.k and tensors.v must all be set");
   }
-  if (tensors.out == nullptr) return absl::InvalidArgumentError("tensors.out must be set");
+  if (need_outputs && tensors.out == nullptr) return absl::InvalidArgumentError("tensors.out must be set");
   if (problem.has_bias && tensors.bias == nullptr) {
     return absl::InvalidArgumentError("problem.has_bias but tensors.bias is null");
   }
-  if (problem.return_lse && tensors.lse == nullptr) {
+  if (need_outputs && problem.return_lse && tensors.lse == nullptr) {
     return absl::InvalidArgumentError("problem.return_lse but tensors.lse is null");
   }
   if (problem.has_kv_lengths) {

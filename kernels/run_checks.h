@@ -10,7 +10,9 @@
 namespace attnd::kernels {
 
 // INVALID_ARGUMENT for an inconsistent problem, a missing tensor, or kv_lengths outside [0, Mk].
-absl::Status CheckRunInputs(const AttentionProblem& problem, const AttentionTensors& tensors);
+// `need_outputs` false skips out/lse (the reference answers into its own float64 result).
+absl::Status CheckRunInputs(const AttentionProblem& problem, const AttentionTensors& tensors,
+                            bool need_outputs = true);
 
 }  // namespace attnd::kernels
 
