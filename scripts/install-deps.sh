@@ -13,6 +13,20 @@ apt_packages=(
   procps      # ps/pkill used by tests
 )
 
+# CUDA present: cuDNN's fused attention (kernels/cuda/cudnn) is written against cudnn-frontend, the
+# header-only C++ API shipped in the PyPI package nvidia-cudnn-frontend. It goes into the
+# project-local .deps/cudnn-frontend with pip --target, never into the system Python (Debian's is
+# externally managed, PEP 668), so pip itself is all it needs from apt.
+# 1.18.0 is the release paired with cuDNN 9.18.1+ (1.19.0 asks for 9.19.1); it builds against and
+# runs on the cuDNN 9.19.0 of /usr/local/cuda and of PyTorch's wheel on the GPU machine.
+CUDNN_FRONTEND_VERSION=1.18.0
+repo_root=$(cd "$(dirname "$0")/.." && pwd)
+have_nvcc=0
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  have_nvcc=1
+  apt_packages+=(python3-pip)
+fi
+
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -34,4 +48,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all ${#apt_packages[@]} Debian packages present"
+fi
+
+if [ "$have_nvcc" -eq 1 ]; then
+  fe_dir="$repo_root/.deps/cudnn-frontend"
+  fe_stamp="$fe_dir/nvidia_cudnn_frontend-$CUDNN_FRONTEND_VERSION.dist-info"
+  if [ -d "$fe_stamp" ] && [ -f "$fe_dir/include/cudnn_frontend.h" ]; then
+    echo "install-deps: cudnn-frontend $CUDNN_FRONTEND_VERSION present in .deps/"
+  else
+    echo "install-deps: installing cudnn-frontend $CUDNN_FRONTEND_VERSION headers into .deps/"
+    rm -rf "$fe_dir"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+      --no-deps --no-compile \
+      --only-binary=:all: --target "$fe_dir" "nvidia-cudnn-frontend==$CUDNN_FRONTEND_VERSION"
+  fi
 fi
