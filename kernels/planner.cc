@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "kernels/cpu_workspace.h"
+#include "kernels/cuda/workspace_layout.h"
 #include "kernels/problem.h"
 
 namespace attnd::kernels {
@@ -181,14 +182,11 @@ int64_t WorkspaceBytes(const AttentionProblem& p, Variant variant, int64_t q_chu
     case Variant::kCpuChunked:
       return SaturatingMul(CpuTileLayout::For(p, q_chunk, kv_chunk).bytes,
                            CpuThreadsUsed(p, q_chunk, threads));
-    case Variant::kNaive:
-      return FullScoreBytes(p);  // S [B, Hq, Mq, Mk] f32
-    case Variant::kSliced:
-      return Product({p.batch, p.q_heads, q_chunk, p.kv_len, 4});  // S [B, Hq, q_chunk, Mk]
-    case Variant::kChunked:
-      // S [B, Hq, q_chunk, kv_chunk] plus the online-softmax state m, l, acc [B, Hq, q_chunk, Dv].
-      return SaturatingAdd(Product({p.batch, p.q_heads, q_chunk, kv_chunk, 4}),
-                           Product({p.batch, p.q_heads, q_chunk, p.v_head_dim + 2, 4}));
+    case Variant::kNaive:     // S [B, Hq, Mq, Mk] f32
+    case Variant::kSliced:    // S [B, Hq, q_chunk, Mk]
+    case Variant::kChunked:   // S [B, Hq, q_chunk, kv_chunk], m, l, acc [B, Hq, q_chunk, Dv]
+      // Each plus the GEMM pointer arrays, in 256-byte aligned pieces: the layout RunCuda carves.
+      return cuda::CudaWorkspaceLayout::For(p, variant, q_chunk, kv_chunk).bytes;
     case Variant::kCudnn:
     case Variant::kFused:
       return Product({p.batch, p.q_heads, p.q_len, 4});  // the LSE [B, Hq, Mq] f32

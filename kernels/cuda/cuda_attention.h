@@ -24,9 +24,18 @@ struct CudaContext {
   void* cublas = nullptr;
   void* cudnn = nullptr;  // null when cuDNN is not available
   int device = 0;
+  // Added by gpu-kernels: cuBLAS's own workspace (cublasSetWorkspace), allocated once by
+  // CreateCudaContext so that no cuBLAS call allocates on the request path.
+  void* cublas_workspace = nullptr;
+  int64_t cublas_workspace_bytes = 0;
 };
 
 // Creates/destroys the handles of one context on `device` (a new non-blocking stream).
+// CreateCudaContext makes `device` the calling thread's current device (cuBLAS binds its handle
+// to it); on failure it releases what it made and leaves *context empty. The cuBLAS handle runs on
+// the stream with CUBLAS_DEFAULT_MATH and reduced-precision reductions disallowed (f32 GEMMs use
+// CUBLAS_COMPUTE_32F_PEDANTIC: never TF32). Destroy synchronizes the stream first; it is a no-op
+// on an empty context.
 absl::Status CreateCudaContext(int device, CudaContext* context);
 void DestroyCudaContext(CudaContext* context);
 
@@ -37,6 +46,9 @@ std::vector<Variant> CudaVariants();
 // Runs plan.variant (kNaive, kSliced, kChunked, kCudnn) on `tensors`. INVALID_ARGUMENT for a
 // variant that is not a CUDA one or a workspace smaller than the plan's; INTERNAL (naming the
 // call, file and line) for a CUDA, cuBLAS or cuDNN error. Does not synchronize `stream`.
+// Makes context.device current when it is not. kCudnn: UNIMPLEMENTED unless built with
+// attnd_kernels_cudnn (ATTND_WITH_CUDNN). kv_lengths outside [0, Mk] (on the device, so not
+// checked here) are clamped into it.
 absl::Status RunCuda(const Plan& plan, const AttentionProblem& problem,
                      const AttentionTensors& tensors, void* workspace, int64_t workspace_bytes,
                      const CudaContext& context);

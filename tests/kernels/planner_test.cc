@@ -214,7 +214,7 @@ TEST(PlannerTest, GpuSpeedOrder) {
   plan = MakePlan(f32, no_fused, 4 * kGiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->variant, Variant::kNaive);
-  EXPECT_EQ(plan->workspace_bytes, 2 * kGiB);
+  EXPECT_EQ(plan->workspace_bytes, 2 * kGiB + 256);  // + the GEMM pointers, 3·8·8 bytes
   EXPECT_EQ(plan->q_chunk, 8192);
   EXPECT_EQ(plan->kv_chunk, 8192);
 
@@ -232,15 +232,15 @@ TEST(PlannerTest, GpuSpeedOrder) {
   EXPECT_EQ(plan->variant, Variant::kSliced);
   EXPECT_EQ(plan->q_chunk, 256);
 
-  // 1 MiB: sliced needs 4 MiB even at q 16; chunked (32·q·kv + 2112·q bytes) shrinks from
-  // 1024×4096: kv 2048, kv 1024, q 512 (tie), kv 512, q 256, kv 256, q 128 (2 MiB + 264 KiB),
-  // kv 128: 524288 + 270336 = 794624 fits.
+  // 1 MiB: sliced needs 4 MiB even at q 16; chunked (32·q·kv + 2112·q bytes + 256 for the GEMM
+  // pointers) shrinks from 1024×4096: kv 2048, kv 1024, q 512 (tie), kv 512, q 256, kv 256,
+  // q 128 (2 MiB + 264 KiB), kv 128: 524288 + 270336 + 256 = 794880 fits.
   plan = MakePlan(f32, no_fused, kMiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->variant, Variant::kChunked);
   EXPECT_EQ(plan->q_chunk, 128);
   EXPECT_EQ(plan->kv_chunk, 128);
-  EXPECT_EQ(plan->workspace_bytes, 794624);
+  EXPECT_EQ(plan->workspace_bytes, 794880);
 
   // Head dim 59: no cuDNN; fused would take it.
   AttentionProblem odd = f16;

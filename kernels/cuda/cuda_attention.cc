@@ -1,0 +1,188 @@
+#include "kernels/cuda/cuda_attention.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_runner.h"
+#include "kernels/cuda/pipeline.h"
+#include "kernels/cuda/workspace_layout.h"
+#include "kernels/device_query.h"
+#include "kernels/planner.h"
+#include "kernels/problem.h"
+
+#if defined(ATTND_WITH_CUDNN)
+#include "kernels/cuda/cudnn/cudnn_attention.h"
+#endif
+
+namespace attnd::kernels::cuda {
+
+namespace {
+
+// cuBLAS's workspace per context: NVIDIA recommends 32 MiB on Hopper.
+constexpr int64_t kCublasWorkspaceBytes = int64_t{32} << 20;
+
+absl::Status BuildContext(int device, CudaContext* c) {
+  c->device = device;
+  CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
+  cudaStream_t stream = nullptr;
+  CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  c->stream = stream;
+  cublasHandle_t cublas = nullptr;
+  CUBLAS_RETURN_IF_ERROR(cublasCreate(&cublas));
+  c->cublas = cublas;
+  // cublasSetStream resets the workspace to cuBLAS's default pool: set the stream first.
+  CUBLAS_RETURN_IF_ERROR(cublasSetStream(cublas, stream));
+  CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(
+      cublas, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                        CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+  CUDA_RETURN_IF_ERROR(cudaMalloc(&c->cublas_workspace, kCublasWorkspaceBytes));
+  c->cublas_workspace_bytes = kCublasWorkspaceBytes;
+  CUBLAS_RETURN_IF_ERROR(
+      cublasSetWorkspace(cublas, c->cublas_workspace, static_cast<size_t>(kCublasWorkspaceBytes)));
+#if defined(ATTND_WITH_CUDNN)
+  // attnd_kernels_cudnn's handle, bound to the same stream (without cuDNN it stays null).
+  if (absl::Status s = CreateCudnnHandle(c->stream, &c->cudnn); !s.ok()) return s;
+#endif
+  return absl::OkStatus();
+}
+
+absl::Status CheckTensors(const AttentionProblem& p, const AttentionTensors& t) {
+  if (t.q == nullptr || t.k == nullptr || t.v == nullptr) {
+    return absl::InvalidArgumentError("tensors.q, tensors.k and tensors.v must all be set");
+  }
+  if (t.out == nullptr) return absl::InvalidArgumentError("tensors.out must be set");
+  if (p.has_bias && t.bias == nullptr) {
+    return absl::InvalidArgumentError("problem.has_bias but tensors.bias is null");
+  }
+  if (p.return_lse && t.lse == nullptr) {
+    return absl::InvalidArgumentError("problem.return_lse but tensors.lse is null");
+  }
+  if (p.has_kv_lengths && t.kv_lengths == nullptr) {
+    return absl::InvalidArgumentError("problem.has_kv_lengths but tensors.kv_lengths is null");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPlan(const Plan& plan, const AttentionProblem& p, const void* workspace,
+                       int64_t workspace_bytes) {
+  const bool q_axis = plan.variant == Variant::kSliced || plan.variant == Variant::kChunked;
+  if (q_axis && plan.q_chunk < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("plan.q_chunk = ", plan.q_chunk, " must be positive for ",
+                     std::string(VariantName(plan.variant))));
+  }
+  if (plan.variant == Variant::kChunked && plan.kv_chunk < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("plan.kv_chunk = ", plan.kv_chunk, " must be positive for chunked"));
+  }
+  const int64_t needed =
+      CudaWorkspaceLayout::For(p, plan.variant, plan.q_chunk, plan.kv_chunk).bytes;
+  if (plan.workspace_bytes < needed) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "plan.workspace_bytes = ", plan.workspace_bytes, " but ", std::string(VariantName(plan.variant)),
+        " at q_chunk ", plan.q_chunk, " kv_chunk ", plan.kv_chunk, " needs ", needed));
+  }
+  if (workspace_bytes < plan.workspace_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("workspace_bytes = ", workspace_bytes,
+                                                   " is smaller than the plan's ",
+                                                   plan.workspace_bytes));
+  }
+  if (workspace == nullptr && needed > 0) {
+    return absl::InvalidArgumentError("workspace is null");
+  }
+  if (reinterpret_cast<uintptr_t>(workspace) % kCudaWorkspaceAlign != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("workspace must be ", kCudaWorkspaceAlign, "-byte aligned"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CreateCudaContext(int device, CudaContext* context) {
+  *context = CudaContext();
+  CudaContext made;
+  if (absl::Status s = BuildContext(device, &made); !s.ok()) {
+    DestroyCudaContext(&made);
+    return s;
+  }
+  *context = made;
+  return absl::OkStatus();
+}
+
+void DestroyCudaContext(CudaContext* context) {
+  if (context->stream != nullptr) {
+    (void)cudaSetDevice(context->device);
+    (void)cudaStreamSynchronize(static_cast<cudaStream_t>(context->stream));
+  }
+#if defined(ATTND_WITH_CUDNN)
+  DestroyCudnnHandle(context->cudnn);  // null is a no-op
+#endif
+  if (context->cublas != nullptr) {
+    (void)cublasDestroy(static_cast<cublasHandle_t>(context->cublas));
+  }
+  if (context->cublas_workspace != nullptr) (void)cudaFree(context->cublas_workspace);
+  if (context->stream != nullptr) {
+    (void)cudaStreamDestroy(static_cast<cudaStream_t>(context->stream));
+  }
+  // Teardown errors are not the next call's: clear the (non-sticky) error state.
+  (void)cudaGetLastError();
+  *context = CudaContext();
+}
+
+std::vector<Variant> CudaVariants() {
+  if (CudaDeviceCount() == 0) return {};
+  if (!CheckKernelImage().ok()) {
+    (void)cudaGetLastError();
+    return {};
+  }
+  std::vector<Variant> variants = {Variant::kNaive, Variant::kSliced, Variant::kChunked};
+#if defined(ATTND_WITH_CUDNN)
+  variants.push_back(Variant::kCudnn);
+#endif
+  return variants;
+}
+
+absl::Status RunCuda(const Plan& plan, const AttentionProblem& problem,
+                     const AttentionTensors& tensors, void* workspace, int64_t workspace_bytes,
+                     const CudaContext& context) {
+  if (context.stream == nullptr || context.cublas == nullptr) {
+    return absl::InvalidArgumentError(
+        "context has no stream or cuBLAS handle (make it with CreateCudaContext)");
+  }
+  if (absl::Status s = ValidateProblem(problem, UnlimitedProblemLimits()); !s.ok()) return s;
+  if (absl::Status s = CheckTensors(problem, tensors); !s.ok()) return s;
+  int current = -1;
+  CUDA_RETURN_IF_ERROR(cudaGetDevice(&current));
+  if (current != context.device) CUDA_RETURN_IF_ERROR(cudaSetDevice(context.device));
+
+  switch (plan.variant) {
+    case Variant::kCudnn:
+#if defined(ATTND_WITH_CUDNN)
+      return RunCudnn(plan, problem, tensors, workspace, workspace_bytes, context);
+#else
+      return absl::UnimplementedError(
+          "variant cudnn: this build has no cuDNN support (attnd_kernels_cudnn)");
+#endif
+    case Variant::kNaive:
+    case Variant::kSliced:
+    case Variant::kChunked:
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("variant ", std::string(VariantName(plan.variant)), " is not a CUDA variant"));
+  }
+  if (absl::Status s = CheckPlan(plan, problem, workspace, workspace_bytes); !s.ok()) return s;
+  CudaStepRunner runner(static_cast<cudaStream_t>(context.stream),
+                        static_cast<cublasHandle_t>(context.cublas));
+  return RunSteps(plan, problem, tensors, workspace, &runner);
+}
+
+}  // namespace attnd::kernels::cuda

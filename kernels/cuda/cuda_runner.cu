@@ -1,0 +1,311 @@
+#include "kernels/cuda/cuda_runner.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/elem_io.h"
+#include "kernels/cuda/row_ops.h"
+#include "kernels/cuda/steps.h"
+#include "kernels/problem.h"
+
+namespace attnd::kernels::cuda {
+namespace {
+
+// 8 warps per block: a warp per score row for short rows, the whole block for long ones.
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+// Rows longer than this get a block each: a warp then has at most 32 columns per lane, and a
+// block of 8 warps keeps more loads in flight per row for the long rows of naive and sliced.
+constexpr int64_t kWarpRowMaxCols = 1024;
+// Grid-stride loops cover any number of rows; this many blocks fill an H100 several times over.
+constexpr int64_t kMaxBlocks = int64_t{1} << 20;
+
+__device__ __forceinline__ float WarpMax(float x) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) x = fmaxf(x, __shfl_xor_sync(~0u, x, offset));
+  return x;
+}
+
+__device__ __forceinline__ float WarpSum(float x) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(~0u, x, offset);
+  return x;
+}
+
+// The 32 threads of one warp share a row. (Host-device only so that the row templates of
+// row_ops.h instantiate cleanly; they run on the device alone.)
+struct WarpGroup {
+  ATTND_HOST_DEVICE int rank() const {
+#if defined(__CUDA_ARCH__)
+    return static_cast<int>(threadIdx.x & 31);
+#else
+    return 0;
+#endif
+  }
+  ATTND_HOST_DEVICE int size() const { return 32; }
+  ATTND_HOST_DEVICE float Max(float x) const {
+#if defined(__CUDA_ARCH__)
+    x = WarpMax(x);
+#endif
+    return x;
+  }
+  ATTND_HOST_DEVICE float Sum(float x) const {
+#if defined(__CUDA_ARCH__)
+    x = WarpSum(x);
+#endif
+    return x;
+  }
+  ATTND_HOST_DEVICE void Sync() const {
+#if defined(__CUDA_ARCH__)
+    __syncwarp();
+#endif
+  }
+};
+
+// All kThreads threads of the block share a row; reductions go through `scratch` [kWarps].
+struct BlockGroup {
+  float* scratch;
+
+  ATTND_HOST_DEVICE int rank() const {
+#if defined(__CUDA_ARCH__)
+    return static_cast<int>(threadIdx.x);
+#else
+    return 0;
+#endif
+  }
+  ATTND_HOST_DEVICE int size() const { return kThreads; }
+  ATTND_HOST_DEVICE float Max(float x) const {
+#if defined(__CUDA_ARCH__)
+    x = WarpMax(x);
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = x;
+    __syncthreads();
+    x = (threadIdx.x & 31) < kWarps ? scratch[threadIdx.x & 31] : ATTND_NEG_INF;
+    x = WarpMax(x);
+    __syncthreads();  // scratch is reused by the next reduction
+#endif
+    return x;
+  }
+  ATTND_HOST_DEVICE float Sum(float x) const {
+#if defined(__CUDA_ARCH__)
+    x = WarpSum(x);
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = x;
+    __syncthreads();
+    x = (threadIdx.x & 31) < kWarps ? scratch[threadIdx.x & 31] : 0.0f;
+    x = WarpSum(x);
+    __syncthreads();
+#endif
+    return x;
+  }
+  ATTND_HOST_DEVICE void Sync() const {
+#if defined(__CUDA_ARCH__)
+    __syncthreads();
+#endif
+  }
+};
+
+// Calls row(group, r) for every score row: a block per row, or a warp per row.
+template <bool kBlockPerRow, typename RowFn>
+__device__ __forceinline__ void ForEachRow(int64_t total_rows, RowFn row) {
+  if constexpr (kBlockPerRow) {
+    __shared__ float scratch[kWarps];
+    const BlockGroup group{scratch};
+    for (int64_t r = blockIdx.x; r < total_rows; r += gridDim.x) row(group, r);
+  } else {
+    const WarpGroup group;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
+    for (int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+         r < total_rows; r += stride) {
+      row(group, r);
+    }
+  }
+}
+
+template <DType kP, bool kBlockPerRow>
+__global__ void __launch_bounds__(kThreads) SoftmaxKernel(const SoftmaxStep step) {
+  ForEachRow<kBlockPerRow>(step.geometry.total_rows(),
+                           [&](const auto& group, int64_t r) { SoftmaxRow<kP>(group, step, r); });
+}
+
+template <DType kP, bool kBlockPerRow>
+__global__ void __launch_bounds__(kThreads) MergeKernel(const MergeStep step) {
+  ForEachRow<kBlockPerRow>(step.geometry.total_rows(),
+                           [&](const auto& group, int64_t r) { MergeRow<kP>(group, step, r); });
+}
+
+template <DType kOut>
+__global__ void __launch_bounds__(kThreads) FinalizeKernel(const FinalizeStep step) {
+  ForEachRow<false>(step.geometry.total_rows(),
+                    [&](const auto& group, int64_t r) { FinalizeRow<kOut>(group, step, r); });
+}
+
+// pointers [3, Z]: cuBLAS's A, B and C matrices of problem z.
+__global__ void __launch_bounds__(kThreads)
+    BuildPointersKernel(const GemmOperand a, const GemmOperand b, const GemmOperand c,
+                        int64_t z_count, int64_t q_heads, void** pointers) {
+  for (int64_t z = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; z < z_count;
+       z += static_cast<int64_t>(gridDim.x) * kThreads) {
+    pointers[z] = const_cast<char*>(static_cast<const char*>(a.base) +
+                                    a.Offset(z, q_heads) * ElemBytes(a.dtype));
+    pointers[z_count + z] = const_cast<char*>(static_cast<const char*>(b.base) +
+                                              b.Offset(z, q_heads) * ElemBytes(b.dtype));
+    pointers[2 * z_count + z] = const_cast<char*>(static_cast<const char*>(c.base) +
+                                                  c.Offset(z, q_heads) * ElemBytes(c.dtype));
+  }
+}
+
+unsigned int Blocks(int64_t work, int64_t per_block) {
+  const int64_t blocks = (work + per_block - 1) / per_block;
+  return static_cast<unsigned int>(std::clamp<int64_t>(blocks, 1, kMaxBlocks));
+}
+
+cudaDataType_t CudaType(DType dtype) {
+  switch (dtype) {
+    case DType::kF16:
+      return CUDA_R_16F;
+    case DType::kBF16:
+      return CUDA_R_16BF;
+    case DType::kF32:
+    default:
+      return CUDA_R_32F;
+  }
+}
+
+absl::Status CheckInt(int64_t value, const char* what) {
+  if (value < 0 || value > INT_MAX) {
+    return absl::UnimplementedError(
+        absl::StrCat("GEMM ", what, " = ", value, " exceeds cuBLAS's 32-bit range"));
+  }
+  return absl::OkStatus();
+}
+
+// Launches kernel<kP, ...> for the runtime dtype.
+template <template <DType, bool> class Launch, typename Step>
+absl::Status DispatchRows(DType dtype, bool block_per_row, const Step& step, cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kF32:
+      return block_per_row ? Launch<DType::kF32, true>::Run(step, stream)
+                           : Launch<DType::kF32, false>::Run(step, stream);
+    case DType::kF16:
+      return block_per_row ? Launch<DType::kF16, true>::Run(step, stream)
+                           : Launch<DType::kF16, false>::Run(step, stream);
+    case DType::kBF16:
+      return block_per_row ? Launch<DType::kBF16, true>::Run(step, stream)
+                           : Launch<DType::kBF16, false>::Run(step, stream);
+  }
+  return absl::InvalidArgumentError("unknown dtype");
+}
+
+template <DType kP, bool kBlockPerRow>
+struct LaunchSoftmax {
+  static absl::Status Run(const SoftmaxStep& step, cudaStream_t stream) {
+    const int64_t rows = step.geometry.total_rows();
+    SoftmaxKernel<kP, kBlockPerRow>
+        <<<Blocks(rows, kBlockPerRow ? 1 : kWarps), kThreads, 0, stream>>>(step);
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return absl::OkStatus();
+  }
+};
+
+template <DType kP, bool kBlockPerRow>
+struct LaunchMerge {
+  static absl::Status Run(const MergeStep& step, cudaStream_t stream) {
+    const int64_t rows = step.geometry.total_rows();
+    MergeKernel<kP, kBlockPerRow>
+        <<<Blocks(rows, kBlockPerRow ? 1 : kWarps), kThreads, 0, stream>>>(step);
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return absl::OkStatus();
+  }
+};
+
+template <DType kOut, bool kUnused>
+struct LaunchFinalize {
+  static absl::Status Run(const FinalizeStep& step, cudaStream_t stream) {
+    FinalizeKernel<kOut><<<Blocks(step.geometry.total_rows(), kWarps), kThreads, 0, stream>>>(step);
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+bool UniformStride(const GemmOperand& operand, int64_t batch, int64_t q_heads, int64_t* stride) {
+  const int64_t z_count = batch * q_heads;
+  *stride = z_count > 1 ? operand.Offset(1, q_heads) - operand.Offset(0, q_heads) : 0;
+  for (int64_t z = 0; z < z_count; ++z) {
+    if (operand.Offset(z, q_heads) != z * *stride) return false;
+  }
+  return true;
+}
+
+absl::Status CheckKernelImage() {
+  cudaFuncAttributes attributes;
+  CUDA_RETURN_IF_ERROR(cudaFuncGetAttributes(&attributes, FinalizeKernel<DType::kF32>));
+  return absl::OkStatus();
+}
+
+absl::Status CudaStepRunner::Gemm(const GemmStep& s) {
+  const int64_t z_count = s.batch * s.q_heads;
+  // Row-major C = A·op(B) is column-major Cᵀ = op(B)ᵀ·Aᵀ: cuBLAS's first operand is our B (its
+  // column-major view of B[n, k] is Bᵀ, hence OP_T when b_transposed), its second our A.
+  const char* names[] = {"m", "n", "k", "lda", "ldb", "ldc", "batch count"};
+  const int64_t values[] = {s.m, s.n, s.k, s.a.ld, s.b.ld, s.c.ld, z_count};
+  for (int i = 0; i < 7; ++i) {
+    if (absl::Status st = CheckInt(values[i], names[i]); !st.ok()) return st;
+  }
+  const cublasOperation_t op_b = s.b_transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  // f32 inputs: pedantic, so that no TF32 ever rounds them (not even NVIDIA_TF32_OVERRIDE).
+  const cublasComputeType_t compute =
+      s.a.dtype == DType::kF32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+  const int m = static_cast<int>(s.n);
+  const int n = static_cast<int>(s.m);
+  const int k = static_cast<int>(s.k);
+  const int batch_count = static_cast<int>(z_count);
+  int64_t stride_a = 0;
+  int64_t stride_b = 0;
+  int64_t stride_c = 0;
+  if (UniformStride(s.a, s.batch, s.q_heads, &stride_a) &&
+      UniformStride(s.b, s.batch, s.q_heads, &stride_b) &&
+      UniformStride(s.c, s.batch, s.q_heads, &stride_c)) {
+    CUBLAS_RETURN_IF_ERROR(cublasGemmStridedBatchedEx(
+        cublas_, op_b, CUBLAS_OP_N, m, n, k, &s.alpha, s.b.base, CudaType(s.b.dtype),
+        static_cast<int>(s.b.ld), stride_b, s.a.base, CudaType(s.a.dtype),
+        static_cast<int>(s.a.ld), stride_a, &s.beta, const_cast<void*>(s.c.base),
+        CudaType(s.c.dtype), static_cast<int>(s.c.ld), stride_c, batch_count, compute,
+        CUBLAS_GEMM_DEFAULT));
+    return absl::OkStatus();
+  }
+  if (s.scratch == nullptr) return absl::InternalError("batched GEMM without pointer scratch");
+  BuildPointersKernel<<<Blocks(z_count, kThreads), kThreads, 0, stream_>>>(
+      s.b, s.a, s.c, z_count, s.q_heads, s.scratch);
+  CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  const void* const* pointers = s.scratch;
+  CUBLAS_RETURN_IF_ERROR(cublasGemmBatchedEx(
+      cublas_, op_b, CUBLAS_OP_N, m, n, k, &s.alpha, pointers, CudaType(s.b.dtype),
+      static_cast<int>(s.b.ld), pointers + z_count, CudaType(s.a.dtype), static_cast<int>(s.a.ld),
+      &s.beta, s.scratch + 2 * z_count, CudaType(s.c.dtype), static_cast<int>(s.c.ld),
+      batch_count, compute, CUBLAS_GEMM_DEFAULT));
+  return absl::OkStatus();
+}
+
+absl::Status CudaStepRunner::Softmax(const SoftmaxStep& step) {
+  return DispatchRows<LaunchSoftmax>(step.p_dtype, step.geometry.cols > kWarpRowMaxCols, step,
+                                     stream_);
+}
+
+absl::Status CudaStepRunner::Merge(const MergeStep& step) {
+  return DispatchRows<LaunchMerge>(step.p_dtype, step.geometry.cols > kWarpRowMaxCols, step,
+                                   stream_);
+}
+
+absl::Status CudaStepRunner::Finalize(const FinalizeStep& step) {
+  return DispatchRows<LaunchFinalize>(step.out_dtype, false, step, stream_);
+}
+
+}  // namespace attnd::kernels::cuda

@@ -1,0 +1,217 @@
+// The row operations of the cuBLAS variants, written once for the CUDA kernels and the host
+// emulation: each works on one score row with a Group of threads (a warp or a block on the GPU,
+// SerialGroup on the host) that strides over the row's columns and reduces with Max/Sum.
+//
+// Softmax of one row, in two passes over the scores (the second mostly from L2 on the GPU):
+//   pass 1  online (max, sum) over the visible columns: per thread, then merged over the group
+//   pass 2  p_j = exp(s_j - max) · scale (0 where masked), written over the scores as P
+// where s_j = S[r, j] + bias(b, h, i, k0 + j); S already carries the softmax scale (the GEMM's
+// alpha). A row that sees nothing (max = -inf) gets P = 0, output 0 and LSE -inf.
+#ifndef ATTND_KERNELS_CUDA_ROW_OPS_H_
+#define ATTND_KERNELS_CUDA_ROW_OPS_H_
+
+#include <math.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/elem_io.h"
+#include "kernels/cuda/steps.h"
+#include "kernels/mask.h"
+#include "kernels/problem.h"
+
+namespace attnd::kernels::cuda {
+
+#define ATTND_NEG_INF (-INFINITY)
+
+// `#pragma unroll` for the device pass only (host compilers warn about it).
+#if defined(__CUDA_ARCH__)
+#define ATTND_UNROLL _Pragma("unroll")
+#else
+#define ATTND_UNROLL
+#endif
+
+// One thread does the whole row (host emulation).
+struct SerialGroup {
+  ATTND_HOST_DEVICE int rank() const { return 0; }
+  ATTND_HOST_DEVICE int size() const { return 1; }
+  ATTND_HOST_DEVICE float Max(float x) const { return x; }
+  ATTND_HOST_DEVICE float Sum(float x) const { return x; }
+  ATTND_HOST_DEVICE void Sync() const {}
+};
+
+// Where score row r of a step lies in the problem.
+struct RowPos {
+  int64_t r = 0;  // score row in [0, Z·rows)
+  int64_t z = 0;  // b·Hq + h
+  int64_t b = 0;
+  int64_t h = 0;
+  int64_t i = 0;  // query row
+};
+
+ATTND_HOST_DEVICE inline RowPos PosOf(const RowGeometry& g, int64_t r) {
+  RowPos pos;
+  pos.r = r;
+  pos.z = r / g.rows;
+  pos.i = g.q0 + r % g.rows;
+  pos.b = pos.z / g.q_heads;
+  pos.h = pos.z % g.q_heads;
+  return pos;
+}
+
+// The tile columns [lo, hi) that the row sees. kv_lengths outside [0, Mk] are clamped into it
+// (RunCuda cannot read them on the host to refuse them).
+ATTND_HOST_DEVICE inline KeyRange VisibleColumns(const ScoreMask& mask, const RowGeometry& g,
+                                                 const RowPos& pos) {
+  int64_t keys = mask.policy.KeysOf(mask.kv_lengths, pos.b);
+  if (keys < 0) keys = 0;
+  if (keys > mask.policy.kv_len) keys = mask.policy.kv_len;
+  const KeyRange visible = mask.policy.Visible(pos.i, keys);
+  int64_t lo = visible.lo - g.k0;
+  int64_t hi = visible.hi - g.k0;
+  if (lo < 0) lo = 0;
+  if (hi > g.cols) hi = g.cols;
+  if (hi < lo) hi = lo;
+  return KeyRange{lo, hi};
+}
+
+// s_j: the scaled score plus the bias, for a visible column j.
+ATTND_HOST_DEVICE inline float BiasedScore(const ScoreMask& mask, const RowGeometry& g,
+                                           const RowPos& pos, const float* s_row, int64_t j) {
+  float s = s_row[j];
+  if (mask.bias != nullptr) {
+    s += LoadElem(mask.bias, mask.bias_dtype, mask.bias_index.At(pos.b, pos.h, pos.i, g.k0 + j));
+  }
+  return s;
+}
+
+// max and sum of exp(s - max) over a row's visible columns; max = -inf (sum 0) when none.
+struct RowStats {
+  float max;
+  float sum;
+};
+
+// Pass 1, merged over the group: every thread of the group returns the row's stats.
+template <class Group>
+ATTND_HOST_DEVICE RowStats ScanRow(const Group& group, const ScoreMask& mask,
+                                   const RowGeometry& g, const RowPos& pos, const float* s_row,
+                                   KeyRange cols) {
+  float max = ATTND_NEG_INF;
+  float sum = 0.0f;
+  for (int64_t j = cols.lo + group.rank(); j < cols.hi; j += group.size()) {
+    const float s = BiasedScore(mask, g, pos, s_row, j);
+    if (s > max) {
+      sum = sum * expf(max - s) + 1.0f;  // max = -inf: sum is 0 and exp(-inf) = 0
+      max = s;
+    } else if (s != ATTND_NEG_INF) {
+      sum += expf(s - max);
+    }
+  }
+  RowStats stats;
+  stats.max = group.Max(max);
+  const float mine = max == ATTND_NEG_INF ? 0.0f : sum * expf(max - stats.max);
+  stats.sum = group.Sum(mine);
+  return stats;
+}
+
+// Pass 2: P[r, j] = exp(s_j - max)·scale for visible j, else 0, written as kP over the f32
+// scores of the row. For a 16-bit P, element j overwrites half of float j/2, which another
+// thread of the group may still have to read: each round reads its columns, syncs the group, then
+// writes (round c writes floats below (c+1)·step/2, all of them read by then, and reads only
+// floats that no earlier round wrote).
+template <DType kP, class Group>
+ATTND_HOST_DEVICE void WriteP(const Group& group, const ScoreMask& mask, const RowGeometry& g,
+                              const RowPos& pos, float* s_row, KeyRange cols, float max,
+                              float scale) {
+  constexpr int kUnroll = 4;
+  const int64_t step = static_cast<int64_t>(group.size()) * kUnroll;
+  for (int64_t base = 0; base < g.cols; base += step) {
+    float p[kUnroll];
+ATTND_UNROLL
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t j = base + u * group.size() + group.rank();
+      p[u] = 0.0f;
+      if (j >= cols.lo && j < cols.hi && max != ATTND_NEG_INF) {
+        p[u] = expf(BiasedScore(mask, g, pos, s_row, j) - max) * scale;
+      }
+    }
+    if constexpr (kP != DType::kF32) group.Sync();
+ATTND_UNROLL
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t j = base + u * group.size() + group.rank();
+      if (j < g.cols) ElemIO<kP>::Store(s_row, j, p[u]);
+    }
+  }
+}
+
+// Naive/sliced: normalised P and the LSE of score row r.
+template <DType kP, class Group>
+ATTND_HOST_DEVICE void SoftmaxRow(const Group& group, const SoftmaxStep& step, int64_t r) {
+  const RowGeometry& g = step.geometry;
+  const RowPos pos = PosOf(g, r);
+  float* s_row = step.scores + r * g.cols;
+  const KeyRange cols = VisibleColumns(step.mask, g, pos);
+  const RowStats stats = ScanRow(group, step.mask, g, pos, s_row, cols);
+  const float inv_sum = stats.sum > 0.0f ? 1.0f / stats.sum : 0.0f;
+  WriteP<kP>(group, step.mask, g, pos, s_row, cols, stats.max, inv_sum);
+  if (step.lse != nullptr && group.rank() == 0) {
+    step.lse[pos.z * g.q_len + pos.i] =
+        stats.max == ATTND_NEG_INF ? ATTND_NEG_INF : stats.max + logf(stats.sum);
+  }
+}
+
+// Chunked: folds one key tile into score row r's running state (see MergeStep).
+template <DType kP, class Group>
+ATTND_HOST_DEVICE void MergeRow(const Group& group, const MergeStep& step, int64_t r) {
+  const RowGeometry& g = step.geometry;
+  const RowPos pos = PosOf(g, r);
+  float* s_row = step.scores + r * g.cols;
+  const float old_max = step.first ? ATTND_NEG_INF : step.row_max[r];
+  const float old_sum = step.first ? 0.0f : step.row_sum[r];
+  const KeyRange cols = VisibleColumns(step.mask, g, pos);
+  const RowStats tile = ScanRow(group, step.mask, g, pos, s_row, cols);
+  const float new_max = old_max > tile.max ? old_max : tile.max;
+  // Both factors are exp of a value <= 0; a -inf max contributes nothing.
+  const float old_scale = old_max == ATTND_NEG_INF ? 0.0f : expf(old_max - new_max);
+  const float tile_scale = tile.max == ATTND_NEG_INF ? 0.0f : expf(tile.max - new_max);
+  WriteP<kP>(group, step.mask, g, pos, s_row, cols, new_max, 1.0f);
+  group.Sync();  // every thread read old_max/old_sum before they are replaced
+  if (group.rank() == 0) {
+    step.row_max[r] = new_max;
+    step.row_sum[r] = old_sum * old_scale + tile.sum * tile_scale;
+  }
+  if (!step.first && new_max != old_max) {
+    float* acc_row = step.acc + r * step.v_head_dim;
+    for (int64_t x = group.rank(); x < step.v_head_dim; x += group.size()) {
+      acc_row[x] *= old_scale;
+    }
+  }
+}
+
+// Writes output row r (acc / l) and its LSE; zeros and -inf without state.
+template <DType kOut, class Group>
+ATTND_HOST_DEVICE void FinalizeRow(const Group& group, const FinalizeStep& step, int64_t r) {
+  const RowGeometry& g = step.geometry;
+  const RowPos pos = PosOf(g, r);
+  const int64_t out_base = step.out_strides.Row(pos.b, pos.i, pos.h);
+  float max = ATTND_NEG_INF;
+  float sum = 0.0f;
+  if (step.has_state) {
+    max = step.row_max[r];
+    sum = step.row_sum[r];
+  }
+  const float inv_sum = sum > 0.0f ? 1.0f / sum : 0.0f;
+  const float* acc_row = step.acc != nullptr ? step.acc + r * step.v_head_dim : nullptr;
+  for (int64_t x = group.rank(); x < step.v_head_dim; x += group.size()) {
+    const float value = inv_sum > 0.0f ? acc_row[x] * inv_sum : 0.0f;
+    ElemIO<kOut>::Store(step.out, out_base + x, value);
+  }
+  if (step.lse != nullptr && group.rank() == 0) {
+    step.lse[pos.z * g.q_len + pos.i] =
+        max == ATTND_NEG_INF || sum <= 0.0f ? ATTND_NEG_INF : max + logf(sum);
+  }
+}
+
+}  // namespace attnd::kernels::cuda
+
+#endif  // ATTND_KERNELS_CUDA_ROW_OPS_H_
