@@ -6,6 +6,8 @@
 // Start-up errors (bad config, no such backend, an address in use) exit 2 with one line on
 // stderr naming the key or address. SIGTERM/SIGINT drain: health NOT_SERVING, in-flight requests
 // finish, exit 0 (1 when the drain could not finish within server.drain_timeout_seconds).
+// A fatal device error (a sticky CUDA error) turns health NOT_SERVING, answers in-flight and
+// queued requests UNAVAILABLE and exits 3, so that the orchestrator restarts the process.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -20,8 +22,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/config/config.h"
+#include "server/executor/fatal_device_error.h"
 #include "server/logging/logging.h"
 #include "server/metrics/metrics.h"
 #include "server/service/server.h"
@@ -35,6 +39,9 @@ namespace {
 using logging::F;
 
 constexpr int kExitStartupError = 2;
+constexpr int kExitDeviceError = 3;
+// How long answers to in-flight requests may take to leave after a fatal device error.
+constexpr absl::Duration kDeviceErrorGrace = absl::Seconds(5);
 
 constexpr char kUsage[] =
     "usage: attnd [--config FILE] [--listen ADDR] [--metrics-listen ADDR]\n"
@@ -115,11 +122,13 @@ int StartupError(const std::string& message) {
 
 int Main(int argc, char** argv) {
   // Every thread started from here on inherits this mask, so SIGTERM and SIGINT reach only the
-  // sigwait below: nothing runs in a signal handler.
+  // sigwait below: nothing runs in a signal handler. SIGUSR1 is how a worker thread that met a
+  // fatal device error wakes it.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   Flags flags;
@@ -161,9 +170,27 @@ int Main(int argc, char** argv) {
     exporter = *std::move(started);
   }
 
+  // Set before the devices exist: an error met while serving reaches main through it.
+  service::Server* serving = nullptr;
+  absl::Mutex serving_mu;
+  executor::SetFatalDeviceErrorHandler(
+      [&serving, &serving_mu](const std::string&, const absl::Status&) {
+        {
+          absl::MutexLock lock(&serving_mu);
+          if (serving != nullptr) serving->SetNotServing();
+        }
+        kill(getpid(), SIGUSR1);  // blocked everywhere: sigwait below takes it
+      });
   absl::StatusOr<std::unique_ptr<service::Server>> server =
       service::Server::Start(*config, &registry);
-  if (!server.ok()) return StartupError(std::string(server.status().message()));
+  if (!server.ok()) {
+    executor::SetFatalDeviceErrorHandler(nullptr);
+    return StartupError(std::string(server.status().message()));
+  }
+  {
+    absl::MutexLock lock(&serving_mu);
+    serving = server->get();
+  }
 
   const std::string listen = BoundAddress(config->server.listen, (*server)->port());
   const std::string metrics_listen =
@@ -174,11 +201,27 @@ int Main(int argc, char** argv) {
        F("version", service::Version()), F("pid", static_cast<int64_t>(getpid()))});
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  for (;;) {
+    sigwait(&stop_signals, &signal_number);
+    if (signal_number != SIGUSR1) break;
+    if (executor::FatalDeviceErrorHappened()) {
+      (*server)->FailFast(kDeviceErrorGrace);
+      logging::Log(logging::Level::kError, "exit",
+                   {F("code", kExitDeviceError), F("clean", false),
+                    F("reason", std::string(executor::FirstFatalDeviceError().message()))});
+      // The device's context is poisoned: tearing its executors down would only fail.
+      std::_Exit(kExitDeviceError);
+    }
+    // A SIGUSR1 from outside: not ours to act on.
+  }
   logging::Log(logging::Level::kInfo, "signal",
                {F("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"),
                 F("drain_timeout_seconds", config->server.drain_timeout_seconds)});
   const bool clean = (*server)->Drain(absl::Seconds(config->server.drain_timeout_seconds));
+  {
+    absl::MutexLock lock(&serving_mu);
+    serving = nullptr;
+  }
   server->reset();
   exporter.reset();
   const int code = clean ? 0 : 1;

@@ -1,16 +1,46 @@
 #include "server/executor/devices.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/device_query.h"
 #include "server/executor/cpu_executor.h"
 #include "server/logging/logging.h"
+#ifdef ATTND_CUDA_EXECUTOR
+#include "server/executor/cuda_executor.h"
+#endif
 
 namespace attnd::server::executor {
 
 bool CudaExecutorBuilt() {
-  return false;  // the CUDA executor (memory pool, streams) is the next issue
+#ifdef ATTND_CUDA_EXECUTOR
+  return true;
+#else
+  return false;  // built without CUDA (or without the CUDA variants' library)
+#endif
+}
+
+absl::StatusOr<std::vector<int>> SelectCudaDevices(const std::vector<int>& configured,
+                                                   int cuda_devices) {
+  std::vector<int> ordinals;
+  if (configured.empty()) {
+    for (int i = 0; i < cuda_devices; ++i) ordinals.push_back(i);
+    return ordinals;
+  }
+  for (int ordinal : configured) {
+    if (ordinal < 0 || ordinal >= cuda_devices) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("backend.devices: CUDA device ", ordinal, " does not exist (", cuda_devices,
+                       " visible: ordinals 0 to ", cuda_devices - 1, ")"));
+    }
+    if (std::find(ordinals.begin(), ordinals.end(), ordinal) != ordinals.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("backend.devices: CUDA device ", ordinal, " is listed twice"));
+    }
+    ordinals.push_back(ordinal);
+  }
+  return ordinals;
 }
 
 absl::StatusOr<std::pair<std::string, std::string>> ChooseBackend(const std::string& kind,
@@ -58,7 +88,30 @@ absl::StatusOr<DeviceSelection> CreateExecutors(const Config& config) {
   DeviceSelection selection;
   selection.backend = choice->first;
   selection.reason = choice->second;
-  // Only the CPU executor exists so far (ChooseBackend never picks cuda without one).
+  if (selection.backend == "cuda") {
+#ifdef ATTND_CUDA_EXECUTOR
+    absl::StatusOr<std::vector<int>> ordinals =
+        SelectCudaDevices(config.backend.devices, cuda_devices);
+    if (!ordinals.ok()) return ordinals.status();
+    for (int ordinal : *ordinals) {
+      CudaExecutorOptions options;
+      options.device = ordinal;
+      options.workers = config.scheduler.workers;
+      options.memory = config.memory;
+      absl::StatusOr<std::unique_ptr<CudaExecutor>> device = CudaExecutor::Create(options);
+      if (!device.ok()) return device.status();
+      selection.executors.push_back(*std::move(device));
+    }
+    logging::Log(logging::Level::kInfo, "backend_selected",
+                 {logging::F("backend", selection.backend),
+                  logging::F("reason", selection.reason),
+                  logging::F("cuda_devices", static_cast<int64_t>(cuda_devices)),
+                  logging::F("serving_devices", static_cast<int64_t>(ordinals->size()))});
+    return selection;
+#else
+    return absl::FailedPreconditionError("backend.kind: no CUDA executor in this build");
+#endif
+  }
   const int threads = CpuThreads(config.backend);
   selection.executors.push_back(std::make_unique<CpuExecutor>(config.memory, threads));
   logging::Log(logging::Level::kInfo, "backend_selected",

@@ -35,6 +35,12 @@ absl::StatusOr<DeviceSelection> CreateExecutors(const Config& config);
 // Whether this build contains a CUDA executor.
 bool CudaExecutorBuilt();
 
+// The CUDA ordinals to serve on: every visible one when `configured` (backend.devices) is empty,
+// else `configured` in its order. INVALID_ARGUMENT naming backend.devices for an ordinal that is
+// not visible or is listed twice. Pure.
+absl::StatusOr<std::vector<int>> SelectCudaDevices(const std::vector<int>& configured,
+                                                   int cuda_devices);
+
 }  // namespace attnd::server::executor
 
 #endif  // ATTND_SERVER_EXECUTOR_DEVICES_H_

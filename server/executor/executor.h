@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "kernels/planner.h"
 #include "kernels/problem.h"
 
@@ -19,6 +20,11 @@ struct MemoryStats {
   int64_t free_bytes = 0;      // free now (MemAvailable on the CPU; cudaMemGetInfo on a GPU)
   int64_t reserved_bytes = 0;  // what the pool holds (CPU: the budget's cap)
   int64_t used_bytes = 0;      // workspace of plans running now
+  // Added for the CUDA pool (0 on the CPU, which has none): the pool's limit, the most it has
+  // handed out at once, and the allocations it refused or could not get from the device.
+  int64_t limit_bytes = 0;
+  int64_t peak_used_bytes = 0;
+  int64_t allocation_failures = 0;
 };
 
 class Executor {
@@ -30,6 +36,28 @@ class Executor {
   // "cpu" or "cuda".
   virtual const std::string& kind() const = 0;
   virtual const kernels::Capabilities& capabilities() const = 0;
+  // What the planner may choose from for one problem: capabilities() less the variants this
+  // device can run only for some problems and not this one (cuDNN's fused attention answers
+  // per shape). The planner itself stays pure; this is the step before it.
+  virtual kernels::Capabilities CapabilitiesFor(const kernels::AttentionProblem& problem) const {
+    (void)problem;
+    return capabilities();
+  }
+  // The workspace `plan` really needs here: plan.workspace_bytes unless the device knows better
+  // (cuDNN's plan workspace is cuDNN's to say). The runner re-plans without the variant when
+  // this exceeds the budget.
+  virtual absl::StatusOr<int64_t> DeviceWorkspaceBytes(
+      const kernels::Plan& plan, const kernels::AttentionProblem& problem) const {
+    (void)problem;
+    return plan.workspace_bytes;
+  }
+  // Device memory the problem's own tensors (inputs and outputs) take while it runs beside the
+  // plan's workspace: the budget the planner sees is MemoryBudgetBytes() minus this. 0 where the
+  // kernels read the request's bytes in place (the CPU).
+  virtual int64_t TensorBytes(const kernels::AttentionProblem& problem) const {
+    (void)problem;
+    return 0;
+  }
   // What a new plan may use, read live (never cached): the planner's budget.
   virtual int64_t MemoryBudgetBytes() const = 0;
   virtual MemoryStats Memory() const = 0;

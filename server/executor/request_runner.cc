@@ -1,8 +1,10 @@
 #include "server/executor/request_runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -50,6 +52,11 @@ struct RequestRunner::GaugeSource {
   metrics::Gauge* free_bytes;
   metrics::Gauge* reserved_bytes;
   metrics::Gauge* used_bytes;
+  // A device pool's own figures (CUDA devices only; null on the CPU).
+  metrics::Gauge* limit_bytes = nullptr;
+  metrics::Gauge* peak_used_bytes = nullptr;
+  metrics::Counter* allocation_failures = nullptr;
+  int64_t failures_counted ABSL_GUARDED_BY(mu) = 0;
 
   void Refresh() {
     absl::MutexLock lock(&mu);
@@ -58,8 +65,51 @@ struct RequestRunner::GaugeSource {
     free_bytes->Set(static_cast<double>(stats.free_bytes));
     reserved_bytes->Set(static_cast<double>(stats.reserved_bytes));
     used_bytes->Set(static_cast<double>(stats.used_bytes));
+    if (limit_bytes == nullptr) return;
+    limit_bytes->Set(static_cast<double>(stats.limit_bytes));
+    peak_used_bytes->Set(static_cast<double>(stats.peak_used_bytes));
+    if (stats.allocation_failures > failures_counted) {
+      allocation_failures->Increment(static_cast<double>(stats.allocation_failures -
+                                                         failures_counted));
+      failures_counted = stats.allocation_failures;
+    }
   }
 };
+
+namespace {
+
+// MakePlan, then the device's own figure for the plan's workspace (cuDNN's plan workspace is
+// cuDNN's to say). A plan whose device workspace exceeds the budget drops its variant from
+// `capabilities` and plans again (a forced variant is RESOURCE_EXHAUSTED instead).
+absl::StatusOr<kernels::Plan> PlanOnDevice(const Executor& executor,
+                                           const kernels::AttentionProblem& problem,
+                                           int64_t budget, const kernels::PlannerConfig& config,
+                                           kernels::Capabilities* capabilities) {
+  for (;;) {
+    absl::StatusOr<kernels::Plan> plan = kernels::MakePlan(problem, *capabilities, budget, config);
+    if (!plan.ok()) return plan.status();
+    absl::StatusOr<int64_t> device_bytes = executor.DeviceWorkspaceBytes(*plan, problem);
+    if (!device_bytes.ok()) return device_bytes.status();
+    if (*device_bytes == plan->workspace_bytes) return plan;
+    const std::string variant(kernels::VariantName(plan->variant));
+    if (*device_bytes > budget) {
+      if (config.forced_variant != kernels::Variant::kAuto) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat(variant, " needs ", *device_bytes, " workspace bytes on ",
+                         executor.name(), " but the budget is ", budget, " bytes"));
+      }
+      std::vector<kernels::Variant>& variants = capabilities->variants;
+      variants.erase(std::remove(variants.begin(), variants.end(), plan->variant),
+                     variants.end());
+      continue;
+    }
+    plan->workspace_bytes = *device_bytes;
+    absl::StrAppend(&plan->reason, "; ", variant, " workspace ", *device_bytes, " bytes");
+    return plan;
+  }
+}
+
+}  // namespace
 
 kernels::PlannerConfig PlannerConfigFor(const kernels::PlannerConfig& base,
                                         const wire::DecodedRequest& decoded) {
@@ -83,6 +133,17 @@ RequestRunner::RequestRunner(Executor* executor, const kernels::PlannerConfig& p
       "attnd_pool_reserved_bytes", "Memory the device's pool holds (CPU: the budget).", device);
   gauges_->used_bytes =
       registry->GetGauge("attnd_pool_used_bytes", "Workspace in use by running plans.", device);
+  if (executor->kind() == "cuda") {
+    gauges_->limit_bytes = registry->GetGauge(
+        "attnd_pool_limit_bytes", "The most the device's pool may hand out.", device);
+    gauges_->peak_used_bytes = registry->GetGauge(
+        "attnd_pool_peak_used_bytes", "The most the device's pool has handed out at once.",
+        device);
+    gauges_->allocation_failures = registry->GetCounter(
+        "attnd_pool_allocation_failures_total",
+        "Allocations the device's pool refused at its limit or could not get from the device.",
+        device);
+  }
   {
     absl::MutexLock lock(&gauges_->mu);
     gauges_->executor = executor;
@@ -130,12 +191,22 @@ absl::StatusOr<v1::AttendResponse> RequestRunner::Run(const wire::DecodedRequest
   }
   const kernels::AttentionTensors tensors = wire::TensorsFor(decoded, out, lse);
 
-  int64_t budget = executor_->MemoryBudgetBytes();
+  // The live budget less what the request's own tensors take on the device (0 on the CPU), and
+  // the variants this device offers for this problem.
+  const int64_t live_budget = executor_->MemoryBudgetBytes();
+  const int64_t tensor_bytes = executor_->TensorBytes(problem);
+  if (tensor_bytes > 0 && tensor_bytes > live_budget) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the request's tensors need ", tensor_bytes, " bytes on ", executor_->name(),
+                     " but its memory budget is ", live_budget, " bytes now"));
+  }
+  int64_t budget = live_budget - tensor_bytes;
+  kernels::Capabilities capabilities = executor_->CapabilitiesFor(problem);
   const auto start = std::chrono::steady_clock::now();
   kernels::Plan plan;
   for (int attempt = 0;; ++attempt) {
     absl::StatusOr<kernels::Plan> made =
-        kernels::MakePlan(problem, executor_->capabilities(), budget, config);
+        PlanOnDevice(*executor_, problem, budget, config, &capabilities);
     if (!made.ok()) return made.status();
     plan = *std::move(made);
     if (metrics_ != nullptr) metrics_->ObservePlan(plan);

@@ -98,6 +98,35 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
 
 Server::~Server() { Drain(absl::ZeroDuration()); }
 
+void Server::SetNotServing() {
+  if (grpc_server_ == nullptr) return;
+  if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+}
+
+void Server::FailFast(absl::Duration grace) {
+  absl::MutexLock lock(&drain_mu_);
+  if (drained_) return;
+  drained_ = true;
+  drain_clean_ = false;
+  if (grpc_server_ == nullptr) {
+    if (scheduler_ != nullptr) scheduler_->Shutdown();
+    return;
+  }
+  logging::Log(logging::Level::kWarning, "failing_fast",
+               {F("grace_seconds", absl::ToDoubleSeconds(grace)),
+                F("queued", scheduler_->queue_depth()), F("inflight", scheduler_->inflight()),
+                F("streams", context_->streams.size())});
+  SetNotServing();
+  context_->streams.DrainAll();
+  // Queued requests are answered UNAVAILABLE; running ones end (UNAVAILABLE on a broken device).
+  scheduler_->Shutdown();
+  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  grpc_server_->Wait();
+  logging::Log(logging::Level::kWarning, "failed_fast", {});
+}
+
 bool Server::Drain(absl::Duration timeout) {
   absl::MutexLock lock(&drain_mu_);
   if (drained_) return drain_clean_;

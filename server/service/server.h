@@ -49,6 +49,15 @@ class Server {
   // now + timeout are cancelled. True when everything finished within `timeout`. Idempotent.
   bool Drain(absl::Duration timeout);
 
+  // After a fatal device error (executor/fatal_device_error.h): health NOT_SERVING at once.
+  // Thread-safe and quick, for the fatal-error handler on a worker thread.
+  void SetNotServing();
+  // Then, from another thread: health NOT_SERVING, open streams stop taking requests, queued
+  // requests are answered UNAVAILABLE without running, running ones finish (on the failed
+  // device they fail UNAVAILABLE at once), and gRPC stops, cancelling calls still open after
+  // `grace`. Idempotent with Drain (whichever comes first does the work).
+  void FailFast(absl::Duration grace);
+
  private:
   Server() = default;
 

@@ -1,0 +1,389 @@
+#include "server/executor/cuda_executor.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cuda/cuda_attention.h"
+#include "kernels/device_query.h"
+#include "server/executor/cuda_status.h"
+#include "server/executor/device_budget.h"
+#include "server/executor/device_pool.h"
+#include "server/executor/fatal_device_error.h"
+#include "server/executor/staging_pool.h"
+#include "server/logging/logging.h"
+#ifdef ATTND_WITH_CUDNN
+#include "kernels/cuda/cudnn/cudnn_attention.h"
+#endif
+
+namespace attnd::server::executor {
+namespace {
+
+using logging::F;
+
+bool IsCudaVariant(kernels::Variant v) {
+  return v == kernels::Variant::kNaive || v == kernels::Variant::kSliced ||
+         v == kernels::Variant::kChunked || v == kernels::Variant::kCudnn ||
+         v == kernels::Variant::kFused;
+}
+
+cudaStream_t StreamOf(const kernels::cuda::CudaContext& context) {
+  return static_cast<cudaStream_t>(context.stream);
+}
+
+// Where each tensor of one request lies in its pool block, every part 256-byte aligned:
+//   [q | k | v | bias | kv_lengths | out | lse | workspace]
+struct BlockLayout {
+  int64_t q = 0, k = 0, v = 0, bias = 0, kv_lengths = 0, out = 0, lse = 0, workspace = 0;
+  int64_t q_bytes = 0, k_bytes = 0, v_bytes = 0, bias_bytes = 0, kv_lengths_bytes = 0,
+          out_bytes = 0, lse_bytes = 0, workspace_bytes = 0;
+  int64_t total = 0;
+
+  static BlockLayout For(const kernels::AttentionProblem& p, int64_t workspace_bytes) {
+    const int64_t element = static_cast<int64_t>(kernels::DTypeSize(p.dtype));
+    BlockLayout l;
+    l.q_bytes = p.q_elements() * element;
+    l.k_bytes = p.k_elements() * element;
+    l.v_bytes = p.v_elements() * element;
+    l.bias_bytes =
+        p.has_bias ? p.bias_elements() * static_cast<int64_t>(kernels::DTypeSize(p.bias_dtype))
+                   : 0;
+    l.kv_lengths_bytes = p.has_kv_lengths ? p.batch * static_cast<int64_t>(sizeof(int64_t)) : 0;
+    l.out_bytes = p.out_elements() * element;
+    l.lse_bytes = p.return_lse ? p.lse_elements() * static_cast<int64_t>(sizeof(float)) : 0;
+    l.workspace_bytes = workspace_bytes;
+    int64_t at = 0;
+    auto place = [&at](int64_t bytes) {
+      const int64_t offset = at;
+      at += AlignDeviceBytes(bytes);
+      return offset;
+    };
+    l.q = place(l.q_bytes);
+    l.k = place(l.k_bytes);
+    l.v = place(l.v_bytes);
+    l.bias = place(l.bias_bytes);
+    l.kv_lengths = place(l.kv_lengths_bytes);
+    l.out = place(l.out_bytes);
+    l.lse = place(l.lse_bytes);
+    l.workspace = place(l.workspace_bytes);
+    l.total = at;
+    return l;
+  }
+};
+
+// Makes `device` current on this thread (worker threads may serve several devices).
+absl::Status UseDevice(int device) { return ATTND_CUDA_STATUS(cudaSetDevice(device)); }
+
+// Copies the inputs in, runs the plan and copies the outputs out, all queued on the copier's
+// stream; the outputs are on the host when this returns OK.
+absl::Status StageAndRun(StagedCopier* copier, const kernels::Plan& plan,
+                         const kernels::AttentionProblem& problem,
+                         const kernels::AttentionTensors& host,
+                         const kernels::AttentionTensors& device, const BlockLayout& layout,
+                         void* workspace, const kernels::cuda::CudaContext& context) {
+  auto in = [copier](const void* device_dst, const void* host_src, int64_t bytes) {
+    return copier->ToDevice(const_cast<void*>(device_dst), host_src, bytes);
+  };
+  if (absl::Status s = in(device.q, host.q, layout.q_bytes); !s.ok()) return s;
+  if (absl::Status s = in(device.k, host.k, layout.k_bytes); !s.ok()) return s;
+  if (absl::Status s = in(device.v, host.v, layout.v_bytes); !s.ok()) return s;
+  if (problem.has_bias) {
+    if (absl::Status s = in(device.bias, host.bias, layout.bias_bytes); !s.ok()) return s;
+  }
+  if (problem.has_kv_lengths) {
+    absl::Status s = in(device.kv_lengths, host.kv_lengths, layout.kv_lengths_bytes);
+    if (!s.ok()) return s;
+  }
+  if (absl::Status s = kernels::cuda::RunCuda(plan, problem, device, workspace,
+                                              plan.workspace_bytes, context);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = copier->ToHost(host.out, device.out, layout.out_bytes); !s.ok()) return s;
+  if (problem.return_lse) {
+    absl::Status s = copier->ToHost(host.lse, device.lse, layout.lse_bytes);
+    if (!s.ok()) return s;
+  }
+  return copier->Finish();
+}
+
+}  // namespace
+
+struct CudaExecutor::Lane {
+  kernels::cuda::CudaContext context;
+  cudaEvent_t events[2] = {nullptr, nullptr};  // the staged copies' two slabs
+};
+
+CudaExecutor::CudaExecutor(const CudaExecutorOptions& options)
+    : device_(options.device),
+      name_(absl::StrCat("cuda:", options.device)),
+      memory_(options.memory) {}
+
+absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
+    const CudaExecutorOptions& options) {
+  std::unique_ptr<CudaExecutor> executor(new CudaExecutor(options));
+  const std::string& name = executor->name_;
+  auto unusable = [&name](const absl::Status& why) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("backend.devices: ", name, " cannot be used: ", why.message()));
+  };
+  for (const kernels::CudaDeviceInfo& info : kernels::CudaDevices()) {
+    if (info.ordinal == options.device) {
+      executor->model_ = info.name;
+      executor->total_bytes_ = info.total_memory_bytes;
+    }
+  }
+  if (executor->model_.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "backend.devices: ", name, " is not a visible CUDA device (", kernels::CudaDeviceCount(),
+        " visible)"));
+  }
+  if (absl::Status s = UseDevice(options.device); !s.ok()) return unusable(s);
+
+  const int64_t limit = PoolLimitBytes(options.memory, executor->total_bytes_);
+  absl::StatusOr<std::unique_ptr<DevicePool>> pool = DevicePool::Create(options.device, limit);
+  if (!pool.ok()) return unusable(pool.status());
+  executor->pool_ = *std::move(pool);
+  executor->staging_ =
+      std::make_unique<StagingPool>(options.staging_slab_bytes, options.staging_cap_bytes);
+
+  const int lanes = std::max(1, options.workers);
+  for (int i = 0; i < lanes; ++i) {
+    auto lane = std::make_unique<Lane>();
+    if (absl::Status s = kernels::cuda::CreateCudaContext(options.device, &lane->context);
+        !s.ok()) {
+      return unusable(s);
+    }
+    // Blocking sync: a worker waiting for a long request sleeps instead of spinning a core.
+    for (cudaEvent_t& event : lane->events) {
+      if (absl::Status s = ATTND_CUDA_STATUS(cudaEventCreateWithFlags(
+              &event, cudaEventDisableTiming | cudaEventBlockingSync));
+          !s.ok()) {
+        return unusable(s);
+      }
+    }
+    executor->lanes_.push_back(std::move(lane));
+  }
+  {
+    absl::MutexLock lock(&executor->lanes_mu_);
+    for (const auto& lane : executor->lanes_) executor->free_lanes_.push_back(lane.get());
+  }
+  executor->capabilities_.is_cuda = true;
+  executor->capabilities_.variants = kernels::cuda::CudaVariants();
+  executor->capabilities_.threads = 1;
+
+  int64_t free_bytes = 0;
+  int64_t total_bytes = 0;
+  kernels::CudaMemoryInfo(options.device, &free_bytes, &total_bytes);
+  logging::Log(logging::Level::kInfo, "cuda_device",
+               {F("device", name), F("model", executor->model_), F("total_bytes", total_bytes),
+                F("free_bytes", free_bytes), F("pool_limit_bytes", limit),
+                F("safety_margin_bytes", options.memory.safety_margin_bytes),
+                F("contexts", lanes), F("budget_bytes", executor->MemoryBudgetBytes())});
+  return executor;
+}
+
+CudaExecutor::~CudaExecutor() {
+  if (broken_.load()) {
+    // The context is poisoned and the process is about to exit: CUDA calls would only fail.
+    // Leave the handles and the pool to the process teardown.
+    (void)pool_.release();
+    (void)staging_.release();
+    return;
+  }
+  cudaSetDevice(device_);
+  for (const auto& lane : lanes_) {
+    for (cudaEvent_t event : lane->events) {
+      if (event != nullptr) cudaEventDestroy(event);
+    }
+    kernels::cuda::DestroyCudaContext(&lane->context);
+  }
+  staging_.reset();
+  pool_.reset();
+  cudaGetLastError();
+}
+
+CudaExecutor::Lane* CudaExecutor::AcquireLane() const {
+  absl::MutexLock lock(&lanes_mu_);
+  lanes_mu_.Await(absl::Condition(
+      +[](std::vector<Lane*>* free_lanes) { return !free_lanes->empty(); }, &free_lanes_));
+  Lane* lane = free_lanes_.back();
+  free_lanes_.pop_back();
+  return lane;
+}
+
+void CudaExecutor::ReleaseLane(Lane* lane) const {
+  absl::MutexLock lock(&lanes_mu_);
+  free_lanes_.push_back(lane);
+}
+
+kernels::Capabilities CudaExecutor::CapabilitiesFor(
+    const kernels::AttentionProblem& problem) const {
+  kernels::Capabilities caps = capabilities_;
+#ifdef ATTND_WITH_CUDNN
+  std::vector<kernels::Variant>& variants = caps.variants;
+  if (std::find(variants.begin(), variants.end(), kernels::Variant::kCudnn) == variants.end()) {
+    return caps;
+  }
+  // cuDNN answers per shape (and caches the graph on the handle it was asked with: one of the
+  // lanes' handles, so that a run on that lane finds it built).
+  bool supported = false;
+  std::string reason;
+  if (!broken_.load() && UseDevice(device_).ok()) {
+    Lane* lane = AcquireLane();
+    absl::StatusOr<bool> answer =
+        kernels::cuda::CudnnSupports(problem, lane->context.cudnn, &reason);
+    ReleaseLane(lane);
+    supported = answer.ok() && *answer;
+    if (!answer.ok()) reason = std::string(answer.status().message());
+  }
+  if (!supported) {
+    variants.erase(std::remove(variants.begin(), variants.end(), kernels::Variant::kCudnn),
+                   variants.end());
+    if (logging::Enabled(logging::Level::kDebug)) {
+      logging::Log(logging::Level::kDebug, "cudnn_unsupported",
+                   {F("device", name_), F("problem", problem.DebugString()), F("reason", reason)});
+    }
+  }
+#else
+  (void)problem;
+#endif
+  return caps;
+}
+
+absl::StatusOr<int64_t> CudaExecutor::DeviceWorkspaceBytes(
+    const kernels::Plan& plan, const kernels::AttentionProblem& problem) const {
+#ifdef ATTND_WITH_CUDNN
+  if (plan.variant == kernels::Variant::kCudnn) {
+    if (broken_.load()) return Broken();
+    if (absl::Status s = UseDevice(device_); !s.ok()) return s;
+    Lane* lane = AcquireLane();
+    absl::StatusOr<int64_t> bytes =
+        kernels::cuda::CudnnWorkspaceBytes(problem, lane->context.cudnn);
+    ReleaseLane(lane);
+    return bytes;
+  }
+#else
+  (void)problem;
+#endif
+  return plan.workspace_bytes;
+}
+
+int64_t CudaExecutor::TensorBytes(const kernels::AttentionProblem& problem) const {
+  return DeviceTensorBytes(problem);
+}
+
+int64_t CudaExecutor::MemoryBudgetBytes() const {
+  if (broken_.load()) return 0;
+  DeviceMemoryReadings readings;
+  readings.pool_limit_bytes = pool_->limit_bytes();
+  readings.pool_used_bytes = pool_->used_bytes();
+  readings.pool_reserved_bytes = pool_->reserved_bytes();
+  int64_t total = 0;
+  if (!kernels::CudaMemoryInfo(device_, &readings.device_free_bytes, &total)) return 0;
+  return DeviceBudgetBytes(readings, memory_.safety_margin_bytes);
+}
+
+MemoryStats CudaExecutor::Memory() const {
+  MemoryStats stats;
+  stats.total_bytes = total_bytes_;
+  if (!broken_.load()) {
+    int64_t total = 0;
+    if (kernels::CudaMemoryInfo(device_, &stats.free_bytes, &total)) stats.total_bytes = total;
+  }
+  const PoolStats pool = pool_->Stats();
+  stats.reserved_bytes = pool.reserved_bytes;
+  stats.used_bytes = pool.used_bytes;
+  stats.limit_bytes = pool.limit_bytes;
+  stats.peak_used_bytes = pool.peak_used_bytes;
+  stats.allocation_failures = pool.failures;
+  return stats;
+}
+
+absl::Status CudaExecutor::Broken() const {
+  return absl::UnavailableError(absl::StrCat(
+      name_, " failed with a CUDA error that poisons the device (",
+      FirstFatalDeviceError().message(), "); attnd is restarting, retry on another replica"));
+}
+
+absl::Status CudaExecutor::Run(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
+                               const kernels::AttentionTensors& tensors) {
+  if (broken_.load()) return Broken();
+  if (!IsCudaVariant(plan.variant)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("variant ", std::string(kernels::VariantName(plan.variant)),
+                     " cannot run on ", name_));
+  }
+  if (absl::Status s = UseDevice(device_); !s.ok()) return CheckDevice(nullptr, s);
+  Lane* lane = AcquireLane();
+  absl::Status status = RunOnLane(lane, plan, problem, tensors);
+  if (!status.ok() && !absl::IsResourceExhausted(status) && !absl::IsInvalidArgument(status)) {
+    status = CheckDevice(lane, std::move(status));
+  }
+  ReleaseLane(lane);
+  return status;
+}
+
+absl::Status CudaExecutor::RunOnLane(Lane* lane, const kernels::Plan& plan,
+                                     const kernels::AttentionProblem& problem,
+                                     const kernels::AttentionTensors& tensors) {
+  const cudaStream_t stream = StreamOf(lane->context);
+  const BlockLayout layout = BlockLayout::For(problem, plan.workspace_bytes);
+  absl::StatusOr<void*> block = pool_->Allocate(layout.total, stream);
+  if (!block.ok()) return block.status();
+  char* base = static_cast<char*>(*block);
+
+  kernels::AttentionTensors device;
+  device.q = base + layout.q;
+  device.k = base + layout.k;
+  device.v = base + layout.v;
+  if (problem.has_bias) device.bias = base + layout.bias;
+  if (problem.has_kv_lengths) {
+    device.kv_lengths = reinterpret_cast<const int64_t*>(base + layout.kv_lengths);
+  }
+  device.out = base + layout.out;
+  if (problem.return_lse) device.lse = reinterpret_cast<float*>(base + layout.lse);
+  void* workspace = plan.workspace_bytes > 0 ? base + layout.workspace : nullptr;
+
+  absl::Status status;
+  absl::StatusOr<std::vector<void*>> slabs = staging_->Acquire(2);
+  if (!slabs.ok()) {
+    status = slabs.status();
+  } else {
+    // ~StagedCopier waits for the slabs before they go back to the staging pool.
+    StagedCopier copier(*slabs, staging_->slab_bytes(), lane->events, stream);
+    status = StageAndRun(&copier, plan, problem, tensors, device, layout, workspace,
+                         lane->context);
+  }
+  if (slabs.ok()) staging_->Release(*slabs);
+  // Everything queued on the stream is done before the block goes back (and any kernel error
+  // surfaces here).
+  absl::Status synced = ATTND_CUDA_STATUS(cudaStreamSynchronize(stream));
+  if (status.ok()) status = synced;
+  absl::Status freed = pool_->Free(*block, stream);
+  if (status.ok()) status = freed;
+  return status;
+}
+
+absl::Status CudaExecutor::CheckDevice(Lane* lane, absl::Status status) {
+  // A sticky error stays: after clearing the last error, synchronizing (or asking again) still
+  // reports it. A non-sticky one (a bad launch configuration, a cuBLAS refusal) clears.
+  const cudaError_t last = cudaGetLastError();
+  const cudaError_t synced =
+      lane != nullptr ? cudaStreamSynchronize(StreamOf(lane->context)) : cudaDeviceSynchronize();
+  const cudaError_t again = cudaGetLastError();
+  auto poisoned = [](cudaError_t e) {
+    return e != cudaSuccess && e != cudaErrorMemoryAllocation && e != cudaErrorNotReady;
+  };
+  if (!poisoned(synced) && !poisoned(again)) return status;
+  const cudaError_t cause = poisoned(synced) ? synced : again;
+  const absl::Status fatal = absl::InternalError(
+      absl::StrCat(cudaGetErrorName(cause), " (", cudaGetErrorString(cause),
+                   ") after: ", status.message(), "; last error ", cudaGetErrorName(last)));
+  if (!broken_.exchange(true)) OnFatalDeviceError(name_, fatal);
+  return Broken();
+}
+
+}  // namespace attnd::server::executor

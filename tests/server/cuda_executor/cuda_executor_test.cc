@@ -1,0 +1,272 @@
+// The CUDA executor on a real GPU (each test skips, visibly, without one): every response
+// through RequestRunner against the float64 reference, the pool back to its baseline after
+// requests, the live budget following the pool, an injected allocation failure re-planned
+// smaller, and a sticky CUDA error turned into UNAVAILABLE and the fatal hook.
+#include "server/executor/cuda_executor.h"
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kernels/device_query.h"
+#include "server/executor/device_budget.h"
+#include "server/executor/device_pool.h"
+#include "server/executor/fatal_device_error.h"
+#include "server/executor/request_runner.h"
+#include "server/metrics/metrics.h"
+#include "tests/server/cuda_executor/fault_kernel.h"
+#include "tests/server/executor/random_request.h"
+
+namespace attnd::server::executor {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::RandomRequest;
+using testing::Shape;
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+#define SKIP_WITHOUT_GPU()                                                  \
+  do {                                                                      \
+    if (kernels::CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device"; \
+  } while (false)
+
+std::unique_ptr<CudaExecutor> Gpu(int64_t pool_bytes = 1024 * kMiB, int workers = 1) {
+  CudaExecutorOptions options;
+  options.device = 0;
+  options.workers = workers;
+  options.memory.device_bytes = pool_bytes;
+  options.memory.safety_margin_bytes = 16 * kMiB;
+  // Small slabs so that the tests' tensors take several pieces through both slabs.
+  options.staging_slab_bytes = 64 * 1024;
+  options.staging_cap_bytes = 1 * kMiB;
+  absl::StatusOr<std::unique_ptr<CudaExecutor>> gpu = CudaExecutor::Create(options);
+  EXPECT_TRUE(gpu.ok()) << gpu.status();
+  return gpu.ok() ? *std::move(gpu) : nullptr;
+}
+
+wire::DecodedRequest Decode(const v1::AttendRequest& request) {
+  absl::StatusOr<wire::DecodedRequest> decoded =
+      wire::DecodeRequest(request, kernels::ProblemLimits());
+  EXPECT_TRUE(decoded.ok()) << decoded.status();
+  return *std::move(decoded);
+}
+
+struct Case {
+  std::string name;
+  Shape shape;
+  v1::Variant variant = v1::VARIANT_AUTO;
+};
+
+class CudaExecutorMatchesReferenceTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaExecutorMatchesReferenceTest, OutputAndLse) {
+  SKIP_WITHOUT_GPU();
+  const Case& c = GetParam();
+  auto gpu = Gpu();
+  ASSERT_NE(gpu, nullptr);
+  RequestRunner runner(gpu.get(), kernels::PlannerConfig(), nullptr);
+  v1::AttendRequest request = RandomRequest(c.shape, /*seed=*/0xC0DA + c.shape.q_len);
+  request.set_variant(c.variant);
+  absl::StatusOr<v1::AttendResponse> response =
+      runner.Run(Decode(request), request.request_id(), RunContext{});
+  if (c.variant == v1::VARIANT_CUDNN && !response.ok() &&
+      absl::IsInvalidArgument(response.status())) {
+    GTEST_SKIP() << "cudnn does not run this case here: " << response.status();
+  }
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->execution().device(), "cuda:0");
+  if (c.variant != v1::VARIANT_AUTO) EXPECT_EQ(response->execution().variant(), c.variant);
+  RecordProperty("variant", v1::Variant_Name(response->execution().variant()));
+  testing::ExpectMatchesReference(request, *response);
+  EXPECT_EQ(gpu->pool()->used_bytes(), 0);
+}
+
+std::vector<Case> Cases() {
+  std::vector<Case> cases;
+  const std::vector<std::pair<std::string, v1::DType>> dtypes = {
+      {"F32", v1::DTYPE_F32}, {"F16", v1::DTYPE_F16}, {"Bf16", v1::DTYPE_BF16}};
+  const std::vector<std::pair<std::string, v1::Variant>> variants = {
+      {"Auto", v1::VARIANT_AUTO},
+      {"Naive", v1::VARIANT_NAIVE},
+      {"Sliced", v1::VARIANT_SLICED},
+      {"Chunked", v1::VARIANT_CHUNKED},
+      {"Cudnn", v1::VARIANT_CUDNN}};
+  for (const auto& [dtype_name, dtype] : dtypes) {
+    for (const auto& [variant_name, variant] : variants) {
+      if (variant == v1::VARIANT_CUDNN && dtype == v1::DTYPE_F32) continue;
+      Shape s;  // B 2, Mq 7, Mk 13, Hq 4, Hkv 2 (GQA), D 16, LSE
+      s.dtype = dtype;
+      cases.push_back({dtype_name + variant_name + "Plain", s, variant});
+      Shape masked = s;
+      masked.layout = v1::LAYOUT_BHMK;
+      masked.q_len = 97;
+      masked.kv_len = 1025;
+      masked.causal = v1::CAUSAL_BOTTOM_RIGHT;
+      masked.kv_lengths = true;
+      masked.head_dim = masked.v_head_dim = 64;
+      cases.push_back({dtype_name + variant_name + "BhmkCausalKvLengths", masked, variant});
+      Shape biased = s;
+      biased.q_len = 130;
+      biased.kv_len = 257;
+      biased.bias = true;
+      biased.causal = v1::CAUSAL_TOP_LEFT;
+      biased.head_dim = biased.v_head_dim = 128;
+      cases.push_back({dtype_name + variant_name + "BiasTopLeftD128", biased, variant});
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaExecutorMatchesReferenceTest, ::testing::ValuesIn(Cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(CudaExecutorTest, DescribesTheDevice) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = Gpu(512 * kMiB);
+  ASSERT_NE(gpu, nullptr);
+  EXPECT_EQ(gpu->name(), "cuda:0");
+  EXPECT_EQ(gpu->kind(), "cuda");
+  EXPECT_TRUE(gpu->capabilities().is_cuda);
+  EXPECT_FALSE(gpu->model().empty());
+  const MemoryStats stats = gpu->Memory();
+  EXPECT_GT(stats.total_bytes, 0);
+  EXPECT_GT(stats.free_bytes, 0);
+  EXPECT_EQ(stats.limit_bytes, 512 * kMiB);
+  EXPECT_EQ(stats.used_bytes, 0);
+  // An idle pool: the budget is the limit less the margin (the card has more free).
+  EXPECT_EQ(gpu->MemoryBudgetBytes(), 512 * kMiB - 16 * kMiB);
+  RecordProperty("model", gpu->model());
+}
+
+TEST(CudaExecutorTest, TheBudgetFollowsThePoolLive) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = Gpu(512 * kMiB);
+  ASSERT_NE(gpu, nullptr);
+  const int64_t before = gpu->MemoryBudgetBytes();
+  absl::StatusOr<void*> held = gpu->pool()->Allocate(100 * kMiB, nullptr);
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(gpu->MemoryBudgetBytes(), before - 100 * kMiB);
+  EXPECT_EQ(gpu->Memory().used_bytes, 100 * kMiB);
+  // Past the limit: refused by the ledger, no CUDA call, counted.
+  absl::StatusOr<void*> refused = gpu->pool()->Allocate(500 * kMiB, nullptr);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_EQ(gpu->Memory().allocation_failures, 1);
+  ASSERT_TRUE(gpu->pool()->Free(*held, nullptr).ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(gpu->MemoryBudgetBytes(), before);
+  // Reserved memory stays reserved (release threshold = limit).
+  EXPECT_GE(gpu->Memory().reserved_bytes, 100 * kMiB);
+  EXPECT_LE(gpu->Memory().reserved_bytes, 512 * kMiB);
+}
+
+TEST(CudaExecutorTest, PoolStatisticsReturnToBaselineAfterRequests) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = Gpu(256 * kMiB, /*workers=*/2);
+  ASSERT_NE(gpu, nullptr);
+  metrics::Registry registry;
+  RequestRunner runner(gpu.get(), kernels::PlannerConfig(), &registry);
+  Shape shape;
+  shape.dtype = v1::DTYPE_BF16;
+  shape.q_len = 300;
+  shape.kv_len = 700;
+  shape.head_dim = shape.v_head_dim = 64;
+  for (uint32_t seed = 1; seed <= 4; ++seed) {
+    const v1::AttendRequest request = RandomRequest(shape, seed);
+    absl::StatusOr<v1::AttendResponse> response =
+        runner.Run(Decode(request), "baseline", RunContext{});
+    ASSERT_TRUE(response.ok()) << response.status();
+    testing::ExpectMatchesReference(request, *response);
+  }
+  const MemoryStats stats = gpu->Memory();
+  EXPECT_EQ(stats.used_bytes, 0);
+  EXPECT_GT(stats.peak_used_bytes, 0);
+  EXPECT_LE(stats.peak_used_bytes, 256 * kMiB);
+  EXPECT_LE(stats.reserved_bytes, 256 * kMiB);
+  EXPECT_EQ(stats.allocation_failures, 0);
+  const std::string text = registry.Render();
+  EXPECT_THAT(text, HasSubstr("attnd_pool_used_bytes{device=\"cuda:0\"} 0"));
+  EXPECT_THAT(text, HasSubstr("attnd_pool_limit_bytes{device=\"cuda:0\"} 268435456"));
+  EXPECT_THAT(text, HasSubstr("attnd_device_memory_free_bytes{device=\"cuda:0\"}"));
+  RecordProperty("peak_used_bytes", std::to_string(stats.peak_used_bytes));
+}
+
+TEST(CudaExecutorTest, AnInjectedAllocationFailureReplansSmaller) {
+  SKIP_WITHOUT_GPU();
+  // 64 MiB of pool, f32 B=1 H=4 Mq=Mk=4096 D=64 forced `chunked` with chunks up to the whole
+  // problem: the full chunk pair needs 256 MiB, so the budget decides the chunks.
+  auto gpu = Gpu(64 * kMiB);
+  ASSERT_NE(gpu, nullptr);
+  metrics::Registry registry;
+  kernels::PlannerConfig planner;
+  planner.max_q_chunk = 4096;
+  planner.max_kv_chunk = 4096;
+  RequestRunner runner(gpu.get(), planner, &registry);
+  Shape shape;
+  shape.batch = 1;
+  shape.q_len = 4096;
+  shape.kv_len = 4096;
+  shape.q_heads = shape.kv_heads = 4;
+  shape.head_dim = shape.v_head_dim = 64;
+  shape.return_lse = false;
+  v1::AttendRequest request = RandomRequest(shape, 91);
+  request.set_variant(v1::VARIANT_CHUNKED);
+
+  absl::StatusOr<v1::AttendResponse> first = runner.Run(Decode(request), "a", RunContext{});
+  ASSERT_TRUE(first.ok()) << first.status();
+  gpu->pool()->InjectAllocationFailuresForTesting(1);
+  absl::StatusOr<v1::AttendResponse> second = runner.Run(Decode(request), "b", RunContext{});
+  ASSERT_TRUE(second.ok()) << second.status();
+  const v1::Execution& a = first->execution();
+  const v1::Execution& b = second->execution();
+  EXPECT_LT(b.q_chunk() * b.kv_chunk(), a.q_chunk() * a.kv_chunk());
+  EXPECT_LT(b.workspace_bytes(), a.workspace_bytes());
+  EXPECT_THAT(registry.Render(), HasSubstr("attnd_oom_retries_total 1"));
+  EXPECT_EQ(gpu->Memory().allocation_failures, 1);
+  EXPECT_EQ(gpu->pool()->used_bytes(), 0);
+  testing::ExpectMatchesReference(request, *second);
+  RecordProperty("chunks_before", std::to_string(a.q_chunk()) + "x" + std::to_string(a.kv_chunk()));
+  RecordProperty("chunks_after", std::to_string(b.q_chunk()) + "x" + std::to_string(b.kv_chunk()));
+
+  // Failing every time: RESOURCE_EXHAUSTED after the retries, and the executor still serves.
+  gpu->pool()->InjectAllocationFailuresForTesting(100);
+  absl::StatusOr<v1::AttendResponse> failed = runner.Run(Decode(request), "c", RunContext{});
+  EXPECT_TRUE(absl::IsResourceExhausted(failed.status())) << failed.status();
+  gpu->pool()->InjectAllocationFailuresForTesting(0);
+  EXPECT_TRUE(runner.Run(Decode(request), "d", RunContext{}).ok());
+  EXPECT_FALSE(gpu->broken());
+}
+
+// A sticky error poisons the process's CUDA context for good, so this runs in a child process
+// (the threadsafe death-test style re-executes the binary): the executor answers UNAVAILABLE,
+// reports the error once, and answers UNAVAILABLE without touching the device after.
+TEST(CudaExecutorDeathTest, AStickyErrorIsUnavailableAndFatal) {
+  SKIP_WITHOUT_GPU();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        auto gpu = Gpu(256 * kMiB);
+        if (gpu == nullptr) std::exit(10);
+        int calls = 0;
+        SetFatalDeviceErrorHandler(
+            [&calls](const std::string&, const absl::Status&) { ++calls; });
+        RequestRunner runner(gpu.get(), kernels::PlannerConfig(), nullptr);
+        const v1::AttendRequest request = RandomRequest(Shape(), 5);
+        if (!runner.Run(Decode(request), "ok", RunContext{}).ok()) std::exit(11);
+        testing::PoisonCudaContext();  // an illegal address on the device
+        absl::StatusOr<v1::AttendResponse> r1 = runner.Run(Decode(request), "x", RunContext{});
+        absl::StatusOr<v1::AttendResponse> r2 = runner.Run(Decode(request), "y", RunContext{});
+        if (!absl::IsUnavailable(r1.status()) || !absl::IsUnavailable(r2.status())) std::exit(12);
+        if (calls != 1 || !gpu->broken() || !FatalDeviceErrorHappened()) std::exit(13);
+        std::fprintf(stderr, "unavailable: %s\n", std::string(r1.status().message()).c_str());
+        std::exit(3);
+      },
+      ::testing::ExitedWithCode(3), "unavailable: cuda:0 failed");
+}
+
+}  // namespace
+}  // namespace attnd::server::executor
