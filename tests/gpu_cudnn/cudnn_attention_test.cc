@@ -247,13 +247,17 @@ std::vector<Case> AllCases() {
     cases.push_back(c);
   }
   // Bias broadcasts in both bias dtypes that make sense next to f16 (f32 and f16), and bf16.
-  const int64_t bias_shapes[][4] = {{2, 2, 97, 161}, {1, 2, 97, 161}, {2, 1, 97, 161},
-                                    {1, 1, 97, 161}, {1, 1, 1, 161},  {2, 1, 1, 161},
-                                    {1, 1, 97, 1},   {2, 2, 1, 1}};
+  // The last ones are refused before cuDNN is asked: cuDNN 9.19 took [B, H, 1, 1] and got it
+  // wrong (errors up to 0.34 on the H200), so only the broadcasts above them are trusted.
+  const int64_t bias_shapes[][5] = {{2, 2, 97, 161, 0}, {1, 2, 97, 161, 0}, {2, 1, 97, 161, 0},
+                                    {1, 1, 97, 161, 0}, {1, 1, 1, 161, 0},  {2, 1, 1, 161, 0},
+                                    {1, 1, 97, 1, 0},   {2, 2, 1, 1, 1},    {1, 1, 1, 1, 1},
+                                    {1, 2, 1, 161, 1},  {2, 2, 97, 1, 1}};
   for (const auto& shape : bias_shapes) {
     for (DType bias_dtype : {DType::kF16, DType::kF32}) {
       Case c = Base(DType::kF16, 2, 97, 161, 2, 2, 64, 64);
       SetBias(&c, bias_dtype, shape[0], shape[1], shape[2], shape[3]);
+      if (shape[4] == 1) c.expect = Expect::kRefused;
       cases.push_back(c);
     }
   }

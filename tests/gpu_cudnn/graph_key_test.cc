@@ -80,6 +80,41 @@ TEST(GraphKeyTest, EveryShapingFieldDistinguishes) {
   EXPECT_TRUE(changed([](AttentionProblem* p) { p->scale = 0.5; }));
 }
 
+TEST(RefusedUpFrontTest, F32AndUncheckedBiasBroadcastsNeverReachCudnn) {
+  void* handle = reinterpret_cast<void*>(0x1000);
+  AttentionProblem p = Problem();  // B 2, Hq 4, Mq 97, Mk 161
+  EXPECT_EQ(RefusedUpFront(GraphKey::From(p, handle)), "");
+  p.dtype = DType::kF32;
+  EXPECT_NE(RefusedUpFront(GraphKey::From(p, handle)), "");
+  p.dtype = DType::kF16;
+  p.has_bias = true;
+  const auto refused = [&](int64_t b, int64_t h, int64_t m, int64_t n) {
+    p.bias_shape[0] = b;
+    p.bias_shape[1] = h;
+    p.bias_shape[2] = m;
+    p.bias_shape[3] = n;
+    return !RefusedUpFront(GraphKey::From(p, handle)).empty();
+  };
+  // Checked against the reference on cuDNN 9.19.
+  EXPECT_FALSE(refused(2, 4, 97, 161));
+  EXPECT_FALSE(refused(1, 4, 97, 161));
+  EXPECT_FALSE(refused(2, 1, 97, 161));
+  EXPECT_FALSE(refused(1, 1, 97, 161));
+  EXPECT_FALSE(refused(1, 1, 1, 161));
+  EXPECT_FALSE(refused(2, 1, 1, 161));
+  EXPECT_FALSE(refused(1, 1, 97, 1));
+  // Computed wrongly by cuDNN 9.19 ([B, H, 1, 1]) or never checked.
+  EXPECT_TRUE(refused(2, 4, 1, 1));
+  EXPECT_TRUE(refused(1, 1, 1, 1));
+  EXPECT_TRUE(refused(1, 4, 1, 161));
+  EXPECT_TRUE(refused(2, 4, 97, 1));
+  EXPECT_TRUE(refused(2, 1, 97, 1));
+  // A dim of 1 on a length of 1 broadcasts nothing.
+  p.q_len = 1;
+  p.kv_len = 1;
+  EXPECT_FALSE(refused(2, 4, 1, 1));
+}
+
 TEST(GraphCacheTest, SlotsAreSharedAndLeastRecentlyUsedIsDropped) {
   GraphCache cache(2);
   void* handle = reinterpret_cast<void*>(0x1000);

@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <exception>
-#include <limits>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -237,14 +236,8 @@ std::string TryBuild(const GraphKey& key, cudnnHandle_t handle,
 
 std::shared_ptr<BuiltGraph> Build(const GraphKey& key, cudnnHandle_t handle) {
   auto built = std::make_shared<BuiltGraph>();
-  if (key.dtype == DType::kF32) {
-    built->reason = "cuDNN's fused attention takes f16 or bf16, not f32";
-    return built;
-  }
-  if (key.q_len + key.kv_len > std::numeric_limits<int32_t>::max()) {
-    built->reason = "Mq + Mk beyond int32: cuDNN's sequence lengths and bounds are int32";
-    return built;
-  }
+  built->reason = cudnn_internal::RefusedUpFront(key);
+  if (!built->reason.empty()) return built;
   // The frontend may pick its unified SDPA node; where that node has no engine for the case,
   // the composite graph may still have one, so it gets a second try.
   std::string reasons;

@@ -10,15 +10,23 @@
 //                   window_right; bottom-right alignment when not causal (kernels/mask.h)
 //   kv_lengths      cuDNN's padding mask: int32 seq_len_q (= Mq) and seq_len_kv [B], converted
 //                   on the device from the int64 kv_lengths into the workspace
-//   bias            the bias tensor with its own [bB, bH, bMq, bMk] shape and dtype
+//   bias            the bias tensor with its own [bB, bH, bMq, bMk] shape and dtype (f32, f16,
+//                   bf16); only the broadcasts checked on cuDNN 9.19 reach cuDNN:
+//                   [1|B, 1|H, Mq, Mk], [1|B, 1, 1, Mk], [1, 1, Mq, 1] (it gets [B, H, 1, 1]
+//                   wrong; see cudnn_graph_cache.h's RefusedUpFront)
 //   return_lse      cuDNN's softmax stats [B, Hq, Mq, 1] f32 = max + log(sum exp): natural log,
-//                   of the scaled and biased scores, which is attnd's LSE as it stands
-//   rows that see no key (kv_lengths 0, bottom-right with Mq > Mk_b, windows): attnd defines
-//                   output 0 and LSE -inf; a small kernel writes exactly that after cuDNN, so the
-//                   answer never depends on what a cuDNN engine leaves in such rows
+//                   of the scaled and biased scores, which is attnd's LSE as it stands (checked
+//                   against the float64 reference: within 7e-6 on the H200)
+//   rows that see no key (kv_lengths 0, bottom-right with Mq > Mk_b, windows, a bias row of
+//                   -inf): attnd defines output 0 and LSE -inf; a small kernel writes exactly that
+//                   after cuDNN (finding bias-emptied rows by their -inf/NaN stats, which cuDNN
+//                   then writes even without return_lse), so the answer never depends on what a
+//                   cuDNN engine leaves in such rows
 // Whether cuDNN runs a case is cuDNN's answer, never a guess here: CudnnSupports builds the graph
 // (validate, operation graph, heuristics, support check, plan build) and says no when any step
-// fails. f32 is refused up front: cuDNN's SDPA takes f16 and bf16 only.
+// fails, with the frontend's message as the reason. Refused before asking: f32 (cuDNN's SDPA
+// takes f16 and bf16) and the unchecked bias broadcasts above. Head dims must be multiples of 8
+// (cuDNN's rule); up to 512 ran on the H200 with cuDNN 9.19.
 //
 // Built graphs are cached per (cuDNN handle, everything that shapes the graph), so each shape is
 // built once per handle; the cache is thread-safe and keeps the least recently used 512 graphs.
@@ -26,9 +34,10 @@
 //
 // For the planner (kernels/planner.h stays pure): the executor asks CudnnSupports for each
 // problem before planning and leaves Variant::kCudnn out of Capabilities::variants when it says
-// no; when the plan is kCudnn it sets plan.workspace_bytes to CudnnWorkspaceBytes (what cuDNN's
-// plan needs plus the int32 sequence lengths) and re-plans without kCudnn if that exceeds the
-// budget. Tensors must be 16-byte aligned (pool allocations are); RunCudnn refuses others.
+// no; when the plan is kCudnn it sets plan.workspace_bytes to CudnnWorkspaceBytes (cuDNN's plan
+// workspace, the int32 sequence lengths, and the stats scratch of a bias without LSE) and
+// re-plans without kCudnn if that exceeds the budget. Tensors must be 16-byte aligned (pool
+// allocations are); RunCudnn refuses others.
 #ifndef ATTND_KERNELS_CUDA_CUDNN_CUDNN_ATTENTION_H_
 #define ATTND_KERNELS_CUDA_CUDNN_CUDNN_ATTENTION_H_
 
@@ -55,9 +64,10 @@ void DestroyCudnnHandle(void* handle);
 absl::StatusOr<bool> CudnnSupports(const AttentionProblem& problem, void* cudnn_handle,
                                    std::string* reason = nullptr);
 
-// Workspace bytes RunCudnn needs for `problem`: cuDNN's plan workspace and, with kv_lengths, two
-// int32 [B] sequence-length arrays (each part 256-byte aligned). INVALID_ARGUMENT naming cuDNN's
-// reason when cuDNN does not support the problem.
+// Workspace bytes RunCudnn needs for `problem`: cuDNN's plan workspace, with the padding mask two
+// int32 [B] sequence-length arrays, and with a bias but no LSE the f32 [B, Hq, Mq] stats (each
+// part 256-byte aligned). INVALID_ARGUMENT naming cuDNN's reason when cuDNN does not support the
+// problem.
 absl::StatusOr<int64_t> CudnnWorkspaceBytes(const AttentionProblem& problem, void* cudnn_handle);
 
 // Runs the cached graph of `problem` on context.stream with context.cudnn, the RunCuda contract:

@@ -1,9 +1,12 @@
 #include "kernels/cuda/cudnn/cudnn_graph_cache.h"
 
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <string>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "kernels/problem.h"
 
@@ -48,6 +51,27 @@ GraphKey GraphKey::From(const AttentionProblem& p, void* handle) {
   k.return_lse = p.return_lse;
   k.scale = p.scale;
   return k;
+}
+
+std::string RefusedUpFront(const GraphKey& key) {
+  if (key.dtype == DType::kF32) return "cuDNN's fused attention takes f16 or bf16, not f32";
+  if (key.q_len + key.kv_len > std::numeric_limits<int32_t>::max()) {
+    return "Mq + Mk beyond int32: cuDNN's sequence lengths and band bounds are int32";
+  }
+  if (key.has_bias) {
+    const int64_t* s = key.bias_shape;
+    // A dim of 1 on a length of 1 broadcasts nothing: it counts as full.
+    const bool full_q = s[2] == key.q_len;
+    const bool full_k = s[3] == key.kv_len;
+    const bool verified = (full_q && full_k) || (full_k && s[1] == 1 && s[2] == 1) ||
+                          (full_q && s[0] == 1 && s[1] == 1 && s[3] == 1);
+    if (!verified) {
+      return absl::StrCat("bias broadcast [", s[0], ", ", s[1], ", ", s[2], ", ", s[3],
+                          "] is not one checked with cuDNN ([1|B, 1|H, Mq, Mk], [1|B, 1, 1, Mk], "
+                          "[1, 1, Mq, 1]); cuDNN 9.19 computes [B, H, 1, 1] wrongly");
+    }
+  }
+  return "";
 }
 
 bool GraphKey::operator<(const GraphKey& other) const { return Tie(*this) < Tie(other); }

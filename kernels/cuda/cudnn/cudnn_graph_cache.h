@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -42,6 +43,15 @@ struct GraphKey {
   static GraphKey From(const AttentionProblem& problem, void* handle);
   bool operator<(const GraphKey& other) const;
 };
+
+// Why attnd does not hand `key` to cuDNN at all, or "" to let cuDNN decide. Host logic only:
+//   f32                 cuDNN's SDPA takes f16 and bf16
+//   Mq + Mk >= 2^31     cuDNN's sequence lengths and band bounds are int32
+//   bias broadcasts     only those checked against the reference on cuDNN 9.19 (H200, tests/
+//                       gpu_cudnn): [1|B, 1|H, Mq, Mk], [1|B, 1, 1, Mk] and [1, 1, Mq, 1].
+//                       cuDNN accepted [B, H, 1, 1] and computed it wrongly (errors up to 0.34),
+//                       so no other broadcast is trusted without a test.
+std::string RefusedUpFront(const GraphKey& key);
 
 struct BuiltGraph;  // cudnn_attention.cc
 
