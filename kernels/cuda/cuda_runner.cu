@@ -260,37 +260,52 @@ absl::Status CudaStepRunner::Gemm(const GemmStep& s) {
     if (absl::Status st = CheckInt(values[i], names[i]); !st.ok()) return st;
   }
   const cublasOperation_t op_b = s.b_transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
-  // f32 inputs: pedantic, so that no TF32 ever rounds them (not even NVIDIA_TF32_OVERRIDE).
-  const cublasComputeType_t compute =
-      s.a.dtype == DType::kF32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
   const int m = static_cast<int>(s.n);
   const int n = static_cast<int>(s.m);
   const int k = static_cast<int>(s.k);
+  const int lda = static_cast<int>(s.b.ld);
+  const int ldb = static_cast<int>(s.a.ld);
+  const int ldc = static_cast<int>(s.c.ld);
   const int batch_count = static_cast<int>(z_count);
   int64_t stride_a = 0;
   int64_t stride_b = 0;
   int64_t stride_c = 0;
-  if (UniformStride(s.a, s.batch, s.q_heads, &stride_a) &&
-      UniformStride(s.b, s.batch, s.q_heads, &stride_b) &&
-      UniformStride(s.c, s.batch, s.q_heads, &stride_c)) {
-    CUBLAS_RETURN_IF_ERROR(cublasGemmStridedBatchedEx(
-        cublas_, op_b, CUBLAS_OP_N, m, n, k, &s.alpha, s.b.base, CudaType(s.b.dtype),
-        static_cast<int>(s.b.ld), stride_b, s.a.base, CudaType(s.a.dtype),
-        static_cast<int>(s.a.ld), stride_a, &s.beta, const_cast<void*>(s.c.base),
-        CudaType(s.c.dtype), static_cast<int>(s.c.ld), stride_c, batch_count, compute,
-        CUBLAS_GEMM_DEFAULT));
+  const bool strided = UniformStride(s.a, s.batch, s.q_heads, &stride_a) &&
+                       UniformStride(s.b, s.batch, s.q_heads, &stride_b) &&
+                       UniformStride(s.c, s.batch, s.q_heads, &stride_c);
+  if (!strided) {
+    if (s.scratch == nullptr) return absl::InternalError("batched GEMM without pointer scratch");
+    BuildPointersKernel<<<Blocks(z_count, kThreads), kThreads, 0, stream_>>>(
+        s.b, s.a, s.c, z_count, s.q_heads, s.scratch);
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  }
+  const void* const* pointers = s.scratch;
+  auto gemm = [&](cublasComputeType_t compute) {
+    if (strided) {
+      return cublasGemmStridedBatchedEx(
+          cublas_, op_b, CUBLAS_OP_N, m, n, k, &s.alpha, s.b.base, CudaType(s.b.dtype), lda,
+          stride_b, s.a.base, CudaType(s.a.dtype), ldb, stride_a, &s.beta,
+          const_cast<void*>(s.c.base), CudaType(s.c.dtype), ldc, stride_c, batch_count, compute,
+          CUBLAS_GEMM_DEFAULT);
+    }
+    return cublasGemmBatchedEx(cublas_, op_b, CUBLAS_OP_N, m, n, k, &s.alpha, pointers,
+                               CudaType(s.b.dtype), lda, pointers + z_count, CudaType(s.a.dtype),
+                               ldb, &s.beta, s.scratch + 2 * z_count, CudaType(s.c.dtype), ldc,
+                               batch_count, compute, CUBLAS_GEMM_DEFAULT);
+  };
+  if (s.a.dtype != DType::kF32) {
+    CUBLAS_RETURN_IF_ERROR(gemm(CUBLAS_COMPUTE_32F));
     return absl::OkStatus();
   }
-  if (s.scratch == nullptr) return absl::InternalError("batched GEMM without pointer scratch");
-  BuildPointersKernel<<<Blocks(z_count, kThreads), kThreads, 0, stream_>>>(
-      s.b, s.a, s.c, z_count, s.q_heads, s.scratch);
-  CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  const void* const* pointers = s.scratch;
-  CUBLAS_RETURN_IF_ERROR(cublasGemmBatchedEx(
-      cublas_, op_b, CUBLAS_OP_N, m, n, k, &s.alpha, pointers, CudaType(s.b.dtype),
-      static_cast<int>(s.b.ld), pointers + z_count, CudaType(s.a.dtype), static_cast<int>(s.a.ld),
-      &s.beta, s.scratch + 2 * z_count, CudaType(s.c.dtype), static_cast<int>(s.c.ld),
-      batch_count, compute, CUBLAS_GEMM_DEFAULT));
+  // f32 inputs: pedantic, so that no TF32 ever rounds them (not even NVIDIA_TF32_OVERRIDE).
+  // Should a cuBLAS refuse the pedantic compute type for a batched call, plain 32F under the
+  // handle's CUBLAS_DEFAULT_MATH is still full f32 (TF32 needs CUBLAS_TF32_TENSOR_OP_MATH).
+  const cublasStatus_t status = gemm(CUBLAS_COMPUTE_32F_PEDANTIC);
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_INVALID_VALUE) {
+    CUBLAS_RETURN_IF_ERROR(gemm(CUBLAS_COMPUTE_32F));
+    return absl::OkStatus();
+  }
+  CUBLAS_RETURN_IF_ERROR(status);
   return absl::OkStatus();
 }
 

@@ -47,6 +47,7 @@ struct RowPos {
   int64_t b = 0;
   int64_t h = 0;
   int64_t i = 0;  // query row
+  int64_t bias_base = 0;  // bias element of key k0 of this row (BiasIndex::At)
 };
 
 ATTND_HOST_DEVICE inline RowPos PosOf(const RowGeometry& g, int64_t r) {
@@ -56,6 +57,14 @@ ATTND_HOST_DEVICE inline RowPos PosOf(const RowGeometry& g, int64_t r) {
   pos.i = g.q0 + r % g.rows;
   pos.b = pos.z / g.q_heads;
   pos.h = pos.z % g.q_heads;
+  return pos;
+}
+
+// PosOf with the row's bias offset resolved once (the row then walks it with the column stride).
+ATTND_HOST_DEVICE inline RowPos ScoreRowPos(const ScoreMask& mask, const RowGeometry& g,
+                                            int64_t r) {
+  RowPos pos = PosOf(g, r);
+  pos.bias_base = mask.bias_index.At(pos.b, pos.h, pos.i, g.k0);
   return pos;
 }
 
@@ -76,11 +85,11 @@ ATTND_HOST_DEVICE inline KeyRange VisibleColumns(const ScoreMask& mask, const Ro
 }
 
 // s_j: the scaled score plus the bias, for a visible column j.
-ATTND_HOST_DEVICE inline float BiasedScore(const ScoreMask& mask, const RowGeometry& g,
-                                           const RowPos& pos, const float* s_row, int64_t j) {
+ATTND_HOST_DEVICE inline float BiasedScore(const ScoreMask& mask, const RowPos& pos,
+                                           const float* s_row, int64_t j) {
   float s = s_row[j];
   if (mask.bias != nullptr) {
-    s += LoadElem(mask.bias, mask.bias_dtype, mask.bias_index.At(pos.b, pos.h, pos.i, g.k0 + j));
+    s += LoadElem(mask.bias, mask.bias_dtype, pos.bias_base + j * mask.bias_index.col);
   }
   return s;
 }
@@ -94,12 +103,11 @@ struct RowStats {
 // Pass 1, merged over the group: every thread of the group returns the row's stats.
 template <class Group>
 ATTND_HOST_DEVICE RowStats ScanRow(const Group& group, const ScoreMask& mask,
-                                   const RowGeometry& g, const RowPos& pos, const float* s_row,
-                                   KeyRange cols) {
+                                   const RowPos& pos, const float* s_row, KeyRange cols) {
   float max = ATTND_NEG_INF;
   float sum = 0.0f;
   for (int64_t j = cols.lo + group.rank(); j < cols.hi; j += group.size()) {
-    const float s = BiasedScore(mask, g, pos, s_row, j);
+    const float s = BiasedScore(mask, pos, s_row, j);
     if (s > max) {
       sum = sum * expf(max - s) + 1.0f;  // max = -inf: sum is 0 and exp(-inf) = 0
       max = s;
@@ -132,7 +140,7 @@ ATTND_UNROLL
       const int64_t j = base + u * group.size() + group.rank();
       p[u] = 0.0f;
       if (j >= cols.lo && j < cols.hi && max != ATTND_NEG_INF) {
-        p[u] = expf(BiasedScore(mask, g, pos, s_row, j) - max) * scale;
+        p[u] = expf(BiasedScore(mask, pos, s_row, j) - max) * scale;
       }
     }
     if constexpr (kP != DType::kF32) group.Sync();
@@ -148,10 +156,10 @@ ATTND_UNROLL
 template <DType kP, class Group>
 ATTND_HOST_DEVICE void SoftmaxRow(const Group& group, const SoftmaxStep& step, int64_t r) {
   const RowGeometry& g = step.geometry;
-  const RowPos pos = PosOf(g, r);
+  const RowPos pos = ScoreRowPos(step.mask, g, r);
   float* s_row = step.scores + r * g.cols;
   const KeyRange cols = VisibleColumns(step.mask, g, pos);
-  const RowStats stats = ScanRow(group, step.mask, g, pos, s_row, cols);
+  const RowStats stats = ScanRow(group, step.mask, pos, s_row, cols);
   const float inv_sum = stats.sum > 0.0f ? 1.0f / stats.sum : 0.0f;
   WriteP<kP>(group, step.mask, g, pos, s_row, cols, stats.max, inv_sum);
   if (step.lse != nullptr && group.rank() == 0) {
@@ -164,12 +172,12 @@ ATTND_HOST_DEVICE void SoftmaxRow(const Group& group, const SoftmaxStep& step, i
 template <DType kP, class Group>
 ATTND_HOST_DEVICE void MergeRow(const Group& group, const MergeStep& step, int64_t r) {
   const RowGeometry& g = step.geometry;
-  const RowPos pos = PosOf(g, r);
+  const RowPos pos = ScoreRowPos(step.mask, g, r);
   float* s_row = step.scores + r * g.cols;
   const float old_max = step.first ? ATTND_NEG_INF : step.row_max[r];
   const float old_sum = step.first ? 0.0f : step.row_sum[r];
   const KeyRange cols = VisibleColumns(step.mask, g, pos);
-  const RowStats tile = ScanRow(group, step.mask, g, pos, s_row, cols);
+  const RowStats tile = ScanRow(group, step.mask, pos, s_row, cols);
   const float new_max = old_max > tile.max ? old_max : tile.max;
   // Both factors are exp of a value <= 0; a -inf max contributes nothing.
   const float old_scale = old_max == ATTND_NEG_INF ? 0.0f : expf(old_max - new_max);

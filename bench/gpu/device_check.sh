@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Everything the GPU kernels need shown on the GPU machine, in one command: the GPU test suite,
+# compute-sanitizer memcheck on a representative subset, and the kernel benchmark against
+# PyTorch's SDPA backends. Logs and CSVs go to OUT_DIR (6 files).
+#
+#   bench/gpu/device_check.sh BIN_DIR OUT_DIR [SECONDS]
+#
+# BIN_DIR holds attnd_gpu_test and attnd_gpu_bench: a kernels-only build there
+# (build-gpu/tests/gpu and build-gpu/bench/gpu, see bench/gpu/device_deps.sh), or binaries built
+# here and packed with ../shared/device/bundle.sh (then LD_LIBRARY_PATH must name its lib/).
+# SECONDS (default 400) bounds the whole run; each step gets a share and is cut at it, so a slow
+# step still leaves the next ones their time. With DEBS=folder of the carried .debs, the time
+# left at the end checks the kernels-only build there (configure, build, emulated tests).
+set -uo pipefail
+bin=${1:?usage: $0 BIN_DIR OUT_DIR [SECONDS]}
+out=${2:?usage: $0 BIN_DIR OUT_DIR [SECONDS]}
+budget=${3:-400}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+left() { echo $(( budget - SECONDS )); }
+cap() { local want=$1 l; l=$(left); echo $(( want < l ? want : (l > 5 ? l : 5) )); }
+
+# Representative memcheck subset: every variant (each case runs naive, sliced, chunked twice), all
+# dtypes, both layouts, GQA, kv_lengths, every kind of bias, a fully masked row, head dim 512,
+# and the API's refusals.
+memcheck_filter='Matrix/CudaAttentionTest.*f16_BHMK*kvlen*:Matrix/CudaAttentionTest.*bf16_BMHK*H6x2*'
+memcheck_filter+=':Matrix/CudaAttentionTest.*f32_BHMK*H6x2*:Matrix/CudaAttentionTest.*f32*neginfrow*'
+memcheck_filter+=':Matrix/CudaAttentionTest.*bf16_BMHK_B2_Mq97_Mk1_H2x2_D512*'
+memcheck_filter+=':Matrix/CudaAttentionTest.*f16_BMHK_B2_Mq97_Mk161_H2x2_D64_Dv64_kvlen_0_53*'
+memcheck_filter+=':Matrix/CudaAttentionTest.*f16_BMHK_B2_Mq97_Mk161*bias2x2x97x161f32*:CudaApiTest.*'
+
+{ nvidia-smi -L; date -u; } >"$out/gpu_test.log" 2>&1
+echo "== GPU tests"
+timeout "$(cap 150)" "$bin/attnd_gpu_test" >>"$out/gpu_test.log" 2>&1
+echo "attnd_gpu_test exit $?" | tee -a "$out/gpu_test.log"
+grep -E "^\[  (PASSED|FAILED|SKIPPED)  \] [0-9]|tests? from .* ran" "$out/gpu_test.log"
+grep -E "^\[  FAILED  \]" "$out/gpu_test.log" | head -20
+
+echo "== memcheck"
+timeout "$(cap 90)" compute-sanitizer --tool memcheck --error-exitcode 9 \
+  "$bin/attnd_gpu_test" --gtest_filter="$memcheck_filter" >"$out/memcheck.log" 2>&1
+echo "compute-sanitizer exit $?" | tee -a "$out/memcheck.log"
+grep -E "ERROR SUMMARY|tests? from .* ran|PASSED|FAILED" "$out/memcheck.log" | tail -5
+
+echo "== kernel benchmark"
+timeout "$(cap 130)" "$here/run_kernel_bench.sh" "$bin/attnd_gpu_bench" "$out/bench" \
+  >"$out/bench.log" 2>&1
+echo "run_kernel_bench exit $?" | tee -a "$out/bench.log"
+mv "$out/bench/attnd.csv" "$out/bench/peers.csv" "$out/" 2>/dev/null
+rm -rf "$out/bench"
+sed -n '/== table/,$p' "$out/bench.log"
+
+if [ -n "${DEBS:-}" ] && [ "$(left)" -gt 30 ]; then
+  echo "== kernels-only build there ($(left) s left)"
+  (
+    eval "$("$here/device_deps.sh" "$DEBS" /tmp/attnd-deps)"
+    timeout "$(cap 400)" bash -c "cmake -S . -B build-gpu -G Ninja -DATTND_SERVER=OFF \
+      -DATTND_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a $ATTND_DEPS_CMAKE_FLAGS && \
+      cmake --build build-gpu -j16 --target attnd_gpu_test attnd_gpu_bench && \
+      ./build-gpu/tests/gpu/attnd_gpu_test --gtest_brief=1 \
+        --gtest_filter='*Emulated*:*KeyBound*:CudaApiTest.*'"
+    echo "build there exit $?"
+  ) >"$out/build_there.log" 2>&1
+  tail -5 "$out/build_there.log"
+fi
+echo "done in ${SECONDS}s"

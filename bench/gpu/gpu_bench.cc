@@ -1,0 +1,360 @@
+// attnd_gpu_bench: the CUDA variants' forward throughput and extra memory on the shapes of the
+// GPU machine's README (../shared/device/README.md), as RunCuda runs them for the server.
+//
+//   attnd_gpu_bench [--iters 20] [--warmup 3] [--csv FILE] [--variants naive,sliced,chunked]
+//                   [--shapes all|quick]
+//
+// For each shape and variant: the planner makes the plan with the variant forced and the budget
+// the card has free after the inputs (less 2 GiB); the workspace is allocated once; `warmup`
+// runs, then `iters` runs each timed with CUDA events on the context's stream; the median is
+// reported. TFLOP/s use AttentionProblem::Flops (4·B·Hq·Mq·Mk·D for D = Dv, halved for causal).
+// For chunked it also prints its memory-traffic bound: cuda::ChunkedTrafficBytes (the bytes its
+// plan must move, formula in kernels/cuda/pipeline.h) at the 2.96 TB/s device-to-device copy rate
+// measured on the H100, and the ratio of that time to the measured one. Inputs are BHMK (PyTorch
+// SDPA's layout, for bench/gpu/peers.py), random normals.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "kernels/cuda/cuda_attention.h"
+#include "kernels/cuda/pipeline.h"
+#include "kernels/device_query.h"
+#include "kernels/dtype_convert.h"
+#include "kernels/planner.h"
+#include "kernels/problem.h"
+
+#if defined(ATTND_WITH_CUDNN)
+#include "kernels/cuda/cudnn/cudnn_attention.h"
+#endif
+
+namespace attnd::kernels {
+namespace {
+
+// Measured on the H100 (../shared/device/README.md): device-to-device copy, bytes read + written.
+constexpr double kHbmBytesPerSecond = 2.96e12;
+constexpr int64_t kMargin = int64_t{2} << 30;
+
+struct Shape {
+  std::string label;
+  int64_t batch, heads, kv_heads, len, dim;
+  DType dtype;
+  bool causal;
+  int bias = 0;  // 0 none, 1 dense [B, H, M, M], 2 [B, 1, M, M]
+};
+
+std::vector<Shape> Shapes(bool quick) {
+  std::vector<Shape> s = {
+      {"2x5x4096x64 f16 (SD 2.1 self)", 2, 5, 5, 4096, 64, DType::kF16, false},
+      {"1x32x4096x128 bf16", 1, 32, 32, 4096, 128, DType::kBF16, false},
+      {"1x32x4096x128 bf16 causal", 1, 32, 32, 4096, 128, DType::kBF16, true},
+  };
+  if (quick) return s;
+  const std::vector<Shape> more = {
+      {"1x16x16384x128 bf16 causal", 1, 16, 16, 16384, 128, DType::kBF16, true},
+      {"1x8x8192x256 bf16", 1, 8, 8, 8192, 256, DType::kBF16, false},
+      {"1x8x65536x128 bf16 causal", 1, 8, 8, 65536, 128, DType::kBF16, true},
+      {"2x5x4096x64 f32", 2, 5, 5, 4096, 64, DType::kF32, false},
+      {"1x32x4096x128 bf16 dense bias", 1, 32, 32, 4096, 128, DType::kBF16, false, 1},
+      {"1x32x4096x128 bf16 bias [B,1,M,M]", 1, 32, 32, 4096, 128, DType::kBF16, false, 2},
+      {"1x8x8192x512 bf16", 1, 8, 8, 8192, 512, DType::kBF16, false},
+      {"2x16x4096x80 bf16", 2, 16, 16, 4096, 80, DType::kBF16, false},
+      {"2x16x4096x96 bf16", 2, 16, 16, 4096, 96, DType::kBF16, false},
+      {"2x16x4096x160 bf16", 2, 16, 16, 4096, 160, DType::kBF16, false},
+  };
+  s.insert(s.end(), more.begin(), more.end());
+  return s;
+}
+
+AttentionProblem ProblemOf(const Shape& s) {
+  AttentionProblem p;
+  p.dtype = s.dtype;
+  p.layout = Layout::kBHMK;
+  p.batch = s.batch;
+  p.q_len = s.len;
+  p.kv_len = s.len;
+  p.q_heads = s.heads;
+  p.kv_heads = s.kv_heads;
+  p.head_dim = s.dim;
+  p.v_head_dim = s.dim;
+  p.scale = 1.0 / std::sqrt(static_cast<double>(s.dim));
+  p.causal = s.causal ? Causal::kTopLeft : Causal::kNone;
+  if (s.bias != 0) {
+    p.has_bias = true;
+    p.bias_dtype = s.dtype;
+    p.bias_shape[0] = s.batch;
+    p.bias_shape[1] = s.bias == 1 ? s.heads : 1;
+    p.bias_shape[2] = s.len;
+    p.bias_shape[3] = s.len;
+  }
+  return p;
+}
+
+#define BENCH_CHECK_CUDA(call)                                                      \
+  do {                                                                              \
+    const cudaError_t e_ = (call);                                                  \
+    if (e_ != cudaSuccess) {                                                        \
+      return absl::InternalError(absl::StrCat(#call, ": ", cudaGetErrorString(e_))); \
+    }                                                                               \
+  } while (false)
+
+// Device buffers of one shape, freed on scope exit.
+struct Buffers {
+  std::vector<void*> all;
+  ~Buffers() {
+    for (void* p : all) cudaFree(p);
+  }
+  absl::StatusOr<void*> Alloc(int64_t bytes) {
+    void* p = nullptr;
+    BENCH_CHECK_CUDA(cudaMalloc(&p, static_cast<size_t>(std::max<int64_t>(bytes, 256))));
+    all.push_back(p);
+    return p;
+  }
+};
+
+// Fills `elements` of `dtype` at `device` with random normals: a 1 Mi-element random block,
+// repeated (enough for timing; the tests check values).
+absl::Status FillRandom(void* device, int64_t elements, DType dtype, std::mt19937* rng) {
+  constexpr int64_t kBlock = int64_t{1} << 20;
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> values(kBlock);
+  for (float& v : values) v = normal(*rng);
+  const int64_t size = static_cast<int64_t>(DTypeSize(dtype));
+  std::vector<unsigned char> block(static_cast<size_t>(kBlock * size));
+  ConvertFromFloat(values.data(), kBlock, dtype, block.data());
+  for (int64_t at = 0; at < elements; at += kBlock) {
+    const int64_t n = std::min(kBlock, elements - at);
+    BENCH_CHECK_CUDA(cudaMemcpy(static_cast<unsigned char*>(device) + at * size, block.data(),
+                                static_cast<size_t>(n * size), cudaMemcpyHostToDevice));
+  }
+  return absl::OkStatus();
+}
+
+struct Options {
+  int iters = 20;
+  int warmup = 3;
+  std::string csv;
+  std::vector<Variant> variants = {Variant::kNaive, Variant::kSliced, Variant::kChunked};
+  bool quick = false;
+};
+
+struct Result {
+  std::string status = "ok";
+  double ms = 0;
+  double tflops = 0;
+  Plan plan;
+  double bound_ms = 0;
+};
+
+std::string Csv(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? '\'' : c;
+  return out + "\"";
+}
+
+absl::StatusOr<Plan> PlanVariant(const AttentionProblem& p, Variant v, int64_t budget,
+                                 const cuda::CudaContext& context) {
+  Capabilities caps;
+  caps.is_cuda = true;
+  caps.variants = cuda::CudaVariants();
+  PlannerConfig config;
+  config.forced_variant = v;
+  absl::StatusOr<Plan> plan = MakePlan(p, caps, budget, config);
+#if defined(ATTND_WITH_CUDNN)
+  if (plan.ok() && v == Variant::kCudnn) {
+    absl::StatusOr<bool> supported = cuda::CudnnSupports(p, context.cudnn);
+    if (!supported.ok()) return supported.status();
+    if (!*supported) return absl::UnimplementedError("cuDNN does not support this case");
+    absl::StatusOr<int64_t> bytes = cuda::CudnnWorkspaceBytes(p, context.cudnn);
+    if (!bytes.ok()) return bytes.status();
+    plan->workspace_bytes = *bytes;
+  }
+#else
+  (void)context;
+#endif
+  return plan;
+}
+
+absl::StatusOr<Result> RunVariant(const AttentionProblem& p, const AttentionTensors& t, Variant v,
+                                  const Options& o, const cuda::CudaContext& context) {
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  BENCH_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const int64_t budget = static_cast<int64_t>(free_bytes) - kMargin;
+  Result r;
+  absl::StatusOr<Plan> plan = PlanVariant(p, v, budget, context);
+  if (!plan.ok()) {
+    r.status = std::string(plan.status().message());
+    return r;
+  }
+  r.plan = *plan;
+  Buffers workspace;
+  absl::StatusOr<void*> ws = workspace.Alloc(plan->workspace_bytes);
+  if (!ws.ok()) return ws.status();
+  cudaStream_t stream = static_cast<cudaStream_t>(context.stream);
+  for (int i = 0; i < o.warmup; ++i) {
+    if (absl::Status s = cuda::RunCuda(*plan, p, t, *ws, plan->workspace_bytes, context); !s.ok()) {
+      return s;
+    }
+  }
+  BENCH_CHECK_CUDA(cudaStreamSynchronize(stream));
+  std::vector<cudaEvent_t> events(static_cast<size_t>(2 * o.iters));
+  for (cudaEvent_t& e : events) BENCH_CHECK_CUDA(cudaEventCreate(&e));
+  for (int i = 0; i < o.iters; ++i) {
+    BENCH_CHECK_CUDA(cudaEventRecord(events[2 * i], stream));
+    if (absl::Status s = cuda::RunCuda(*plan, p, t, *ws, plan->workspace_bytes, context); !s.ok()) {
+      return s;
+    }
+    BENCH_CHECK_CUDA(cudaEventRecord(events[2 * i + 1], stream));
+  }
+  BENCH_CHECK_CUDA(cudaStreamSynchronize(stream));
+  std::vector<float> ms(static_cast<size_t>(o.iters));
+  for (int i = 0; i < o.iters; ++i) {
+    BENCH_CHECK_CUDA(cudaEventElapsedTime(&ms[i], events[2 * i], events[2 * i + 1]));
+  }
+  for (cudaEvent_t e : events) cudaEventDestroy(e);
+  std::sort(ms.begin(), ms.end());
+  r.ms = o.iters % 2 == 1 ? ms[o.iters / 2] : 0.5 * (ms[o.iters / 2 - 1] + ms[o.iters / 2]);
+  r.tflops = p.Flops() / (r.ms * 1e-3) / 1e12;
+  if (v == Variant::kChunked) {
+    r.bound_ms = cuda::ChunkedTrafficBytes(p, *plan) / kHbmBytesPerSecond * 1e3;
+  }
+  return r;
+}
+
+absl::Status Bench(const Options& o) {
+  if (CudaDeviceCount() == 0) return absl::UnavailableError("no CUDA device");
+  const std::vector<CudaDeviceInfo> devices = CudaDevices();
+  std::printf("device: %s, %d SMs; median of %d runs after %d warm-up\n", devices[0].name.c_str(),
+              devices[0].multiprocessors, o.iters, o.warmup);
+  cuda::CudaContext context;
+  if (absl::Status s = cuda::CreateCudaContext(0, &context); !s.ok()) return s;
+  FILE* csv = nullptr;
+  if (!o.csv.empty()) {
+    csv = std::fopen(o.csv.c_str(), "w");
+    if (csv == nullptr) return absl::InvalidArgumentError(absl::StrCat("cannot write ", o.csv));
+    std::fprintf(csv,
+                 "shape,batch,heads,kv_heads,len,dim,dtype,causal,bias,variant,status,ms,tflops,"
+                 "workspace_bytes,q_chunk,kv_chunk,bound_ms\n");
+  }
+  std::printf("%-36s %-8s %9s %9s %12s %14s %10s %7s\n", "shape", "variant", "ms", "TFLOP/s",
+              "extra MiB", "chunks", "bound ms", "/bound");
+  std::mt19937 rng(2026);
+  absl::Status status;
+  for (const Shape& shape : Shapes(o.quick)) {
+    const AttentionProblem p = ProblemOf(shape);
+    Buffers inputs;
+    AttentionTensors t;
+    const int64_t e = static_cast<int64_t>(DTypeSize(p.dtype));
+    absl::StatusOr<void*> q = inputs.Alloc(p.q_elements() * e);
+    absl::StatusOr<void*> k = inputs.Alloc(p.k_elements() * e);
+    absl::StatusOr<void*> v = inputs.Alloc(p.v_elements() * e);
+    absl::StatusOr<void*> out = inputs.Alloc(p.out_elements() * e);
+    absl::StatusOr<void*> bias = inputs.Alloc(p.has_bias ? p.bias_elements() * e : 0);
+    for (const auto* a : {&q, &k, &v, &out, &bias}) {
+      if (!a->ok()) return a->status();
+    }
+    for (auto [ptr, n] : {std::pair<void*, int64_t>{*q, p.q_elements()}, {*k, p.k_elements()},
+                          {*v, p.v_elements()}, {*bias, p.has_bias ? p.bias_elements() : 0}}) {
+      if (absl::Status s = FillRandom(ptr, n, p.dtype, &rng); !s.ok()) return s;
+    }
+    t.q = *q;
+    t.k = *k;
+    t.v = *v;
+    t.out = *out;
+    t.bias = p.has_bias ? *bias : nullptr;
+    for (Variant variant : o.variants) {
+      const std::string name(VariantName(variant));
+      absl::StatusOr<Result> r = RunVariant(p, t, variant, o, context);
+      if (!r.ok()) {
+        // A CUDA error: report it and stop (the context may be unusable).
+        std::printf("%-36s %-8s ERROR %s\n", shape.label.c_str(), name.c_str(),
+                    std::string(r.status().message()).c_str());
+        status = r.status();
+        break;
+      }
+      const double ws_mib = static_cast<double>(r->plan.workspace_bytes) / (1 << 20);
+      if (r->status != "ok") {
+        std::printf("%-36s %-8s %s\n", shape.label.c_str(), name.c_str(), r->status.c_str());
+      } else {
+        const std::string chunks = absl::StrCat(r->plan.q_chunk, "x", r->plan.kv_chunk);
+        std::printf("%-36s %-8s %9.3f %9.1f %12.1f %14s", shape.label.c_str(), name.c_str(),
+                    r->ms, r->tflops, ws_mib, chunks.c_str());
+        if (r->bound_ms > 0) std::printf(" %10.3f %7.2f", r->bound_ms, r->bound_ms / r->ms);
+        std::printf("\n");
+      }
+      std::fflush(stdout);
+      if (csv != nullptr) {
+        std::fprintf(csv, "%s,%lld,%lld,%lld,%lld,%lld,%s,%d,%d,%s,%s,%.4f,%.2f,%lld,%lld,%lld,%.4f\n",
+                     Csv(shape.label).c_str(), static_cast<long long>(shape.batch),
+                     static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
+                     static_cast<long long>(shape.len), static_cast<long long>(shape.dim),
+                     std::string(DTypeName(p.dtype)).c_str(), shape.causal ? 1 : 0, shape.bias,
+                     name.c_str(), Csv(r->status).c_str(), r->ms, r->tflops,
+                     static_cast<long long>(r->plan.workspace_bytes),
+                     static_cast<long long>(r->plan.q_chunk),
+                     static_cast<long long>(r->plan.kv_chunk), r->bound_ms);
+        std::fflush(csv);
+      }
+    }
+    if (!status.ok()) break;
+  }
+  if (csv != nullptr) std::fclose(csv);
+  cuda::DestroyCudaContext(&context);
+  return status;
+}
+
+}  // namespace
+}  // namespace attnd::kernels
+
+int main(int argc, char** argv) {
+  attnd::kernels::Options o;
+#if defined(ATTND_WITH_CUDNN)
+  o.variants.push_back(attnd::kernels::Variant::kCudnn);
+#endif
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--iters" && has_value) {
+      o.iters = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--warmup" && has_value) {
+      o.warmup = std::max(0, std::atoi(argv[++i]));
+    } else if (arg == "--csv" && has_value) {
+      o.csv = argv[++i];
+    } else if (arg == "--shapes" && has_value) {
+      o.quick = std::string(argv[++i]) == "quick";
+    } else if (arg == "--variants" && has_value) {
+      o.variants.clear();
+      for (const std::string& name : std::vector<std::string>(absl::StrSplit(argv[++i], ','))) {
+        attnd::kernels::Variant v;
+        if (!attnd::kernels::ParseVariant(name, &v)) {
+          std::fprintf(stderr, "unknown variant %s\n", name.c_str());
+          return 2;
+        }
+        o.variants.push_back(v);
+      }
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--iters N] [--warmup N] [--csv FILE] [--shapes all|quick] "
+                   "[--variants naive,sliced,chunked,cudnn]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  const absl::Status s = attnd::kernels::Bench(o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "attnd_gpu_bench: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Joins attnd_gpu_bench's and peers.py's CSVs into one Markdown table.
+
+  table.py attnd.csv peers.csv
+
+Per shape: TFLOP/s of each attnd variant with its ratio to the best PyTorch backend in
+parentheses, each peer's TFLOP/s, chunked's ratio to xformers (the issue asks >= 0.5) and to its
+own memory-traffic bound (bytes its plan must move / 2.96 TB/s, see kernels/cuda/pipeline.h;
+the issue asks >= 0.8), naive's ratio to the math backend, and each variant's extra memory.
+"""
+import csv
+import sys
+
+PEERS = ["FA2", "xformers", "cuDNN", "math"]
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def fmt(x, digits=1):
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def main():
+    attnd, peers = read(sys.argv[1]), read(sys.argv[2]) if len(sys.argv) > 2 else []
+    shapes = list(dict.fromkeys(r["shape"] for r in attnd))
+    variants = list(dict.fromkeys(r["variant"] for r in attnd))
+    ours = {(r["shape"], r["variant"]): r for r in attnd}
+    theirs = {(r["shape"], r["backend"]): r for r in peers}
+
+    def rate(rows, key):
+        r = rows.get(key)
+        return float(r["tflops"]) if r and r["status"] == "ok" else None
+
+    head = ["shape"] + variants + PEERS + ["best peer", "chunked/xformers", "chunked/bound",
+                                           "naive/math", "extra MiB (" + "/".join(variants) + ")"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for shape in shapes:
+        peer_rates = {p: rate(theirs, (shape, p)) for p in PEERS}
+        best = max((v for v in peer_rates.values() if v is not None), default=None)
+        cells = [shape]
+        for v in variants:
+            t = rate(ours, (shape, v))
+            cells.append(fmt(t) + (f" ({t / best:.2f})" if t is not None and best else ""))
+        cells += [fmt(peer_rates[p]) for p in PEERS]
+        cells.append(fmt(best))
+        chunked = rate(ours, (shape, "chunked"))
+        xf = peer_rates["xformers"]
+        cells.append(fmt(chunked / xf, 2) if chunked and xf else "—")
+        row = ours.get((shape, "chunked"))
+        bound = None
+        if row and row["status"] == "ok" and float(row["bound_ms"]) > 0:
+            bound = float(row["bound_ms"]) / float(row["ms"])
+        cells.append(fmt(bound, 2))
+        naive, math = rate(ours, (shape, "naive")), peer_rates["math"]
+        cells.append(fmt(naive / math, 2) if naive and math else "—")
+        mem = []
+        for v in variants:
+            r = ours.get((shape, v))
+            mem.append(fmt(int(r["workspace_bytes"]) / 2**20, 0)
+                       if r and r["status"] == "ok" else "—")
+        cells.append("/".join(mem))
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
