@@ -9,8 +9,9 @@
 // runs, then `iters` runs each timed with CUDA events on the context's stream; the median is
 // reported. TFLOP/s use AttentionProblem::Flops (4·B·Hq·Mq·Mk·D for D = Dv, halved for causal).
 // For chunked it also prints its memory-traffic bound: cuda::ChunkedTrafficBytes (the bytes its
-// plan must move, formula in kernels/cuda/pipeline.h) at the 2.96 TB/s device-to-device copy rate
-// measured on the H100, and the ratio of that time to the measured one. Inputs are BHMK (PyTorch
+// plan must move, formula in kernels/cuda/pipeline.h) at the device-to-device copy rate measured
+// at the start of the run (2.96 TB/s on the README's H100), and the ratio of that time to the
+// measured one. Inputs are BHMK (PyTorch
 // SDPA's layout, for bench/gpu/peers.py), random normals.
 #include <cuda_runtime.h>
 
@@ -41,8 +42,9 @@
 namespace attnd::kernels {
 namespace {
 
-// Measured on the H100 (../shared/device/README.md): device-to-device copy, bytes read + written.
-constexpr double kHbmBytesPerSecond = 2.96e12;
+// The H100's device-to-device copy rate (bytes read + written, ../shared/device/README.md). The
+// bound uses the rate measured in the same run (MeasureCopyRate) and prints this for reference.
+constexpr double kH100CopyBytesPerSecond = 2.96e12;
 constexpr int64_t kMargin = int64_t{2} << 30;
 
 struct Shape {
@@ -140,6 +142,35 @@ absl::Status FillRandom(void* device, int64_t elements, DType dtype, std::mt1993
   return absl::OkStatus();
 }
 
+// Device-to-device copy rate (bytes read + written per second) of a 1 GiB buffer, median of 10.
+absl::StatusOr<double> MeasureCopyRate(cudaStream_t stream) {
+  constexpr size_t kBytes = size_t{1} << 30;
+  Buffers buffers;
+  absl::StatusOr<void*> a = buffers.Alloc(kBytes);
+  absl::StatusOr<void*> b = buffers.Alloc(kBytes);
+  if (!a.ok()) return a.status();
+  if (!b.ok()) return b.status();
+  BENCH_CHECK_CUDA(cudaMemsetAsync(*a, 1, kBytes, stream));
+  cudaEvent_t start, stop;
+  BENCH_CHECK_CUDA(cudaEventCreate(&start));
+  BENCH_CHECK_CUDA(cudaEventCreate(&stop));
+  std::vector<float> ms;
+  for (int i = 0; i < 13; ++i) {
+    BENCH_CHECK_CUDA(cudaEventRecord(start, stream));
+    BENCH_CHECK_CUDA(cudaMemcpyAsync(*b, *a, kBytes, cudaMemcpyDeviceToDevice, stream));
+    BENCH_CHECK_CUDA(cudaEventRecord(stop, stream));
+    BENCH_CHECK_CUDA(cudaEventSynchronize(stop));
+    float t = 0;
+    BENCH_CHECK_CUDA(cudaEventElapsedTime(&t, start, stop));
+    if (i >= 3) ms.push_back(t);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  const double median = 0.5 * (ms[4] + ms[5]);
+  return 2.0 * static_cast<double>(kBytes) / (median * 1e-3);
+}
+
 struct Options {
   int iters = 20;
   int warmup = 3;
@@ -186,7 +217,8 @@ absl::StatusOr<Plan> PlanVariant(const AttentionProblem& p, Variant v, int64_t b
 }
 
 absl::StatusOr<Result> RunVariant(const AttentionProblem& p, const AttentionTensors& t, Variant v,
-                                  const Options& o, const cuda::CudaContext& context) {
+                                  const Options& o, const cuda::CudaContext& context,
+                                  double copy_rate) {
   size_t free_bytes = 0;
   size_t total_bytes = 0;
   BENCH_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -227,7 +259,7 @@ absl::StatusOr<Result> RunVariant(const AttentionProblem& p, const AttentionTens
   r.ms = o.iters % 2 == 1 ? ms[o.iters / 2] : 0.5 * (ms[o.iters / 2 - 1] + ms[o.iters / 2]);
   r.tflops = p.Flops() / (r.ms * 1e-3) / 1e12;
   if (v == Variant::kChunked) {
-    r.bound_ms = cuda::ChunkedTrafficBytes(p, *plan) / kHbmBytesPerSecond * 1e3;
+    r.bound_ms = cuda::ChunkedTrafficBytes(p, *plan) / copy_rate * 1e3;
   }
   return r;
 }
@@ -239,6 +271,12 @@ absl::Status Bench(const Options& o) {
               devices[0].multiprocessors, o.iters, o.warmup);
   cuda::CudaContext context;
   if (absl::Status s = cuda::CreateCudaContext(0, &context); !s.ok()) return s;
+  const absl::StatusOr<double> copy_rate =
+      MeasureCopyRate(static_cast<cudaStream_t>(context.stream));
+  if (!copy_rate.ok()) return copy_rate.status();
+  std::printf("device-to-device copy: %.2f TB/s (read + written; the H100 of the README: %.2f); "
+              "chunked's bound uses the rate measured here\n",
+              *copy_rate / 1e12, kH100CopyBytesPerSecond / 1e12);
   FILE* csv = nullptr;
   if (!o.csv.empty()) {
     csv = std::fopen(o.csv.c_str(), "w");
@@ -275,7 +313,7 @@ absl::Status Bench(const Options& o) {
     t.bias = p.has_bias ? *bias : nullptr;
     for (Variant variant : o.variants) {
       const std::string name(VariantName(variant));
-      absl::StatusOr<Result> r = RunVariant(p, t, variant, o, context);
+      absl::StatusOr<Result> r = RunVariant(p, t, variant, o, context, *copy_rate);
       if (!r.ok()) {
         // A CUDA error: report it and stop (the context may be unusable).
         std::printf("%-36s %-8s ERROR %s\n", shape.label.c_str(), name.c_str(),

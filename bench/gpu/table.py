@@ -5,7 +5,7 @@
 
 Per shape: TFLOP/s of each attnd variant with its ratio to the best PyTorch backend in
 parentheses, each peer's TFLOP/s, chunked's ratio to xformers (the issue asks >= 0.5) and to its
-own memory-traffic bound (bytes its plan must move / 2.96 TB/s, see kernels/cuda/pipeline.h;
+own memory-traffic bound (bytes its plan must move / the copy rate measured in the run, 2.96 TB/s on the H100; see kernels/cuda/pipeline.h;
 the issue asks >= 0.8), naive's ratio to the math backend, and each variant's extra memory.
 """
 import csv
