@@ -80,7 +80,9 @@ TEST_P(CudaExecutorMatchesReferenceTest, OutputAndLse) {
   }
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->execution().device(), "cuda:0");
-  if (c.variant != v1::VARIANT_AUTO) EXPECT_EQ(response->execution().variant(), c.variant);
+  if (c.variant != v1::VARIANT_AUTO) {
+    EXPECT_EQ(response->execution().variant(), c.variant);
+  }
   RecordProperty("variant", v1::Variant_Name(response->execution().variant()));
   testing::ExpectMatchesReference(request, *response);
   EXPECT_EQ(gpu->pool()->used_bytes(), 0);
