@@ -7,7 +7,7 @@ set -euo pipefail
 apt_packages=(
   build-essential cmake ninja-build pkg-config ccache git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  libyaml-cpp-dev libcivetweb-dev libopenblas-dev
+  libyaml-cpp-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus  # promtool and a real Prometheus server for the metrics tests
   procps      # ps/pkill used by tests

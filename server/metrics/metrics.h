@@ -1,6 +1,7 @@
 // A small Prometheus registry: counters, gauges and histograms with labels, rendered in the
 // text exposition format (checked by `promtool check metrics` in the tests), plus the standard
-// process_* metrics, served over HTTP by civetweb.
+// process_* metrics, served over HTTP by HttpExporter (a small server of our own: see
+// http_exporter.cc for why not civetweb).
 #ifndef ATTND_SERVER_METRICS_METRICS_H_
 #define ATTND_SERVER_METRICS_METRICS_H_
 

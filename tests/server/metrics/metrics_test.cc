@@ -341,7 +341,7 @@ TEST(HttpExporterTest, ServesMetricsOnPickedPortAnd404Elsewhere) {
 
 TEST(HttpExporterTest, BadListenAddressRefused) {
   Registry registry;
-  for (const char* bad : {"nonsense", "127.0.0.1:99999", "[fe80::1]:9464"}) {
+  for (const char* bad : {"nonsense", "127.0.0.1:99999", "[::1x]:9464", "not-an-ip:9464"}) {
     absl::StatusOr<std::unique_ptr<HttpExporter>> exporter = HttpExporter::Start(bad, &registry);
     EXPECT_FALSE(exporter.ok()) << bad;
     EXPECT_EQ(exporter.status().code(), absl::StatusCode::kInvalidArgument) << bad;
