@@ -16,16 +16,11 @@
 #include "kernels/problem.h"
 
 namespace attnd::kernels::cuda {
-namespace {
+namespace row_groups {
 
 // 8 warps per block: a warp per score row for short rows, the whole block for long ones.
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-// Rows longer than this get a block each: a warp then has at most 32 columns per lane, and a
-// block of 8 warps keeps more loads in flight per row for the long rows of naive and sliced.
-constexpr int64_t kWarpRowMaxCols = 1024;
-// Grid-stride loops cover any number of rows; this many blocks fill an H100 several times over.
-constexpr int64_t kMaxBlocks = int64_t{1} << 20;
 
 __device__ __forceinline__ float WarpMax(float x) {
 #pragma unroll
@@ -110,6 +105,32 @@ struct BlockGroup {
   }
 };
 
+}  // namespace row_groups
+
+namespace {
+
+using row_groups::BlockGroup;
+using row_groups::kThreads;
+using row_groups::kWarps;
+using row_groups::WarpGroup;
+
+
+// How a row kernel covers its rows: a warp or a block per row, and the columns each thread
+// keeps in registers (0: the streamed two-pass path, for rows longer than a block can hold).
+// Measured on the H200 at 1x32x4096x128 bf16 with 1024x4096 tiles: the streamed merge ran the
+// chunked variant at 0.48 of its traffic bound, reading each score twice.
+enum class RowMode { kWarp8, kWarp32, kBlock8, kBlock16, kBlockStreamed };
+
+RowMode ModeFor(int64_t cols) {
+  if (cols <= 32 * 8) return RowMode::kWarp8;
+  if (cols <= 32 * 32) return RowMode::kWarp32;
+  if (cols <= kThreads * 8) return RowMode::kBlock8;
+  if (cols <= kThreads * 16) return RowMode::kBlock16;
+  return RowMode::kBlockStreamed;
+}
+// Grid-stride loops cover any number of rows; this many blocks fill an H100 several times over.
+constexpr int64_t kMaxBlocks = int64_t{1} << 20;
+
 // Calls row(group, r) for every score row: a block per row, or a warp per row.
 template <bool kBlockPerRow, typename RowFn>
 __device__ __forceinline__ void ForEachRow(int64_t total_rows, RowFn row) {
@@ -127,16 +148,18 @@ __device__ __forceinline__ void ForEachRow(int64_t total_rows, RowFn row) {
   }
 }
 
-template <DType kP, bool kBlockPerRow>
+template <DType kP, bool kBlockPerRow, int kItems>
 __global__ void __launch_bounds__(kThreads) SoftmaxKernel(const SoftmaxStep step) {
-  ForEachRow<kBlockPerRow>(step.geometry.total_rows(),
-                           [&](const auto& group, int64_t r) { SoftmaxRow<kP>(group, step, r); });
+  ForEachRow<kBlockPerRow>(step.geometry.total_rows(), [&](const auto& group, int64_t r) {
+    SoftmaxRowWith<kItems, kP>(group, step, r);
+  });
 }
 
-template <DType kP, bool kBlockPerRow>
+template <DType kP, bool kBlockPerRow, int kItems>
 __global__ void __launch_bounds__(kThreads) MergeKernel(const MergeStep step) {
-  ForEachRow<kBlockPerRow>(step.geometry.total_rows(),
-                           [&](const auto& group, int64_t r) { MergeRow<kP>(group, step, r); });
+  ForEachRow<kBlockPerRow>(step.geometry.total_rows(), [&](const auto& group, int64_t r) {
+    MergeRowWith<kItems, kP>(group, step, r);
+  });
 }
 
 template <DType kOut>
@@ -185,53 +208,65 @@ absl::Status CheckInt(int64_t value, const char* what) {
   return absl::OkStatus();
 }
 
-// Launches kernel<kP, ...> for the runtime dtype.
-template <template <DType, bool> class Launch, typename Step>
-absl::Status DispatchRows(DType dtype, bool block_per_row, const Step& step, cudaStream_t stream) {
+// Launches Launch<dtype, block per row, items> for the runtime dtype and row mode.
+template <template <DType, bool, int> class Launch, DType kType, typename Step>
+absl::Status DispatchMode(RowMode mode, const Step& step, cudaStream_t stream) {
+  switch (mode) {
+    case RowMode::kWarp8:
+      return Launch<kType, false, 8>::Run(step, stream);
+    case RowMode::kWarp32:
+      return Launch<kType, false, 32>::Run(step, stream);
+    case RowMode::kBlock8:
+      return Launch<kType, true, 8>::Run(step, stream);
+    case RowMode::kBlock16:
+      return Launch<kType, true, 16>::Run(step, stream);
+    case RowMode::kBlockStreamed:
+      return Launch<kType, true, 0>::Run(step, stream);
+  }
+  return absl::InternalError("unknown row mode");
+}
+
+template <template <DType, bool, int> class Launch, typename Step>
+absl::Status DispatchRows(DType dtype, RowMode mode, const Step& step, cudaStream_t stream) {
   switch (dtype) {
     case DType::kF32:
-      return block_per_row ? Launch<DType::kF32, true>::Run(step, stream)
-                           : Launch<DType::kF32, false>::Run(step, stream);
+      return DispatchMode<Launch, DType::kF32>(mode, step, stream);
     case DType::kF16:
-      return block_per_row ? Launch<DType::kF16, true>::Run(step, stream)
-                           : Launch<DType::kF16, false>::Run(step, stream);
+      return DispatchMode<Launch, DType::kF16>(mode, step, stream);
     case DType::kBF16:
-      return block_per_row ? Launch<DType::kBF16, true>::Run(step, stream)
-                           : Launch<DType::kBF16, false>::Run(step, stream);
+      return DispatchMode<Launch, DType::kBF16>(mode, step, stream);
   }
   return absl::InvalidArgumentError("unknown dtype");
 }
 
-template <DType kP, bool kBlockPerRow>
+template <DType kP, bool kBlockPerRow, int kItems>
 struct LaunchSoftmax {
   static absl::Status Run(const SoftmaxStep& step, cudaStream_t stream) {
     const int64_t rows = step.geometry.total_rows();
-    SoftmaxKernel<kP, kBlockPerRow>
+    SoftmaxKernel<kP, kBlockPerRow, kItems>
         <<<Blocks(rows, kBlockPerRow ? 1 : kWarps), kThreads, 0, stream>>>(step);
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
   }
 };
 
-template <DType kP, bool kBlockPerRow>
+template <DType kP, bool kBlockPerRow, int kItems>
 struct LaunchMerge {
   static absl::Status Run(const MergeStep& step, cudaStream_t stream) {
     const int64_t rows = step.geometry.total_rows();
-    MergeKernel<kP, kBlockPerRow>
+    MergeKernel<kP, kBlockPerRow, kItems>
         <<<Blocks(rows, kBlockPerRow ? 1 : kWarps), kThreads, 0, stream>>>(step);
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
   }
 };
 
-template <DType kOut, bool kUnused>
-struct LaunchFinalize {
-  static absl::Status Run(const FinalizeStep& step, cudaStream_t stream) {
-    FinalizeKernel<kOut><<<Blocks(step.geometry.total_rows(), kWarps), kThreads, 0, stream>>>(step);
-    CUDA_RETURN_IF_ERROR(cudaGetLastError());
-    return absl::OkStatus();
-  }
-};
+template <DType kOut>
+absl::Status LaunchFinalize(const FinalizeStep& step, cudaStream_t stream) {
+  FinalizeKernel<kOut><<<Blocks(step.geometry.total_rows(), kWarps), kThreads, 0, stream>>>(step);
+  CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -310,17 +345,23 @@ absl::Status CudaStepRunner::Gemm(const GemmStep& s) {
 }
 
 absl::Status CudaStepRunner::Softmax(const SoftmaxStep& step) {
-  return DispatchRows<LaunchSoftmax>(step.p_dtype, step.geometry.cols > kWarpRowMaxCols, step,
-                                     stream_);
+  return DispatchRows<LaunchSoftmax>(step.p_dtype, ModeFor(step.geometry.cols), step, stream_);
 }
 
 absl::Status CudaStepRunner::Merge(const MergeStep& step) {
-  return DispatchRows<LaunchMerge>(step.p_dtype, step.geometry.cols > kWarpRowMaxCols, step,
-                                   stream_);
+  return DispatchRows<LaunchMerge>(step.p_dtype, ModeFor(step.geometry.cols), step, stream_);
 }
 
 absl::Status CudaStepRunner::Finalize(const FinalizeStep& step) {
-  return DispatchRows<LaunchFinalize>(step.out_dtype, false, step, stream_);
+  switch (step.out_dtype) {
+    case DType::kF32:
+      return LaunchFinalize<DType::kF32>(step, stream_);
+    case DType::kF16:
+      return LaunchFinalize<DType::kF16>(step, stream_);
+    case DType::kBF16:
+      return LaunchFinalize<DType::kBF16>(step, stream_);
+  }
+  return absl::InvalidArgumentError("unknown dtype");
 }
 
 }  // namespace attnd::kernels::cuda

@@ -2,11 +2,15 @@
 // emulation: each works on one score row with a Group of threads (a warp or a block on the GPU,
 // SerialGroup on the host) that strides over the row's columns and reduces with Max/Sum.
 //
-// Softmax of one row, in two passes over the scores (the second mostly from L2 on the GPU):
-//   pass 1  online (max, sum) over the visible columns: per thread, then merged over the group
-//   pass 2  p_j = exp(s_j - max) · scale (0 where masked), written over the scores as P
+// Two ways through a row, with the same results:
+//   cached    (rows of at most group.size()·kItems columns, e.g. 4096 for a block of 256 threads
+//             with 16 items) one read: the scores stay in registers, the group reduces the max,
+//             then the sum of exp(s_j - max), then P is written. 6 bytes/score for a 16-bit P.
+//   streamed  (any length) pass 1 keeps an online (max, sum) per thread, merged over the group;
+//             pass 2 reads the scores again (mostly from L2 on the GPU) and writes P.
 // where s_j = S[r, j] + bias(b, h, i, k0 + j); S already carries the softmax scale (the GEMM's
-// alpha). A row that sees nothing (max = -inf) gets P = 0, output 0 and LSE -inf.
+// alpha); P = exp(s_j - max)·scale, 0 where masked. A row that sees nothing (max = -inf) gets
+// P = 0, output 0 and LSE -inf.
 #ifndef ATTND_KERNELS_CUDA_ROW_OPS_H_
 #define ATTND_KERNELS_CUDA_ROW_OPS_H_
 
@@ -193,6 +197,108 @@ ATTND_HOST_DEVICE void MergeRow(const Group& group, const MergeStep& step, int64
     for (int64_t x = group.rank(); x < step.v_head_dim; x += group.size()) {
       acc_row[x] *= old_scale;
     }
+  }
+}
+
+// Cached path, step 1: v[u] = s_j of column j = rank + u·size (-inf where masked or past the
+// row); returns the group's max. Every read of the row happens here, before the reduction.
+template <int kItems, class Group>
+ATTND_HOST_DEVICE float LoadRow(const Group& group, const ScoreMask& mask, const RowPos& pos,
+                                const float* s_row, KeyRange cols, float (&v)[kItems]) {
+  float max = ATTND_NEG_INF;
+ATTND_UNROLL
+  for (int u = 0; u < kItems; ++u) {
+    const int64_t j = static_cast<int64_t>(u) * group.size() + group.rank();
+    v[u] = j >= cols.lo && j < cols.hi ? BiasedScore(mask, pos, s_row, j) : ATTND_NEG_INF;
+    max = v[u] > max ? v[u] : max;
+  }
+  return group.Max(max);
+}
+
+// Step 2: v[u] = exp(v[u] - max) (0 for -inf, and everywhere when max is -inf); returns the
+// group's sum.
+template <int kItems, class Group>
+ATTND_HOST_DEVICE float ExpRow(const Group& group, float (&v)[kItems], float max) {
+  float sum = 0.0f;
+ATTND_UNROLL
+  for (int u = 0; u < kItems; ++u) {
+    v[u] = max == ATTND_NEG_INF || v[u] == ATTND_NEG_INF ? 0.0f : expf(v[u] - max);
+    sum += v[u];
+  }
+  return group.Sum(sum);
+}
+
+// Step 3: P[r, j] = v[u]·scale for every column of the row (after the reductions: no read of
+// the row is left, so the in-place 16-bit P needs no further sync).
+template <int kItems, DType kP, class Group>
+ATTND_HOST_DEVICE void StoreRow(const Group& group, int64_t row_cols, float* s_row,
+                                const float (&v)[kItems], float scale) {
+ATTND_UNROLL
+  for (int u = 0; u < kItems; ++u) {
+    const int64_t j = static_cast<int64_t>(u) * group.size() + group.rank();
+    if (j < row_cols) ElemIO<kP>::Store(s_row, j, v[u] * scale);
+  }
+}
+
+// SoftmaxRow, cached: needs g.cols <= group.size()·kItems.
+template <int kItems, DType kP, class Group>
+ATTND_HOST_DEVICE void SoftmaxRowCached(const Group& group, const SoftmaxStep& step, int64_t r) {
+  const RowGeometry& g = step.geometry;
+  const RowPos pos = ScoreRowPos(step.mask, g, r);
+  float* s_row = step.scores + r * g.cols;
+  const KeyRange cols = VisibleColumns(step.mask, g, pos);
+  float v[kItems];
+  const float max = LoadRow(group, step.mask, pos, s_row, cols, v);
+  const float sum = ExpRow(group, v, max);
+  StoreRow<kItems, kP>(group, g.cols, s_row, v, sum > 0.0f ? 1.0f / sum : 0.0f);
+  if (step.lse != nullptr && group.rank() == 0) {
+    step.lse[pos.z * g.q_len + pos.i] = max == ATTND_NEG_INF ? ATTND_NEG_INF : max + logf(sum);
+  }
+}
+
+// MergeRow, cached: needs g.cols <= group.size()·kItems.
+template <int kItems, DType kP, class Group>
+ATTND_HOST_DEVICE void MergeRowCached(const Group& group, const MergeStep& step, int64_t r) {
+  const RowGeometry& g = step.geometry;
+  const RowPos pos = ScoreRowPos(step.mask, g, r);
+  float* s_row = step.scores + r * g.cols;
+  const float old_max = step.first ? ATTND_NEG_INF : step.row_max[r];
+  const float old_sum = step.first ? 0.0f : step.row_sum[r];
+  const KeyRange cols = VisibleColumns(step.mask, g, pos);
+  float v[kItems];
+  const float tile_max = LoadRow(group, step.mask, pos, s_row, cols, v);
+  const float new_max = old_max > tile_max ? old_max : tile_max;
+  const float tile_sum = ExpRow(group, v, new_max);  // already relative to the new max
+  const float old_scale = old_max == ATTND_NEG_INF ? 0.0f : expf(old_max - new_max);
+  StoreRow<kItems, kP>(group, g.cols, s_row, v, 1.0f);
+  if (group.rank() == 0) {  // every thread read old_max/old_sum before the reductions
+    step.row_max[r] = new_max;
+    step.row_sum[r] = old_sum * old_scale + tile_sum;
+  }
+  if (!step.first && new_max != old_max) {
+    float* acc_row = step.acc + r * step.v_head_dim;
+    for (int64_t x = group.rank(); x < step.v_head_dim; x += group.size()) {
+      acc_row[x] *= old_scale;
+    }
+  }
+}
+
+// The row functions by path: kItems 0 streams, else caches kItems columns per thread.
+template <int kItems, DType kP, class Group>
+ATTND_HOST_DEVICE void SoftmaxRowWith(const Group& group, const SoftmaxStep& step, int64_t r) {
+  if constexpr (kItems == 0) {
+    SoftmaxRow<kP>(group, step, r);
+  } else {
+    SoftmaxRowCached<kItems, kP>(group, step, r);
+  }
+}
+
+template <int kItems, DType kP, class Group>
+ATTND_HOST_DEVICE void MergeRowWith(const Group& group, const MergeStep& step, int64_t r) {
+  if constexpr (kItems == 0) {
+    MergeRow<kP>(group, step, r);
+  } else {
+    MergeRowCached<kItems, kP>(group, step, r);
   }
 }
 

@@ -189,20 +189,22 @@ TEST_P(EmulatedPipelineTest, EveryVariantMatchesReference) {
   ReferenceResult reference;
   ASSERT_TRUE(ReferenceAttention(p, inputs.View(), &reference).ok());
 
-  for (const testing::VariantRun& run : testing::RunsFor(c, Sizes())) {
-    SCOPED_TRACE(run.label);
-    const absl::StatusOr<Plan> plan = testing::PlanFor(p, run);
-    ASSERT_TRUE(plan.ok()) << plan.status();
-    testing::OwnedTensors got = inputs;  // out and lse are NaN
-    // NaN everywhere: reading a score, P or accumulator that was not written first shows.
-    std::vector<unsigned char> storage(static_cast<size_t>(plan->workspace_bytes) + 256, 0xFF);
-    void* workspace = storage.data() + (256 - reinterpret_cast<uintptr_t>(storage.data()) % 256);
-    cuda::testing::EmulatedRunner runner;
-    const absl::Status s = cuda::RunSteps(*plan, p, got.View(), workspace, &runner);
-    ASSERT_TRUE(s.ok()) << s;
-    EXPECT_EQ(testing::CompareWithReference(p, got, reference), "")
-        << p.DebugString() << "\nplan: " << plan->reason;
-    EXPECT_EQ(testing::CheckNegInfRow(c, got), "");
+  for (const bool streamed : {false, true}) {
+    for (const testing::VariantRun& run : testing::RunsFor(c, Sizes())) {
+      SCOPED_TRACE(run.label + (streamed ? ", streamed rows" : ", cached rows"));
+      const absl::StatusOr<Plan> plan = testing::PlanFor(p, run);
+      ASSERT_TRUE(plan.ok()) << plan.status();
+      testing::OwnedTensors got = inputs;  // out and lse are NaN
+      // NaN everywhere: reading a score, P or accumulator that was not written first shows.
+      std::vector<unsigned char> storage(static_cast<size_t>(plan->workspace_bytes) + 256, 0xFF);
+      void* workspace = storage.data() + (256 - reinterpret_cast<uintptr_t>(storage.data()) % 256);
+      cuda::testing::EmulatedRunner runner(streamed);
+      const absl::Status s = cuda::RunSteps(*plan, p, got.View(), workspace, &runner);
+      ASSERT_TRUE(s.ok()) << s;
+      EXPECT_EQ(testing::CompareWithReference(p, got, reference), "")
+          << p.DebugString() << "\nplan: " << plan->reason;
+      EXPECT_EQ(testing::CheckNegInfRow(c, got), "");
+    }
   }
 }
 

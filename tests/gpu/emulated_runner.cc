@@ -33,13 +33,20 @@ void ForEachRow(DType dtype, const Step& step, int64_t total_rows) {
   }
 }
 
-template <DType kP>
-struct SoftmaxFn {
-  static void Run(const SoftmaxStep& s, int64_t r) { SoftmaxRow<kP>(SerialGroup(), s, r); }
-};
-template <DType kP>
-struct MergeFn {
-  static void Run(const MergeStep& s, int64_t r) { MergeRow<kP>(SerialGroup(), s, r); }
+template <int kItems>
+struct Cached {
+  template <DType kP>
+  struct SoftmaxFn {
+    static void Run(const SoftmaxStep& s, int64_t r) {
+      SoftmaxRowWith<kItems, kP>(SerialGroup(), s, r);
+    }
+  };
+  template <DType kP>
+  struct MergeFn {
+    static void Run(const MergeStep& s, int64_t r) {
+      MergeRowWith<kItems, kP>(SerialGroup(), s, r);
+    }
+  };
 };
 template <DType kOut>
 struct FinalizeFn {
@@ -75,13 +82,21 @@ absl::Status EmulatedRunner::Gemm(const GemmStep& s) {
 
 absl::Status EmulatedRunner::Softmax(const SoftmaxStep& step) {
   ++row_steps_;
-  ForEachRow<SoftmaxFn>(step.p_dtype, step, step.geometry.total_rows());
+  if (streamed_ || step.geometry.cols > kCachedCols) {
+    ForEachRow<Cached<0>::SoftmaxFn>(step.p_dtype, step, step.geometry.total_rows());
+  } else {
+    ForEachRow<Cached<kCachedCols>::SoftmaxFn>(step.p_dtype, step, step.geometry.total_rows());
+  }
   return absl::OkStatus();
 }
 
 absl::Status EmulatedRunner::Merge(const MergeStep& step) {
   ++row_steps_;
-  ForEachRow<MergeFn>(step.p_dtype, step, step.geometry.total_rows());
+  if (streamed_ || step.geometry.cols > kCachedCols) {
+    ForEachRow<Cached<0>::MergeFn>(step.p_dtype, step, step.geometry.total_rows());
+  } else {
+    ForEachRow<Cached<kCachedCols>::MergeFn>(step.p_dtype, step, step.geometry.total_rows());
+  }
   return absl::OkStatus();
 }
 

@@ -16,6 +16,12 @@ namespace attnd::kernels::cuda::testing {
 
 class EmulatedRunner : public StepRunner {
  public:
+  // Rows of at most kCachedCols columns take the cached row path (one thread holding the whole
+  // row, as a CUDA group holds it spread over its threads) unless `streamed`; longer rows, and
+  // all rows when `streamed`, take the two-pass path.
+  static constexpr int kCachedCols = 4096;
+  explicit EmulatedRunner(bool streamed = false) : streamed_(streamed) {}
+
   absl::Status Gemm(const GemmStep& step) override;
   absl::Status Softmax(const SoftmaxStep& step) override;
   absl::Status Merge(const MergeStep& step) override;
@@ -25,6 +31,7 @@ class EmulatedRunner : public StepRunner {
   int64_t row_steps() const { return row_steps_; }
 
  private:
+  bool streamed_;
   int64_t gemms_ = 0;
   int64_t row_steps_ = 0;
 };

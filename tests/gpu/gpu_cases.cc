@@ -255,6 +255,22 @@ std::vector<GpuCase> MakeMatrix(const MatrixSizes& s) {
     c.q_chunk = 512;
     c.kv_chunk = 1536;
     cases.push_back(c);
+    // Rows longer than a block holds in registers (the streamed two-pass row kernels): naive,
+    // sliced and the kv_chunk-5000 chunked run; the planner's 4096 tiles leave a ragged tail.
+    c = Base(DType::kF16, 1, 64, 4500, 2, 1, 64, 64);
+    c.problem.causal = Causal::kBottomRight;
+    SetBias(&c, DType::kBF16, 1, 2, 64, 4500);
+    c.q_chunk = 24;
+    c.kv_chunk = 4500;
+    cases.push_back(c);
+    c = Base(DType::kF32, 2, 33, 5000, 2, 2, 59, 59);
+    c.problem.layout = Layout::kBHMK;
+    c.problem.has_kv_lengths = true;
+    c.kv_lengths = {4999, 3000};
+    c.problem.window_left = 4000;
+    c.q_chunk = 16;
+    c.kv_chunk = 5000;
+    cases.push_back(c);
   }
   return cases;
 }
