@@ -176,7 +176,7 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
 
   int64_t free_bytes = 0;
   int64_t total_bytes = 0;
-  kernels::CudaMemoryInfo(options.device, &free_bytes, &total_bytes);
+  executor->ReadDeviceMemory(&free_bytes, &total_bytes);
   logging::Log(logging::Level::kInfo, "cuda_device",
                {F("device", name), F("model", executor->model_), F("total_bytes", total_bytes),
                 F("free_bytes", free_bytes), F("pool_limit_bytes", limit),
@@ -275,24 +275,52 @@ int64_t CudaExecutor::TensorBytes(const kernels::AttentionProblem& problem) cons
   return DeviceTensorBytes(problem);
 }
 
+absl::Status CudaExecutor::Health() const {
+  return broken_.load() ? Broken() : absl::OkStatus();
+}
+
+bool CudaExecutor::ReadDeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const {
+  if (broken_.load()) return false;
+  int previous = -1;
+  if (cudaGetDevice(&previous) != cudaSuccess) previous = -1;
+  cudaError_t error = cudaSuccess;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    size_t free_now = 0;
+    size_t total = 0;
+    error = cudaSetDevice(device_);
+    if (error == cudaSuccess) error = cudaMemGetInfo(&free_now, &total);
+    if (error == cudaSuccess) {
+      *free_bytes = static_cast<int64_t>(free_now);
+      *total_bytes = static_cast<int64_t>(total);
+      break;
+    }
+    cudaGetLastError();  // a non-sticky error clears here; a sticky one comes straight back
+  }
+  if (previous >= 0 && previous != device_) cudaSetDevice(previous);
+  if (error == cudaSuccess) return true;
+  if (error != cudaErrorMemoryAllocation) {
+    MarkBroken(absl::InternalError(absl::StrCat("cudaMemGetInfo keeps failing: ",
+                                                cudaGetErrorName(error), " (",
+                                                cudaGetErrorString(error), ")")));
+  }
+  return false;
+}
+
 int64_t CudaExecutor::MemoryBudgetBytes() const {
-  if (broken_.load()) return 0;
   DeviceMemoryReadings readings;
+  int64_t total = 0;
+  if (!ReadDeviceMemory(&readings.device_free_bytes, &total)) return 0;
   readings.pool_limit_bytes = pool_->limit_bytes();
   readings.pool_used_bytes = pool_->used_bytes();
   readings.pool_reserved_bytes = pool_->reserved_bytes();
-  int64_t total = 0;
-  if (!kernels::CudaMemoryInfo(device_, &readings.device_free_bytes, &total)) return 0;
   return DeviceBudgetBytes(readings, memory_.safety_margin_bytes);
 }
 
 MemoryStats CudaExecutor::Memory() const {
   MemoryStats stats;
   stats.total_bytes = total_bytes_;
-  if (!broken_.load()) {
-    int64_t total = 0;
-    if (kernels::CudaMemoryInfo(device_, &stats.free_bytes, &total)) stats.total_bytes = total;
-  }
+  int64_t total = 0;
+  if (ReadDeviceMemory(&stats.free_bytes, &total)) stats.total_bytes = total;
   const PoolStats pool = pool_->Stats();
   stats.reserved_bytes = pool.reserved_bytes;
   stats.used_bytes = pool.used_bytes;
@@ -345,7 +373,8 @@ absl::Status CudaExecutor::RunOnLane(Lane* lane, const kernels::Plan& plan,
   }
   device.out = base + layout.out;
   if (problem.return_lse) device.lse = reinterpret_cast<float*>(base + layout.lse);
-  void* workspace = plan.workspace_bytes > 0 ? base + layout.workspace : nullptr;
+  // Never null (RunCuda checks), even for a plan that needs none: the block's end then.
+  void* workspace = base + layout.workspace;
 
   absl::Status status;
   absl::StatusOr<std::vector<void*>> slabs = staging_->Acquire(2);
@@ -382,8 +411,12 @@ absl::Status CudaExecutor::CheckDevice(Lane* lane, absl::Status status) {
   const absl::Status fatal = absl::InternalError(
       absl::StrCat(cudaGetErrorName(cause), " (", cudaGetErrorString(cause),
                    ") after: ", status.message(), "; last error ", cudaGetErrorName(last)));
-  if (!broken_.exchange(true)) OnFatalDeviceError(name_, fatal);
+  MarkBroken(fatal);
   return Broken();
+}
+
+void CudaExecutor::MarkBroken(const absl::Status& cause) const {
+  if (!broken_.exchange(true)) OnFatalDeviceError(name_, cause);
 }
 
 }  // namespace attnd::server::executor

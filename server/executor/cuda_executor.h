@@ -62,6 +62,8 @@ class CudaExecutor final : public Executor {
   absl::StatusOr<int64_t> DeviceWorkspaceBytes(
       const kernels::Plan& plan, const kernels::AttentionProblem& problem) const override;
   int64_t TensorBytes(const kernels::AttentionProblem& problem) const override;
+  // UNAVAILABLE once the device met a sticky error.
+  absl::Status Health() const override;
   // DeviceBudgetBytes (device_budget.h) of the pool's figures and cudaMemGetInfo, read now.
   int64_t MemoryBudgetBytes() const override;
   MemoryStats Memory() const override;
@@ -86,7 +88,12 @@ class CudaExecutor final : public Executor {
   // After a failed step: when the context is poisoned (the error does not clear), marks the
   // executor broken, reports it once and returns UNAVAILABLE; otherwise returns `status`.
   absl::Status CheckDevice(Lane* lane, absl::Status status);
+  // Marks the executor broken and reports `cause` to OnFatalDeviceError, once.
+  void MarkBroken(const absl::Status& cause) const;
   absl::Status Broken() const;
+  // cudaMemGetInfo of this device. An error that persists after clearing is a sticky one:
+  // MarkBroken, and false.
+  bool ReadDeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const;
 
   // Constant after construction.
   const int device_;
@@ -100,7 +107,7 @@ class CudaExecutor final : public Executor {
   std::unique_ptr<StagingPool> staging_;
   std::vector<std::unique_ptr<Lane>> lanes_;
 
-  std::atomic<bool> broken_{false};
+  mutable std::atomic<bool> broken_{false};
   mutable absl::Mutex lanes_mu_;
   mutable std::vector<Lane*> free_lanes_ ABSL_GUARDED_BY(lanes_mu_);
 };

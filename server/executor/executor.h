@@ -58,6 +58,9 @@ class Executor {
     (void)problem;
     return 0;
   }
+  // OK, or why this device cannot serve at all (UNAVAILABLE after a fatal device error): the
+  // runner answers with it before planning. Read after MemoryBudgetBytes, which may find out.
+  virtual absl::Status Health() const { return absl::OkStatus(); }
   // What a new plan may use, read live (never cached): the planner's budget.
   virtual int64_t MemoryBudgetBytes() const = 0;
   virtual MemoryStats Memory() const = 0;

@@ -194,6 +194,7 @@ absl::StatusOr<v1::AttendResponse> RequestRunner::Run(const wire::DecodedRequest
   // The live budget less what the request's own tensors take on the device (0 on the CPU), and
   // the variants this device offers for this problem.
   const int64_t live_budget = executor_->MemoryBudgetBytes();
+  if (absl::Status health = executor_->Health(); !health.ok()) return health;
   const int64_t tensor_bytes = executor_->TensorBytes(problem);
   if (tensor_bytes > 0 && tensor_bytes > live_budget) {
     return absl::ResourceExhaustedError(

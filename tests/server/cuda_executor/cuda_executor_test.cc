@@ -6,6 +6,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -199,20 +201,21 @@ TEST(CudaExecutorTest, PoolStatisticsReturnToBaselineAfterRequests) {
 
 TEST(CudaExecutorTest, AnInjectedAllocationFailureReplansSmaller) {
   SKIP_WITHOUT_GPU();
-  // 64 MiB of pool, f32 B=1 H=4 Mq=Mk=4096 D=64 forced `chunked` with chunks up to the whole
-  // problem: the full chunk pair needs 256 MiB, so the budget decides the chunks.
-  auto gpu = Gpu(64 * kMiB);
+  // 32 MiB of pool (16 MiB budget after the margin, 12 MiB after the 4 MiB of tensors), f32
+  // B=1 H=2 Mq=Mk=2048 D=64 forced `chunked` with chunks up to the whole problem: the full
+  // score matrix needs 32 MiB, so the budget decides the chunks.
+  auto gpu = Gpu(32 * kMiB);
   ASSERT_NE(gpu, nullptr);
   metrics::Registry registry;
   kernels::PlannerConfig planner;
-  planner.max_q_chunk = 4096;
-  planner.max_kv_chunk = 4096;
+  planner.max_q_chunk = 2048;
+  planner.max_kv_chunk = 2048;
   RequestRunner runner(gpu.get(), planner, &registry);
   Shape shape;
   shape.batch = 1;
-  shape.q_len = 4096;
-  shape.kv_len = 4096;
-  shape.q_heads = shape.kv_heads = 4;
+  shape.q_len = 2048;
+  shape.kv_len = 2048;
+  shape.q_heads = shape.kv_heads = 2;
   shape.head_dim = shape.v_head_dim = 64;
   shape.return_lse = false;
   v1::AttendRequest request = RandomRequest(shape, 91);
@@ -252,20 +255,27 @@ TEST(CudaExecutorDeathTest, AStickyErrorIsUnavailableAndFatal) {
   EXPECT_EXIT(
       {
         auto gpu = Gpu(256 * kMiB);
-        if (gpu == nullptr) std::exit(10);
+        if (gpu == nullptr) std::_Exit(10);
         int calls = 0;
         SetFatalDeviceErrorHandler(
             [&calls](const std::string&, const absl::Status&) { ++calls; });
         RequestRunner runner(gpu.get(), kernels::PlannerConfig(), nullptr);
         const v1::AttendRequest request = RandomRequest(Shape(), 5);
-        if (!runner.Run(Decode(request), "ok", RunContext{}).ok()) std::exit(11);
+        if (!runner.Run(Decode(request), "ok", RunContext{}).ok()) std::_Exit(11);
         testing::PoisonCudaContext();  // an illegal address on the device
         absl::StatusOr<v1::AttendResponse> r1 = runner.Run(Decode(request), "x", RunContext{});
         absl::StatusOr<v1::AttendResponse> r2 = runner.Run(Decode(request), "y", RunContext{});
-        if (!absl::IsUnavailable(r1.status()) || !absl::IsUnavailable(r2.status())) std::exit(12);
-        if (calls != 1 || !gpu->broken() || !FatalDeviceErrorHappened()) std::exit(13);
+        if (!absl::IsUnavailable(r1.status()) || !absl::IsUnavailable(r2.status())) {
+          std::fprintf(stderr, "r1 %s, r2 %s\n", r1.status().ToString().c_str(),
+                       r2.status().ToString().c_str());
+          std::_Exit(12);
+        }
+        if (calls != 1 || !gpu->broken() || !FatalDeviceErrorHappened()) std::_Exit(13);
+        if (!absl::IsUnavailable(gpu->Health()) || gpu->MemoryBudgetBytes() != 0) std::_Exit(14);
         std::fprintf(stderr, "unavailable: %s\n", std::string(r1.status().message()).c_str());
-        std::exit(3);
+        std::fflush(stderr);
+        // The poisoned context makes teardown pointless: leave at once, as attnd does.
+        std::_Exit(3);
       },
       ::testing::ExitedWithCode(3), "unavailable: cuda:0 failed");
 }
