@@ -102,12 +102,12 @@ AttentionProblem ProblemOf(const Shape& s) {
   return p;
 }
 
-#define BENCH_CHECK_CUDA(call)                                                      \
-  do {                                                                              \
-    const cudaError_t e_ = (call);                                                  \
-    if (e_ != cudaSuccess) {                                                        \
+#define BENCH_CHECK_CUDA(call)                                                       \
+  do {                                                                               \
+    const cudaError_t e_ = (call);                                                   \
+    if (e_ != cudaSuccess) {                                                         \
       return absl::InternalError(absl::StrCat(#call, ": ", cudaGetErrorString(e_))); \
-    }                                                                               \
+    }                                                                                \
   } while (false)
 
 // Device buffers of one shape, freed on scope exit.
@@ -274,9 +274,10 @@ absl::Status Bench(const Options& o) {
   const absl::StatusOr<double> copy_rate =
       MeasureCopyRate(static_cast<cudaStream_t>(context.stream));
   if (!copy_rate.ok()) return copy_rate.status();
-  std::printf("device-to-device copy: %.2f TB/s (read + written; the H100 of the README: %.2f); "
-              "chunked's bound uses the rate measured here\n",
-              *copy_rate / 1e12, kH100CopyBytesPerSecond / 1e12);
+  std::printf(
+      "device-to-device copy: %.2f TB/s (read + written; the H100 of the README: %.2f); "
+      "chunked's bound uses the rate measured here\n",
+      *copy_rate / 1e12, kH100CopyBytesPerSecond / 1e12);
   FILE* csv = nullptr;
   if (!o.csv.empty()) {
     csv = std::fopen(o.csv.c_str(), "w");
@@ -302,8 +303,10 @@ absl::Status Bench(const Options& o) {
     for (const auto* a : {&q, &k, &v, &out, &bias}) {
       if (!a->ok()) return a->status();
     }
-    for (auto [ptr, n] : {std::pair<void*, int64_t>{*q, p.q_elements()}, {*k, p.k_elements()},
-                          {*v, p.v_elements()}, {*bias, p.has_bias ? p.bias_elements() : 0}}) {
+    for (auto [ptr, n] : {std::pair<void*, int64_t>{*q, p.q_elements()},
+                          {*k, p.k_elements()},
+                          {*v, p.v_elements()},
+                          {*bias, p.has_bias ? p.bias_elements() : 0}}) {
       if (absl::Status s = FillRandom(ptr, n, p.dtype, &rng); !s.ok()) return s;
     }
     t.q = *q;
@@ -326,14 +329,15 @@ absl::Status Bench(const Options& o) {
         std::printf("%-36s %-8s %s\n", shape.label.c_str(), name.c_str(), r->status.c_str());
       } else {
         const std::string chunks = absl::StrCat(r->plan.q_chunk, "x", r->plan.kv_chunk);
-        std::printf("%-36s %-8s %9.3f %9.1f %12.1f %14s", shape.label.c_str(), name.c_str(),
-                    r->ms, r->tflops, ws_mib, chunks.c_str());
+        std::printf("%-36s %-8s %9.3f %9.1f %12.1f %14s", shape.label.c_str(), name.c_str(), r->ms,
+                    r->tflops, ws_mib, chunks.c_str());
         if (r->bound_ms > 0) std::printf(" %10.3f %7.2f", r->bound_ms, r->bound_ms / r->ms);
         std::printf("\n");
       }
       std::fflush(stdout);
       if (csv != nullptr) {
-        std::fprintf(csv, "%s,%lld,%lld,%lld,%lld,%lld,%s,%d,%d,%s,%s,%.4f,%.2f,%lld,%lld,%lld,%.4f\n",
+        std::fprintf(csv,
+                     "%s,%lld,%lld,%lld,%lld,%lld,%s,%d,%d,%s,%s,%.4f,%.2f,%lld,%lld,%lld,%.4f\n",
                      Csv(shape.label).c_str(), static_cast<long long>(shape.batch),
                      static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
                      static_cast<long long>(shape.len), static_cast<long long>(shape.dim),

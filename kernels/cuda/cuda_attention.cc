@@ -74,9 +74,9 @@ absl::Status CheckPlan(const Plan& plan, const AttentionProblem& p, const void* 
                        int64_t workspace_bytes) {
   const bool q_axis = plan.variant == Variant::kSliced || plan.variant == Variant::kChunked;
   if (q_axis && plan.q_chunk < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("plan.q_chunk = ", plan.q_chunk, " must be positive for ",
-                     std::string(VariantName(plan.variant))));
+    return absl::InvalidArgumentError(absl::StrCat("plan.q_chunk = ", plan.q_chunk,
+                                                   " must be positive for ",
+                                                   std::string(VariantName(plan.variant))));
   }
   if (plan.variant == Variant::kChunked && plan.kv_chunk < 1) {
     return absl::InvalidArgumentError(
@@ -85,9 +85,10 @@ absl::Status CheckPlan(const Plan& plan, const AttentionProblem& p, const void* 
   const int64_t needed =
       CudaWorkspaceLayout::For(p, plan.variant, plan.q_chunk, plan.kv_chunk).bytes;
   if (plan.workspace_bytes < needed) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "plan.workspace_bytes = ", plan.workspace_bytes, " but ", std::string(VariantName(plan.variant)),
-        " at q_chunk ", plan.q_chunk, " kv_chunk ", plan.kv_chunk, " needs ", needed));
+    return absl::InvalidArgumentError(absl::StrCat("plan.workspace_bytes = ", plan.workspace_bytes,
+                                                   " but ", std::string(VariantName(plan.variant)),
+                                                   " at q_chunk ", plan.q_chunk, " kv_chunk ",
+                                                   plan.kv_chunk, " needs ", needed));
   }
   if (workspace_bytes < plan.workspace_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("workspace_bytes = ", workspace_bytes,
@@ -176,8 +177,8 @@ absl::Status RunCuda(const Plan& plan, const AttentionProblem& problem,
     case Variant::kChunked:
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("variant ", std::string(VariantName(plan.variant)), " is not a CUDA variant"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "variant ", std::string(VariantName(plan.variant)), " is not a CUDA variant"));
   }
   if (absl::Status s = CheckPlan(plan, problem, workspace, workspace_bytes); !s.ok()) return s;
   CudaStepRunner runner(static_cast<cudaStream_t>(context.stream),

@@ -27,8 +27,9 @@ inline absl::Status CudaError(cudaError_t error, const char* call, const char* f
 
 inline absl::Status CublasError(cublasStatus_t status, const char* call, const char* file,
                                 int line) {
-  return absl::InternalError(absl::StrCat(cublasGetStatusName(status), " (", cublasGetStatusString(status),
-                                          ") from ", call, " at ", file, ":", line));
+  return absl::InternalError(absl::StrCat(cublasGetStatusName(status), " (",
+                                          cublasGetStatusString(status), ") from ", call, " at ",
+                                          file, ":", line));
 }
 
 // True for the errors after which the CUDA context is unusable (the process must restart).
@@ -52,20 +53,20 @@ inline bool IsStickyCudaError(cudaError_t error) {
 
 }  // namespace attnd::kernels::cuda
 
-#define CUDA_RETURN_IF_ERROR(call)                                                      \
-  do {                                                                                  \
-    const cudaError_t attnd_cuda_error_ = (call);                                       \
-    if (attnd_cuda_error_ != cudaSuccess) {                                             \
+#define CUDA_RETURN_IF_ERROR(call)                                                            \
+  do {                                                                                        \
+    const cudaError_t attnd_cuda_error_ = (call);                                             \
+    if (attnd_cuda_error_ != cudaSuccess) {                                                   \
       return ::attnd::kernels::cuda::CudaError(attnd_cuda_error_, #call, __FILE__, __LINE__); \
-    }                                                                                   \
+    }                                                                                         \
   } while (false)
 
-#define CUBLAS_RETURN_IF_ERROR(call)                                                        \
-  do {                                                                                      \
-    const cublasStatus_t attnd_cublas_status_ = (call);                                     \
-    if (attnd_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                    \
+#define CUBLAS_RETURN_IF_ERROR(call)                                                               \
+  do {                                                                                             \
+    const cublasStatus_t attnd_cublas_status_ = (call);                                            \
+    if (attnd_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                           \
       return ::attnd::kernels::cuda::CublasError(attnd_cublas_status_, #call, __FILE__, __LINE__); \
-    }                                                                                       \
+    }                                                                                              \
   } while (false)
 
 #endif  // ATTND_KERNELS_CUDA_CUDA_CHECK_H_

@@ -1,5 +1,3 @@
-#include "kernels/cuda/cuda_runner.h"
-
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -10,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_runner.h"
 #include "kernels/cuda/elem_io.h"
 #include "kernels/cuda/row_ops.h"
 #include "kernels/cuda/steps.h"
@@ -114,7 +113,6 @@ using row_groups::kThreads;
 using row_groups::kWarps;
 using row_groups::WarpGroup;
 
-
 // How a row kernel covers its rows: a warp or a block per row, and the columns each thread
 // keeps in registers (0: the streamed two-pass path, for rows longer than a block can hold).
 // Measured on the H200 at 1x32x4096x128 bf16 with 1024x4096 tiles: the streamed merge ran the
@@ -141,8 +139,8 @@ __device__ __forceinline__ void ForEachRow(int64_t total_rows, RowFn row) {
   } else {
     const WarpGroup group;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
-    for (int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-         r < total_rows; r += stride) {
+    for (int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5); r < total_rows;
+         r += stride) {
       row(group, r);
     }
   }
@@ -310,18 +308,18 @@ absl::Status CudaStepRunner::Gemm(const GemmStep& s) {
                        UniformStride(s.c, s.batch, s.q_heads, &stride_c);
   if (!strided) {
     if (s.scratch == nullptr) return absl::InternalError("batched GEMM without pointer scratch");
-    BuildPointersKernel<<<Blocks(z_count, kThreads), kThreads, 0, stream_>>>(
-        s.b, s.a, s.c, z_count, s.q_heads, s.scratch);
+    BuildPointersKernel<<<Blocks(z_count, kThreads), kThreads, 0, stream_>>>(s.b, s.a, s.c, z_count,
+                                                                             s.q_heads, s.scratch);
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
   }
   const void* const* pointers = s.scratch;
   auto gemm = [&](cublasComputeType_t compute) {
     if (strided) {
-      return cublasGemmStridedBatchedEx(
-          cublas_, op_b, CUBLAS_OP_N, m, n, k, &s.alpha, s.b.base, CudaType(s.b.dtype), lda,
-          stride_b, s.a.base, CudaType(s.a.dtype), ldb, stride_a, &s.beta,
-          const_cast<void*>(s.c.base), CudaType(s.c.dtype), ldc, stride_c, batch_count, compute,
-          CUBLAS_GEMM_DEFAULT);
+      return cublasGemmStridedBatchedEx(cublas_, op_b, CUBLAS_OP_N, m, n, k, &s.alpha, s.b.base,
+                                        CudaType(s.b.dtype), lda, stride_b, s.a.base,
+                                        CudaType(s.a.dtype), ldb, stride_a, &s.beta,
+                                        const_cast<void*>(s.c.base), CudaType(s.c.dtype), ldc,
+                                        stride_c, batch_count, compute, CUBLAS_GEMM_DEFAULT);
     }
     return cublasGemmBatchedEx(cublas_, op_b, CUBLAS_OP_N, m, n, k, &s.alpha, pointers,
                                CudaType(s.b.dtype), lda, pointers + z_count, CudaType(s.a.dtype),

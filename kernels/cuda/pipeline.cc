@@ -17,7 +17,8 @@ namespace attnd::kernels::cuda {
 namespace {
 
 const void* Advance(const void* base, int64_t elements, DType dtype) {
-  return static_cast<const unsigned char*>(base) + elements * static_cast<int64_t>(DTypeSize(dtype));
+  return static_cast<const unsigned char*>(base) +
+         elements * static_cast<int64_t>(DTypeSize(dtype));
 }
 
 // What every step of one run shares.
@@ -205,8 +206,8 @@ absl::Status RunSteps(const Plan& plan, const AttentionProblem& p, const Attenti
                       void* workspace, StepRunner* runner) {
   if (plan.variant != Variant::kNaive && plan.variant != Variant::kSliced &&
       plan.variant != Variant::kChunked) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("RunSteps runs naive, sliced and chunked, not ", std::string(VariantName(plan.variant))));
+    return absl::InvalidArgumentError(absl::StrCat("RunSteps runs naive, sliced and chunked, not ",
+                                                   std::string(VariantName(plan.variant))));
   }
   const CudaWorkspaceLayout layout =
       CudaWorkspaceLayout::For(p, plan.variant, plan.q_chunk, plan.kv_chunk);
@@ -233,8 +234,8 @@ absl::Status RunSteps(const Plan& plan, const AttentionProblem& p, const Attenti
   const int64_t slice = SliceRows(p, plan);
   for (int64_t q0 = 0; q0 < p.q_len; q0 += slice) {
     const int64_t rows = std::min(slice, p.q_len - q0);
-    const absl::Status s = chunked ? RunChunkedSlice(c, q0, rows, plan.kv_chunk)
-                                   : RunSlice(c, q0, rows);
+    const absl::Status s =
+        chunked ? RunChunkedSlice(c, q0, rows, plan.kv_chunk) : RunSlice(c, q0, rows);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();

@@ -50,7 +50,7 @@ struct RowPos {
   int64_t z = 0;  // b·Hq + h
   int64_t b = 0;
   int64_t h = 0;
-  int64_t i = 0;  // query row
+  int64_t i = 0;          // query row
   int64_t bias_base = 0;  // bias element of key k0 of this row (BiasIndex::At)
 };
 
@@ -106,8 +106,8 @@ struct RowStats {
 
 // Pass 1, merged over the group: every thread of the group returns the row's stats.
 template <class Group>
-ATTND_HOST_DEVICE RowStats ScanRow(const Group& group, const ScoreMask& mask,
-                                   const RowPos& pos, const float* s_row, KeyRange cols) {
+ATTND_HOST_DEVICE RowStats ScanRow(const Group& group, const ScoreMask& mask, const RowPos& pos,
+                                   const float* s_row, KeyRange cols) {
   float max = ATTND_NEG_INF;
   float sum = 0.0f;
   for (int64_t j = cols.lo + group.rank(); j < cols.hi; j += group.size()) {
@@ -139,7 +139,7 @@ ATTND_HOST_DEVICE void WriteP(const Group& group, const ScoreMask& mask, const R
   const int64_t step = static_cast<int64_t>(group.size()) * kUnroll;
   for (int64_t base = 0; base < g.cols; base += step) {
     float p[kUnroll];
-ATTND_UNROLL
+    ATTND_UNROLL
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t j = base + u * group.size() + group.rank();
       p[u] = 0.0f;
@@ -148,7 +148,7 @@ ATTND_UNROLL
       }
     }
     if constexpr (kP != DType::kF32) group.Sync();
-ATTND_UNROLL
+    ATTND_UNROLL
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t j = base + u * group.size() + group.rank();
       if (j < g.cols) ElemIO<kP>::Store(s_row, j, p[u]);
@@ -206,7 +206,7 @@ template <int kItems, class Group>
 ATTND_HOST_DEVICE float LoadRow(const Group& group, const ScoreMask& mask, const RowPos& pos,
                                 const float* s_row, KeyRange cols, float (&v)[kItems]) {
   float max = ATTND_NEG_INF;
-ATTND_UNROLL
+  ATTND_UNROLL
   for (int u = 0; u < kItems; ++u) {
     const int64_t j = static_cast<int64_t>(u) * group.size() + group.rank();
     v[u] = j >= cols.lo && j < cols.hi ? BiasedScore(mask, pos, s_row, j) : ATTND_NEG_INF;
@@ -220,7 +220,7 @@ ATTND_UNROLL
 template <int kItems, class Group>
 ATTND_HOST_DEVICE float ExpRow(const Group& group, float (&v)[kItems], float max) {
   float sum = 0.0f;
-ATTND_UNROLL
+  ATTND_UNROLL
   for (int u = 0; u < kItems; ++u) {
     v[u] = max == ATTND_NEG_INF || v[u] == ATTND_NEG_INF ? 0.0f : expf(v[u] - max);
     sum += v[u];
@@ -233,7 +233,7 @@ ATTND_UNROLL
 template <int kItems, DType kP, class Group>
 ATTND_HOST_DEVICE void StoreRow(const Group& group, int64_t row_cols, float* s_row,
                                 const float (&v)[kItems], float scale) {
-ATTND_UNROLL
+  ATTND_UNROLL
   for (int u = 0; u < kItems; ++u) {
     const int64_t j = static_cast<int64_t>(u) * group.size() + group.rank();
     if (j < row_cols) ElemIO<kP>::Store(s_row, j, v[u] * scale);

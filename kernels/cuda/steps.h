@@ -51,7 +51,7 @@ struct GemmStep {
   float beta = 0.0f;
   GemmOperand a;
   GemmOperand b;
-  GemmOperand c;          // c.base is written
+  GemmOperand c;             // c.base is written
   void** scratch = nullptr;  // [3, Z] device pointers, for runners that need pointer arrays
 };
 

@@ -68,8 +68,8 @@ struct CudaWorkspaceLayout {
     l.scores = take(SaturatingMul(SaturatingMul(SaturatingMul(z, rows), cols), 4));
     l.row_max = take(chunked ? SaturatingMul(SaturatingMul(z, rows), 4) : 0);
     l.row_sum = take(chunked ? SaturatingMul(SaturatingMul(z, rows), 4) : 0);
-    l.acc = take(chunked ? SaturatingMul(SaturatingMul(SaturatingMul(z, rows), p.v_head_dim), 4)
-                         : 0);
+    l.acc =
+        take(chunked ? SaturatingMul(SaturatingMul(SaturatingMul(z, rows), p.v_head_dim), 4) : 0);
     l.bytes = at;
     return l;
   }

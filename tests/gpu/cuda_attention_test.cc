@@ -3,6 +3,8 @@
 // every option, chunk overrides with ragged tails. Inputs go up with cudaMemcpy; the outputs
 // start as NaN so that an unwritten element fails. Without a CUDA device every test here skips,
 // saying so.
+#include "kernels/cuda/cuda_attention.h"
+
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,7 +19,6 @@
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_attention.h"
-#include "kernels/cuda/cuda_attention.h"
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/device_query.h"
 #include "kernels/planner.h"
@@ -32,9 +33,9 @@ using cuda::CudaContext;
 using testing::GpuCase;
 using testing::OwnedTensors;
 
-#define ASSERT_CUDA_OK(call)                                                  \
-  do {                                                                        \
-    const cudaError_t error_ = (call);                                        \
+#define ASSERT_CUDA_OK(call)                                                       \
+  do {                                                                             \
+    const cudaError_t error_ = (call);                                             \
     ASSERT_EQ(error_, cudaSuccess) << #call << ": " << cudaGetErrorString(error_); \
   } while (false)
 
@@ -83,10 +84,10 @@ CudaContext* SharedContext() {
   return context;
 }
 
-#define SKIP_WITHOUT_DEVICE()                                       \
-  do {                                                              \
-    if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";            \
-    ASSERT_NE(SharedContext(), nullptr) << "no CUDA context";       \
+#define SKIP_WITHOUT_DEVICE()                                 \
+  do {                                                        \
+    if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";      \
+    ASSERT_NE(SharedContext(), nullptr) << "no CUDA context"; \
   } while (false)
 
 // Inputs of one case on the device.
@@ -115,8 +116,8 @@ TEST_P(CudaAttentionTest, EveryVariantMatchesReference) {
   ASSERT_CUDA_OK(in.k.Upload(inputs.k.data(), inputs.k.size()));
   ASSERT_CUDA_OK(in.v.Upload(inputs.v.data(), inputs.v.size()));
   ASSERT_CUDA_OK(in.bias.Upload(inputs.bias.data(), inputs.bias.size()));
-  ASSERT_CUDA_OK(in.kv_lengths.Upload(inputs.kv_lengths.data(),
-                                      inputs.kv_lengths.size() * sizeof(int64_t)));
+  ASSERT_CUDA_OK(
+      in.kv_lengths.Upload(inputs.kv_lengths.data(), inputs.kv_lengths.size() * sizeof(int64_t)));
   const CudaContext& context = *SharedContext();
 
   for (const testing::VariantRun& run : testing::RunsFor(c, Sizes())) {

@@ -345,8 +345,9 @@ std::string CheckNegInfRow(const GpuCase& c, const OwnedTensors& got) {
     for (int64_t h = 0; h < p.q_heads; ++h) {
       for (int64_t x = 0; x < p.v_head_dim; ++x) {
         const float v = LoadAsFloat(got.out.data(), p.dtype, out.Row(b, i, h) + x);
-        if (v != 0.0f) errors << "out[b=" << b << ", i=" << i << ", h=" << h << ", x=" << x
-                              << "] = " << v << " (want exactly 0)\n";
+        if (v != 0.0f)
+          errors << "out[b=" << b << ", i=" << i << ", h=" << h << ", x=" << x << "] = " << v
+                 << " (want exactly 0)\n";
       }
       const float lse = got.lse[static_cast<size_t>((b * p.q_heads + h) * p.q_len + i)];
       if (!(std::isinf(lse) && lse < 0)) {
