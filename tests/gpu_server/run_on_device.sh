@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# On the GPU machine, from the repository root, after tests/gpu_server/bundle.sh built and packed
-# everything here: the CUDA executor's GPU tests, the memory promise through attnd (pool limited
-# to 4 GiB; a second process holding all but 3 GiB), and attnctl attend --check against a served
-# attnd. Logs, gtest XML and metrics go to OUT_DIR; a summary to stdout.
+# On the GPU machine, after tests/gpu_server/bundle.sh built and packed everything on the build
+# machine: the CUDA executor's GPU tests, the memory promise through attnd (pool limited to 4 GiB;
+# a second process holding all but 3 GiB), and attnctl attend --check against a served attnd.
+# Logs, gtest XML and metrics go to OUT_DIR; a summary to stdout.
 #
-#   .device/bundle/run_on_device.sh OUT_DIR
+#   tar -xJf .device/gpu-server/bundle.tar.xz -C /tmp && /tmp/bundle/run_on_device.sh OUT_DIR
 set -uo pipefail
 out=${1:?usage: run_on_device.sh OUT_DIR}
 mkdir -p "$out"
-bundle=$PWD/.device/bundle
+bundle=$(cd "$(dirname "$0")" && pwd)
 cudnn_lib=$(python3 -c 'import nvidia.cudnn as m;print(list(m.__path__)[0])' 2>/dev/null)/lib
 export LD_LIBRARY_PATH=$bundle/lib:/usr/local/cuda/lib64:$cudnn_lib
 export HOLD_MEMORY_BINARY=$bundle/bin/hold_memory
 # The integration harness starts attnd from the path it was built at: put the bundle's there.
 source "$bundle/paths.env"
-mkdir -p "$(dirname "$BUILT_ATTND")" "$(dirname "$BUILT_ATTNCTL")"
-ln -sf "$bundle/bin/attnd" "$BUILT_ATTND"
-ln -sf "$bundle/bin/attnctl" "$BUILT_ATTNCTL"
+for pair in "$BUILT_ATTND:attnd" "$BUILT_ATTNCTL:attnctl"; do
+  built=${pair%:*}
+  if [ ! -e "$built" ]; then mkdir -p "$(dirname "$built")" && ln -s "$bundle/bin/${pair##*:}" "$built"; fi
+done
 
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 status=0
@@ -26,14 +27,15 @@ step() {  # step NAME TIMEOUT COMMAND...: runs it, logs to OUT/NAME.log, prints 
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
   local rc=$?
   echo "== $name: rc=$rc in $((SECONDS - start)) s"
-  grep -E '^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|^\[ (pool|shared)' "$out/$name.log" | head -40
+  grep -E '^\[  PASSED  \] [0-9]|^\[  SKIPPED \] [0-9]|^\[  FAILED  \]|^\[ (pool|shared)|Failure|rror' \
+    "$out/$name.log" | head -40
   [ $rc -eq 0 ] || status=1
 }
 
-step host_test 60 "$bundle/bin/cuda_executor_host_test" --gtest_output="xml:$out/host_test.xml"
-step cuda_executor_gpu_test 150 "$bundle/bin/cuda_executor_gpu_test" \
+step host_test 30 "$bundle/bin/cuda_executor_host_test" --gtest_output="xml:$out/host_test.xml"
+step cuda_executor_gpu_test 120 "$bundle/bin/cuda_executor_gpu_test" \
   --gtest_output="xml:$out/cuda_executor_gpu_test.xml"
-step memory_promise 300 "$bundle/bin/memory_promise_gpu_test" \
+step memory_promise 240 "$bundle/bin/memory_promise_gpu_test" \
   --gtest_output="xml:$out/memory_promise.xml"
 
 # attnctl against a served attnd.
