@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Everything the GPU kernels need shown on the GPU machine, in one command: the GPU test suite,
-# compute-sanitizer memcheck on a representative subset, and the kernel benchmark against
-# PyTorch's SDPA backends. Logs and CSVs go to OUT_DIR (6 files).
+# Everything the GPU kernels need shown on the GPU machine, in one command: the GPU test suite
+# (attnd_gpu_test, and attnd_cudnn_test when BIN_DIR has it), the kernel benchmark against
+# PyTorch's SDPA backends, then compute-sanitizer memcheck on a representative subset with the
+# time left. Logs and CSVs go to OUT_DIR.
 #
 #   bench/gpu/device_check.sh BIN_DIR OUT_DIR [SECONDS]
 #
-# BIN_DIR holds attnd_gpu_test and attnd_gpu_bench: a kernels-only build there
+# BIN_DIR holds attnd_gpu_test and attnd_gpu_bench (and attnd_cudnn_test from a build with
+# cuDNN; libcudnn.so.9 then comes from PyTorch's nvidia/cudnn/lib, added to LD_LIBRARY_PATH
+# here when python3 finds it): a kernels-only build there
 # (build-gpu/tests/gpu and build-gpu/bench/gpu, see bench/gpu/device_deps.sh), or binaries built
 # here and packed with ../shared/device/bundle.sh (then LD_LIBRARY_PATH must name its lib/).
 # SECONDS (default 400) bounds the whole run; each step gets a share and is cut at it, so a slow
@@ -34,26 +37,41 @@ memcheck_filter+=':Matrix/CudaAttentionTest.*Mk4500*:Matrix/CudaAttentionTest.*M
 # would report that API error.)
 memcheck_filter+=':CudaApiTest.OffersTheCublasVariants:CudaApiTest.RefusesBadRuns'
 
+cudnn_lib=$(python3 -c 'import nvidia.cudnn as m; print(list(m.__path__)[0] + "/lib")' 2>/dev/null)
+if [ -n "$cudnn_lib" ] && [ -d "$cudnn_lib" ]; then
+  export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$cudnn_lib
+fi
+
 { nvidia-smi -L; date -u; } >"$out/gpu_test.log" 2>&1
 echo "== GPU tests"
-timeout "$(cap 150)" "$bin/attnd_gpu_test" >>"$out/gpu_test.log" 2>&1
+timeout "$(cap 120)" "$bin/attnd_gpu_test" >>"$out/gpu_test.log" 2>&1
 echo "attnd_gpu_test exit $?" | tee -a "$out/gpu_test.log"
 grep -E "^\[  (PASSED|FAILED|SKIPPED)  \] [0-9]|tests? from .* ran" "$out/gpu_test.log"
 grep -E "^\[  FAILED  \]" "$out/gpu_test.log" | head -20
 
-echo "== memcheck"
-timeout "$(cap 90)" compute-sanitizer --tool memcheck --error-exitcode 9 \
-  "$bin/attnd_gpu_test" --gtest_filter="$memcheck_filter" >"$out/memcheck.log" 2>&1
-echo "compute-sanitizer exit $?" | tee -a "$out/memcheck.log"
-grep -E "ERROR SUMMARY|tests? from .* ran|PASSED|FAILED" "$out/memcheck.log" | tail -5
+if [ -x "$bin/attnd_cudnn_test" ]; then
+  echo "== cuDNN tests (libcudnn from ${cudnn_lib:-LD_LIBRARY_PATH})"
+  timeout "$(cap 120)" "$bin/attnd_cudnn_test" >"$out/cudnn_test.log" 2>&1
+  echo "attnd_cudnn_test exit $?" | tee -a "$out/cudnn_test.log"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED)  \] [0-9]|tests? from .* ran" "$out/cudnn_test.log"
+  grep -E "^\[  FAILED  \]" "$out/cudnn_test.log" | head -20
+fi
 
 echo "== kernel benchmark"
-timeout "$(cap 130)" "$here/run_kernel_bench.sh" "$bin/attnd_gpu_bench" "$out/bench" \
+timeout "$(cap 260)" "$here/run_kernel_bench.sh" "$bin/attnd_gpu_bench" "$out/bench" \
   >"$out/bench.log" 2>&1
 echo "run_kernel_bench exit $?" | tee -a "$out/bench.log"
-mv "$out/bench/attnd.csv" "$out/bench/peers.csv" "$out/" 2>/dev/null
+mv "$out/bench/attnd.csv" "$out/bench/peers.csv" "$out/bench/table.md" "$out/" 2>/dev/null
 rm -rf "$out/bench"
 sed -n '/== table/,$p' "$out/bench.log"
+
+if [ "$(left)" -gt 20 ]; then
+  echo "== memcheck ($(left) s left)"
+  timeout "$(cap 90)" compute-sanitizer --tool memcheck --error-exitcode 9 \
+    "$bin/attnd_gpu_test" --gtest_filter="$memcheck_filter" >"$out/memcheck.log" 2>&1
+  echo "compute-sanitizer exit $?" | tee -a "$out/memcheck.log"
+  grep -E "ERROR SUMMARY|tests? from .* ran|PASSED|FAILED" "$out/memcheck.log" | tail -5
+fi
 
 if [ -n "${DEBS:-}" ] && [ "$(left)" -gt 30 ]; then
   echo "== kernels-only build there ($(left) s left)"

@@ -1,8 +1,13 @@
 // attnd_gpu_bench: the CUDA variants' forward throughput and extra memory on the shapes of the
 // GPU machine's README (../shared/device/README.md), as RunCuda runs them for the server.
 //
-//   attnd_gpu_bench [--iters 20] [--warmup 3] [--csv FILE] [--variants naive,sliced,chunked]
-//                   [--shapes all|quick]
+//   attnd_gpu_bench [--iters 20] [--warmup 3] [--csv FILE]
+//                   [--variants naive,sliced,chunked[,cudnn]] [--shapes all|quick]
+//
+// The variants default to naive, sliced and chunked, and cudnn when built with cuDNN
+// (ATTND_WITH_CUDNN). cudnn goes through the same path as the others (MakePlan with it forced,
+// RunCuda), after CudnnSupports says yes; where cuDNN says no the line reads "refused: " and
+// cuDNN's reason, and its workspace is CudnnWorkspaceBytes, as the executor sets it.
 //
 // For each shape and variant: the planner makes the plan with the variant forced and the budget
 // the card has free after the inputs (less 2 GiB); the workspace is allocated once; `warmup`
@@ -185,6 +190,11 @@ struct Result {
   double tflops = 0;
   Plan plan;
   double bound_ms = 0;
+  // Device memory taken during planning and the runs beyond the workspace allocation (free
+  // bytes before planning less free bytes after the runs less the workspace rounded up to
+  // cudaMalloc's 2 MiB granule): what cuBLAS/cuDNN took for themselves. Module loading counts
+  // on a library's first use.
+  int64_t beyond_bytes = 0;
 };
 
 std::string Csv(const std::string& s) {
@@ -193,25 +203,51 @@ std::string Csv(const std::string& s) {
   return out + "\"";
 }
 
+// One line of text for the CSV and the console: newlines become spaces, at most 240 chars.
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  if (s.size() > 240) s = s.substr(0, 237) + "...";
+  return s;
+}
+
+// The plan of `v` as the server would make it: the planner with `v` forced. For kCudnn, cuDNN is
+// asked first (CudnnSupports builds and caches the graph) and its refusal, with cuDNN's reason,
+// is reported as "refused: ..."; then the planner plans it (it may refuse too, e.g. head dims it
+// does not offer to cuDNN) and the workspace is CudnnWorkspaceBytes, as the executor sets it.
+// A status message instead of a plan (returned as the error's message) for what does not run.
 absl::StatusOr<Plan> PlanVariant(const AttentionProblem& p, Variant v, int64_t budget,
                                  const cuda::CudaContext& context) {
+#if defined(ATTND_WITH_CUDNN)
+  if (v == Variant::kCudnn) {
+    std::string reason;
+    absl::StatusOr<bool> supported = cuda::CudnnSupports(p, context.cudnn, &reason);
+    if (!supported.ok()) {
+      return absl::UnimplementedError(absl::StrCat("refused: ", supported.status().message()));
+    }
+    if (!*supported) return absl::UnimplementedError(absl::StrCat("refused: ", reason));
+  }
+#else
+  (void)context;
+#endif
   Capabilities caps;
   caps.is_cuda = true;
   caps.variants = cuda::CudaVariants();
   PlannerConfig config;
   config.forced_variant = v;
   absl::StatusOr<Plan> plan = MakePlan(p, caps, budget, config);
+  if (!plan.ok()) {
+    if (v != Variant::kCudnn) return plan.status();
+    return absl::UnimplementedError(
+        absl::StrCat("refused by attnd's planner (cuDNN accepts it): ", plan.status().message()));
+  }
 #if defined(ATTND_WITH_CUDNN)
-  if (plan.ok() && v == Variant::kCudnn) {
-    absl::StatusOr<bool> supported = cuda::CudnnSupports(p, context.cudnn);
-    if (!supported.ok()) return supported.status();
-    if (!*supported) return absl::UnimplementedError("cuDNN does not support this case");
+  if (v == Variant::kCudnn) {
     absl::StatusOr<int64_t> bytes = cuda::CudnnWorkspaceBytes(p, context.cudnn);
     if (!bytes.ok()) return bytes.status();
     plan->workspace_bytes = *bytes;
   }
-#else
-  (void)context;
 #endif
   return plan;
 }
@@ -226,7 +262,7 @@ absl::StatusOr<Result> RunVariant(const AttentionProblem& p, const AttentionTens
   Result r;
   absl::StatusOr<Plan> plan = PlanVariant(p, v, budget, context);
   if (!plan.ok()) {
-    r.status = std::string(plan.status().message());
+    r.status = OneLine(std::string(plan.status().message()));
     return r;
   }
   r.plan = *plan;
@@ -250,6 +286,13 @@ absl::StatusOr<Result> RunVariant(const AttentionProblem& p, const AttentionTens
     BENCH_CHECK_CUDA(cudaEventRecord(events[2 * i + 1], stream));
   }
   BENCH_CHECK_CUDA(cudaStreamSynchronize(stream));
+  size_t free_after = 0;
+  BENCH_CHECK_CUDA(cudaMemGetInfo(&free_after, &total_bytes));
+  constexpr int64_t kGranule = int64_t{2} << 20;
+  const int64_t ws_rounded =
+      (std::max<int64_t>(plan->workspace_bytes, 256) + kGranule - 1) / kGranule * kGranule;
+  r.beyond_bytes = std::max<int64_t>(
+      0, static_cast<int64_t>(free_bytes) - static_cast<int64_t>(free_after) - ws_rounded);
   std::vector<float> ms(static_cast<size_t>(o.iters));
   for (int i = 0; i < o.iters; ++i) {
     BENCH_CHECK_CUDA(cudaEventElapsedTime(&ms[i], events[2 * i], events[2 * i + 1]));
@@ -284,10 +327,10 @@ absl::Status Bench(const Options& o) {
     if (csv == nullptr) return absl::InvalidArgumentError(absl::StrCat("cannot write ", o.csv));
     std::fprintf(csv,
                  "shape,batch,heads,kv_heads,len,dim,dtype,causal,bias,variant,status,ms,tflops,"
-                 "workspace_bytes,q_chunk,kv_chunk,bound_ms\n");
+                 "workspace_bytes,q_chunk,kv_chunk,bound_ms,beyond_bytes\n");
   }
-  std::printf("%-36s %-8s %9s %9s %12s %14s %10s %7s\n", "shape", "variant", "ms", "TFLOP/s",
-              "extra MiB", "chunks", "bound ms", "/bound");
+  std::printf("%-36s %-8s %9s %9s %12s %10s %14s %10s %7s\n", "shape", "variant", "ms",
+              "TFLOP/s", "extra MiB", "beyond MiB", "chunks", "bound ms", "/bound");
   std::mt19937 rng(2026);
   absl::Status status;
   for (const Shape& shape : Shapes(o.quick)) {
@@ -329,15 +372,16 @@ absl::Status Bench(const Options& o) {
         std::printf("%-36s %-8s %s\n", shape.label.c_str(), name.c_str(), r->status.c_str());
       } else {
         const std::string chunks = absl::StrCat(r->plan.q_chunk, "x", r->plan.kv_chunk);
-        std::printf("%-36s %-8s %9.3f %9.1f %12.1f %14s", shape.label.c_str(), name.c_str(), r->ms,
-                    r->tflops, ws_mib, chunks.c_str());
+        std::printf("%-36s %-8s %9.3f %9.1f %12.1f %10.1f %14s", shape.label.c_str(),
+                    name.c_str(), r->ms, r->tflops, ws_mib,
+                    static_cast<double>(r->beyond_bytes) / (1 << 20), chunks.c_str());
         if (r->bound_ms > 0) std::printf(" %10.3f %7.2f", r->bound_ms, r->bound_ms / r->ms);
         std::printf("\n");
       }
       std::fflush(stdout);
       if (csv != nullptr) {
         std::fprintf(csv,
-                     "%s,%lld,%lld,%lld,%lld,%lld,%s,%d,%d,%s,%s,%.4f,%.2f,%lld,%lld,%lld,%.4f\n",
+                     "%s,%lld,%lld,%lld,%lld,%lld,%s,%d,%d,%s,%s,%.4f,%.2f,%lld,%lld,%lld,%.4f,%lld\n",
                      Csv(shape.label).c_str(), static_cast<long long>(shape.batch),
                      static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
                      static_cast<long long>(shape.len), static_cast<long long>(shape.dim),
@@ -345,7 +389,8 @@ absl::Status Bench(const Options& o) {
                      name.c_str(), Csv(r->status).c_str(), r->ms, r->tflops,
                      static_cast<long long>(r->plan.workspace_bytes),
                      static_cast<long long>(r->plan.q_chunk),
-                     static_cast<long long>(r->plan.kv_chunk), r->bound_ms);
+                     static_cast<long long>(r->plan.kv_chunk), r->bound_ms,
+                     static_cast<long long>(r->beyond_bytes));
         std::fflush(csv);
       }
     }
