@@ -329,8 +329,8 @@ absl::Status Bench(const Options& o) {
                  "shape,batch,heads,kv_heads,len,dim,dtype,causal,bias,variant,status,ms,tflops,"
                  "workspace_bytes,q_chunk,kv_chunk,bound_ms,beyond_bytes\n");
   }
-  std::printf("%-36s %-8s %9s %9s %12s %10s %14s %10s %7s\n", "shape", "variant", "ms",
-              "TFLOP/s", "extra MiB", "beyond MiB", "chunks", "bound ms", "/bound");
+  std::printf("%-36s %-8s %9s %9s %12s %10s %14s %10s %7s\n", "shape", "variant", "ms", "TFLOP/s",
+              "extra MiB", "beyond MiB", "chunks", "bound ms", "/bound");
   std::mt19937 rng(2026);
   absl::Status status;
   for (const Shape& shape : Shapes(o.quick)) {
@@ -372,25 +372,24 @@ absl::Status Bench(const Options& o) {
         std::printf("%-36s %-8s %s\n", shape.label.c_str(), name.c_str(), r->status.c_str());
       } else {
         const std::string chunks = absl::StrCat(r->plan.q_chunk, "x", r->plan.kv_chunk);
-        std::printf("%-36s %-8s %9.3f %9.1f %12.1f %10.1f %14s", shape.label.c_str(),
-                    name.c_str(), r->ms, r->tflops, ws_mib,
-                    static_cast<double>(r->beyond_bytes) / (1 << 20), chunks.c_str());
+        std::printf("%-36s %-8s %9.3f %9.1f %12.1f %10.1f %14s", shape.label.c_str(), name.c_str(),
+                    r->ms, r->tflops, ws_mib, static_cast<double>(r->beyond_bytes) / (1 << 20),
+                    chunks.c_str());
         if (r->bound_ms > 0) std::printf(" %10.3f %7.2f", r->bound_ms, r->bound_ms / r->ms);
         std::printf("\n");
       }
       std::fflush(stdout);
       if (csv != nullptr) {
-        std::fprintf(csv,
-                     "%s,%lld,%lld,%lld,%lld,%lld,%s,%d,%d,%s,%s,%.4f,%.2f,%lld,%lld,%lld,%.4f,%lld\n",
-                     Csv(shape.label).c_str(), static_cast<long long>(shape.batch),
-                     static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
-                     static_cast<long long>(shape.len), static_cast<long long>(shape.dim),
-                     std::string(DTypeName(p.dtype)).c_str(), shape.causal ? 1 : 0, shape.bias,
-                     name.c_str(), Csv(r->status).c_str(), r->ms, r->tflops,
-                     static_cast<long long>(r->plan.workspace_bytes),
-                     static_cast<long long>(r->plan.q_chunk),
-                     static_cast<long long>(r->plan.kv_chunk), r->bound_ms,
-                     static_cast<long long>(r->beyond_bytes));
+        std::fprintf(
+            csv, "%s,%lld,%lld,%lld,%lld,%lld,%s,%d,%d,%s,%s,%.4f,%.2f,%lld,%lld,%lld,%.4f,%lld\n",
+            Csv(shape.label).c_str(), static_cast<long long>(shape.batch),
+            static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
+            static_cast<long long>(shape.len), static_cast<long long>(shape.dim),
+            std::string(DTypeName(p.dtype)).c_str(), shape.causal ? 1 : 0, shape.bias, name.c_str(),
+            Csv(r->status).c_str(), r->ms, r->tflops,
+            static_cast<long long>(r->plan.workspace_bytes),
+            static_cast<long long>(r->plan.q_chunk), static_cast<long long>(r->plan.kv_chunk),
+            r->bound_ms, static_cast<long long>(r->beyond_bytes));
         std::fflush(csv);
       }
     }
