@@ -48,8 +48,7 @@ struct BlockLayout {
     l.k_bytes = p.k_elements() * element;
     l.v_bytes = p.v_elements() * element;
     l.bias_bytes =
-        p.has_bias ? p.bias_elements() * static_cast<int64_t>(kernels::DTypeSize(p.bias_dtype))
-                   : 0;
+        p.has_bias ? p.bias_elements() * static_cast<int64_t>(kernels::DTypeSize(p.bias_dtype)) : 0;
     l.kv_lengths_bytes = p.has_kv_lengths ? p.batch * static_cast<int64_t>(sizeof(int64_t)) : 0;
     l.out_bytes = p.out_elements() * element;
     l.lse_bytes = p.return_lse ? p.lse_elements() * static_cast<int64_t>(sizeof(float)) : 0;
@@ -96,8 +95,8 @@ absl::Status StageAndRun(StagedCopier* copier, const kernels::Plan& plan,
     absl::Status s = in(device.kv_lengths, host.kv_lengths, layout.kv_lengths_bytes);
     if (!s.ok()) return s;
   }
-  if (absl::Status s = kernels::cuda::RunCuda(plan, problem, device, workspace,
-                                              plan.workspace_bytes, context);
+  if (absl::Status s =
+          kernels::cuda::RunCuda(plan, problem, device, workspace, plan.workspace_bytes, context);
       !s.ok()) {
     return s;
   }
@@ -136,9 +135,9 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
     }
   }
   if (executor->model_.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "backend.devices: ", name, " is not a visible CUDA device (", kernels::CudaDeviceCount(),
-        " visible)"));
+    return absl::FailedPreconditionError(absl::StrCat("backend.devices: ", name,
+                                                      " is not a visible CUDA device (",
+                                                      kernels::CudaDeviceCount(), " visible)"));
   }
   if (absl::Status s = UseDevice(options.device); !s.ok()) return unusable(s);
 
@@ -158,8 +157,8 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
     }
     // Blocking sync: a worker waiting for a long request sleeps instead of spinning a core.
     for (cudaEvent_t& event : lane->events) {
-      if (absl::Status s = ATTND_CUDA_STATUS(cudaEventCreateWithFlags(
-              &event, cudaEventDisableTiming | cudaEventBlockingSync));
+      if (absl::Status s = ATTND_CUDA_STATUS(
+              cudaEventCreateWithFlags(&event, cudaEventDisableTiming | cudaEventBlockingSync));
           !s.ok()) {
         return unusable(s);
       }
@@ -180,8 +179,8 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
   logging::Log(logging::Level::kInfo, "cuda_device",
                {F("device", name), F("model", executor->model_), F("total_bytes", total_bytes),
                 F("free_bytes", free_bytes), F("pool_limit_bytes", limit),
-                F("safety_margin_bytes", options.memory.safety_margin_bytes),
-                F("contexts", lanes), F("budget_bytes", executor->MemoryBudgetBytes())});
+                F("safety_margin_bytes", options.memory.safety_margin_bytes), F("contexts", lanes),
+                F("budget_bytes", executor->MemoryBudgetBytes())});
   return executor;
 }
 
@@ -275,9 +274,7 @@ int64_t CudaExecutor::TensorBytes(const kernels::AttentionProblem& problem) cons
   return DeviceTensorBytes(problem);
 }
 
-absl::Status CudaExecutor::Health() const {
-  return broken_.load() ? Broken() : absl::OkStatus();
-}
+absl::Status CudaExecutor::Health() const { return broken_.load() ? Broken() : absl::OkStatus(); }
 
 bool CudaExecutor::ReadDeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const {
   if (broken_.load()) return false;
@@ -299,9 +296,9 @@ bool CudaExecutor::ReadDeviceMemory(int64_t* free_bytes, int64_t* total_bytes) c
   if (previous >= 0 && previous != device_) cudaSetDevice(previous);
   if (error == cudaSuccess) return true;
   if (error != cudaErrorMemoryAllocation) {
-    MarkBroken(absl::InternalError(absl::StrCat("cudaMemGetInfo keeps failing: ",
-                                                cudaGetErrorName(error), " (",
-                                                cudaGetErrorString(error), ")")));
+    MarkBroken(
+        absl::InternalError(absl::StrCat("cudaMemGetInfo keeps failing: ", cudaGetErrorName(error),
+                                         " (", cudaGetErrorString(error), ")")));
   }
   return false;
 }
@@ -340,9 +337,8 @@ absl::Status CudaExecutor::Run(const kernels::Plan& plan, const kernels::Attenti
                                const kernels::AttentionTensors& tensors) {
   if (broken_.load()) return Broken();
   if (!IsCudaVariant(plan.variant)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("variant ", std::string(kernels::VariantName(plan.variant)),
-                     " cannot run on ", name_));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "variant ", std::string(kernels::VariantName(plan.variant)), " cannot run on ", name_));
   }
   if (absl::Status s = UseDevice(device_); !s.ok()) return CheckDevice(nullptr, s);
   Lane* lane = AcquireLane();
@@ -383,8 +379,7 @@ absl::Status CudaExecutor::RunOnLane(Lane* lane, const kernels::Plan& plan,
   } else {
     // ~StagedCopier waits for the slabs before they go back to the staging pool.
     StagedCopier copier(*slabs, staging_->slab_bytes(), lane->events, stream);
-    status = StageAndRun(&copier, plan, problem, tensors, device, layout, workspace,
-                         lane->context);
+    status = StageAndRun(&copier, plan, problem, tensors, device, layout, workspace, lane->context);
   }
   if (slabs.ok()) staging_->Release(*slabs);
   // Everything queued on the stream is done before the block goes back (and any kernel error

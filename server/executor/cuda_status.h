@@ -16,9 +16,9 @@ namespace attnd::server::executor {
 // everything else. The message names the call and the CUDA error.
 inline absl::Status CudaStatus(cudaError_t error, const char* call, const char* file, int line) {
   if (error == cudaSuccess) return absl::OkStatus();
-  const std::string message = absl::StrCat(call, " failed at ", file, ":", line, ": ",
-                                           cudaGetErrorName(error), " (",
-                                           cudaGetErrorString(error), ")");
+  const std::string message =
+      absl::StrCat(call, " failed at ", file, ":", line, ": ", cudaGetErrorName(error), " (",
+                   cudaGetErrorString(error), ")");
   if (error == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(message);
   return absl::InternalError(message);
 }
@@ -28,10 +28,10 @@ inline absl::Status CudaStatus(cudaError_t error, const char* call, const char* 
 #define ATTND_CUDA_STATUS(call) \
   ::attnd::server::executor::CudaStatus((call), #call, __FILE__, __LINE__)
 
-#define CUDA_RETURN_IF_ERROR(call)                                  \
-  do {                                                              \
-    ::absl::Status attnd_cuda_status_ = ATTND_CUDA_STATUS(call);    \
-    if (!attnd_cuda_status_.ok()) return attnd_cuda_status_;        \
+#define CUDA_RETURN_IF_ERROR(call)                               \
+  do {                                                           \
+    ::absl::Status attnd_cuda_status_ = ATTND_CUDA_STATUS(call); \
+    if (!attnd_cuda_status_.ok()) return attnd_cuda_status_;     \
   } while (false)
 
 #endif  // ATTND_SERVER_EXECUTOR_CUDA_STATUS_H_

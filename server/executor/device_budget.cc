@@ -24,16 +24,16 @@ int64_t DeviceBudgetBytes(const DeviceMemoryReadings& r, int64_t safety_margin_b
 
 int64_t DeviceTensorBytes(const kernels::AttentionProblem& p) {
   const int64_t element = static_cast<int64_t>(kernels::DTypeSize(p.dtype));
-  int64_t bytes = AlignDeviceBytes(p.q_elements() * element) +
-                  AlignDeviceBytes(p.k_elements() * element) +
-                  AlignDeviceBytes(p.v_elements() * element) +
-                  AlignDeviceBytes(p.out_elements() * element);
+  int64_t bytes =
+      AlignDeviceBytes(p.q_elements() * element) + AlignDeviceBytes(p.k_elements() * element) +
+      AlignDeviceBytes(p.v_elements() * element) + AlignDeviceBytes(p.out_elements() * element);
   if (p.has_bias) {
     bytes += AlignDeviceBytes(p.bias_elements() *
                               static_cast<int64_t>(kernels::DTypeSize(p.bias_dtype)));
   }
   if (p.has_kv_lengths) bytes += AlignDeviceBytes(p.batch * static_cast<int64_t>(sizeof(int64_t)));
-  if (p.return_lse) bytes += AlignDeviceBytes(p.lse_elements() * static_cast<int64_t>(sizeof(float)));
+  if (p.return_lse)
+    bytes += AlignDeviceBytes(p.lse_elements() * static_cast<int64_t>(sizeof(float)));
   return bytes;
 }
 
@@ -41,9 +41,9 @@ absl::Status PoolLedger::Take(int64_t bytes) {
   absl::MutexLock lock(&mu_);
   if (bytes < 0 || bytes > limit_bytes_ - used_) {
     ++failures_;
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the device pool cannot hand out ", bytes, " bytes: ", used_,
-                     " of its limit of ", limit_bytes_, " bytes are in use"));
+    return absl::ResourceExhaustedError(absl::StrCat("the device pool cannot hand out ", bytes,
+                                                     " bytes: ", used_, " of its limit of ",
+                                                     limit_bytes_, " bytes are in use"));
   }
   used_ += bytes;
   peak_ = std::max(peak_, used_);

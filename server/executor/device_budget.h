@@ -35,10 +35,11 @@ int64_t PoolLimitBytes(const MemorySection& memory, int64_t device_total_bytes);
 
 // What the live budget is computed from, read at one moment.
 struct DeviceMemoryReadings {
-  int64_t pool_limit_bytes = 0;     // PoolLimitBytes
-  int64_t pool_used_bytes = 0;      // handed out by the pool now (all workers' requests)
-  int64_t pool_reserved_bytes = 0;  // held by the pool from the driver (cudaMemPoolAttrReservedMemCurrent)
-  int64_t device_free_bytes = 0;    // cudaMemGetInfo's free: what the driver can still give
+  int64_t pool_limit_bytes = 0;  // PoolLimitBytes
+  int64_t pool_used_bytes = 0;   // handed out by the pool now (all workers' requests)
+  int64_t pool_reserved_bytes =
+      0;  // held by the pool from the driver (cudaMemPoolAttrReservedMemCurrent)
+  int64_t device_free_bytes = 0;  // cudaMemGetInfo's free: what the driver can still give
 };
 
 // The planner's budget, a pure function:

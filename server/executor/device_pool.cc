@@ -81,9 +81,9 @@ absl::StatusOr<void*> DevicePool::Allocate(int64_t bytes, cudaStream_t stream) {
       cudaGetLastError();  // not sticky: clear it so the next call does not see it
       ledger_.CountFailure();
       return absl::ResourceExhaustedError(absl::StrCat(
-          "cuda:", device_, " could not give ", size, " bytes (cudaMallocFromPoolAsync: ",
-          cudaGetErrorName(error), "); the pool had ", ledger_.used_bytes(), " of ",
-          ledger_.limit_bytes(), " bytes in use"));
+          "cuda:", device_, " could not give ", size,
+          " bytes (cudaMallocFromPoolAsync: ", cudaGetErrorName(error), "); the pool had ",
+          ledger_.used_bytes(), " of ", ledger_.limit_bytes(), " bytes in use"));
     }
     return CudaStatus(error, "cudaMallocFromPoolAsync", __FILE__, __LINE__);
   }
@@ -110,8 +110,7 @@ absl::Status DevicePool::Free(void* ptr, cudaStream_t stream) {
 
 int64_t DevicePool::reserved_bytes() const {
   uint64_t reserved = 0;
-  if (cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved) !=
-      cudaSuccess) {
+  if (cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved) != cudaSuccess) {
     cudaGetLastError();
     return 0;
   }

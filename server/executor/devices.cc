@@ -103,8 +103,7 @@ absl::StatusOr<DeviceSelection> CreateExecutors(const Config& config) {
       selection.executors.push_back(*std::move(device));
     }
     logging::Log(logging::Level::kInfo, "backend_selected",
-                 {logging::F("backend", selection.backend),
-                  logging::F("reason", selection.reason),
+                 {logging::F("backend", selection.backend), logging::F("reason", selection.reason),
                   logging::F("cuda_devices", static_cast<int64_t>(cuda_devices)),
                   logging::F("serving_devices", static_cast<int64_t>(ordinals->size()))});
     return selection;

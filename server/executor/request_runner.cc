@@ -69,8 +69,8 @@ struct RequestRunner::GaugeSource {
     limit_bytes->Set(static_cast<double>(stats.limit_bytes));
     peak_used_bytes->Set(static_cast<double>(stats.peak_used_bytes));
     if (stats.allocation_failures > failures_counted) {
-      allocation_failures->Increment(static_cast<double>(stats.allocation_failures -
-                                                         failures_counted));
+      allocation_failures->Increment(
+          static_cast<double>(stats.allocation_failures - failures_counted));
       failures_counted = stats.allocation_failures;
     }
   }
@@ -82,8 +82,8 @@ namespace {
 // cuDNN's to say). A plan whose device workspace exceeds the budget drops its variant from
 // `capabilities` and plans again (a forced variant is RESOURCE_EXHAUSTED instead).
 absl::StatusOr<kernels::Plan> PlanOnDevice(const Executor& executor,
-                                           const kernels::AttentionProblem& problem,
-                                           int64_t budget, const kernels::PlannerConfig& config,
+                                           const kernels::AttentionProblem& problem, int64_t budget,
+                                           const kernels::PlannerConfig& config,
                                            kernels::Capabilities* capabilities) {
   for (;;) {
     absl::StatusOr<kernels::Plan> plan = kernels::MakePlan(problem, *capabilities, budget, config);
@@ -94,13 +94,12 @@ absl::StatusOr<kernels::Plan> PlanOnDevice(const Executor& executor,
     const std::string variant(kernels::VariantName(plan->variant));
     if (*device_bytes > budget) {
       if (config.forced_variant != kernels::Variant::kAuto) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat(variant, " needs ", *device_bytes, " workspace bytes on ",
-                         executor.name(), " but the budget is ", budget, " bytes"));
+        return absl::ResourceExhaustedError(absl::StrCat(variant, " needs ", *device_bytes,
+                                                         " workspace bytes on ", executor.name(),
+                                                         " but the budget is ", budget, " bytes"));
       }
       std::vector<kernels::Variant>& variants = capabilities->variants;
-      variants.erase(std::remove(variants.begin(), variants.end(), plan->variant),
-                     variants.end());
+      variants.erase(std::remove(variants.begin(), variants.end(), plan->variant), variants.end());
       continue;
     }
     plan->workspace_bytes = *device_bytes;
@@ -134,11 +133,10 @@ RequestRunner::RequestRunner(Executor* executor, const kernels::PlannerConfig& p
   gauges_->used_bytes =
       registry->GetGauge("attnd_pool_used_bytes", "Workspace in use by running plans.", device);
   if (executor->kind() == "cuda") {
-    gauges_->limit_bytes = registry->GetGauge(
-        "attnd_pool_limit_bytes", "The most the device's pool may hand out.", device);
+    gauges_->limit_bytes = registry->GetGauge("attnd_pool_limit_bytes",
+                                              "The most the device's pool may hand out.", device);
     gauges_->peak_used_bytes = registry->GetGauge(
-        "attnd_pool_peak_used_bytes", "The most the device's pool has handed out at once.",
-        device);
+        "attnd_pool_peak_used_bytes", "The most the device's pool has handed out at once.", device);
     gauges_->allocation_failures = registry->GetCounter(
         "attnd_pool_allocation_failures_total",
         "Allocations the device's pool refused at its limit or could not get from the device.",

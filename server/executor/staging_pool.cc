@@ -39,8 +39,8 @@ absl::StatusOr<std::vector<void*>> StagingPool::Acquire(int count) {
         cudaGetLastError();
         if (all_.size() == free_.size()) {  // nobody holds a slab that could come back
           return absl::ResourceExhaustedError(
-              absl::StrCat("cannot pin ", slab_bytes_, " bytes of host memory for staging: ",
-                           cudaGetErrorName(error)));
+              absl::StrCat("cannot pin ", slab_bytes_,
+                           " bytes of host memory for staging: ", cudaGetErrorName(error)));
         }
         break;  // the host refused more: wait for slabs others hold
       }

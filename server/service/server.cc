@@ -114,10 +114,10 @@ void Server::FailFast(absl::Duration grace) {
     if (scheduler_ != nullptr) scheduler_->Shutdown();
     return;
   }
-  logging::Log(logging::Level::kWarning, "failing_fast",
-               {F("grace_seconds", absl::ToDoubleSeconds(grace)),
-                F("queued", scheduler_->queue_depth()), F("inflight", scheduler_->inflight()),
-                F("streams", context_->streams.size())});
+  logging::Log(
+      logging::Level::kWarning, "failing_fast",
+      {F("grace_seconds", absl::ToDoubleSeconds(grace)), F("queued", scheduler_->queue_depth()),
+       F("inflight", scheduler_->inflight()), F("streams", context_->streams.size())});
   SetNotServing();
   context_->streams.DrainAll();
   // Queued requests are answered UNAVAILABLE; running ones end (UNAVAILABLE on a broken device).

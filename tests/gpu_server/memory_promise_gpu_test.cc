@@ -135,8 +135,8 @@ kernels::Plan ChunkedPlanAtFullPool(const v1::AttendRequest& request) {
   EXPECT_TRUE(decoded.ok()) << decoded.status();
   const kernels::AttentionProblem& p = decoded->problem;
   const int64_t element = 2;  // bf16
-  const int64_t tensors = (p.q_elements() + p.k_elements() + p.v_elements() + p.out_elements()) *
-                          element;
+  const int64_t tensors =
+      (p.q_elements() + p.k_elements() + p.v_elements() + p.out_elements()) * element;
   kernels::Capabilities caps;
   caps.is_cuda = true;
   caps.variants = {kernels::Variant::kChunked};
@@ -235,11 +235,12 @@ TEST_F(GpuMemoryPromiseTest, CompletesWithThePoolLimitedTo4GiB) {
             static_cast<double>(kPoolBytes));
   EXPECT_EQ(Metric(**server, "attnd_oom_retries_total"), 0);
 
-  std::printf("[ pool 4 GiB ] auto: %s\n[ pool 4 GiB ] chunked: %s\n[ pool 4 GiB ] peak pool "
-              "use %.0f bytes (%.2f GiB) of the %.2f GiB budget\n",
-              Describe(automatic).c_str(), Describe(chunked).c_str(), peak,
-              peak / static_cast<double>(kGiB),
-              static_cast<double>(kPoolBytes - kMarginBytes) / static_cast<double>(kGiB));
+  std::printf(
+      "[ pool 4 GiB ] auto: %s\n[ pool 4 GiB ] chunked: %s\n[ pool 4 GiB ] peak pool "
+      "use %.0f bytes (%.2f GiB) of the %.2f GiB budget\n",
+      Describe(automatic).c_str(), Describe(chunked).c_str(), peak,
+      peak / static_cast<double>(kGiB),
+      static_cast<double>(kPoolBytes - kMarginBytes) / static_cast<double>(kGiB));
   RecordProperty("auto", Describe(automatic));
   RecordProperty("chunked", Describe(chunked));
   RecordProperty("peak_pool_used_bytes", std::to_string(static_cast<int64_t>(peak)));
@@ -255,8 +256,8 @@ TEST_F(GpuMemoryPromiseTest, CompletesWithSmallerChunksWhenAnotherProcessHoldsTh
   ASSERT_TRUE(server.ok()) << server.status();
   auto client = Connect(**server);
   ASSERT_NE(client, nullptr);
-  const double free_before = Metric(**server, "attnd_device_memory_free_bytes",
-                                    {"device=\"cuda:0\""});
+  const double free_before =
+      Metric(**server, "attnd_device_memory_free_bytes", {"device=\"cuda:0\""});
   EXPECT_LE(free_before, static_cast<double>(3 * kGiB)) << "hold_memory left more than 3 GiB";
 
   const Outcome automatic = AttendAndCheck(client.get(), v1::VARIANT_AUTO);
@@ -283,13 +284,14 @@ TEST_F(GpuMemoryPromiseTest, CompletesWithSmallerChunksWhenAnotherProcessHoldsTh
   EXPECT_LE(peak, free_before) << "the pool took more than the card had free";
   EXPECT_EQ(Metric(**server, "attnd_pool_used_bytes", {"device=\"cuda:0\""}), 0);
 
-  std::printf("[ shared card ] attnd saw %.2f GiB free\n[ shared card ] auto: %s\n"
-              "[ shared card ] chunked: %s\n[ shared card ] full-pool chunked plan: q_chunk "
-              "%lld kv_chunk %lld\n[ shared card ] peak pool use %.0f bytes, oom retries %.0f, "
-              "chunk sums q %.0f kv %.0f\n",
-              free_before / static_cast<double>(kGiB), Describe(automatic).c_str(),
-              Describe(chunked).c_str(), static_cast<long long>(full_pool.q_chunk),
-              static_cast<long long>(full_pool.kv_chunk), peak, retries, q_sum, kv_sum);
+  std::printf(
+      "[ shared card ] attnd saw %.2f GiB free\n[ shared card ] auto: %s\n"
+      "[ shared card ] chunked: %s\n[ shared card ] full-pool chunked plan: q_chunk "
+      "%lld kv_chunk %lld\n[ shared card ] peak pool use %.0f bytes, oom retries %.0f, "
+      "chunk sums q %.0f kv %.0f\n",
+      free_before / static_cast<double>(kGiB), Describe(automatic).c_str(),
+      Describe(chunked).c_str(), static_cast<long long>(full_pool.q_chunk),
+      static_cast<long long>(full_pool.kv_chunk), peak, retries, q_sum, kv_sum);
   RecordProperty("hold_memory", (*held)->line());
   RecordProperty("auto", Describe(automatic));
   RecordProperty("chunked", Describe(chunked));

@@ -21,19 +21,21 @@
 #include "server/executor/request_runner.h"
 #include "server/metrics/metrics.h"
 #include "tests/server/cuda_executor/fault_kernel.h"
-#include "tests/server/executor/random_request.h"
+#include "tests/common/reference_check.h"
+#include "tests/common/requests.h"
 
 namespace attnd::server::executor {
 namespace {
 
 using ::testing::HasSubstr;
-using testing::RandomRequest;
-using testing::Shape;
+using testing::DecodeOrFail;
+using testing::MakeRequest;
+using testing::SmallSpec;
 
 constexpr int64_t kMiB = int64_t{1} << 20;
 
-#define SKIP_WITHOUT_GPU()                                                  \
-  do {                                                                      \
+#define SKIP_WITHOUT_GPU()                                                 \
+  do {                                                                     \
     if (kernels::CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device"; \
   } while (false)
 
@@ -51,16 +53,9 @@ std::unique_ptr<CudaExecutor> Gpu(int64_t pool_bytes = 1024 * kMiB, int workers 
   return gpu.ok() ? *std::move(gpu) : nullptr;
 }
 
-wire::DecodedRequest Decode(const v1::AttendRequest& request) {
-  absl::StatusOr<wire::DecodedRequest> decoded =
-      wire::DecodeRequest(request, kernels::ProblemLimits());
-  EXPECT_TRUE(decoded.ok()) << decoded.status();
-  return *std::move(decoded);
-}
-
 struct Case {
   std::string name;
-  Shape shape;
+  client::RequestSpec spec = SmallSpec();
   v1::Variant variant = v1::VARIANT_AUTO;
 };
 
@@ -72,10 +67,10 @@ TEST_P(CudaExecutorMatchesReferenceTest, OutputAndLse) {
   auto gpu = Gpu();
   ASSERT_NE(gpu, nullptr);
   RequestRunner runner(gpu.get(), kernels::PlannerConfig(), nullptr);
-  v1::AttendRequest request = RandomRequest(c.shape, /*seed=*/0xC0DA + c.shape.q_len);
+  v1::AttendRequest request = MakeRequest(c.spec, /*seed=*/0xC0DA + c.spec.q_len);
   request.set_variant(c.variant);
   absl::StatusOr<v1::AttendResponse> response =
-      runner.Run(Decode(request), request.request_id(), RunContext{});
+      runner.Run(DecodeOrFail(request), request.request_id(), RunContext{});
   if (c.variant == v1::VARIANT_CUDNN && !response.ok() &&
       absl::IsInvalidArgument(response.status())) {
     GTEST_SKIP() << "cudnn does not run this case here: " << response.status();
@@ -86,7 +81,7 @@ TEST_P(CudaExecutorMatchesReferenceTest, OutputAndLse) {
     EXPECT_EQ(response->execution().variant(), c.variant);
   }
   RecordProperty("variant", v1::Variant_Name(response->execution().variant()));
-  testing::ExpectMatchesReference(request, *response);
+  EXPECT_TRUE(testing::MatchesReference(request, *response));
   EXPECT_EQ(gpu->pool()->used_bytes(), 0);
 }
 
@@ -103,21 +98,23 @@ std::vector<Case> Cases() {
   for (const auto& [dtype_name, dtype] : dtypes) {
     for (const auto& [variant_name, variant] : variants) {
       if (variant == v1::VARIANT_CUDNN && dtype == v1::DTYPE_F32) continue;
-      Shape s;  // B 2, Mq 7, Mk 13, Hq 4, Hkv 2 (GQA), D 16, LSE
+      client::RequestSpec s = SmallSpec();  // B 2, Mq 7, Mk 13, Hq 4, Hkv 2 (GQA), D 16, LSE
       s.dtype = dtype;
       cases.push_back({dtype_name + variant_name + "Plain", s, variant});
-      Shape masked = s;
+      client::RequestSpec masked = s;
       masked.layout = v1::LAYOUT_BHMK;
       masked.q_len = 97;
       masked.kv_len = 1025;
       masked.causal = v1::CAUSAL_BOTTOM_RIGHT;
-      masked.kv_lengths = true;
+      masked.random_kv_lengths = true;
       masked.head_dim = masked.v_head_dim = 64;
       cases.push_back({dtype_name + variant_name + "BhmkCausalKvLengths", masked, variant});
-      Shape biased = s;
+      client::RequestSpec biased = s;
       biased.q_len = 130;
       biased.kv_len = 257;
-      biased.bias = true;
+      biased.bias = true;  // f32 [1, Hq, Mq, Mk], broadcast over the batch
+      biased.bias_dtype = v1::DTYPE_F32;
+      biased.bias_shape = {1, biased.heads, biased.q_len, biased.kv_len};
       biased.causal = v1::CAUSAL_TOP_LEFT;
       biased.head_dim = biased.v_head_dim = 128;
       cases.push_back({dtype_name + variant_name + "BiasTopLeftD128", biased, variant});
@@ -174,17 +171,17 @@ TEST(CudaExecutorTest, PoolStatisticsReturnToBaselineAfterRequests) {
   ASSERT_NE(gpu, nullptr);
   metrics::Registry registry;
   RequestRunner runner(gpu.get(), kernels::PlannerConfig(), &registry);
-  Shape shape;
-  shape.dtype = v1::DTYPE_BF16;
-  shape.q_len = 300;
-  shape.kv_len = 700;
-  shape.head_dim = shape.v_head_dim = 64;
+  client::RequestSpec spec = SmallSpec();
+  spec.dtype = v1::DTYPE_BF16;
+  spec.q_len = 300;
+  spec.kv_len = 700;
+  spec.head_dim = spec.v_head_dim = 64;
   for (uint32_t seed = 1; seed <= 4; ++seed) {
-    const v1::AttendRequest request = RandomRequest(shape, seed);
+    const v1::AttendRequest request = MakeRequest(spec, seed);
     absl::StatusOr<v1::AttendResponse> response =
-        runner.Run(Decode(request), "baseline", RunContext{});
+        runner.Run(DecodeOrFail(request), "baseline", RunContext{});
     ASSERT_TRUE(response.ok()) << response.status();
-    testing::ExpectMatchesReference(request, *response);
+    EXPECT_TRUE(testing::MatchesReference(request, *response));
   }
   const MemoryStats stats = gpu->Memory();
   EXPECT_EQ(stats.used_bytes, 0);
@@ -211,20 +208,20 @@ TEST(CudaExecutorTest, AnInjectedAllocationFailureReplansSmaller) {
   planner.max_q_chunk = 2048;
   planner.max_kv_chunk = 2048;
   RequestRunner runner(gpu.get(), planner, &registry);
-  Shape shape;
-  shape.batch = 1;
-  shape.q_len = 2048;
-  shape.kv_len = 2048;
-  shape.q_heads = shape.kv_heads = 2;
-  shape.head_dim = shape.v_head_dim = 64;
-  shape.return_lse = false;
-  v1::AttendRequest request = RandomRequest(shape, 91);
+  client::RequestSpec spec = SmallSpec();
+  spec.batch = 1;
+  spec.q_len = 2048;
+  spec.kv_len = 2048;
+  spec.heads = spec.kv_heads = 2;
+  spec.head_dim = spec.v_head_dim = 64;
+  spec.return_lse = false;
+  v1::AttendRequest request = MakeRequest(spec, 91);
   request.set_variant(v1::VARIANT_CHUNKED);
 
-  absl::StatusOr<v1::AttendResponse> first = runner.Run(Decode(request), "a", RunContext{});
+  absl::StatusOr<v1::AttendResponse> first = runner.Run(DecodeOrFail(request), "a", RunContext{});
   ASSERT_TRUE(first.ok()) << first.status();
   gpu->pool()->InjectAllocationFailuresForTesting(1);
-  absl::StatusOr<v1::AttendResponse> second = runner.Run(Decode(request), "b", RunContext{});
+  absl::StatusOr<v1::AttendResponse> second = runner.Run(DecodeOrFail(request), "b", RunContext{});
   ASSERT_TRUE(second.ok()) << second.status();
   const v1::Execution& a = first->execution();
   const v1::Execution& b = second->execution();
@@ -233,16 +230,16 @@ TEST(CudaExecutorTest, AnInjectedAllocationFailureReplansSmaller) {
   EXPECT_THAT(registry.Render(), HasSubstr("attnd_oom_retries_total 1"));
   EXPECT_EQ(gpu->Memory().allocation_failures, 1);
   EXPECT_EQ(gpu->pool()->used_bytes(), 0);
-  testing::ExpectMatchesReference(request, *second);
+  EXPECT_TRUE(testing::MatchesReference(request, *second));
   RecordProperty("chunks_before", std::to_string(a.q_chunk()) + "x" + std::to_string(a.kv_chunk()));
   RecordProperty("chunks_after", std::to_string(b.q_chunk()) + "x" + std::to_string(b.kv_chunk()));
 
   // Failing every time: RESOURCE_EXHAUSTED after the retries, and the executor still serves.
   gpu->pool()->InjectAllocationFailuresForTesting(100);
-  absl::StatusOr<v1::AttendResponse> failed = runner.Run(Decode(request), "c", RunContext{});
+  absl::StatusOr<v1::AttendResponse> failed = runner.Run(DecodeOrFail(request), "c", RunContext{});
   EXPECT_TRUE(absl::IsResourceExhausted(failed.status())) << failed.status();
   gpu->pool()->InjectAllocationFailuresForTesting(0);
-  EXPECT_TRUE(runner.Run(Decode(request), "d", RunContext{}).ok());
+  EXPECT_TRUE(runner.Run(DecodeOrFail(request), "d", RunContext{}).ok());
   EXPECT_FALSE(gpu->broken());
 }
 
@@ -257,14 +254,13 @@ TEST(CudaExecutorDeathTest, AStickyErrorIsUnavailableAndFatal) {
         auto gpu = Gpu(256 * kMiB);
         if (gpu == nullptr) std::_Exit(10);
         int calls = 0;
-        SetFatalDeviceErrorHandler(
-            [&calls](const std::string&, const absl::Status&) { ++calls; });
+        SetFatalDeviceErrorHandler([&calls](const std::string&, const absl::Status&) { ++calls; });
         RequestRunner runner(gpu.get(), kernels::PlannerConfig(), nullptr);
-        const v1::AttendRequest request = RandomRequest(Shape(), 5);
-        if (!runner.Run(Decode(request), "ok", RunContext{}).ok()) std::_Exit(11);
+        const v1::AttendRequest request = MakeRequest(SmallSpec(), 5);
+        if (!runner.Run(DecodeOrFail(request), "ok", RunContext{}).ok()) std::_Exit(11);
         testing::PoisonCudaContext();  // an illegal address on the device
-        absl::StatusOr<v1::AttendResponse> r1 = runner.Run(Decode(request), "x", RunContext{});
-        absl::StatusOr<v1::AttendResponse> r2 = runner.Run(Decode(request), "y", RunContext{});
+        absl::StatusOr<v1::AttendResponse> r1 = runner.Run(DecodeOrFail(request), "x", RunContext{});
+        absl::StatusOr<v1::AttendResponse> r2 = runner.Run(DecodeOrFail(request), "y", RunContext{});
         if (!absl::IsUnavailable(r1.status()) || !absl::IsUnavailable(r2.status())) {
           std::fprintf(stderr, "r1 %s, r2 %s\n", r1.status().ToString().c_str(),
                        r2.status().ToString().c_str());
