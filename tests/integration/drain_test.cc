@@ -7,10 +7,10 @@
 
 #include "client/client.h"
 #include "client/tensor_gen.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
-#include "tests/integration/check_util.h"
+#include "tests/common/probes.h"
+#include "tests/common/reference_check.h"
 #include "tests/integration/server_process.h"
 
 namespace attnd::testing {
@@ -23,7 +23,6 @@ TEST(DrainTest, SigtermFinishesInFlightRequestAndExitsZero) {
   auto client = *client::Client::Create((*server)->target(), client::ClientOptions());
   ASSERT_TRUE(client->WaitForReady(absl::Seconds(10)).ok());
   auto channel = grpc::CreateChannel((*server)->target(), grpc::InsecureChannelCredentials());
-  auto health = grpc::health::v1::Health::NewStub(channel);
 
   // A request that takes about a second: the float64 reference, forced.
   client::RequestSpec s;
@@ -43,13 +42,8 @@ TEST(DrainTest, SigtermFinishesInFlightRequestAndExitsZero) {
   // While draining, health no longer says SERVING (NOT_SERVING, or the port already closed).
   bool saw_not_serving = false;
   for (int i = 0; i < 50 && !saw_not_serving; ++i) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    grpc::health::v1::HealthCheckRequest hreq;
-    grpc::health::v1::HealthCheckResponse hresp;
-    grpc::Status st = health->Check(&context, hreq, &hresp);
-    saw_not_serving =
-        !st.ok() || hresp.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+    absl::StatusOr<int> health = HealthCheck(channel, "", absl::Seconds(1));
+    saw_not_serving = !health.ok() || *health == kHealthNotServing;
     if (!saw_not_serving) absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_TRUE(saw_not_serving);

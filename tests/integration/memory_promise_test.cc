@@ -6,7 +6,7 @@
 #include "client/client.h"
 #include "client/tensor_gen.h"
 #include "gtest/gtest.h"
-#include "tests/integration/check_util.h"
+#include "tests/common/reference_check.h"
 #include "tests/integration/server_process.h"
 
 namespace attnd::testing {

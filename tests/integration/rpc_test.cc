@@ -6,11 +6,10 @@
 
 #include "client/client.h"
 #include "client/tensor_gen.h"
-#include "grpc/health/v1/health.grpc.pb.h"
-#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
-#include "tests/integration/check_util.h"
+#include "tests/common/probes.h"
+#include "tests/common/reference_check.h"
 #include "tests/integration/server_process.h"
 
 namespace attnd::testing {
@@ -178,38 +177,20 @@ TEST_F(RpcTest, ServerInfoDescribesTheCpuBackend) {
 
 TEST_F(RpcTest, HealthServiceReportsServing) {
   auto channel = grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials());
-  auto health = grpc::health::v1::Health::NewStub(channel);
   for (const std::string service : {"", "attnd.v1.Attention"}) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    grpc::health::v1::HealthCheckRequest request;
-    request.set_service(service);
-    grpc::health::v1::HealthCheckResponse response;
-    grpc::Status status = health->Check(&context, request, &response);
-    ASSERT_TRUE(status.ok()) << service << ": " << status.error_message();
-    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+    absl::StatusOr<int> status = HealthCheck(channel, service, absl::Seconds(5));
+    ASSERT_TRUE(status.ok()) << service << ": " << status.status();
+    EXPECT_EQ(*status, kHealthServing) << service;
   }
 }
 
 TEST_F(RpcTest, ReflectionListsServices) {
   auto channel = grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials());
-  auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  auto stream = reflection->ServerReflectionInfo(&context);
-  grpc::reflection::v1alpha::ServerReflectionRequest request;
-  request.set_list_services("");
-  ASSERT_TRUE(stream->Write(request));
-  stream->WritesDone();
-  grpc::reflection::v1alpha::ServerReflectionResponse response;
-  ASSERT_TRUE(stream->Read(&response));
-  std::set<std::string> names;
-  for (const auto& s : response.list_services_response().service()) names.insert(s.name());
+  absl::StatusOr<std::vector<std::string>> services = ListServices(channel, absl::Seconds(5));
+  ASSERT_TRUE(services.ok()) << services.status();
+  std::set<std::string> names(services->begin(), services->end());
   EXPECT_TRUE(names.count("attnd.v1.Attention"));
   EXPECT_TRUE(names.count("grpc.health.v1.Health"));
-  while (stream->Read(&response)) {
-  }
-  EXPECT_TRUE(stream->Finish().ok());
 }
 
 }  // namespace

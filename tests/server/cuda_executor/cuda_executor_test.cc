@@ -20,15 +20,15 @@
 #include "server/executor/fatal_device_error.h"
 #include "server/executor/request_runner.h"
 #include "server/metrics/metrics.h"
-#include "tests/server/cuda_executor/fault_kernel.h"
 #include "tests/common/reference_check.h"
 #include "tests/common/requests.h"
+#include "tests/server/cuda_executor/fault_kernel.h"
 
 namespace attnd::server::executor {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::DecodeOrFail;
+using ::testing::HasSubstr;
 using testing::MakeRequest;
 using testing::SmallSpec;
 
@@ -259,8 +259,10 @@ TEST(CudaExecutorDeathTest, AStickyErrorIsUnavailableAndFatal) {
         const v1::AttendRequest request = MakeRequest(SmallSpec(), 5);
         if (!runner.Run(DecodeOrFail(request), "ok", RunContext{}).ok()) std::_Exit(11);
         testing::PoisonCudaContext();  // an illegal address on the device
-        absl::StatusOr<v1::AttendResponse> r1 = runner.Run(DecodeOrFail(request), "x", RunContext{});
-        absl::StatusOr<v1::AttendResponse> r2 = runner.Run(DecodeOrFail(request), "y", RunContext{});
+        absl::StatusOr<v1::AttendResponse> r1 =
+            runner.Run(DecodeOrFail(request), "x", RunContext{});
+        absl::StatusOr<v1::AttendResponse> r2 =
+            runner.Run(DecodeOrFail(request), "y", RunContext{});
         if (!absl::IsUnavailable(r1.status()) || !absl::IsUnavailable(r2.status())) {
           std::fprintf(stderr, "r1 %s, r2 %s\n", r1.status().ToString().c_str(),
                        r2.status().ToString().c_str());

@@ -276,14 +276,16 @@ TEST(DevicePlanningTest, TheRequestsTensorsComeOffTheBudget) {
 
   // 64 MiB live, 63 MiB of it the tensors: the plan must fit 1 MiB.
   device.tensor_bytes = 63 * kMiB;
-  absl::StatusOr<v1::AttendResponse> response = runner.Run(testing::DecodeOrFail(request), "t", RunContext{});
+  absl::StatusOr<v1::AttendResponse> response =
+      runner.Run(testing::DecodeOrFail(request), "t", RunContext{});
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_LE(response->execution().workspace_bytes(), 1 * kMiB);
   EXPECT_TRUE(testing::MatchesReference(request, *response));
 
   // The tensors alone do not fit: RESOURCE_EXHAUSTED naming the device and both sizes.
   device.tensor_bytes = 65 * kMiB;
-  absl::StatusOr<v1::AttendResponse> refused = runner.Run(testing::DecodeOrFail(request), "t", RunContext{});
+  absl::StatusOr<v1::AttendResponse> refused =
+      runner.Run(testing::DecodeOrFail(request), "t", RunContext{});
   ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("fake:0"));
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("68157440"));
@@ -295,11 +297,13 @@ TEST(DevicePlanningTest, PerProblemCapabilitiesReachThePlanner) {
   RequestRunner runner(&device, kernels::PlannerConfig(), nullptr);
   device.offer_cpu_chunked = false;
   v1::AttendRequest request = testing::MakeRequest(testing::SmallSpec(), 72);
-  absl::StatusOr<v1::AttendResponse> refused = runner.Run(testing::DecodeOrFail(request), "c", RunContext{});
+  absl::StatusOr<v1::AttendResponse> refused =
+      runner.Run(testing::DecodeOrFail(request), "c", RunContext{});
   ASSERT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("reference"));
   request.set_variant(v1::VARIANT_REFERENCE);  // what the device still offers
-  absl::StatusOr<v1::AttendResponse> ran = runner.Run(testing::DecodeOrFail(request), "c", RunContext{});
+  absl::StatusOr<v1::AttendResponse> ran =
+      runner.Run(testing::DecodeOrFail(request), "c", RunContext{});
   ASSERT_TRUE(ran.ok()) << ran.status();
   EXPECT_TRUE(testing::MatchesReference(request, *ran));
 }
@@ -311,7 +315,8 @@ TEST(DevicePlanningTest, TheDevicesWorkspaceFigureIsWhatRunsAndWhatMustFit) {
   const v1::AttendRequest request = testing::MakeRequest(testing::SmallSpec(), 73);
 
   device.extra_workspace_bytes = 4096;  // fits the 64 MiB budget: the plan carries it
-  absl::StatusOr<v1::AttendResponse> response = runner.Run(testing::DecodeOrFail(request), "w", RunContext{});
+  absl::StatusOr<v1::AttendResponse> response =
+      runner.Run(testing::DecodeOrFail(request), "w", RunContext{});
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(device.last_workspace_bytes, response->execution().workspace_bytes());
   EXPECT_GE(response->execution().workspace_bytes(), 4096);
@@ -320,12 +325,14 @@ TEST(DevicePlanningTest, TheDevicesWorkspaceFigureIsWhatRunsAndWhatMustFit) {
   // The only variant needs more than the budget on this device: it is dropped and nothing is
   // left to plan (the CPU offers no other auto variant).
   device.extra_workspace_bytes = 128 * kMiB;
-  absl::StatusOr<v1::AttendResponse> dropped = runner.Run(testing::DecodeOrFail(request), "w", RunContext{});
+  absl::StatusOr<v1::AttendResponse> dropped =
+      runner.Run(testing::DecodeOrFail(request), "w", RunContext{});
   EXPECT_FALSE(dropped.ok());
   // Forced, it is RESOURCE_EXHAUSTED naming the variant.
   v1::AttendRequest forced = request;
   forced.set_variant(v1::VARIANT_CPU_CHUNKED);
-  absl::StatusOr<v1::AttendResponse> refused = runner.Run(testing::DecodeOrFail(forced), "w", RunContext{});
+  absl::StatusOr<v1::AttendResponse> refused =
+      runner.Run(testing::DecodeOrFail(forced), "w", RunContext{});
   ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("cpu_chunked"));
 }

@@ -11,15 +11,17 @@
 #include "gtest/gtest.h"
 #include "server/executor/cpu_executor.h"
 #include "server/metrics/metrics.h"
-#include "tests/server/executor/random_request.h"
+#include "tests/common/reference_check.h"
+#include "tests/common/requests.h"
 
 namespace attnd::server::executor {
 namespace {
 
-using testing::ExpectMatchesReference;
+using testing::DecodeOrFail;
 using ::testing::HasSubstr;
-using testing::RandomRequest;
-using testing::Shape;
+using testing::MakeRequest;
+using testing::MatchesReference;
+using testing::SmallSpec;
 
 constexpr int64_t kMiB = int64_t{1} << 20;
 
@@ -39,36 +41,29 @@ std::unique_ptr<CpuExecutor> Cpu(int64_t host_budget = 256 * kMiB, int threads =
                                        });
 }
 
-wire::DecodedRequest Decode(const v1::AttendRequest& request) {
-  absl::StatusOr<wire::DecodedRequest> decoded =
-      wire::DecodeRequest(request, kernels::ProblemLimits());
-  EXPECT_TRUE(decoded.ok()) << decoded.status();
-  return *std::move(decoded);
-}
-
 struct Case {
   std::string name;
-  Shape shape;
+  client::RequestSpec spec = SmallSpec();
 };
 
 class RunnerMatchesReferenceTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(RunnerMatchesReferenceTest, OutputAndLse) {
-  const Shape& shape = GetParam().shape;
-  const v1::AttendRequest request = RandomRequest(shape, /*seed=*/0xA77E + shape.q_len);
+  const client::RequestSpec& spec = GetParam().spec;
+  const v1::AttendRequest request = MakeRequest(spec, /*seed=*/0xA77E + spec.q_len);
   auto cpu = Cpu();
   RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
   absl::StatusOr<v1::AttendResponse> response =
-      runner.Run(Decode(request), request.request_id(), RunContext{});
+      runner.Run(DecodeOrFail(request), request.request_id(), RunContext{});
   ASSERT_TRUE(response.ok()) << response.status();
-  ExpectMatchesReference(request, *response);
+  EXPECT_TRUE(MatchesReference(request, *response));
 }
 
 std::vector<Case> Cases() {
   std::vector<Case> cases;
   for (v1::DType dtype : {v1::DTYPE_F32, v1::DTYPE_F16, v1::DTYPE_BF16}) {
     for (v1::Layout layout : {v1::LAYOUT_BMHK, v1::LAYOUT_BHMK}) {
-      Shape s;
+      client::RequestSpec s = SmallSpec();
       s.dtype = dtype;
       s.layout = layout;
       const std::string base = std::string(dtype == v1::DTYPE_F32   ? "F32"
@@ -76,19 +71,21 @@ std::vector<Case> Cases() {
                                                                     : "Bf16") +
                                (layout == v1::LAYOUT_BMHK ? "Bmhk" : "Bhmk");
       cases.push_back({base + "Plain", s});
-      Shape masked = s;
+      client::RequestSpec masked = s;
       masked.causal = v1::CAUSAL_BOTTOM_RIGHT;
-      masked.kv_lengths = true;
-      masked.bias = true;
+      masked.random_kv_lengths = true;
       masked.q_len = 11;
       masked.kv_len = 9;
       masked.head_dim = 59;
       masked.v_head_dim = 24;
+      masked.bias = true;  // f32 [1, Hq, Mq, Mk], broadcast over the batch
+      masked.bias_dtype = v1::DTYPE_F32;
+      masked.bias_shape = {1, masked.heads, masked.q_len, masked.kv_len};
       cases.push_back({base + "CausalBiasKvLengthsOddDims", masked});
     }
   }
-  Shape gqa;
-  gqa.q_heads = 8;
+  client::RequestSpec gqa = SmallSpec();
+  gqa.heads = 8;
   gqa.kv_heads = 1;
   gqa.q_len = 97;
   gqa.kv_len = 130;
@@ -102,14 +99,14 @@ INSTANTIATE_TEST_SUITE_P(Shapes, RunnerMatchesReferenceTest, ::testing::ValuesIn
                          [](const auto& info) { return info.param.name; });
 
 TEST(RequestRunnerTest, FillsExecutionFields) {
-  const v1::AttendRequest request = RandomRequest(Shape(), 11, "fields-1");
+  const v1::AttendRequest request = MakeRequest(SmallSpec(), 11, "fields-1");
   auto cpu = Cpu();
   RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
   RunContext context;
   context.batch_size = 1;
   context.queue_seconds = 0.25;
   absl::StatusOr<v1::AttendResponse> response =
-      runner.Run(Decode(request), request.request_id(), context);
+      runner.Run(DecodeOrFail(request), request.request_id(), context);
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->request_id(), "fields-1");
   const v1::Execution& e = response->execution();
@@ -130,44 +127,46 @@ TEST(RequestRunnerTest, FillsExecutionFields) {
 TEST(RequestRunnerTest, HonoursVariantHintAndChunkOverrides) {
   auto cpu = Cpu();
   RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
-  Shape shape;
-  shape.q_len = 33;
-  shape.kv_len = 41;
+  client::RequestSpec spec = SmallSpec();
+  spec.q_len = 33;
+  spec.kv_len = 41;
 
-  v1::AttendRequest reference = RandomRequest(shape, 21);
+  v1::AttendRequest reference = MakeRequest(spec, 21);
   reference.set_variant(v1::VARIANT_REFERENCE);
-  absl::StatusOr<v1::AttendResponse> r1 = runner.Run(Decode(reference), "ref", RunContext{});
+  absl::StatusOr<v1::AttendResponse> r1 = runner.Run(DecodeOrFail(reference), "ref", RunContext{});
   ASSERT_TRUE(r1.ok()) << r1.status();
   EXPECT_EQ(r1->execution().variant(), v1::VARIANT_REFERENCE);
-  ExpectMatchesReference(reference, *r1);
+  EXPECT_TRUE(MatchesReference(reference, *r1));
 
-  v1::AttendRequest chunked = RandomRequest(shape, 22);
+  v1::AttendRequest chunked = MakeRequest(spec, 22);
   chunked.set_q_chunk(5);
   chunked.set_kv_chunk(8);
-  absl::StatusOr<v1::AttendResponse> r2 = runner.Run(Decode(chunked), "chunks", RunContext{});
+  absl::StatusOr<v1::AttendResponse> r2 = runner.Run(DecodeOrFail(chunked), "chunks", RunContext{});
   ASSERT_TRUE(r2.ok()) << r2.status();
   EXPECT_EQ(r2->execution().q_chunk(), 5);
   EXPECT_EQ(r2->execution().kv_chunk(), 8);
-  ExpectMatchesReference(chunked, *r2);
+  EXPECT_TRUE(MatchesReference(chunked, *r2));
 }
 
 TEST(RequestRunnerTest, VariantTheCpuCannotRunIsInvalidArgument) {
   auto cpu = Cpu();
   RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
-  v1::AttendRequest request = RandomRequest(Shape(), 31);
+  v1::AttendRequest request = MakeRequest(SmallSpec(), 31);
   request.set_variant(v1::VARIANT_FUSED);
-  absl::StatusOr<v1::AttendResponse> response = runner.Run(Decode(request), "x", RunContext{});
+  absl::StatusOr<v1::AttendResponse> response =
+      runner.Run(DecodeOrFail(request), "x", RunContext{});
   EXPECT_TRUE(absl::IsInvalidArgument(response.status())) << response.status();
 }
 
 TEST(RequestRunnerTest, NoBudgetIsResourceExhausted) {
   auto cpu = Cpu(/*host_budget=*/0);
   RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
-  Shape shape;
-  shape.q_len = 64;
-  shape.kv_len = 64;
-  const v1::AttendRequest request = RandomRequest(shape, 41);
-  absl::StatusOr<v1::AttendResponse> response = runner.Run(Decode(request), "x", RunContext{});
+  client::RequestSpec spec = SmallSpec();
+  spec.q_len = 64;
+  spec.kv_len = 64;
+  const v1::AttendRequest request = MakeRequest(spec, 41);
+  absl::StatusOr<v1::AttendResponse> response =
+      runner.Run(DecodeOrFail(request), "x", RunContext{});
   EXPECT_TRUE(absl::IsResourceExhausted(response.status())) << response.status();
 }
 
@@ -175,15 +174,16 @@ TEST(RequestRunnerTest, SmallBudgetStillRunsInChunks) {
   // 1 MiB cannot hold the full 2×4×300×500 f32 score matrix (4.6 MiB): the plan chunks.
   auto cpu = Cpu(/*host_budget=*/1 * kMiB, /*threads=*/1);
   RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
-  Shape shape;
-  shape.q_len = 300;
-  shape.kv_len = 500;
-  const v1::AttendRequest request = RandomRequest(shape, 43);
-  absl::StatusOr<v1::AttendResponse> response = runner.Run(Decode(request), "x", RunContext{});
+  client::RequestSpec spec = SmallSpec();
+  spec.q_len = 300;
+  spec.kv_len = 500;
+  const v1::AttendRequest request = MakeRequest(spec, 43);
+  absl::StatusOr<v1::AttendResponse> response =
+      runner.Run(DecodeOrFail(request), "x", RunContext{});
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_LE(response->execution().workspace_bytes(), 1 * kMiB);
   EXPECT_TRUE(response->execution().q_chunk() < 300 || response->execution().kv_chunk() < 500);
-  ExpectMatchesReference(request, *response);
+  EXPECT_TRUE(MatchesReference(request, *response));
 }
 
 // Fails its first Run with RESOURCE_EXHAUSTED (an allocation that did not fit), then runs on the
@@ -213,14 +213,15 @@ TEST(RequestRunnerTest, AllocationFailureReplansAndCountsTheRetry) {
   metrics::Registry registry;
   RequestRunner runner(&flaky, kernels::PlannerConfig(), &registry);
   EXPECT_THAT(registry.Render(), HasSubstr("attnd_oom_retries_total 0"));
-  const v1::AttendRequest request = RandomRequest(Shape(), 51);
-  absl::StatusOr<v1::AttendResponse> response = runner.Run(Decode(request), "x", RunContext{});
+  const v1::AttendRequest request = MakeRequest(SmallSpec(), 51);
+  absl::StatusOr<v1::AttendResponse> response =
+      runner.Run(DecodeOrFail(request), "x", RunContext{});
   ASSERT_TRUE(response.ok()) << response.status();
-  ExpectMatchesReference(request, *response);
+  EXPECT_TRUE(MatchesReference(request, *response));
   EXPECT_THAT(registry.Render(), HasSubstr("attnd_oom_retries_total 1"));
 
   flaky.failures_left_ = 100;  // never fits: gives up after the retries
-  absl::StatusOr<v1::AttendResponse> failed = runner.Run(Decode(request), "y", RunContext{});
+  absl::StatusOr<v1::AttendResponse> failed = runner.Run(DecodeOrFail(request), "y", RunContext{});
   EXPECT_TRUE(absl::IsResourceExhausted(failed.status())) << failed.status();
 }
 
@@ -230,8 +231,8 @@ TEST(RequestRunnerTest, RecordsPlanComputeChunkAndDeviceMetrics) {
   {
     RequestRunner runner(cpu.get(), kernels::PlannerConfig(), &registry);
     for (uint32_t seed : {61u, 62u}) {
-      const v1::AttendRequest request = RandomRequest(Shape(), seed);
-      ASSERT_TRUE(runner.Run(Decode(request), "m", RunContext{}).ok());
+      const v1::AttendRequest request = MakeRequest(SmallSpec(), seed);
+      ASSERT_TRUE(runner.Run(DecodeOrFail(request), "m", RunContext{}).ok());
     }
     const std::string text = registry.Render();
     EXPECT_THAT(text, HasSubstr("attnd_plans_total{variant=\"cpu_chunked\"} 2"));

@@ -12,22 +12,17 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "probes.pb.h"
 #include "server/service/server_info.h"
-#include "tests/server/executor/random_request.h"
+#include "tests/common/probes.h"
+#include "tests/common/reference_check.h"
+#include "tests/common/requests.h"
 #include "tests/server/service/test_server.h"
 
 namespace attnd::testing {
 namespace {
 
-using probes::HealthCheckRequest;
-using probes::HealthCheckResponse;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-constexpr char kHealthWatch[] = "/grpc.health.v1.Health/Watch";
-constexpr char kHealthCheck[] = "/grpc.health.v1.Health/Check";
-constexpr char kReflection[] = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
 
 grpc::Status Attend(TestServer& test, const v1::AttendRequest& request,
                     v1::AttendResponse* response) {
@@ -36,30 +31,14 @@ grpc::Status Attend(TestServer& test, const v1::AttendRequest& request,
   return test.stub->Attend(&context, request, response);
 }
 
-// Health Check over the generic stub (a unary call is a stream of one each way).
-absl::StatusOr<HealthCheckResponse::ServingStatus> HealthCheck(TestServer& test,
-                                                               const std::string& service) {
-  BlockingStream<HealthCheckRequest, HealthCheckResponse> call(test.channel, kHealthCheck);
-  HealthCheckRequest request;
-  request.set_service(service);
-  HealthCheckResponse response;
-  if (!call.started() || !call.Write(request) || !call.WritesDone() || !call.Read(&response)) {
-    grpc::Status status = call.Finish();
-    return absl::UnavailableError(status.error_message());
-  }
-  grpc::Status status = call.Finish();
-  if (!status.ok()) return absl::UnknownError(status.error_message());
-  return response.status();
-}
-
 TEST(ServerTest, AttendMatchesTheReference) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
-  Shape shape;
-  shape.causal = v1::CAUSAL_TOP_LEFT;
-  shape.q_len = 37;
-  shape.kv_len = 53;
-  const v1::AttendRequest request = RandomRequest(shape, 7, "unary-1");
+  client::RequestSpec spec = SmallSpec();
+  spec.causal = v1::CAUSAL_TOP_LEFT;
+  spec.q_len = 37;
+  spec.kv_len = 53;
+  const v1::AttendRequest request = MakeRequest(spec, 7, "unary-1");
   v1::AttendResponse response;
   grpc::Status status = Attend(*test, request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -67,7 +46,7 @@ TEST(ServerTest, AttendMatchesTheReference) {
   EXPECT_EQ(response.execution().device(), "cpu");
   EXPECT_EQ(response.execution().batch_size(), 1);
   EXPECT_GE(response.execution().queue_seconds(), 0.0);
-  ExpectMatchesReference(request, response);
+  EXPECT_TRUE(MatchesReference(request, response));
 
   const std::string metrics = test->registry.Render();
   EXPECT_THAT(metrics, HasSubstr("attnd_requests_total{method=\"Attend\",code=\"OK\"} 1"));
@@ -83,25 +62,25 @@ TEST(ServerTest, AttendMatchesTheReference) {
 TEST(ServerTest, InvalidRequestIsInvalidArgumentNamingTheFieldAndServingGoesOn) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
-  Shape shape;
-  shape.q_heads = 4;
-  shape.kv_heads = 3;  // 4 % 3 != 0
-  v1::AttendRequest bad = RandomRequest(shape, 9, "bad");
+  client::RequestSpec spec = SmallSpec();
+  spec.heads = 4;
+  spec.kv_heads = 3;  // 4 % 3 != 0
+  v1::AttendRequest bad = MakeRequest(spec, 9, "bad");
   v1::AttendResponse response;
   grpc::Status status = Attend(*test, bad, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("k.shape"));
 
-  v1::AttendRequest truncated = RandomRequest(Shape(), 10, "short");
+  v1::AttendRequest truncated = MakeRequest(SmallSpec(), 10, "short");
   truncated.mutable_q()->mutable_data()->pop_back();
   status = Attend(*test, truncated, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("q"));
 
-  const v1::AttendRequest good = RandomRequest(Shape(), 11, "good");
+  const v1::AttendRequest good = MakeRequest(SmallSpec(), 11, "good");
   status = Attend(*test, good, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  ExpectMatchesReference(good, response);
+  EXPECT_TRUE(MatchesReference(good, response));
   EXPECT_THAT(test->registry.Render(),
               HasSubstr("attnd_requests_total{method=\"Attend\",code=\"INVALID_ARGUMENT\"} 2"));
 }
@@ -111,15 +90,15 @@ TEST(ServerTest, AnswerLargerThanTheMessageLimitIsRefusedBeforeComputing) {
   config.server.max_message_bytes = 32 << 10;
   auto test = StartTestServer(config);
   ASSERT_NE(test, nullptr);
-  Shape shape;  // a small request (~5 KiB) with a large answer (~64 KiB)
-  shape.batch = 1;
-  shape.q_len = 128;
-  shape.kv_len = 4;
-  shape.q_heads = 2;
-  shape.kv_heads = 1;
-  shape.head_dim = 4;
-  shape.v_head_dim = 64;
-  const v1::AttendRequest request = RandomRequest(shape, 12, "too-big");
+  client::RequestSpec spec = SmallSpec();  // a small request (~5 KiB) with a large answer (~64 KiB)
+  spec.batch = 1;
+  spec.q_len = 128;
+  spec.kv_len = 4;
+  spec.heads = 2;
+  spec.kv_heads = 1;
+  spec.head_dim = 4;
+  spec.v_head_dim = 64;
+  const v1::AttendRequest request = MakeRequest(spec, 12, "too-big");
   v1::AttendResponse response;
   grpc::Status status = Attend(*test, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -158,48 +137,33 @@ TEST(ServerTest, GetServerInfoDescribesTheCpuServer) {
 TEST(ServerTest, ReflectionListsTheAttentionService) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
-  BlockingStream<probes::ServerReflectionRequest, probes::ServerReflectionResponse> call(
-      test->channel, kReflection);
-  ASSERT_TRUE(call.started());
-  probes::ServerReflectionRequest request;
-  request.set_list_services("*");
-  ASSERT_TRUE(call.Write(request));
-  ASSERT_TRUE(call.WritesDone());
-  probes::ServerReflectionResponse response;
-  ASSERT_TRUE(call.Read(&response));
-  std::vector<std::string> names;
-  for (const auto& service : response.list_services_response().service()) {
-    names.push_back(service.name());
-  }
-  EXPECT_THAT(names, ::testing::Contains("attnd.v1.Attention"));
-  EXPECT_THAT(names, ::testing::Contains("grpc.health.v1.Health"));
-  EXPECT_TRUE(call.Finish().ok());
+  absl::StatusOr<std::vector<std::string>> names = ListServices(test->channel, absl::Seconds(60));
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_THAT(*names, ::testing::Contains("attnd.v1.Attention"));
+  EXPECT_THAT(*names, ::testing::Contains("grpc.health.v1.Health"));
 }
 
 TEST(ServerTest, HealthIsServingThenNotServingOnDrain) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
-  absl::StatusOr<HealthCheckResponse::ServingStatus> overall = HealthCheck(*test, "");
+  absl::StatusOr<int> overall = HealthCheck(test->channel, "", absl::Seconds(60));
   ASSERT_TRUE(overall.ok()) << overall.status();
-  EXPECT_EQ(*overall, HealthCheckResponse::SERVING);
-  absl::StatusOr<HealthCheckResponse::ServingStatus> attention =
-      HealthCheck(*test, "attnd.v1.Attention");
+  EXPECT_EQ(*overall, kHealthServing);
+  absl::StatusOr<int> attention =
+      HealthCheck(test->channel, "attnd.v1.Attention", absl::Seconds(60));
   ASSERT_TRUE(attention.ok()) << attention.status();
-  EXPECT_EQ(*attention, HealthCheckResponse::SERVING);
+  EXPECT_EQ(*attention, kHealthServing);
 
   // A watcher (as a load balancer keeps) sees the change when the drain begins.
-  auto watch = std::make_unique<BlockingStream<HealthCheckRequest, HealthCheckResponse>>(
-      test->channel, kHealthWatch);
-  ASSERT_TRUE(watch->started());
-  ASSERT_TRUE(watch->Write(HealthCheckRequest()));
-  ASSERT_TRUE(watch->WritesDone());
-  HealthCheckResponse update;
-  ASSERT_TRUE(watch->Read(&update));
-  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
+  auto watch = std::make_unique<HealthWatch>(test->channel, "", absl::Seconds(60));
+  absl::StatusOr<int> update = watch->Next();
+  ASSERT_TRUE(update.ok()) << update.status();
+  EXPECT_EQ(*update, kHealthServing);
 
   std::thread drain([&] { test->server->Drain(absl::Seconds(5)); });
-  ASSERT_TRUE(watch->Read(&update));
-  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+  update = watch->Next();
+  ASSERT_TRUE(update.ok()) << update.status();
+  EXPECT_EQ(*update, kHealthNotServing);
   watch.reset();  // ends the watch so the drain can finish
   drain.join();
 }
@@ -208,15 +172,15 @@ TEST(ServerTest, DrainLetsTheRequestInFlightFinish) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
   // Long enough to be running when the drain starts: the float64 reference, forced.
-  Shape shape;
-  shape.batch = 1;
-  shape.q_len = 512;
-  shape.kv_len = 512;
-  shape.q_heads = 4;
-  shape.kv_heads = 4;
-  shape.head_dim = 64;
-  shape.v_head_dim = 64;
-  v1::AttendRequest request = RandomRequest(shape, 13, "in-flight");
+  client::RequestSpec spec = SmallSpec();
+  spec.batch = 1;
+  spec.q_len = 512;
+  spec.kv_len = 512;
+  spec.heads = 4;
+  spec.kv_heads = 4;
+  spec.head_dim = 64;
+  spec.v_head_dim = 64;
+  v1::AttendRequest request = MakeRequest(spec, 13, "in-flight");
   request.set_variant(v1::VARIANT_REFERENCE);
   v1::AttendResponse response;
   grpc::Status status;
@@ -237,22 +201,22 @@ TEST(ServerTest, DrainLetsTheRequestInFlightFinish) {
   v1::AttendResponse refused;
   grpc::ClientContext context;
   context.set_deadline(In(std::chrono::seconds(5)));
-  EXPECT_FALSE(test->stub->Attend(&context, RandomRequest(Shape(), 14), &refused).ok());
+  EXPECT_FALSE(test->stub->Attend(&context, MakeRequest(SmallSpec(), 14), &refused).ok());
   EXPECT_TRUE(test->server->Drain(absl::Seconds(1)));  // idempotent
 }
 
 TEST(ServerTest, ExpiredDeadlineIsDeadlineExceededAndNeverPlanned) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
-  Shape big;
+  client::RequestSpec big = SmallSpec();
   big.batch = 1;
   big.q_len = 512;
   big.kv_len = 512;
-  big.q_heads = 4;
+  big.heads = 4;
   big.kv_heads = 4;
   big.head_dim = 64;
   big.v_head_dim = 64;
-  v1::AttendRequest slow = RandomRequest(big, 15, "slow");
+  v1::AttendRequest slow = MakeRequest(big, 15, "slow");
   slow.set_variant(v1::VARIANT_REFERENCE);
   grpc::Status slow_status;
   v1::AttendResponse slow_response;
@@ -263,7 +227,7 @@ TEST(ServerTest, ExpiredDeadlineIsDeadlineExceededAndNeverPlanned) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(50));
   v1::AttendResponse late;
-  grpc::Status status = test->stub->Attend(&context, RandomRequest(Shape(), 16, "late"), &late);
+  grpc::Status status = test->stub->Attend(&context, MakeRequest(SmallSpec(), 16, "late"), &late);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   slow_call.join();
   ASSERT_TRUE(slow_status.ok()) << slow_status.error_message();

@@ -8,7 +8,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/server/executor/random_request.h"
+#include "tests/common/reference_check.h"
+#include "tests/common/requests.h"
 #include "tests/server/service/test_server.h"
 
 namespace attnd::testing {
@@ -27,18 +28,18 @@ TEST(AttendStreamTest, AnswersEveryRequestByIdWithFailuresInStream) {
 
   std::map<std::string, v1::AttendRequest> sent;
   for (int i = 0; i < 6; ++i) {
-    Shape shape;
-    shape.q_len = 5 + 7 * i;
-    shape.kv_len = 9 + 5 * i;
-    shape.dtype = i % 2 == 0 ? v1::DTYPE_F32 : v1::DTYPE_F16;
-    v1::AttendRequest request = RandomRequest(shape, 100 + i, "s" + std::to_string(i));
+    client::RequestSpec spec = SmallSpec();
+    spec.q_len = 5 + 7 * i;
+    spec.kv_len = 9 + 5 * i;
+    spec.dtype = i % 2 == 0 ? v1::DTYPE_F32 : v1::DTYPE_F16;
+    v1::AttendRequest request = MakeRequest(spec, 100 + i, "s" + std::to_string(i));
     request.set_priority(i % 2);
     ASSERT_TRUE(stream->Write(request));
     sent[request.request_id()] = std::move(request);
   }
-  Shape bad_shape;
-  bad_shape.kv_heads = 3;  // does not divide 4 query heads
-  ASSERT_TRUE(stream->Write(RandomRequest(bad_shape, 200, "bad")));
+  client::RequestSpec bad_spec = SmallSpec();
+  bad_spec.kv_heads = 3;  // does not divide 4 query heads
+  ASSERT_TRUE(stream->Write(MakeRequest(bad_spec, 200, "bad")));
   ASSERT_TRUE(stream->WritesDone());
 
   std::map<std::string, v1::AttendResponse> answers;
@@ -55,7 +56,7 @@ TEST(AttendStreamTest, AnswersEveryRequestByIdWithFailuresInStream) {
     ASSERT_EQ(answers.count(id), 1u) << id;
     const v1::AttendResponse& answer = answers[id];
     EXPECT_FALSE(answer.has_status()) << id << ": " << answer.status().message();
-    ExpectMatchesReference(request, answer);
+    EXPECT_TRUE(MatchesReference(request, answer));
   }
   const v1::AttendResponse& bad = answers["bad"];
   EXPECT_EQ(bad.status().code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
@@ -80,10 +81,10 @@ TEST(AttendStreamTest, PipeliningFarAheadIsHeldBackNotRefused) {
   std::map<std::string, v1::AttendRequest> sent;
   std::thread writer([&] {
     for (int i = 0; i < 12; ++i) {
-      Shape shape;
-      shape.q_len = 64;
-      shape.kv_len = 96;
-      v1::AttendRequest request = RandomRequest(shape, 700 + i, "q" + std::to_string(i));
+      client::RequestSpec spec = SmallSpec();
+      spec.q_len = 64;
+      spec.kv_len = 96;
+      v1::AttendRequest request = MakeRequest(spec, 700 + i, "q" + std::to_string(i));
       EXPECT_TRUE(stream->Write(request));
       sent[request.request_id()] = std::move(request);
     }
@@ -97,7 +98,7 @@ TEST(AttendStreamTest, PipeliningFarAheadIsHeldBackNotRefused) {
   ASSERT_EQ(answers.size(), 12u);
   for (const v1::AttendResponse& answer : answers) {
     EXPECT_FALSE(answer.has_status()) << answer.request_id() << ": " << answer.status().message();
-    ExpectMatchesReference(sent[answer.request_id()], answer);
+    EXPECT_TRUE(MatchesReference(sent[answer.request_id()], answer));
   }
 }
 
@@ -108,12 +109,12 @@ TEST(AttendStreamTest, PingPongOnOneStream) {
   context.set_deadline(In(std::chrono::seconds(60)));
   std::unique_ptr<Stream> stream = test->stub->AttendStream(&context);
   for (int i = 0; i < 4; ++i) {
-    const v1::AttendRequest request = RandomRequest(Shape(), 300 + i, "p" + std::to_string(i));
+    const v1::AttendRequest request = MakeRequest(SmallSpec(), 300 + i, "p" + std::to_string(i));
     ASSERT_TRUE(stream->Write(request));
     v1::AttendResponse response;
     ASSERT_TRUE(stream->Read(&response));
     EXPECT_EQ(response.request_id(), request.request_id());
-    ExpectMatchesReference(request, response);
+    EXPECT_TRUE(MatchesReference(request, response));
   }
   ASSERT_TRUE(stream->WritesDone());
   v1::AttendResponse extra;
@@ -127,11 +128,11 @@ TEST(AttendStreamTest, CancelledStreamLeavesTheServerServing) {
   {
     grpc::ClientContext context;
     std::unique_ptr<Stream> stream = test->stub->AttendStream(&context);
-    Shape shape;
-    shape.q_len = 200;
-    shape.kv_len = 300;
+    client::RequestSpec spec = SmallSpec();
+    spec.q_len = 200;
+    spec.kv_len = 300;
     for (int i = 0; i < 8; ++i) {
-      ASSERT_TRUE(stream->Write(RandomRequest(shape, 400 + i, "c" + std::to_string(i))));
+      ASSERT_TRUE(stream->Write(MakeRequest(spec, 400 + i, "c" + std::to_string(i))));
     }
     context.TryCancel();
     v1::AttendResponse response;
@@ -139,13 +140,13 @@ TEST(AttendStreamTest, CancelledStreamLeavesTheServerServing) {
     }
     EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
-  const v1::AttendRequest request = RandomRequest(Shape(), 500, "after");
+  const v1::AttendRequest request = MakeRequest(SmallSpec(), 500, "after");
   grpc::ClientContext context;
   context.set_deadline(In(std::chrono::seconds(60)));
   v1::AttendResponse response;
   grpc::Status status = test->stub->Attend(&context, request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  ExpectMatchesReference(request, response);
+  EXPECT_TRUE(MatchesReference(request, response));
   // Every stream reactor finished: the drain has nothing left to wait for.
   EXPECT_TRUE(test->server->Drain(absl::Seconds(20)));
 }
@@ -156,11 +157,11 @@ TEST(AttendStreamTest, DrainFinishesAnIdleOpenStream) {
   grpc::ClientContext context;
   context.set_deadline(In(std::chrono::seconds(60)));
   std::unique_ptr<Stream> stream = test->stub->AttendStream(&context);
-  const v1::AttendRequest request = RandomRequest(Shape(), 600, "before-drain");
+  const v1::AttendRequest request = MakeRequest(SmallSpec(), 600, "before-drain");
   ASSERT_TRUE(stream->Write(request));
   v1::AttendResponse response;
   ASSERT_TRUE(stream->Read(&response));
-  ExpectMatchesReference(request, response);
+  EXPECT_TRUE(MatchesReference(request, response));
 
   // The client keeps the stream open and idle; the drain ends it cleanly, well before its
   // timeout.
