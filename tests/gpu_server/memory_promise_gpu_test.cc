@@ -23,7 +23,7 @@
 #include "gtest/gtest.h"
 #include "kernels/device_query.h"
 #include "kernels/planner.h"
-#include "tests/integration/check_util.h"
+#include "tests/common/reference_check.h"
 #include "tests/integration/server_process.h"
 #include "wire/request_codec.h"
 
