@@ -31,6 +31,21 @@ grpc::Status Attend(TestServer& test, const v1::AttendRequest& request,
   return test.stub->Attend(&context, request, response);
 }
 
+// A request that computes for a while (B=1, Mq=Mk=512, H=4, D=64 on the float64 reference,
+// forced), so that a test can act while it runs.
+v1::AttendRequest SlowRequest(uint64_t seed, const std::string& id) {
+  client::RequestSpec spec = SmallSpec();
+  spec.batch = 1;
+  spec.q_len = 512;
+  spec.kv_len = 512;
+  spec.heads = 4;
+  spec.kv_heads = 4;
+  spec.head_dim = 64;
+  spec.v_head_dim = 64;
+  spec.variant = v1::VARIANT_REFERENCE;
+  return MakeRequest(spec, seed, id);
+}
+
 TEST(ServerTest, AttendMatchesTheReference) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
@@ -171,17 +186,8 @@ TEST(ServerTest, HealthIsServingThenNotServingOnDrain) {
 TEST(ServerTest, DrainLetsTheRequestInFlightFinish) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
-  // Long enough to be running when the drain starts: the float64 reference, forced.
-  client::RequestSpec spec = SmallSpec();
-  spec.batch = 1;
-  spec.q_len = 512;
-  spec.kv_len = 512;
-  spec.heads = 4;
-  spec.kv_heads = 4;
-  spec.head_dim = 64;
-  spec.v_head_dim = 64;
-  v1::AttendRequest request = MakeRequest(spec, 13, "in-flight");
-  request.set_variant(v1::VARIANT_REFERENCE);
+  // Long enough to be running when the drain starts.
+  const v1::AttendRequest request = SlowRequest(13, "in-flight");
   v1::AttendResponse response;
   grpc::Status status;
   std::thread call([&] { status = Attend(*test, request, &response); });
@@ -208,16 +214,7 @@ TEST(ServerTest, DrainLetsTheRequestInFlightFinish) {
 TEST(ServerTest, ExpiredDeadlineIsDeadlineExceededAndNeverPlanned) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
-  client::RequestSpec big = SmallSpec();
-  big.batch = 1;
-  big.q_len = 512;
-  big.kv_len = 512;
-  big.heads = 4;
-  big.kv_heads = 4;
-  big.head_dim = 64;
-  big.v_head_dim = 64;
-  v1::AttendRequest slow = MakeRequest(big, 15, "slow");
-  slow.set_variant(v1::VARIANT_REFERENCE);
+  const v1::AttendRequest slow = SlowRequest(15, "slow");
   grpc::Status slow_status;
   v1::AttendResponse slow_response;
   std::thread slow_call([&] { slow_status = Attend(*test, slow, &slow_response); });
