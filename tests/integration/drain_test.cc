@@ -35,7 +35,8 @@ TEST(DrainTest, SigtermFinishesInFlightRequestAndExitsZero) {
   const v1::AttendRequest request = *client::GenerateRequest(s);
   absl::StatusOr<v1::AttendResponse> response;
   std::thread in_flight([&] { response = client->Attend(request, absl::Seconds(60)); });
-  absl::SleepFor(absl::Milliseconds(300));
+  // SIGTERM only once the request is computing, however slow the machine.
+  EXPECT_TRUE(WaitForMetric(**server, "attnd_inflight_requests", 1));
 
   const absl::Time sent = absl::Now();
   (*server)->Signal(SIGTERM);

@@ -93,9 +93,10 @@ TEST(QueueTest, ExpiredDeadlineIsNeverComputed) {
   ASSERT_TRUE(client->WaitForReady(absl::Seconds(10)).ok());
 
   const double plans_before = MetricValue(Metrics(**server), "attnd_plans_total");
-  std::thread slow(
-      [&] { EXPECT_TRUE(client->Attend(SlowRequest("slow"), absl::Seconds(120)).ok()); });
-  absl::SleepFor(absl::Milliseconds(200));  // the slow request holds the only worker
+  const v1::AttendRequest slow_request = SlowRequest("slow");
+  std::thread slow([&] { EXPECT_TRUE(client->Attend(slow_request, absl::Seconds(120)).ok()); });
+  // The slow request holds the only worker once it is in flight.
+  EXPECT_TRUE(WaitForMetric(**server, "attnd_inflight_requests", 1));
   absl::StatusOr<v1::AttendResponse> late =
       client->Attend(SmallRequest("late"), absl::Milliseconds(100));
   EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded) << late.status();

@@ -271,6 +271,17 @@ int FreeLoopbackPort() {
   return ntohs(addr.sin_port);
 }
 
+bool WaitForMetric(const ServerProcess& server, const std::string& name, double at_least,
+                   absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<std::string> text = HttpGet(server.metrics_address(), "/metrics");
+    if (text.ok() && MetricValue(*text, name) >= at_least) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return false;
+}
+
 double MetricValue(const std::string& metrics_text, const std::string& name,
                    const std::vector<std::string>& label_filter) {
   double total = 0;

@@ -68,6 +68,11 @@ absl::StatusOr<std::string> HttpGet(const std::string& host_port, const std::str
 // A TCP port on 127.0.0.1 that was free a moment ago (for programs that cannot take port 0).
 int FreeLoopbackPort();
 
+// Polls the server's /metrics until `name` (summed as MetricValue does) reaches at least
+// `at_least`; false after `timeout`. For tests that must know a request is running.
+bool WaitForMetric(const ServerProcess& server, const std::string& name, double at_least,
+                   absl::Duration timeout = absl::Seconds(30));
+
 // The value of a metric line `name{labels} value` in Prometheus text, summed over every child
 // whose label set contains all of `label_filter` ("code=\"OK\"", ...). 0 when absent.
 double MetricValue(const std::string& metrics_text, const std::string& name,
