@@ -27,33 +27,7 @@ namespace {
 
 constexpr DType kDTypes[] = {DType::kF32, DType::kF16, DType::kBF16};
 
-std::string Bound(int64_t v) { return v < 0 ? "inf" : absl::StrCat(v); }
-
-GpuCase Base(DType dtype, int64_t batch, int64_t q_len, int64_t kv_len, int64_t q_heads,
-             int64_t kv_heads, int64_t d, int64_t dv) {
-  GpuCase c;
-  AttentionProblem& p = c.problem;
-  p.dtype = dtype;
-  p.batch = batch;
-  p.q_len = q_len;
-  p.kv_len = kv_len;
-  p.q_heads = q_heads;
-  p.kv_heads = kv_heads;
-  p.head_dim = d;
-  p.v_head_dim = dv;
-  p.scale = 1.0 / std::sqrt(static_cast<double>(d));
-  p.return_lse = true;
-  return c;
-}
-
-void SetBias(GpuCase* c, DType dtype, int64_t b, int64_t h, int64_t m, int64_t n) {
-  c->problem.has_bias = true;
-  c->problem.bias_dtype = dtype;
-  c->problem.bias_shape[0] = b;
-  c->problem.bias_shape[1] = h;
-  c->problem.bias_shape[2] = m;
-  c->problem.bias_shape[3] = n;
-}
+constexpr auto Base = BaseCase<GpuCase>;
 
 // Every option on one dtype, on small_q × small_kv (a < b) shapes and swapped.
 void AddOptionCases(DType dtype, const MatrixSizes& s, std::vector<GpuCase>* cases) {
@@ -169,36 +143,6 @@ void AddOptionCases(DType dtype, const MatrixSizes& s, std::vector<GpuCase>* cas
 }
 
 }  // namespace
-
-std::string CaseName(const GpuCase& c) {
-  const AttentionProblem& p = c.problem;
-  std::string name =
-      absl::StrCat(std::string(DTypeName(p.dtype)), "_", std::string(LayoutName(p.layout)), "_B",
-                   p.batch, "_Mq", p.q_len, "_Mk", p.kv_len, "_H", p.q_heads, "x", p.kv_heads, "_D",
-                   p.head_dim, "_Dv", p.v_head_dim);
-  if (p.causal == Causal::kTopLeft) absl::StrAppend(&name, "_causalTL");
-  if (p.causal == Causal::kBottomRight) absl::StrAppend(&name, "_causalBR");
-  if (p.window_left >= 0 || p.window_right >= 0) {
-    absl::StrAppend(&name, "_win", Bound(p.window_left), "_", Bound(p.window_right));
-  }
-  if (p.has_kv_lengths) {
-    absl::StrAppend(&name, "_kvlen");
-    for (int64_t n : c.kv_lengths) absl::StrAppend(&name, "_", n);
-  }
-  if (p.has_bias) {
-    absl::StrAppend(&name, "_bias", p.bias_shape[0], "x", p.bias_shape[1], "x", p.bias_shape[2],
-                    "x", p.bias_shape[3], std::string(DTypeName(p.bias_dtype)));
-  }
-  if (c.neg_inf_bias_row >= 0) absl::StrAppend(&name, "_neginfrow", c.neg_inf_bias_row);
-  if (p.scale != 1.0 / std::sqrt(static_cast<double>(p.head_dim))) {
-    absl::StrAppend(&name, "_scale", static_cast<int>(p.scale * 100));
-  }
-  if (p.return_lse) absl::StrAppend(&name, "_lse");
-  if (c.q_chunk > 0 || c.kv_chunk > 0) absl::StrAppend(&name, "_q", c.q_chunk, "kv", c.kv_chunk);
-  return name;
-}
-
-void PrintTo(const GpuCase& c, std::ostream* os) { *os << CaseName(c); }
 
 MatrixSizes GpuSizes() {
   MatrixSizes s;

@@ -18,16 +18,9 @@
 
 namespace attnd::kernels::testing {
 
-struct GpuCase {
-  AttentionProblem problem;
-  std::vector<int64_t> kv_lengths;  // [B] when problem.has_kv_lengths
-  int64_t q_chunk = 0;              // overrides for the small-tile runs, 0 = the matrix's default
-  int64_t kv_chunk = 0;
-  int64_t neg_inf_bias_row = -1;  // >= 0: that query row's bias is -inf everywhere
-};
-
-std::string CaseName(const GpuCase& c);
-void PrintTo(const GpuCase& c, std::ostream* os);
+// A case of the matrix: the problem, kv_lengths, the -inf bias row, and chunk overrides for the
+// small-tile runs (0 = the matrix's default). CaseName and PrintTo come from test_util.h.
+using GpuCase = ProblemCase;
 
 // Sizes of a matrix: the "size" cases cross head dims with length pairs; the option cases use
 // `small_q` × `small_kv` (and swapped) with head dim `option_dim`.

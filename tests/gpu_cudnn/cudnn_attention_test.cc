@@ -38,8 +38,10 @@
 namespace attnd::kernels::cuda {
 namespace {
 
+using kernels::testing::CaseName;
 using kernels::testing::MakeTensors;
 using kernels::testing::OwnedTensors;
+using kernels::testing::SetBias;
 using kernels::testing::Tolerance;
 using kernels::testing::ToleranceFor;
 
@@ -99,69 +101,16 @@ int64_t Bytes(const std::vector<T>& v) {
 
 enum class Expect { kAsk, kSupported, kRefused };
 
-struct Case {
-  AttentionProblem problem;
-  std::vector<int64_t> kv_lengths;  // [B] when problem.has_kv_lengths
-  int64_t neg_inf_bias_row = -1;    // >= 0: that query row's bias is -inf (it sees no key)
-  Expect expect = Expect::kAsk;     // kAsk: cuDNN decides; the answer is checked either way
+// The shared fields (problem, kv_lengths, -inf bias row; no chunk overrides here) and what cuDNN
+// is expected to answer.
+struct Case : kernels::testing::ProblemCase {
+  Expect expect = Expect::kAsk;  // kAsk: cuDNN decides; the answer is checked either way
 };
 
-std::string Bound(int64_t v) { return v < 0 ? "inf" : absl::StrCat(v); }
-
-std::string CaseName(const Case& c) {
-  const AttentionProblem& p = c.problem;
-  std::string name =
-      absl::StrCat(std::string(DTypeName(p.dtype)), "_", std::string(LayoutName(p.layout)), "_B",
-                   p.batch, "_Mq", p.q_len, "_Mk", p.kv_len, "_H", p.q_heads, "x", p.kv_heads, "_D",
-                   p.head_dim, "_Dv", p.v_head_dim);
-  if (p.causal == Causal::kTopLeft) absl::StrAppend(&name, "_causalTL");
-  if (p.causal == Causal::kBottomRight) absl::StrAppend(&name, "_causalBR");
-  if (p.window_left >= 0 || p.window_right >= 0) {
-    absl::StrAppend(&name, "_win", Bound(p.window_left), "_", Bound(p.window_right));
-  }
-  if (p.has_kv_lengths) {
-    absl::StrAppend(&name, "_kvlen");
-    for (int64_t n : c.kv_lengths) absl::StrAppend(&name, "_", n);
-  }
-  if (p.has_bias) {
-    absl::StrAppend(&name, "_bias", p.bias_shape[0], "x", p.bias_shape[1], "x", p.bias_shape[2],
-                    "x", p.bias_shape[3], std::string(DTypeName(p.bias_dtype)));
-  }
-  if (c.neg_inf_bias_row >= 0) absl::StrAppend(&name, "_neginfrow", c.neg_inf_bias_row);
-  if (p.scale != 1.0 / std::sqrt(static_cast<double>(p.head_dim))) {
-    absl::StrAppend(&name, "_scale", static_cast<int>(p.scale * 100));
-  }
-  if (p.return_lse) absl::StrAppend(&name, "_lse");
-  return name;
-}
-
+// gtest prints a failing parameter with this instead of its bytes.
 void PrintTo(const Case& c, std::ostream* os) { *os << CaseName(c); }
 
-Case Base(DType dtype, int64_t batch, int64_t q_len, int64_t kv_len, int64_t q_heads,
-          int64_t kv_heads, int64_t d, int64_t dv) {
-  Case c;
-  AttentionProblem& p = c.problem;
-  p.dtype = dtype;
-  p.batch = batch;
-  p.q_len = q_len;
-  p.kv_len = kv_len;
-  p.q_heads = q_heads;
-  p.kv_heads = kv_heads;
-  p.head_dim = d;
-  p.v_head_dim = dv;
-  p.scale = 1.0 / std::sqrt(static_cast<double>(d));
-  p.return_lse = true;
-  return c;
-}
-
-void SetBias(Case* c, DType dtype, int64_t b, int64_t h, int64_t m, int64_t n) {
-  c->problem.has_bias = true;
-  c->problem.bias_dtype = dtype;
-  c->problem.bias_shape[0] = b;
-  c->problem.bias_shape[1] = h;
-  c->problem.bias_shape[2] = m;
-  c->problem.bias_shape[3] = n;
-}
+constexpr auto Base = kernels::testing::BaseCase<Case>;
 
 std::vector<Case> AllCases() {
   constexpr DType kDTypes[] = {DType::kF16, DType::kBF16};

@@ -3,16 +3,79 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "kernels/dtype_convert.h"
 #include "kernels/problem.h"
 #include "kernels/tensor_index.h"
 
 namespace attnd::kernels::testing {
+namespace {
+
+// A window bound for a name: -1 (unbounded) reads "inf".
+std::string Bound(int64_t v) { return v < 0 ? "inf" : absl::StrCat(v); }
+
+}  // namespace
+
+AttentionProblem BaseProblem(DType dtype, int64_t batch, int64_t q_len, int64_t kv_len,
+                             int64_t q_heads, int64_t kv_heads, int64_t d, int64_t dv) {
+  AttentionProblem p;
+  p.dtype = dtype;
+  p.batch = batch;
+  p.q_len = q_len;
+  p.kv_len = kv_len;
+  p.q_heads = q_heads;
+  p.kv_heads = kv_heads;
+  p.head_dim = d;
+  p.v_head_dim = dv;
+  p.scale = 1.0 / std::sqrt(static_cast<double>(d));
+  p.return_lse = true;
+  return p;
+}
+
+void SetBias(ProblemCase* c, DType dtype, int64_t b, int64_t h, int64_t m, int64_t n) {
+  c->problem.has_bias = true;
+  c->problem.bias_dtype = dtype;
+  c->problem.bias_shape[0] = b;
+  c->problem.bias_shape[1] = h;
+  c->problem.bias_shape[2] = m;
+  c->problem.bias_shape[3] = n;
+}
+
+std::string CaseName(const ProblemCase& c) {
+  const AttentionProblem& p = c.problem;
+  std::string name =
+      absl::StrCat(std::string(DTypeName(p.dtype)), "_", std::string(LayoutName(p.layout)), "_B",
+                   p.batch, "_Mq", p.q_len, "_Mk", p.kv_len, "_H", p.q_heads, "x", p.kv_heads, "_D",
+                   p.head_dim, "_Dv", p.v_head_dim);
+  if (p.causal == Causal::kTopLeft) absl::StrAppend(&name, "_causalTL");
+  if (p.causal == Causal::kBottomRight) absl::StrAppend(&name, "_causalBR");
+  if (p.window_left >= 0 || p.window_right >= 0) {
+    absl::StrAppend(&name, "_win", Bound(p.window_left), "_", Bound(p.window_right));
+  }
+  if (p.has_kv_lengths) {
+    absl::StrAppend(&name, "_kvlen");
+    for (int64_t n : c.kv_lengths) absl::StrAppend(&name, "_", n);
+  }
+  if (p.has_bias) {
+    absl::StrAppend(&name, "_bias", p.bias_shape[0], "x", p.bias_shape[1], "x", p.bias_shape[2],
+                    "x", p.bias_shape[3], std::string(DTypeName(p.bias_dtype)));
+  }
+  if (c.neg_inf_bias_row >= 0) absl::StrAppend(&name, "_neginfrow", c.neg_inf_bias_row);
+  if (p.scale != 1.0 / std::sqrt(static_cast<double>(p.head_dim))) {
+    absl::StrAppend(&name, "_scale", static_cast<int>(p.scale * 100));
+  }
+  if (p.return_lse) absl::StrAppend(&name, "_lse");
+  if (c.q_chunk > 0 || c.kv_chunk > 0) absl::StrAppend(&name, "_q", c.q_chunk, "kv", c.kv_chunk);
+  return name;
+}
+
+void PrintTo(const ProblemCase& c, std::ostream* os) { *os << CaseName(c); }
 
 AttentionTensors OwnedTensors::View() {
   AttentionTensors t;

@@ -1,9 +1,11 @@
-// Helpers for the kernels tests: random tensors in any dtype, and comparison with the float64
-// reference under a tolerance tied to the dtype.
+// Helpers for the kernels tests: the cases of a test matrix (problem, kv_lengths, chunk overrides,
+// readable names), random tensors in any dtype, and comparison with the float64 reference under a
+// tolerance tied to the dtype.
 #ifndef ATTND_TESTS_KERNELS_TEST_UTIL_H_
 #define ATTND_TESTS_KERNELS_TEST_UTIL_H_
 
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +14,40 @@
 #include "kernels/problem.h"
 
 namespace attnd::kernels::testing {
+
+// One case of a kernel test matrix. Test files that need more per case (threads, an expected
+// answer, ...) derive their case struct from this one.
+struct ProblemCase {
+  AttentionProblem problem;
+  std::vector<int64_t> kv_lengths;  // [B] when problem.has_kv_lengths
+  int64_t neg_inf_bias_row = -1;    // >= 0: that query row's bias is -inf (it sees no key)
+  int64_t q_chunk = 0;              // chunk overrides, 0 = the test's default
+  int64_t kv_chunk = 0;
+};
+
+// A problem of `dtype` with batch B, Mq query and Mk key rows, Hq query and Hkv key/value heads,
+// head dims D (Q, K) and Dv (V); scale 1/sqrt(D), the LSE returned, every other option off.
+AttentionProblem BaseProblem(DType dtype, int64_t batch, int64_t q_len, int64_t kv_len,
+                             int64_t q_heads, int64_t kv_heads, int64_t d, int64_t dv);
+
+// A case (ProblemCase or a struct derived from it) holding BaseProblem(...).
+template <typename CaseT = ProblemCase>
+CaseT BaseCase(DType dtype, int64_t batch, int64_t q_len, int64_t kv_len, int64_t q_heads,
+               int64_t kv_heads, int64_t d, int64_t dv) {
+  CaseT c;
+  c.problem = BaseProblem(dtype, batch, q_len, kv_len, q_heads, kv_heads, d, dv);
+  return c;
+}
+
+// Gives the case's problem a bias in `dtype` of shape [b, h, m, n] (1 = broadcast).
+void SetBias(ProblemCase* c, DType dtype, int64_t b, int64_t h, int64_t m, int64_t n);
+
+// A readable name, usable as a gtest parameter name, e.g.
+// "f16_BMHK_B2_Mq97_Mk161_H2x2_D64_Dv64_causalBR_kvlen_161_1_bias1x1x97x161f32_lse_q7kv13":
+// dtype, layout and sizes, then only the options that are on.
+std::string CaseName(const ProblemCase& c);
+// gtest prints a failing parameter with this instead of its bytes.
+void PrintTo(const ProblemCase& c, std::ostream* os);
 
 // A problem's tensors, owned: bytes in the problem's dtypes.
 struct OwnedTensors {
