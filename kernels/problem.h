@@ -35,7 +35,7 @@ std::string_view VariantName(Variant variant);  // "cpu_chunked", ...
 std::string_view CausalName(Causal causal);     // "none", "top-left", "bottom-right"
 bool ParseDType(std::string_view name, DType* dtype);
 bool ParseVariant(std::string_view name, Variant* variant);
-// Added by kernels: the remaining names and parsers (case-insensitive; ParseCausal also takes
+// The remaining names and parsers (case-insensitive; ParseCausal also takes
 // "top_left"/"bottom_right", ParseDType also "float32"/"float16"/"bfloat16").
 std::string_view LayoutName(Layout layout);  // "BMHK", "BHMK"
 bool ParseCausal(std::string_view name, Causal* causal);

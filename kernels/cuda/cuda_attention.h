@@ -24,7 +24,7 @@ struct CudaContext {
   void* cublas = nullptr;
   void* cudnn = nullptr;  // null when cuDNN is not available
   int device = 0;
-  // Added by gpu-kernels: cuBLAS's own workspace (cublasSetWorkspace), allocated once by
+  // cuBLAS's own workspace (cublasSetWorkspace), allocated once by
   // CreateCudaContext so that no cuBLAS call allocates on the request path.
   void* cublas_workspace = nullptr;
   int64_t cublas_workspace_bytes = 0;
