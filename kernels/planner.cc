@@ -75,16 +75,19 @@ std::string HumanBytes(int64_t bytes) {
   return absl::StrFormat("%.1f %s", value, units[unit]);
 }
 
-// What the kernels of each variant accept beyond ValidateProblem (empty: anything).
+// What the kernels of each variant accept beyond ValidateProblem (empty: anything). For cudnn
+// only cuDNN's fixed rules (no f32, head dims multiples of 8): whether cuDNN takes a shape is
+// asked of cuDNN itself by the executor, which drops kCudnn from Capabilities when it says no.
 std::string Unsupported(const AttentionProblem& p, Variant v) {
-  const int64_t widest_head = std::max(p.head_dim, p.v_head_dim);
   if (v == Variant::kCudnn) {
     if (p.dtype == DType::kF32) return "cudnn needs f16 or bf16";
-    if (p.head_dim % 8 != 0 || p.v_head_dim % 8 != 0 || widest_head > 256) {
-      return "cudnn needs head dims that are multiples of 8 and at most 256";
+    if (p.head_dim % 8 != 0 || p.v_head_dim % 8 != 0) {
+      return "cudnn needs head dims that are multiples of 8";
     }
   }
-  if (v == Variant::kFused && widest_head > 256) return "fused needs head dims of at most 256";
+  if (v == Variant::kFused && std::max(p.head_dim, p.v_head_dim) > 256) {
+    return "fused needs head dims of at most 256";
+  }
   return "";
 }
 
