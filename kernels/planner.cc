@@ -20,13 +20,14 @@
 #include "absl/strings/str_join.h"
 #include "kernels/cpu_workspace.h"
 #include "kernels/cuda/workspace_layout.h"
+#include "kernels/fused_support.h"
 #include "kernels/problem.h"
 
 namespace attnd::kernels {
 namespace {
 
 // Fastest first (DESIGN.md). `reference` is never chosen unless forced.
-constexpr Variant kSpeedOrder[] = {Variant::kFused,  Variant::kCudnn,   Variant::kNaive,
+constexpr Variant kSpeedOrder[] = {Variant::kCudnn,  Variant::kFused,   Variant::kNaive,
                                    Variant::kSliced, Variant::kChunked, Variant::kCpuChunked};
 
 // Debian's abseil has its own string_view, which std::string_view does not convert to.
@@ -85,9 +86,7 @@ std::string Unsupported(const AttentionProblem& p, Variant v) {
       return "cudnn needs head dims that are multiples of 8";
     }
   }
-  if (v == Variant::kFused && std::max(p.head_dim, p.v_head_dim) > 256) {
-    return "fused needs head dims of at most 256";
-  }
+  if (v == Variant::kFused) return FusedRefusal(p);
   return "";
 }
 

@@ -2,9 +2,12 @@
 // GPU machine's README (../shared/device/README.md), as RunCuda runs them for the server.
 //
 //   attnd_gpu_bench [--iters 20] [--warmup 3] [--csv FILE]
-//                   [--variants naive,sliced,chunked[,cudnn]] [--shapes all|quick]
+//                   [--variants naive,sliced,chunked,fused[,cudnn]] [--shapes all|quick]
+//                   [--only LABEL] [--q-chunk N] [--kv-chunk N]
 //
-// The variants default to naive, sliced and chunked, and cudnn when built with cuDNN
+// --only runs the shapes whose label contains LABEL; --q-chunk/--kv-chunk override the chunks of
+// sliced and chunked (the planner's otherwise), for tile-size sweeps.
+// The variants default to naive, sliced, chunked and fused, and cudnn when built with cuDNN
 // (ATTND_WITH_CUDNN). cudnn goes through the same path as the others (MakePlan with it forced,
 // RunCuda), after CudnnSupports says yes; where cuDNN says no the line reads "refused: " and
 // cuDNN's reason, and its workspace is CudnnWorkspaceBytes, as the executor sets it.
@@ -78,6 +81,10 @@ std::vector<Shape> Shapes(bool quick) {
       {"2x16x4096x80 bf16", 2, 16, 16, 4096, 80, DType::kBF16, false},
       {"2x16x4096x96 bf16", 2, 16, 16, 4096, 96, DType::kBF16, false},
       {"2x16x4096x160 bf16", 2, 16, 16, 4096, 160, DType::kBF16, false},
+      {"2x16x4096x80 f16", 2, 16, 16, 4096, 80, DType::kF16, false},
+      {"1x32x1024x64 bf16", 1, 32, 32, 1024, 64, DType::kBF16, false},
+      {"1x32x16384x64 f16 causal", 1, 32, 32, 16384, 64, DType::kF16, true},
+      {"1x16x8192x256 bf16 causal", 1, 16, 16, 8192, 256, DType::kBF16, true},
   };
   s.insert(s.end(), more.begin(), more.end());
   return s;
@@ -180,8 +187,12 @@ struct Options {
   int iters = 20;
   int warmup = 3;
   std::string csv;
-  std::vector<Variant> variants = {Variant::kNaive, Variant::kSliced, Variant::kChunked};
+  std::vector<Variant> variants = {Variant::kNaive, Variant::kSliced, Variant::kChunked,
+                                   Variant::kFused};
   bool quick = false;
+  std::string only;          // run only the shapes whose label contains this
+  int64_t q_chunk = 0;       // chunk overrides for sliced and chunked (0: the planner's)
+  int64_t kv_chunk = 0;
 };
 
 struct Result {
@@ -218,6 +229,7 @@ std::string OneLine(std::string s) {
 // does not offer to cuDNN) and the workspace is CudnnWorkspaceBytes, as the executor sets it.
 // A status message instead of a plan (returned as the error's message) for what does not run.
 absl::StatusOr<Plan> PlanVariant(const AttentionProblem& p, Variant v, int64_t budget,
+                                 int64_t q_chunk, int64_t kv_chunk,
                                  const cuda::CudaContext& context) {
 #if defined(ATTND_WITH_CUDNN)
   if (v == Variant::kCudnn) {
@@ -236,6 +248,8 @@ absl::StatusOr<Plan> PlanVariant(const AttentionProblem& p, Variant v, int64_t b
   caps.variants = cuda::CudaVariants();
   PlannerConfig config;
   config.forced_variant = v;
+  config.q_chunk_override = q_chunk;
+  config.kv_chunk_override = kv_chunk;
   absl::StatusOr<Plan> plan = MakePlan(p, caps, budget, config);
   if (!plan.ok()) {
     if (v != Variant::kCudnn) return plan.status();
@@ -260,7 +274,9 @@ absl::StatusOr<Result> RunVariant(const AttentionProblem& p, const AttentionTens
   BENCH_CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
   const int64_t budget = static_cast<int64_t>(free_bytes) - kMargin;
   Result r;
-  absl::StatusOr<Plan> plan = PlanVariant(p, v, budget, context);
+  const bool chunks = v == Variant::kSliced || v == Variant::kChunked;
+  absl::StatusOr<Plan> plan =
+      PlanVariant(p, v, budget, chunks ? o.q_chunk : 0, chunks ? o.kv_chunk : 0, context);
   if (!plan.ok()) {
     r.status = OneLine(std::string(plan.status().message()));
     return r;
@@ -334,6 +350,7 @@ absl::Status Bench(const Options& o) {
   std::mt19937 rng(2026);
   absl::Status status;
   for (const Shape& shape : Shapes(o.quick)) {
+    if (!o.only.empty() && shape.label.find(o.only) == std::string::npos) continue;
     const AttentionProblem p = ProblemOf(shape);
     Buffers inputs;
     AttentionTensors t;
@@ -419,6 +436,12 @@ int main(int argc, char** argv) {
       o.csv = argv[++i];
     } else if (arg == "--shapes" && has_value) {
       o.quick = std::string(argv[++i]) == "quick";
+    } else if (arg == "--only" && has_value) {
+      o.only = argv[++i];
+    } else if (arg == "--q-chunk" && has_value) {
+      o.q_chunk = std::max(0, std::atoi(argv[++i]));
+    } else if (arg == "--kv-chunk" && has_value) {
+      o.kv_chunk = std::max(0, std::atoi(argv[++i]));
     } else if (arg == "--variants" && has_value) {
       o.variants.clear();
       for (const std::string& name : std::vector<std::string>(absl::StrSplit(argv[++i], ','))) {
@@ -432,7 +455,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--iters N] [--warmup N] [--csv FILE] [--shapes all|quick] "
-                   "[--variants naive,sliced,chunked,cudnn]\n",
+                   "[--variants naive,sliced,chunked,fused,cudnn] [--only LABEL] [--q-chunk N] "
+                   "[--kv-chunk N]\n",
                    argv[0]);
       return 2;
     }

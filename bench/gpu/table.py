@@ -5,7 +5,8 @@
 
 Per shape: TFLOP/s of each attnd variant with its ratio to the best PyTorch backend in
 parentheses ("refused" where cuDNN refused the case for the cudnn variant), each peer's TFLOP/s,
-cudnn's ratio to PyTorch's cuDNN backend (same library; the issue asks >= 0.95), chunked's ratio
+cudnn's ratio to PyTorch's cuDNN backend (same library; the issue asks >= 0.95), fused's ratios
+to FlashAttention-2 and to cuDNN (PyTorch's backends), chunked's ratio
 to xformers (the issue asks >= 0.5) and to its own memory-traffic bound (bytes its plan must move
 / the copy rate measured in the run, 2.96 TB/s on the H100; see kernels/cuda/pipeline.h; the
 issue asks >= 0.8), naive's ratio to the math backend, and each variant's extra memory (the
@@ -40,6 +41,8 @@ def main():
     head = ["shape"] + variants + PEERS + ["best peer"]
     if "cudnn" in variants:
         head.append("cudnn/cuDNN")
+    if "fused" in variants:
+        head += ["fused/FA2", "fused/cuDNN"]
     head += ["chunked/xformers", "chunked/bound", "naive/math",
              "extra MiB (" + "/".join(variants) + ")"]
     print("| " + " | ".join(head) + " |")
@@ -68,6 +71,11 @@ def main():
             ours_cudnn, theirs_cudnn = rate(ours, (shape, "cudnn")), peer_rates["cuDNN"]
             cells.append(fmt(ours_cudnn / theirs_cudnn, 2)
                          if ours_cudnn and theirs_cudnn else "—")
+        if "fused" in variants:
+            fused = rate(ours, (shape, "fused"))
+            for peer in ("FA2", "cuDNN"):
+                cells.append(fmt(fused / peer_rates[peer], 2)
+                             if fused and peer_rates[peer] else "—")
         chunked = rate(ours, (shape, "chunked"))
         xf = peer_rates["xformers"]
         cells.append(fmt(chunked / xf, 2) if chunked and xf else "—")

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_runner.h"
+#include "kernels/cuda/fused/fused_attention.h"
 #include "kernels/cuda/pipeline.h"
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/device_query.h"
@@ -144,7 +145,8 @@ std::vector<Variant> CudaVariants() {
     (void)cudaGetLastError();
     return {};
   }
-  std::vector<Variant> variants = {Variant::kNaive, Variant::kSliced, Variant::kChunked};
+  std::vector<Variant> variants = {Variant::kNaive, Variant::kSliced, Variant::kChunked,
+                                   Variant::kFused};
 #if defined(ATTND_WITH_CUDNN)
   variants.push_back(Variant::kCudnn);
 #endif
@@ -172,6 +174,13 @@ absl::Status RunCuda(const Plan& plan, const AttentionProblem& problem,
       return absl::UnimplementedError(
           "variant cudnn: this build has no cuDNN support (attnd_kernels_cudnn)");
 #endif
+    case Variant::kFused:
+      if (workspace_bytes < plan.workspace_bytes) {
+        return absl::InvalidArgumentError(absl::StrCat("workspace_bytes = ", workspace_bytes,
+                                                       " is smaller than the plan's ",
+                                                       plan.workspace_bytes));
+      }
+      return RunFused(problem, tensors, context.stream);
     case Variant::kNaive:
     case Variant::kSliced:
     case Variant::kChunked:

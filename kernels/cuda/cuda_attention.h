@@ -39,11 +39,11 @@ struct CudaContext {
 absl::Status CreateCudaContext(int device, CudaContext* context);
 void DestroyCudaContext(CudaContext* context);
 
-// The variants this build can run on the current device (naive, sliced, chunked; cudnn when
-// linked): for kernels::Capabilities::variants.
+// The variants this build can run on the current device (naive, sliced, chunked, fused; cudnn
+// when linked): for kernels::Capabilities::variants.
 std::vector<Variant> CudaVariants();
 
-// Runs plan.variant (kNaive, kSliced, kChunked, kCudnn) on `tensors`. INVALID_ARGUMENT for a
+// Runs plan.variant (kNaive, kSliced, kChunked, kFused, kCudnn) on `tensors`. INVALID_ARGUMENT for a
 // variant that is not a CUDA one or a workspace smaller than the plan's; INTERNAL (naming the
 // call, file and line) for a CUDA, cuBLAS or cuDNN error. Does not synchronize `stream`.
 // Makes context.device current when it is not. kCudnn: UNIMPLEMENTED unless built with

@@ -247,6 +247,7 @@ double ChunkedTrafficBytes(const AttentionProblem& p, const Plan& plan) {
   const double e = static_cast<double>(DTypeSize(p.dtype));
   const double d = static_cast<double>(p.head_dim);
   const double dv = static_cast<double>(p.v_head_dim);
+  const double eb = p.has_bias ? static_cast<double>(DTypeSize(p.bias_dtype)) : 0.0;
   const int64_t slice = std::clamp<int64_t>(plan.q_chunk, 1, p.q_len);
   const int64_t kv_chunk = std::clamp<int64_t>(plan.kv_chunk, 1, p.kv_len);
   double bytes = 0.0;
@@ -257,7 +258,7 @@ double ChunkedTrafficBytes(const AttentionProblem& p, const Plan& plan) {
     for (int64_t k0 = keys.lo; k0 < keys.hi; k0 += kv_chunk) {
       const double cols = static_cast<double>(std::min(kv_chunk, keys.hi - k0));
       const double acc_passes = k0 == keys.lo ? 1.0 : 2.0;
-      bytes += z * r * cols * (8.0 + 2.0 * e) + z * r * d * e + z_kv * cols * (d + dv) * e +
+      bytes += z * r * cols * (8.0 + 2.0 * e + eb) + z * r * d * e + z_kv * cols * (d + dv) * e +
                z * r * dv * 4.0 * acc_passes;
     }
   }

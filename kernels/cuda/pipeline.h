@@ -49,8 +49,11 @@ absl::Status RunSteps(const Plan& plan, const AttentionProblem& problem,
 //   Z·r·D·e            the Q slice, read by the first GEMM
 //   Zkv·c·(D + Dv)·e   the K and V tiles (each kv head once)
 //   Z·r·Dv·4·(1 or 2)  the accumulator: written by the first tile's GEMM, read and written after
-// plus, per slice, Z·r·Dv·(4 + e) to finalise. The bias and the occasional accumulator rescale of
-// the merge (only where a row's max grows) are left out: the bound is what cannot be avoided.
+//   Z·r·c·eb           the bias, read by the merge once per score it adds to (eb = bias dtype
+//                      bytes; a broadcast bias is read again for every score it reaches, as the
+//                      merge does, so this counts the merge's reads, not the bias tensor's size)
+// plus, per slice, Z·r·Dv·(4 + e) to finalise. The occasional accumulator rescale of the merge
+// (only where a row's max grows) is left out.
 double ChunkedTrafficBytes(const AttentionProblem& problem, const Plan& plan);
 
 }  // namespace attnd::kernels::cuda

@@ -1,6 +1,6 @@
-// The CUDA variants (naive, sliced, chunked) on the GPU against the float64 reference, over the
-// matrix of tests/gpu/gpu_cases.h: every dtype, head dims 59 to 512, lengths 1, 97 and 1025,
-// every option, chunk overrides with ragged tails. Inputs go up with cudaMemcpy; the outputs
+// The CUDA variants (naive, sliced, chunked, and fused where it takes the case) on the GPU
+// against the float64 reference, over the matrices of tests/gpu/gpu_cases.h: every dtype, head
+// dims 8 to 512, lengths 1 to 2048, every option, chunk overrides with ragged tails. Inputs go up with cudaMemcpy; the outputs
 // start as NaN so that an unwritten element fails. Without a CUDA device every test here skips,
 // saying so.
 #include "kernels/cuda/cuda_attention.h"
@@ -21,6 +21,7 @@
 #include "kernels/cpu_attention.h"
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/device_query.h"
+#include "kernels/fused_support.h"
 #include "kernels/planner.h"
 #include "kernels/problem.h"
 #include "tests/gpu/gpu_cases.h"
@@ -120,7 +121,9 @@ TEST_P(CudaAttentionTest, EveryVariantMatchesReference) {
       in.kv_lengths.Upload(inputs.kv_lengths.data(), inputs.kv_lengths.size() * sizeof(int64_t)));
   const CudaContext& context = *SharedContext();
 
-  for (const testing::VariantRun& run : testing::RunsFor(c, Sizes())) {
+  std::vector<testing::VariantRun> runs = testing::RunsFor(c, Sizes());
+  if (FusedRefusal(p).empty()) runs.push_back({Variant::kFused, 0, 0, "fused"});
+  for (const testing::VariantRun& run : runs) {
     SCOPED_TRACE(run.label);
     const absl::StatusOr<Plan> plan = testing::PlanFor(p, run);
     ASSERT_TRUE(plan.ok()) << plan.status();
@@ -162,6 +165,12 @@ INSTANTIATE_TEST_SUITE_P(Matrix, CudaAttentionTest,
                            return testing::CaseName(info.param);
                          });
 
+INSTANTIATE_TEST_SUITE_P(FusedDims, CudaAttentionTest,
+                         ::testing::ValuesIn(testing::MakeMatrix(testing::FusedSizes())),
+                         [](const ::testing::TestParamInfo<GpuCase>& info) {
+                           return testing::CaseName(info.param);
+                         });
+
 // The API's refusals, and what it offers.
 class CudaApiTest : public ::testing::Test {
  protected:
@@ -187,7 +196,7 @@ class CudaApiTest : public ::testing::Test {
 
 TEST_F(CudaApiTest, OffersTheCublasVariants) {
   const std::vector<Variant> variants = cuda::CudaVariants();
-  for (Variant v : {Variant::kNaive, Variant::kSliced, Variant::kChunked}) {
+  for (Variant v : {Variant::kNaive, Variant::kSliced, Variant::kChunked, Variant::kFused}) {
     EXPECT_NE(std::find(variants.begin(), variants.end(), v), variants.end()) << VariantName(v);
   }
 }
@@ -220,6 +229,29 @@ TEST_F(CudaApiTest, RefusesBadRuns) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   // And the good run still works after the refusals.
   s = cuda::RunCuda(plan, p_, t_, workspace.get(), plan.workspace_bytes, context);
+  EXPECT_TRUE(s.ok()) << s;
+  ASSERT_CUDA_OK(cudaStreamSynchronize(static_cast<cudaStream_t>(context.stream)));
+
+  // fused: what FusedRefusal refuses, and tensors that are not 16-byte aligned.
+  Plan fused;
+  fused.variant = Variant::kFused;
+  AttentionProblem f32 = p_;
+  s = cuda::RunCuda(fused, f32, t_, nullptr, 0, context);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  AttentionProblem half = p_;
+  half.dtype = DType::kF16;
+  half.head_dim = half.v_head_dim = 12;
+  s = cuda::RunCuda(fused, half, t_, nullptr, 0, context);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  half.head_dim = half.v_head_dim = 264;
+  s = cuda::RunCuda(fused, half, t_, nullptr, 0, context);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  half.head_dim = half.v_head_dim = 16;
+  AttentionTensors unaligned = t_;
+  unaligned.k = static_cast<const char*>(t_.k) + 8;
+  s = cuda::RunCuda(fused, half, unaligned, nullptr, 0, context);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  s = cuda::RunCuda(fused, half, t_, nullptr, 0, context);
   EXPECT_TRUE(s.ok()) << s;
   ASSERT_CUDA_OK(cudaStreamSynchronize(static_cast<cudaStream_t>(context.stream)));
 

@@ -159,6 +159,21 @@ MatrixSizes GpuSizes() {
   return s;
 }
 
+MatrixSizes FusedSizes() {
+  MatrixSizes s;
+  s.head_dims = {8, 40, 72, 80, 96, 160, 200, 256};
+  s.lengths = {{1, 97}, {97, 1}, {129, 129}, {130, 1025}, {1025, 67}};
+  s.dim_pairs = {{64, 96}, {160, 32}};
+  s.small_q = 97;
+  s.small_kv = 161;
+  s.option_dim = 96;
+  s.odd_dim = 40;
+  s.tile_q = 40;
+  s.tile_kv = 72;
+  s.large = false;
+  return s;
+}
+
 MatrixSizes EmulationSizes() {
   MatrixSizes s;
   s.head_dims = {5, 8};
@@ -233,7 +248,7 @@ std::vector<VariantRun> RunsFor(const GpuCase& c, const MatrixSizes& s) {
 absl::StatusOr<Plan> PlanFor(const AttentionProblem& p, const VariantRun& run) {
   Capabilities caps;
   caps.is_cuda = true;
-  caps.variants = {Variant::kNaive, Variant::kSliced, Variant::kChunked};
+  caps.variants = {Variant::kNaive, Variant::kSliced, Variant::kChunked, Variant::kFused};
   PlannerConfig config;
   config.forced_variant = run.variant;
   config.q_chunk_override = run.q_chunk;

@@ -37,10 +37,14 @@ struct MatrixSizes {
   bool large = false;  // add the long cases (1025 × 1025, 2048 × 2048)
 };
 MatrixSizes GpuSizes();
+// The fused kernel's padded head dims and the dims between them (multiples of 8 up to 256).
+MatrixSizes FusedSizes();
 MatrixSizes EmulationSizes();
 std::vector<GpuCase> MakeMatrix(const MatrixSizes& sizes);
 
-// One run of a case: a variant and its chunk overrides (0 = planner's choice).
+// One run of a case: a variant and its chunk overrides (0 = planner's choice). RunsFor gives
+// the cuBLAS variants' runs (the ones the CPU emulation also has); the GPU test adds fused where
+// FusedRefusal (kernels/fused_support.h) takes the case.
 struct VariantRun {
   Variant variant = Variant::kNaive;
   int64_t q_chunk = 0;

@@ -199,13 +199,16 @@ TEST(PlannerTest, GpuSpeedOrder) {
   const AttentionProblem f16 = Square(8192, DType::kF16, 8);
   absl::StatusOr<Plan> plan = MakePlan(f16, all, kGiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());
-  EXPECT_EQ(plan->variant, Variant::kFused);
+  EXPECT_EQ(plan->variant, Variant::kCudnn);
   EXPECT_EQ(plan->workspace_bytes, 8 * 8192 * 4);  // the LSE
   EXPECT_EQ(plan->threads, 1);
 
-  plan = MakePlan(f16, FakeCuda({Variant::kNaive, Variant::kCudnn}), kGiB, PlannerConfig());
+  // Where cuDNN says no (the executor drops it from the capabilities), fused.
+  plan = MakePlan(f16, FakeCuda({Variant::kNaive, Variant::kChunked, Variant::kFused}), kGiB,
+                  PlannerConfig());
   ASSERT_TRUE(plan.ok());
-  EXPECT_EQ(plan->variant, Variant::kCudnn);
+  EXPECT_EQ(plan->variant, Variant::kFused);
+  EXPECT_EQ(plan->workspace_bytes, 8 * 8192 * 4);
 
   // f32: cuDNN's SDPA does not take it; full scores 8·8192²·4 = 2 GiB.
   const AttentionProblem f32 = Square(8192, DType::kF32, 8);
@@ -242,13 +245,27 @@ TEST(PlannerTest, GpuSpeedOrder) {
   EXPECT_EQ(plan->kv_chunk, 128);
   EXPECT_EQ(plan->workspace_bytes, 794880);
 
-  // Head dim 59: no cuDNN; fused would take it.
+  // Head dim 59: neither cuDNN nor fused (multiples of 8 only); f32 and head dim 264: no fused.
   AttentionProblem odd = f16;
   odd.head_dim = 59;
   odd.v_head_dim = 59;
-  plan = MakePlan(odd, FakeCuda({Variant::kCudnn, Variant::kNaive}), 4 * kGiB, PlannerConfig());
+  plan = MakePlan(odd, all, 4 * kGiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->variant, Variant::kNaive);
+  plan = MakePlan(f32, FakeCuda({Variant::kFused, Variant::kChunked}), 4 * kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kChunked);
+  AttentionProblem wide = f16;
+  wide.head_dim = 264;
+  wide.v_head_dim = 264;
+  plan = MakePlan(wide, FakeCuda({Variant::kFused, Variant::kChunked}), 4 * kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kChunked);
+  PlannerConfig fused_forced;
+  fused_forced.forced_variant = Variant::kFused;
+  plan = MakePlan(f32, all, kGiB, fused_forced);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(std::string(plan.status().message()), "fused takes f16 or bf16"));
   PlannerConfig forced;
   forced.forced_variant = Variant::kCudnn;
   plan = MakePlan(f32, all, kGiB, forced);

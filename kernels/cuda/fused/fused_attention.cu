@@ -1,0 +1,124 @@
+// Host side of the fused variant: checks, parameters, and the one list of kernel
+// configurations (ATTND_FUSED_DIMS with ShapeFor) from which every instantiation is made.
+#include "kernels/cuda/fused/fused_attention.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "kernels/cuda/fused/fused_kernel.cuh"
+#include "kernels/cuda/fused/fused_params.h"
+#include "kernels/mask.h"
+#include "kernels/tensor_index.h"
+
+namespace attnd::kernels::cuda {
+namespace {
+
+using fused::FusedParams;
+using fused::TileShape;
+
+// The padded head dims instantiated, smallest first; a problem runs on the first that holds
+// max(D, Dv). Each has its own tile: up to 128, 8 warps (128 query rows) share every K/V block;
+// above, 4 warps keep Q and two stages of K and V within shared memory (D 256: 169 KiB).
+#define ATTND_FUSED_DIMS 32, 64, 80, 96, 128, 160, 192, 256
+constexpr int kDims[] = {ATTND_FUSED_DIMS};
+static_assert(kDims[sizeof(kDims) / sizeof(kDims[0]) - 1] == kFusedMaxHeadDim,
+              "kernels/fused_support.h promises head dims up to kFusedMaxHeadDim");
+
+template <int kDim>
+using ShapeFor = TileShape<kDim, (kDim <= 128 ? 8 : 4), 64>;
+
+template <class T, int kDim>
+absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaStream_t stream) {
+  using Shape = ShapeFor<kDim>;
+  auto* kernel = &fused::FusedForwardKernel<T, Shape>;
+  constexpr int kSmem = Shape::template SmemBytes<T>();
+  // Above 48 KiB of dynamic shared memory a kernel must opt in, on each device: every launch
+  // sets it (a host-side attribute write, no device work).
+  const cudaError_t opt_in =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  if (opt_in != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("fused kernel (dim ", kDim, ") shared memory ", kSmem,
+                                            " bytes: ", cudaGetErrorString(opt_in)));
+  }
+  const int64_t m_blocks = (p.q_len + Shape::kBlockM - 1) / Shape::kBlockM;
+  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
+                  static_cast<unsigned>(p.batch));
+  kernel<<<grid, Shape::kThreads, kSmem, stream>>>(params);
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("fused kernel launch (dim ", kDim, ", grid ", m_blocks,
+                                            "x", p.q_heads, "x", p.batch,
+                                            "): ", cudaGetErrorString(e)));
+  }
+  return absl::OkStatus();
+}
+
+// Launches the instantiation for padded head dim `dim`, one of kDims.
+template <class T, int kDim, int... kRest>
+absl::Status LaunchFor(int dim, const FusedParams& params, const AttentionProblem& p,
+                       cudaStream_t stream) {
+  if (dim == kDim) return Launch<T, kDim>(params, p, stream);
+  if constexpr (sizeof...(kRest) > 0) {
+    return LaunchFor<T, kRest...>(dim, params, p, stream);
+  } else {
+    return absl::InternalError(absl::StrCat("no fused kernel for padded head dim ", dim));
+  }
+}
+
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
+int FusedKernelDim(const AttentionProblem& p) {
+  const int64_t need = std::max(p.head_dim, p.v_head_dim);
+  for (int d : kDims) {
+    if (need <= d) return d;
+  }
+  return 0;
+}
+
+absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void* stream) {
+  if (const std::string why = FusedRefusal(p); !why.empty()) {
+    return absl::InvalidArgumentError(why);
+  }
+  if (!Aligned16(t.q) || !Aligned16(t.k) || !Aligned16(t.v) || !Aligned16(t.out)) {
+    return absl::InvalidArgumentError("fused needs q, k, v and out 16-byte aligned");
+  }
+  if (p.batch == 0 || p.q_len == 0 || p.q_heads == 0) return absl::OkStatus();
+  FusedParams params;
+  params.q = t.q;
+  params.k = t.k;
+  params.v = t.v;
+  params.out = t.out;
+  params.lse = p.return_lse ? t.lse : nullptr;
+  params.bias = p.has_bias ? t.bias : nullptr;
+  params.bias_dtype = p.bias_dtype;
+  params.bias_index = BiasIndex::For(p);
+  params.kv_lengths = p.has_kv_lengths ? t.kv_lengths : nullptr;
+  const ProblemStrides strides = ProblemStrides::For(p);
+  params.q_strides = strides.q;
+  params.k_strides = strides.k;
+  params.v_strides = strides.v;
+  params.out_strides = strides.out;
+  params.mask = MaskPolicy::FromProblem(p);
+  params.q_heads = p.q_heads;
+  params.group = p.group_size();
+  params.q_len = p.q_len;
+  params.kv_len = p.kv_len;
+  params.head_dim = static_cast<int>(p.head_dim);
+  params.v_head_dim = static_cast<int>(p.v_head_dim);
+  params.scale_log2 = static_cast<float>(p.scale * 1.4426950408889634);
+  const int dim = FusedKernelDim(p);
+  auto* s = static_cast<cudaStream_t>(stream);
+  return p.dtype == DType::kF16 ? LaunchFor<__half, ATTND_FUSED_DIMS>(dim, params, p, s)
+                                : LaunchFor<__nv_bfloat16, ATTND_FUSED_DIMS>(dim, params, p, s);
+}
+
+}  // namespace attnd::kernels::cuda

@@ -1,0 +1,28 @@
+// The `fused` variant: attnd's own attention kernel (kernels/cuda/fused/fused_kernel.cuh), the
+// scores never leaving the SM. Plain C++: the executor, the tests and the benchmark call it
+// without CUDA headers (streams are passed as void*, a cudaStream_t).
+//
+// It takes f16 and bf16, head dims D and Dv that are multiples of 8 up to 256, both layouts,
+// every mask (causal either alignment, sliding window, kv_lengths), GQA/MQA, an additive bias
+// broadcast to [B, Hq, Mq, Mk] in any dtype, and the LSE. It needs no workspace.
+#ifndef ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
+#define ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
+
+#include "absl/status/status.h"
+#include "kernels/fused_support.h"  // FusedRefusal
+#include "kernels/problem.h"
+
+namespace attnd::kernels::cuda {
+
+// Runs the fused kernel on `stream` (does not synchronize). INVALID_ARGUMENT when FusedRefusal
+// is not empty or a tensor is not 16-byte aligned; INTERNAL for a launch error. kv_lengths
+// outside [0, Mk] are clamped into it.
+absl::Status RunFused(const AttentionProblem& problem, const AttentionTensors& tensors,
+                      void* stream);
+
+// The padded head dim (a kernel instantiation) that runs `problem`, 0 if none.
+int FusedKernelDim(const AttentionProblem& problem);
+
+}  // namespace attnd::kernels::cuda
+
+#endif  // ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_

@@ -1,0 +1,37 @@
+// What one launch of the fused kernel reads, flattened from the problem and its tensors on the
+// host (fused_attention.cc) so the kernel does no host-side lookups. Plain C++.
+#ifndef ATTND_KERNELS_CUDA_FUSED_FUSED_PARAMS_H_
+#define ATTND_KERNELS_CUDA_FUSED_FUSED_PARAMS_H_
+
+#include <cstdint>
+
+#include "kernels/mask.h"
+#include "kernels/problem.h"
+#include "kernels/tensor_index.h"
+
+namespace attnd::kernels::cuda::fused {
+
+struct FusedParams {
+  const void* q = nullptr;  // [B, Mq, Hq, D] or [B, Hq, Mq, D], 16-byte aligned rows
+  const void* k = nullptr;  // [B, Mk, Hkv, D] or BHMK
+  const void* v = nullptr;  // [B, Mk, Hkv, Dv] or BHMK
+  void* out = nullptr;      // like q with Dv
+  float* lse = nullptr;     // [B, Hq, Mq] natural-log LSE, or null
+  const void* bias = nullptr;  // broadcast to [B, Hq, Mq, Mk] through bias_index, or null
+  DType bias_dtype = DType::kF32;
+  BiasIndex bias_index;
+  const int64_t* kv_lengths = nullptr;  // [B] or null; clamped into [0, Mk]
+  SeqHeadStrides q_strides, k_strides, v_strides, out_strides;
+  MaskPolicy mask;
+  int64_t q_heads = 0;
+  int64_t group = 1;  // Hq / Hkv: query head h reads kv head h / group
+  int64_t q_len = 0;
+  int64_t kv_len = 0;
+  int head_dim = 0;    // D, a multiple of 8, at most the kernel's padded dim
+  int v_head_dim = 0;  // Dv, likewise
+  float scale_log2 = 0.0f;  // scale · log2(e): the kernel works in base 2
+};
+
+}  // namespace attnd::kernels::cuda::fused
+
+#endif  // ATTND_KERNELS_CUDA_FUSED_FUSED_PARAMS_H_

@@ -1,0 +1,26 @@
+#include "kernels/fused_support.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/problem.h"
+
+namespace attnd::kernels {
+
+std::string FusedRefusal(const AttentionProblem& p) {
+  if (p.dtype == DType::kF32) return "fused takes f16 or bf16, not f32";
+  if (p.head_dim % 8 != 0 || p.v_head_dim % 8 != 0) {
+    return absl::StrCat("fused needs head dims that are multiples of 8 (D ", p.head_dim, ", Dv ",
+                        p.v_head_dim, ")");
+  }
+  if (std::max(p.head_dim, p.v_head_dim) > kFusedMaxHeadDim) {
+    return absl::StrCat("fused takes head dims up to ", kFusedMaxHeadDim, " (D ", p.head_dim,
+                        ", Dv ", p.v_head_dim, ")");
+  }
+  if (p.q_len > (int64_t{1} << 31) - 1) return "fused takes at most 2^31 - 1 query rows";
+  return "";
+}
+
+}  // namespace attnd::kernels

@@ -1,0 +1,23 @@
+// What the `fused` variant (kernels/cuda/fused) takes, in plain C++ so the planner can ask
+// without CUDA: f16 or bf16, head dims D and Dv that are multiples of 8 up to
+// kFusedMaxHeadDim, at most 2^31 - 1 query rows (one grid axis). Everything else of the API
+// (layouts, masks, kv_lengths, GQA, bias in any dtype, LSE) it takes.
+#ifndef ATTND_KERNELS_FUSED_SUPPORT_H_
+#define ATTND_KERNELS_FUSED_SUPPORT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/problem.h"
+
+namespace attnd::kernels {
+
+// The largest padded head dim the fused kernel is instantiated for.
+constexpr int64_t kFusedMaxHeadDim = 256;
+
+// "" when the fused kernel takes `problem`, else why not ("fused takes f16 or bf16, not f32").
+std::string FusedRefusal(const AttentionProblem& problem);
+
+}  // namespace attnd::kernels
+
+#endif  // ATTND_KERNELS_FUSED_SUPPORT_H_
