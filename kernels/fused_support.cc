@@ -19,7 +19,10 @@ std::string FusedRefusal(const AttentionProblem& p) {
     return absl::StrCat("fused takes head dims up to ", kFusedMaxHeadDim, " (D ", p.head_dim,
                         ", Dv ", p.v_head_dim, ")");
   }
-  if (p.q_len > (int64_t{1} << 31) - 1) return "fused takes at most 2^31 - 1 query rows";
+  constexpr int64_t kMaxLen = (int64_t{1} << 31) - 1;  // key and row positions are 32-bit
+  if (p.q_len > kMaxLen || p.kv_len > kMaxLen) {
+    return "fused takes sequences of at most 2^31 - 1 rows";
+  }
   return "";
 }
 

@@ -1,6 +1,6 @@
 // What the `fused` variant (kernels/cuda/fused) takes, in plain C++ so the planner can ask
 // without CUDA: f16 or bf16, head dims D and Dv that are multiples of 8 up to
-// kFusedMaxHeadDim, at most 2^31 - 1 query rows (one grid axis). Everything else of the API
+// kFusedMaxHeadDim, sequences of at most 2^31 - 1 rows (positions are 32-bit in the kernel). Everything else of the API
 // (layouts, masks, kv_lengths, GQA, bias in any dtype, LSE) it takes.
 #ifndef ATTND_KERNELS_FUSED_SUPPORT_H_
 #define ATTND_KERNELS_FUSED_SUPPORT_H_

@@ -25,15 +25,18 @@ using fused::FusedParams;
 using fused::TileShape;
 
 // The padded head dims instantiated, smallest first; a problem runs on the first that holds
-// max(D, Dv). Each has its own tile: up to 128, 8 warps (128 query rows) share every K/V block;
-// above, 4 warps keep Q and two stages of K and V within shared memory (D 256: 169 KiB).
+// max(D, Dv). Each has its own tile (ShapeFor), 4 warps: up to 128, two m-tiles per warp (128
+// query rows) and 64 keys per block up to D 64, 32 above (S and O: 2·8·4 + 2·16·4 = 160
+// floats at D 128); above 128, one m-tile per warp (64 rows) and 64 keys, so that O fits the
+// registers (D 256: 128 floats) and two CTAs fit an SM's shared memory (D 256:
+// 3 × 64 × 264 × 2 bytes = 99 KiB each).
 #define ATTND_FUSED_DIMS 32, 64, 80, 96, 128, 160, 192, 256
 constexpr int kDims[] = {ATTND_FUSED_DIMS};
 static_assert(kDims[sizeof(kDims) / sizeof(kDims[0]) - 1] == kFusedMaxHeadDim,
               "kernels/fused_support.h promises head dims up to kFusedMaxHeadDim");
 
 template <int kDim>
-using ShapeFor = TileShape<kDim, (kDim <= 128 ? 8 : 4), 64>;
+using ShapeFor = TileShape<kDim, 4, (kDim <= 128 ? 2 : 1), (kDim <= 64 ? 64 : 32)>;
 
 template <class T, int kDim>
 absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaStream_t stream) {

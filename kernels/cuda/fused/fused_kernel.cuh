@@ -1,14 +1,16 @@
 // The fused forward kernel: O = softmax(scale·Q·Kᵀ + bias + mask)·V with the scores kept in
 // registers (FlashAttention-2's schedule on mma.sync tensor cores, sm_80 and later).
 //
-// One CTA of kWarps warps owns kBlockM = 16·kWarps query rows of one (batch, head); each warp owns
-// 16 of them. The CTA walks the keys its rows can see in blocks of kBlockN:
-//   shared memory   Q [kBlockM, kDim], K and V [kBlockN, kDim] × 2 stages (cp.async, the next
-//                   block loads while this one computes); rows padded by 16 bytes so that the 8
-//                   rows of every ldmatrix fall in different banks
-//   registers       S [16, kBlockN] f32 per warp → masked, biased, exponentiated in place (base 2)
-//                   → packed to 16 bits as the A operand of P·V; O [16, kDim] f32 per warp; the
-//                   running max m and sum l of the thread's two rows
+// One CTA of kWarps warps owns kBlockM = 16·kMTiles·kWarps query rows of one (batch, head); each
+// warp owns kMTiles 16-row m-tiles of them, so every K and V fragment it reads from shared memory
+// feeds kMTiles mma's. The CTA walks the keys its rows can see in blocks of kBlockN:
+//   shared memory   Q [kBlockM, kDim], K and V [kBlockN, kDim], loaded with cp.async: V_n while
+//                   S = Q·K_nᵀ is computed, K_{n+1} during the softmax and P·V_n (two barriers
+//                   per block); rows padded by 16 bytes so that the 8 rows of every ldmatrix
+//                   fall in different banks
+//   registers       S [16, kBlockN] f32 per m-tile → masked, biased, exponentiated in place
+//                   (base 2) → packed to 16 bits as the A operand of P·V; O [16, kDim] f32 per
+//                   m-tile; the running max m and sum l of the thread's 2·kMTiles rows
 // Head dims D ≤ kDim (multiples of 8) are zero-padded up to kDim on load: the padding adds 0 to
 // Q·Kᵀ and gives output columns that are never stored.
 //
@@ -35,23 +37,26 @@ namespace attnd::kernels::cuda::fused {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-template <int kDim_, int kWarps_, int kBlockN_>
+template <int kDim_, int kWarps_, int kMTiles_, int kBlockN_>
 struct TileShape {
   static constexpr int kDim = kDim_;
   static constexpr int kWarps = kWarps_;
+  static constexpr int kMTiles = kMTiles_;  // 16-row m-tiles per warp: K/V fragments serve all
   static constexpr int kBlockN = kBlockN_;
-  static constexpr int kBlockM = 16 * kWarps;
+  static constexpr int kWarpRows = 16 * kMTiles;
+  static constexpr int kBlockM = kWarpRows * kWarps;
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kStride = kDim + 8;  // shared row stride in elements (+16 bytes)
   static constexpr int kChunks = kDim / 8;  // 16-byte pieces per row
   static constexpr int kQElems = kBlockM * kStride;
   static constexpr int kKvElems = kBlockN * kStride;
-  static constexpr int kSTiles = kBlockN / 8;  // n8 tiles of a warp's S
-  static constexpr int kOTiles = kDim / 8;     // n8 tiles of a warp's O
+  static constexpr int kSTiles = kBlockN / 8;  // n8 tiles of an m-tile's S
+  static constexpr int kOTiles = kDim / 8;     // n8 tiles of an m-tile's O
+  static constexpr int kRows = 2 * kMTiles;    // rows a thread holds (two per m-tile)
   static_assert(kDim % 16 == 0 && kBlockN % 16 == 0, "mma k-steps are 16 wide");
   template <class T>
   static constexpr int SmemBytes() {
-    return (kQElems + 4 * kKvElems) * static_cast<int>(sizeof(T));  // Q, 2 × K, 2 × V
+    return (kQElems + 2 * kKvElems) * static_cast<int>(sizeof(T));  // Q, K, V
   }
 };
 
@@ -62,27 +67,51 @@ __device__ __forceinline__ float Exp2(float x) {
   return y;
 }
 
+// x, hidden from the optimizer (no hoisting of what depends on it).
+__device__ __forceinline__ int64_t Opaque(int64_t x) {
+  int64_t y;
+  asm volatile("mov.b64 %0, %1;\n" : "=l"(y) : "l"(x));
+  return y;
+}
+__device__ __forceinline__ int Opaque(int x) {
+  int y;
+  asm volatile("mov.b32 %0, %1;\n" : "=r"(y) : "r"(x));
+  return y;
+}
+
+// Thread row r of a warp's 2·kMTiles rows, from the warp's first row plus lane/4.
+__device__ __forceinline__ int RowOffset(int r) { return 16 * (r / 2) + 8 * (r % 2); }
+
 // Starts copying rows [row0, row0 + rows) of head h of batch element b into a shared tile,
 // zero-filling rows at or past `limit` and the columns from `dim` to kDim.
-template <class Shape, class T>
-__device__ __forceinline__ void LoadRows(T* tile, const T* base, const SeqHeadStrides& s,
-                                         int64_t b, int64_t h, int64_t row0, int rows,
-                                         int64_t limit, int dim) {
-  for (int c = threadIdx.x; c < rows * Shape::kChunks; c += Shape::kThreads) {
+// The copies' addresses are recomputed for every block on purpose: `seq_stride` and `dim` pass
+// through Opaque so the compiler cannot hoist one 64-bit address per copy out of the key loop
+// (16 copies per thread at D 256 would hold 32 registers the accumulators need).
+template <class Shape, int kTileRows, class T>
+__device__ __forceinline__ void LoadRows(T* tile, const T* head_base, int64_t seq_stride_in,
+                                         int64_t row0, int64_t limit, int dim_in) {
+  constexpr int kCopies = kTileRows * Shape::kChunks;
+  const int64_t seq_stride = Opaque(seq_stride_in);
+  const int dim = Opaque(dim_in);
+#pragma unroll
+  for (int i = 0; i < (kCopies + Shape::kThreads - 1) / Shape::kThreads; ++i) {
+    const int c = static_cast<int>(threadIdx.x) + i * Shape::kThreads;
+    if (kCopies % Shape::kThreads != 0 && c >= kCopies) break;
     const int r = c / Shape::kChunks;
     const int col = (c % Shape::kChunks) * 8;
     const bool valid = row0 + r < limit && col < dim;
-    const T* src = valid ? base + s.Row(b, row0 + r, h) + col : base;
+    const T* src = valid ? head_base + (row0 + r) * seq_stride + col : head_base;
     CpAsync16(tile + r * Shape::kStride + col, src, valid);
   }
 }
 
 template <class T, class Shape>
 __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const FusedParams p) {
+  constexpr int kM = Shape::kMTiles;
   extern __shared__ __align__(16) unsigned char smem[];
   T* q_tile = reinterpret_cast<T*>(smem);
-  T* k_tiles = q_tile + Shape::kQElems;             // stage s at k_tiles + s · kKvElems
-  T* v_tiles = k_tiles + 2 * Shape::kKvElems;
+  T* k_tile = q_tile + Shape::kQElems;
+  T* v_tile = k_tile + Shape::kKvElems;
 
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -93,162 +122,217 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
   const int64_t kv_h = h / p.group;
   const int64_t q_last = (q0 + Shape::kBlockM < p.q_len ? q0 + Shape::kBlockM : p.q_len) - 1;
 
-  int64_t valid_keys = p.kv_len;
+  // Lengths are below 2^31 (FusedRefusal): key positions live in 32-bit registers.
+  int valid_keys = static_cast<int>(p.kv_len);
   if (p.kv_lengths != nullptr) {
-    valid_keys = p.kv_lengths[b];
-    valid_keys = valid_keys < 0 ? 0 : (valid_keys > p.kv_len ? p.kv_len : valid_keys);
+    const int64_t given = p.kv_lengths[b];
+    valid_keys = given < 0 ? 0 : (given > p.kv_len ? static_cast<int>(p.kv_len) : static_cast<int>(given));
   }
   const KeyRange first_row = p.mask.Visible(q0, valid_keys);
   const KeyRange last_row = p.mask.Visible(q_last, valid_keys);
-  const int64_t key_lo = first_row.lo;
-  const int64_t key_hi = last_row.hi > key_lo ? last_row.hi : key_lo;
-  const int n_blocks = static_cast<int>((key_hi - key_lo + Shape::kBlockN - 1) / Shape::kBlockN);
+  const int key_lo = static_cast<int>(first_row.lo);
+  const int key_hi = static_cast<int>(last_row.hi > key_lo ? last_row.hi : key_lo);
+  // Key blocks inside [all_lo, all_hi) are visible to every row of the CTA.
+  const int all_lo = static_cast<int>(last_row.lo);
+  const int all_hi = static_cast<int>(first_row.hi);
+  const int n_blocks = (key_hi - key_lo + Shape::kBlockN - 1) / Shape::kBlockN;
 
-  // The thread's two rows (fragment rows lane/4 and lane/4 + 8 of its warp's 16).
-  int64_t row[2];
-  KeyRange visible[2];
-  for (int t = 0; t < 2; ++t) {
-    row[t] = q0 + 16 * warp + lane / 4 + 8 * t;
-    visible[t] = row[t] < p.q_len ? p.mask.Visible(row[t], valid_keys) : KeyRange{0, 0};
-  }
+  // The thread's rows are row_base + RowOffset(r): fragment rows lane/4 and lane/4 + 8 of each
+  // of its warp's m-tiles. (Recomputed where needed rather than held: registers are the limit.)
+  const int row_base = static_cast<int>(q0) + Shape::kWarpRows * warp + lane / 4;
 
-  const T* q = static_cast<const T*>(p.q);
-  const T* k = static_cast<const T*>(p.k);
-  const T* v = static_cast<const T*>(p.v);
+  const T* q_head = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
+  const T* k_head = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_h * p.k_strides.head;
+  const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
   if (n_blocks > 0) {
-    LoadRows<Shape>(q_tile, q, p.q_strides, b, h, q0, Shape::kBlockM, p.q_len, p.head_dim);
-    LoadRows<Shape>(k_tiles, k, p.k_strides, b, kv_h, key_lo, Shape::kBlockN, key_hi, p.head_dim);
-    LoadRows<Shape>(v_tiles, v, p.v_strides, b, kv_h, key_lo, Shape::kBlockN, key_hi,
-                    p.v_head_dim);
+    LoadRows<Shape, Shape::kBlockM>(q_tile, q_head, p.q_strides.seq, q0, p.q_len, p.head_dim);
+    LoadRows<Shape, Shape::kBlockN>(k_tile, k_head, p.k_strides.seq, key_lo, key_hi, p.head_dim);
   }
   CpAsyncCommit();
 
-  float o[Shape::kOTiles][4];
-  for (int d = 0; d < Shape::kOTiles; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY};  // running max, base-2 units
-  float l[2] = {0.0f, 0.0f};            // this thread's share of the running sum
+  float o[kM][Shape::kOTiles][4];
+#pragma unroll
+  for (int mt = 0; mt < kM; ++mt) {
+#pragma unroll
+    for (int d = 0; d < Shape::kOTiles; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.0f;
+  }
+  float m[Shape::kRows];  // running max, base-2 units
+  float l[Shape::kRows];  // this thread's share of the running sum
+#pragma unroll
+  for (int r = 0; r < Shape::kRows; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+  }
 
-  const T* q_warp = q_tile + 16 * warp * Shape::kStride;
+  const T* q_warp = q_tile + Shape::kWarpRows * warp * Shape::kStride;
   for (int n = 0; n < n_blocks; ++n) {
-    const int stage = n & 1;
-    const int64_t kb = key_lo + static_cast<int64_t>(n) * Shape::kBlockN;
-    if (n + 1 < n_blocks) {
-      const int next = stage ^ 1;
-      LoadRows<Shape>(k_tiles + next * Shape::kKvElems, k, p.k_strides, b, kv_h,
-                      kb + Shape::kBlockN, Shape::kBlockN, key_hi, p.head_dim);
-      LoadRows<Shape>(v_tiles + next * Shape::kKvElems, v, p.v_strides, b, kv_h,
-                      kb + Shape::kBlockN, Shape::kBlockN, key_hi, p.v_head_dim);
-    }
-    CpAsyncCommit();
-    CpAsyncWait<1>();  // every group but the newest has landed: Q and block n
+    const int kb = key_lo + n * Shape::kBlockN;
+    // K_n has landed and every warp is done with V_{n-1}: V_n loads while S is computed.
+    CpAsyncWait<0>();
     __syncthreads();
-    const T* k_tile = k_tiles + stage * Shape::kKvElems;
-    const T* v_tile = v_tiles + stage * Shape::kKvElems;
+    LoadRows<Shape, Shape::kBlockN>(v_tile, v_head, p.v_strides.seq, kb, key_hi, p.v_head_dim);
+    CpAsyncCommit();
 
-    // S = Q·Kᵀ for the warp's 16 rows and the block's kBlockN keys.
-    float s[Shape::kSTiles][4];
-    for (int j = 0; j < Shape::kSTiles; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+    // S = Q·Kᵀ for the warp's rows and the block's kBlockN keys; each K fragment serves every
+    // m-tile of the warp.
+    float s[kM][Shape::kSTiles][4];
+#pragma unroll
+    for (int mt = 0; mt < kM; ++mt) {
+#pragma unroll
+      for (int j = 0; j < Shape::kSTiles; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
+    }
 #pragma unroll
     for (int kk = 0; kk < Shape::kDim / 16; ++kk) {
-      uint32_t a[4];
-      LdMatrixX4(a, q_warp + (lane % 16) * Shape::kStride + kk * 16 + (lane / 16) * 8);
+      uint32_t a[kM][4];
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt) {
+        LdMatrixX4(a[mt], q_warp + (16 * mt + lane % 16) * Shape::kStride + kk * 16 +
+                              (lane / 16) * 8);
+      }
 #pragma unroll
       for (int j = 0; j < Shape::kSTiles / 2; ++j) {
         uint32_t bk[4];
         LdMatrixX4(bk, k_tile + (j * 16 + lane % 8 + (lane / 16) * 8) * Shape::kStride +
                            kk * 16 + ((lane / 8) % 2) * 8);
-        Mma16816<T>(s[2 * j], a, bk[0], bk[1]);
-        Mma16816<T>(s[2 * j + 1], a, bk[2], bk[3]);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          Mma16816<T>(s[mt][2 * j], a[mt], bk[0], bk[1]);
+          Mma16816<T>(s[mt][2 * j + 1], a[mt], bk[2], bk[3]);
+        }
       }
     }
 
-    // Scale to base 2, add the bias, mask. A block inside every row's keys skips the test.
-    const bool whole = kb >= last_row.lo && kb + Shape::kBlockN <= first_row.hi;
+    // V_n has landed and every warp is done with K_n: K_{n+1} loads during softmax and P·V.
+    CpAsyncWait<0>();
+    __syncthreads();
+    if (n + 1 < n_blocks) {
+      LoadRows<Shape, Shape::kBlockN>(k_tile, k_head, p.k_strides.seq, kb + Shape::kBlockN, key_hi,
+                                      p.head_dim);
+    }
+    CpAsyncCommit();
+
+    // Scale to base 2; add the bias and mask where needed. A block inside every row's keys and
+    // without a bias (the common case) only scales.
+    const bool whole = kb >= all_lo && kb + Shape::kBlockN <= all_hi;
+    if (whole && p.bias == nullptr) {
 #pragma unroll
-    for (int j = 0; j < Shape::kSTiles; ++j) {
+      for (int mt = 0; mt < kM; ++mt) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int t = e / 2;
-        const int64_t key = kb + j * 8 + (lane % 4) * 2 + (e % 2);
-        const bool seen = whole ? row[t] < p.q_len : key >= visible[t].lo && key < visible[t].hi;
-        float x = s[j][e] * p.scale_log2;
-        if (seen && p.bias != nullptr) {
-          x += LoadElem(p.bias, p.bias_dtype, p.bias_index.At(b, h, row[t], key)) * kLog2e;
+        for (int j = 0; j < Shape::kSTiles; ++j) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][j][e] *= p.scale_log2;
         }
-        s[j][e] = seen ? x : -INFINITY;
+      }
+    } else {
+#pragma unroll
+      for (int r = 0; r < Shape::kRows; ++r) {
+        // The row's visible keys relative to kb, clamped into [0, kBlockN].
+        const int i = row_base + RowOffset(r);
+        const KeyRange visible = i < p.q_len ? p.mask.Visible(i, valid_keys) : KeyRange{0, 0};
+        const int lo_abs = static_cast<int>(visible.lo) - kb;
+        const int hi_abs = static_cast<int>(visible.hi) - kb;
+        const int lo = lo_abs < 0 ? 0 : (lo_abs > Shape::kBlockN ? Shape::kBlockN : lo_abs);
+        const int hi = hi_abs < lo ? lo : (hi_abs > Shape::kBlockN ? Shape::kBlockN : hi_abs);
+        const int mt = r / 2;
+        const int t = r % 2;
+#pragma unroll
+        for (int j = 0; j < Shape::kSTiles; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = j * 8 + (lane % 4) * 2 + e;
+            const bool seen = col >= lo && col < hi;
+            float x = s[mt][j][2 * t + e] * p.scale_log2;
+            if (seen && p.bias != nullptr) {
+              x += LoadElem(p.bias, p.bias_dtype, p.bias_index.At(b, h, i, kb + col)) * kLog2e;
+            }
+            s[mt][j][2 * t + e] = seen ? x : -INFINITY;
+          }
+        }
       }
     }
 
     // Online softmax: new row max, rescale what came before, exponentiate the block.
 #pragma unroll
-    for (int t = 0; t < 2; ++t) {
-      float block_max = m[t];
+    for (int r = 0; r < Shape::kRows; ++r) {
+      const int mt = r / 2;
+      const int t = r % 2;
+      float block_max = m[r];
 #pragma unroll
       for (int j = 0; j < Shape::kSTiles; ++j) {
-        block_max = fmaxf(block_max, fmaxf(s[j][2 * t], s[j][2 * t + 1]));
+        block_max = fmaxf(block_max, fmaxf(s[mt][j][2 * t], s[mt][j][2 * t + 1]));
       }
       block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 1));
       block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 2));
       // A row that has seen nothing yet keeps max -inf; exponentiate against 0 so that its
       // -inf scores give 0 rather than NaN.
       const float base = block_max == -INFINITY ? 0.0f : block_max;
-      const float rescale = Exp2(m[t] - base);
-      m[t] = block_max;
-      l[t] *= rescale;
+      const float rescale = Exp2(m[r] - base);
+      m[r] = block_max;
+      l[r] *= rescale;
 #pragma unroll
       for (int d = 0; d < Shape::kOTiles; ++d) {
-        o[d][2 * t] *= rescale;
-        o[d][2 * t + 1] *= rescale;
+        o[mt][d][2 * t] *= rescale;
+        o[mt][d][2 * t + 1] *= rescale;
       }
 #pragma unroll
       for (int j = 0; j < Shape::kSTiles; ++j) {
-        s[j][2 * t] = Exp2(s[j][2 * t] - base);
-        s[j][2 * t + 1] = Exp2(s[j][2 * t + 1] - base);
-        l[t] += s[j][2 * t] + s[j][2 * t + 1];
+        s[mt][j][2 * t] = Exp2(s[mt][j][2 * t] - base);
+        s[mt][j][2 * t + 1] = Exp2(s[mt][j][2 * t + 1] - base);
+        l[r] += s[mt][j][2 * t] + s[mt][j][2 * t + 1];
       }
     }
 
-    // O += P·V: the S fragments of key tiles 2kk and 2kk + 1 are the A fragment of k-step kk.
+    // O += P·V: the S fragments of key tiles 2kk and 2kk + 1 are the A fragment of k-step kk;
+    // each V fragment serves every m-tile.
 #pragma unroll
     for (int kk = 0; kk < Shape::kBlockN / 16; ++kk) {
-      const uint32_t a[4] = {PackPair<T>(s[2 * kk][0], s[2 * kk][1]),
-                             PackPair<T>(s[2 * kk][2], s[2 * kk][3]),
-                             PackPair<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             PackPair<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t a[kM][4];
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt) {
+        a[mt][0] = PackPair<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        a[mt][1] = PackPair<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        a[mt][2] = PackPair<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        a[mt][3] = PackPair<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int d = 0; d < Shape::kOTiles / 2; ++d) {
         uint32_t bv[4];
         LdMatrixX4Trans(bv, v_tile + (kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * Shape::kStride +
                                 d * 16 + (lane / 16) * 8);
-        Mma16816<T>(o[2 * d], a, bv[0], bv[1]);
-        Mma16816<T>(o[2 * d + 1], a, bv[2], bv[3]);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          Mma16816<T>(o[mt][2 * d], a[mt], bv[0], bv[1]);
+          Mma16816<T>(o[mt][2 * d + 1], a[mt], bv[2], bv[3]);
+        }
       }
     }
-    __syncthreads();  // the stage is refilled two blocks on
   }
   CpAsyncWait<0>();
 
   // O / l and the LSE; the four lanes of a row hold parts of its sum.
   T* out = static_cast<T*>(p.out);
 #pragma unroll
-  for (int t = 0; t < 2; ++t) {
-    float sum = l[t];
+  for (int r = 0; r < Shape::kRows; ++r) {
+    const int mt = r / 2;
+    const int t = r % 2;
+    const int i = row_base + RowOffset(r);
+    float sum = l[r];
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    if (row[t] >= p.q_len) continue;
+    if (i >= p.q_len) continue;
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    T* out_row = out + p.out_strides.Row(b, row[t], h);
+    T* out_row = out + p.out_strides.Row(b, i, h);
 #pragma unroll
     for (int d = 0; d < Shape::kOTiles; ++d) {
       const int col = d * 8 + (lane % 4) * 2;
       if (col < p.v_head_dim) {
         *reinterpret_cast<uint32_t*>(out_row + col) =
-            PackPair<T>(o[d][2 * t] * inv, o[d][2 * t + 1] * inv);
+            PackPair<T>(o[mt][d][2 * t] * inv, o[mt][d][2 * t + 1] * inv);
       }
     }
     if (p.lse != nullptr && lane % 4 == 0) {
-      p.lse[(b * p.q_heads + h) * p.q_len + row[t]] =
-          sum > 0.0f ? (m[t] + log2f(sum)) * kLn2 : -INFINITY;
+      p.lse[(b * p.q_heads + h) * p.q_len + i] =
+          sum > 0.0f ? (m[r] + log2f(sum)) * kLn2 : -INFINITY;
     }
   }
 }
