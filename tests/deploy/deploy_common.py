@@ -17,16 +17,18 @@ OVERLAYS = ("gpu", "cpu")
 class Failures:
     """Collects failed checks, prints each, and exits non-zero at the end if there were any."""
 
-    def __init__(self):
+    def __init__(self, quiet=False):
         self.items = []
         self.passed = 0
+        self.quiet = quiet
 
     def check(self, ok, what):
         if ok:
             self.passed += 1
         else:
             self.items.append(what)
-            print(f"FAIL {what}", flush=True)
+            if not self.quiet:
+                print(f"FAIL {what}", flush=True)
         return ok
 
     def finish(self, name):
