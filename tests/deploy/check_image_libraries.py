@@ -39,40 +39,59 @@ def runtime_packages(dockerfile):
 def library_packages(binary):
     """{package: [libraries]} of the binary's resolved shared libraries."""
     out = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
-    found = {}
+    libraries = {}  # real path -> soname
     for line in out.splitlines():
         match = re.match(r"\s*(\S+) => (\S+)", line)
         if not match:
             continue
         if match.group(2) == "not":
             sys.exit(f"{binary}: {match.group(1)} not found")
-        path = os.path.realpath(match.group(2))
-        package = None
-        for candidate in (path, path.replace("/usr/lib/", "/lib/", 1)):
-            r = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
-            if r.returncode == 0:
-                package = r.stdout.split(":")[0]
-                break
+        libraries[os.path.realpath(match.group(2))] = match.group(1)
+    # One dpkg -S for all (each call reads dpkg's whole database); merged /usr: try /lib too.
+    candidates = list(libraries) + [p.replace("/usr/lib/", "/lib/", 1) for p in libraries]
+    out = subprocess.run(["dpkg", "-S", *candidates], capture_output=True, text=True).stdout
+    owner = {}
+    for line in out.splitlines():
+        packages, path = line.split(": ", 1)
+        owner[path] = packages.split(",")[0].split(":")[0].strip()
+    found = {}
+    for path, soname in libraries.items():
+        package = owner.get(path) or owner.get(path.replace("/usr/lib/", "/lib/", 1))
         if package is None:
             sys.exit(f"{binary}: {path} belongs to no Debian package")
-        found.setdefault(package, []).append(match.group(1))
+        found.setdefault(package, []).append(soname)
     return found
 
 
-def dependency_closure(packages):
-    if not packages:
-        return set()
-    out = subprocess.run(
-        ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
-         "--no-breaks", "--no-replaces", "--no-enhances", *packages],
-        check=True, capture_output=True, text=True).stdout
-    closure = set()
+def installed_dependencies():
+    """{package: {packages it depends on}} over the installed packages (Depends, Pre-Depends;
+    of alternatives, the installed ones; virtual packages through Provides)."""
+    out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Pre-Depends}, ${Depends}\t${Provides}\n"],
+                         check=True, capture_output=True, text=True).stdout
+    depends, provided_by = {}, {}
     for line in out.splitlines():
-        name = line.strip().split(":")[-1].strip().strip("<>")
-        if line and not line.startswith(" "):
-            closure.add(line.strip().split(":")[0])
-        elif name:
-            closure.add(name.split(":")[0])
+        package, deps, provides = (line.split("\t") + ["", ""])[:3]
+        depends[package] = [[re.split(r"[\s(:]", alt.strip())[0] for alt in dep.split("|")]
+                            for dep in deps.split(",") if dep.strip()]
+        for virtual in provides.split(","):
+            if virtual.strip():
+                provided_by.setdefault(re.split(r"[\s(:]", virtual.strip())[0], []).append(package)
+    graph = {}
+    for package, deps in depends.items():
+        graph[package] = set()
+        for alternatives in deps:
+            for name in alternatives:
+                graph[package].update(n for n in [name] + provided_by.get(name, []) if n in depends)
+    return graph
+
+
+def dependency_closure(packages, graph):
+    closure, todo = set(), list(packages)
+    while todo:
+        package = todo.pop()
+        if package not in closure:
+            closure.add(package)
+            todo.extend(graph.get(package, ()))
     return closure
 
 
@@ -95,8 +114,12 @@ def main():
         for package, libs in library_packages(binary).items():
             needed.setdefault(package, set()).update(libs)
 
-    base = dependency_closure(["apt"]) | required_packages()
-    covered = dependency_closure(listed)
+    graph = installed_dependencies()
+    missing = [p for p in listed if p not in graph]
+    if missing:
+        sys.exit(f"runtime packages not installed here, so not checkable: {missing}")
+    base = dependency_closure(["apt"], graph) | required_packages()
+    covered = dependency_closure(listed, graph)
     failures, passed = [], 0
     for package, libs in sorted(needed.items()):
         if package in covered or package in base:
