@@ -107,8 +107,6 @@ RUN ! ldd /usr/local/bin/attnd /usr/local/bin/attnctl | grep -v 'libcuda\.so' | 
 USER 10001:10001
 # gRPC (server.listen) and Prometheus metrics (metrics.listen).
 EXPOSE 50051 9464
-# The config: mount your own over /etc/attnd/attnd.yaml, or override keys with ATTND_*
-# environment variables (ATTND_BACKEND_KIND=cpu, ATTND_SCHEDULER_MAX_QUEUE_REQUESTS=512, ...).
 # A health check that needs no shell: gRPC health, exit 0 only on SERVING (NOT_SERVING while
 # draining or after a fatal device error). Start-up loads CUDA and cuDNN: give it a minute.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
@@ -116,5 +114,8 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
 # SIGTERM drains (health NOT_SERVING, in-flight requests finish) within
 # server.drain_timeout_seconds (30 s): `docker stop -t 40` leaves it the time.
 STOPSIGNAL SIGTERM
+# The config: mount your own over /etc/attnd/attnd.yaml (Kubernetes: the ConfigMap), or override
+# keys with ATTND_* environment variables (ATTND_BACKEND_KIND=cpu,
+# ATTND_SCHEDULER_MAX_QUEUE_REQUESTS=512, ...), which take precedence over the file.
 ENTRYPOINT ["/usr/local/bin/attnd"]
 CMD ["--config", "/etc/attnd/attnd.yaml"]
