@@ -5,10 +5,16 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "grpc/grpc.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/support/sync_stream.h"
 
@@ -29,7 +35,55 @@ std::vector<std::unique_ptr<v1::Attention::Stub>> MakeStubs(
   return stubs;
 }
 
+// grpc.health.v1 by hand: Debian's gRPC packages ship neither health.proto nor public generated
+// messages for it, and its two messages are one field each. HealthCheckRequest is
+// {string service = 1}; HealthCheckResponse is {ServingStatus status = 1} (an enum, a varint).
+using google::protobuf::internal::WireFormatLite;
+
+std::string EncodeHealthCheckRequest(const std::string& service) {
+  std::string bytes;
+  google::protobuf::io::StringOutputStream stream(&bytes);
+  google::protobuf::io::CodedOutputStream out(&stream);
+  if (!service.empty()) WireFormatLite::WriteString(1, service, &out);
+  out.Trim();
+  return bytes;
+}
+
+absl::StatusOr<HealthStatus> DecodeHealthCheckResponse(const std::string& bytes) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  uint32_t status = 0;  // proto3: an absent field is 0 (UNKNOWN)
+  bool ok = true;
+  while (uint32_t tag = in.ReadTag()) {
+    if (tag == WireFormatLite::MakeTag(1, WireFormatLite::WIRETYPE_VARINT)) {
+      ok = in.ReadVarint32(&status);
+    } else {
+      ok = WireFormatLite::SkipField(&in, tag);
+    }
+    if (!ok) break;
+  }
+  if (!ok || !in.ConsumedEntireMessage()) {
+    return absl::InternalError("grpc.health.v1.HealthCheckResponse: malformed message");
+  }
+  if (status > 3) return HealthStatus::kUnknown;  // a status newer than this client knows
+  return static_cast<HealthStatus>(status);
+}
+
 }  // namespace
+
+const char* HealthStatusName(HealthStatus status) {
+  switch (status) {
+    case HealthStatus::kServing:
+      return "SERVING";
+    case HealthStatus::kNotServing:
+      return "NOT_SERVING";
+    case HealthStatus::kServiceUnknown:
+      return "SERVICE_UNKNOWN";
+    case HealthStatus::kUnknown:
+      break;
+  }
+  return "UNKNOWN";
+}
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
@@ -191,6 +245,32 @@ absl::StatusOr<v1::ServerInfo> Client::GetServerInfo(absl::Duration timeout) {
 
 absl::StatusOr<v1::ServerInfo> Client::GetServerInfo() {
   return GetServerInfo(options_.default_timeout);
+}
+
+absl::StatusOr<HealthStatus> Client::CheckHealth(const std::string& service,
+                                                 absl::Duration timeout) {
+  const std::string request_bytes = EncodeHealthCheckRequest(service);
+  grpc::Slice slice(request_bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  SetDeadline(&context, timeout);
+  grpc::GenericStub stub(channels_[0]);
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&status, &done](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (!status.ok()) return FromGrpcStatus(status);
+  grpc::Slice single;
+  if (grpc::Status dumped = response.DumpToSingleSlice(&single); !dumped.ok()) {
+    return FromGrpcStatus(dumped);
+  }
+  return DecodeHealthCheckResponse(
+      std::string(reinterpret_cast<const char*>(single.begin()), single.size()));
 }
 
 absl::Status Client::WaitForReady(absl::Duration timeout) {

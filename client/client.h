@@ -46,6 +46,11 @@ struct ClientOptions {
   std::string tls_root_certs_pem;
 };
 
+// grpc.health.v1.HealthCheckResponse.ServingStatus, by the same numbers.
+enum class HealthStatus { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3 };
+// "SERVING", "NOT_SERVING", ... as grpc.health.v1 spells them.
+const char* HealthStatusName(HealthStatus status);
+
 // grpc::Status → absl::Status, keeping the code (the two enums share values) and the message.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
@@ -79,6 +84,11 @@ class Client {
 
   absl::StatusOr<v1::ServerInfo> GetServerInfo(absl::Duration timeout);
   absl::StatusOr<v1::ServerInfo> GetServerInfo();
+
+  // grpc.health.v1.Health/Check for `service` ("" = the server as a whole; attnd also answers
+  // for "attnd.v1.Attention"): the ServingStatus the server reports. A service the server does
+  // not know fails NOT_FOUND, as gRPC's health service answers.
+  absl::StatusOr<HealthStatus> CheckHealth(const std::string& service, absl::Duration timeout);
 
   // Connects the channels; DEADLINE_EXCEEDED when any is not ready within `timeout`.
   absl::Status WaitForReady(absl::Duration timeout);

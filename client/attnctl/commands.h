@@ -15,6 +15,8 @@
 namespace attnd::attnctl {
 
 int RunInfo(const CommandLine& command_line, std::ostream& out, std::ostream& err);
+// Prints the health status; exit 0 only when the server answers SERVING.
+int RunHealth(const CommandLine& command_line, std::ostream& out, std::ostream& err);
 int RunAttend(const CommandLine& command_line, std::ostream& out, std::ostream& err);
 int RunLoad(const CommandLine& command_line, std::ostream& out, std::ostream& err);
 

@@ -329,6 +329,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
       if (arg == "info") {
         cl.command = Command::kInfo;
         command_flags["--json"] = BoolFlag(&cl.info_json);
+      } else if (arg == "health") {
+        cl.command = Command::kHealth;
+        command_flags["--service"] = StringFlag(&cl.health_service);
       } else if (arg == "attend") {
         cl.command = Command::kAttend;
         AddProblemFlags(&cl.attend.problem, &command_flags);
@@ -360,7 +363,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
         help = true;
       } else {
         return absl::InvalidArgumentError(
-            absl::StrCat("unknown command \"", arg, "\" (want info, attend or load)"));
+            absl::StrCat("unknown command \"", arg, "\" (want info, health, attend or load)"));
       }
       continue;
     }
@@ -383,7 +386,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
           have_command
               ? absl::StrCat("unknown flag ", name, " for this command (see attnctl --help)")
               : absl::StrCat("unknown flag ", name,
-                             " (command flags go after the command: info, attend, load)"));
+                             " (command flags go after the command: info, health, attend, load)"));
     }
     if (def->takes_value && !inline_value) {
       if (i + 1 >= args.size())
@@ -400,7 +403,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
     return cl;
   }
   if (!have_command) {
-    return absl::InvalidArgumentError("no command given (want info, attend or load)");
+    return absl::InvalidArgumentError("no command given (want info, health, attend or load)");
   }
   if (cl.command == Command::kAttend) {
     if (!cl.attend.lse_file.empty()) cl.attend.problem.lse = true;

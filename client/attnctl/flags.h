@@ -1,4 +1,4 @@
-// attnctl's command line: global flags, a subcommand (info, attend, load) and its flags.
+// attnctl's command line: global flags, a subcommand (info, health, attend, load) and its flags.
 // Parsing is a pure function of the argument list, so every error is unit-testable.
 //
 // Flags take `--name value` or `--name=value`; booleans take no value. Global flags may appear
@@ -24,7 +24,7 @@ inline constexpr int kExitError = 1;        // an RPC, file or server error
 inline constexpr int kExitUsage = 2;        // bad command line
 inline constexpr int kExitCheckFailed = 3;  // --check: error beyond the dtype's tolerance
 
-enum class Command { kHelp, kInfo, kAttend, kLoad };
+enum class Command { kHelp, kInfo, kHealth, kAttend, kLoad };
 
 struct GlobalFlags {
   std::string target = "127.0.0.1:50051";
@@ -78,6 +78,7 @@ struct CommandLine {
   GlobalFlags global;
   Command command = Command::kHelp;
   bool info_json = false;
+  std::string health_service;  // health --service: "" = the server as a whole
   AttendFlags attend;
   LoadFlags load;
 };

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
       return kExitOk;
     case Command::kInfo:
       return RunInfo(*command_line, std::cout, std::cerr);
+    case Command::kHealth:
+      return RunHealth(*command_line, std::cout, std::cerr);
     case Command::kAttend:
       return RunAttend(*command_line, std::cout, std::cerr);
     case Command::kLoad:

@@ -10,6 +10,7 @@ std::string UsageText() {
 
 Usage:
   attnctl [global flags] info [--json]
+  attnctl [global flags] health [--service NAME]
   attnctl [global flags] attend <problem flags> [--out FILE] [--lse-out FILE] [--check]
   attnctl [global flags] load <problem flags> --concurrency C (--duration D | --requests N)
           [--rps R] [--channels N] [--json FILE]
@@ -20,6 +21,13 @@ Global flags:
   --lb round_robin         spread calls over every address the target resolves to
   --timeout D              deadline of each call: 30s, 500ms, 2m or seconds (default 60s)
   --max-message-bytes N    gRPC message limit (default 268435456)
+
+health:
+  grpc.health.v1 Check, as a load balancer or a container health check asks it. Prints
+  SERVING, NOT_SERVING (attnd draining, or after a fatal device error) or UNKNOWN, and exits 0
+  only on SERVING.
+  --service NAME           the service to ask about (default "": the server as a whole;
+                           attnd also answers for attnd.v1.Attention)
 
 Problem flags (attend and load):
   --batch B --q-len M --kv-len N --heads H --head-dim D     required without .npy inputs
@@ -71,7 +79,8 @@ load:
 
 Exit codes:
   0  success (load: at least one request succeeded)
-  1  an RPC, file or server error; the gRPC code name and message are printed
+  1  an RPC, file or server error; the gRPC code name and message are printed;
+     health: any answer but SERVING
   2  bad command line
   3  attend --check: error beyond the dtype's tolerance
 )";

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/tensor_gen.h"
 #include "gmock/gmock.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 #include "tests/client/fake_server.h"
 
@@ -107,6 +108,37 @@ TEST(Client, NoServerIsUnavailable) {
   EXPECT_EQ(info.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(client->WaitForReady(absl::Milliseconds(50)).code(),
             absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(Client, CheckHealthReadsEachServingStatus) {
+  // gRPC's own health service (as attnd enables it), with one service serving and one not.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  testing::FakeAttention attention;  // a callback service, so the server polls its queue
+  builder.RegisterService(&attention);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  ASSERT_NE(health, nullptr);
+  health->SetServingStatus("attnd.v1.Attention", true);
+  health->SetServingStatus("draining.Service", false);
+
+  std::unique_ptr<Client> client = Connect(absl::StrCat("127.0.0.1:", port));
+  absl::StatusOr<HealthStatus> status = client->CheckHealth("", absl::Seconds(10));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, HealthStatus::kServing);
+  status = client->CheckHealth("attnd.v1.Attention", absl::Seconds(10));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, HealthStatus::kServing);
+  status = client->CheckHealth("draining.Service", absl::Seconds(10));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, HealthStatus::kNotServing);
+  EXPECT_STREQ(HealthStatusName(*status), "NOT_SERVING");
+  EXPECT_EQ(client->CheckHealth("no.such.Service", absl::Seconds(10)).status().code(),
+            absl::StatusCode::kNotFound);
+  server->Shutdown();
 }
 
 TEST(Client, AttendAsyncCallsBack) {

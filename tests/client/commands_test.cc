@@ -64,6 +64,9 @@ CommandRun Attnctl(const testing::FakeServer& server, const std::string& line) {
     case Command::kInfo:
       code = RunInfo(*cl, out, err);
       break;
+    case Command::kHealth:
+      code = RunHealth(*cl, out, err);
+      break;
     case Command::kAttend:
       code = RunAttend(*cl, out, err);
       break;

@@ -34,6 +34,18 @@ TEST(Flags, DefaultsAndGlobalFlagAfterCommand) {
   EXPECT_FALSE(cl->info_json);
 }
 
+TEST(Flags, HealthWithService) {
+  absl::StatusOr<CommandLine> cl = Parse("--timeout 3s health");
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->command, Command::kHealth);
+  EXPECT_EQ(cl->health_service, "");
+  EXPECT_EQ(cl->global.timeout, absl::Seconds(3));
+  cl = Parse("health --service attnd.v1.Attention");
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->health_service, "attnd.v1.Attention");
+  EXPECT_FALSE(Parse("health --json").ok());
+}
+
 TEST(Flags, AttendEveryOption) {
   absl::StatusOr<CommandLine> cl =
       Parse(std::string("attend") + kShape +

@@ -1,5 +1,5 @@
-// attnctl against a real attnd: info, attend --check in each dtype, and a short load run with
-// its JSON summary. And its refusals: bad flags exit non-zero with a message.
+// attnctl against a real attnd: info, health, attend --check in each dtype, and a short load run
+// with its JSON summary. And its refusals: bad flags exit non-zero with a message.
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -32,6 +32,28 @@ TEST_F(AttnctlTest, InfoJson) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("\"backend\""), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("cpu"), std::string::npos) << r.output;
+}
+
+TEST_F(AttnctlTest, HealthIsServing) {
+  // What the container image's HEALTHCHECK runs.
+  CommandResult r = Attnctl({"--timeout", "3s", "health"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "SERVING\n");
+  r = Attnctl({"health", "--service", "attnd.v1.Attention"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "SERVING\n");
+  // gRPC's health service answers NOT_FOUND for a service it was never told about.
+  r = Attnctl({"health", "--service", "no.such.Service"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("NOT_FOUND"), std::string::npos) << r.output;
+}
+
+TEST_F(AttnctlTest, HealthFailsWithNoServer) {
+  CommandResult r =
+      RunCommand({ATTNCTL_BINARY, "--target", "127.0.0.1:" + std::to_string(FreeLoopbackPort()),
+                  "--timeout", "2s", "health"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("UNAVAILABLE"), std::string::npos) << r.output;
 }
 
 TEST_F(AttnctlTest, AttendCheckPassesInEveryDtype) {
