@@ -21,12 +21,14 @@
 #include "kernels/cpu_workspace.h"
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/fused_support.h"
+#include "kernels/measured_rates.h"
 #include "kernels/problem.h"
 
 namespace attnd::kernels {
 namespace {
 
-// Fastest first (DESIGN.md). `reference` is never chosen unless forced.
+// The order without a measurement (DESIGN.md's); MeasuredOrder reorders the GPU variants by the
+// rates of kernels/measured_rates.h. `reference` is never chosen unless forced.
 constexpr Variant kSpeedOrder[] = {Variant::kCudnn,  Variant::kFused,   Variant::kNaive,
                                    Variant::kSliced, Variant::kChunked, Variant::kCpuChunked};
 
@@ -92,6 +94,18 @@ std::string Unsupported(const AttentionProblem& p, Variant v) {
 
 bool Contains(const std::vector<Variant>& variants, Variant v) {
   return std::find(variants.begin(), variants.end(), v) != variants.end();
+}
+
+// The variants of kSpeedOrder, fastest measured first on the case nearest `p` (stable: those
+// without a measurement keep kSpeedOrder's order, after the measured ones).
+std::vector<Variant> MeasuredOrder(const AttentionProblem& p) {
+  std::vector<std::pair<Variant, double>> ranked;
+  for (Variant v : kSpeedOrder) ranked.push_back({v, MeasuredRateFor(p, v).tflops});
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<Variant> order;
+  for (const auto& [v, rate] : ranked) order.push_back(v);
+  return order;
 }
 
 struct Chunks {
@@ -227,7 +241,7 @@ absl::StatusOr<Plan> MakePlan(const AttentionProblem& problem, const Capabilitie
   bool any_runnable = false;
   int64_t least_needed = 0;
   std::string least_needed_by;
-  for (Variant v : kSpeedOrder) {
+  for (Variant v : MeasuredOrder(problem)) {
     if (!Contains(caps.variants, v) || !Unsupported(problem, v).empty()) continue;
     const Chunks c = ChooseChunks(problem, v, caps, budget, config);
     if (!c.fits) {
@@ -239,9 +253,13 @@ absl::StatusOr<Plan> MakePlan(const AttentionProblem& problem, const Capabilitie
       any_runnable = true;
       continue;
     }
-    const std::string why = full > budget ? absl::StrCat("full scores need ", HumanBytes(full),
-                                                         " > budget ", budget_text)
-                                          : absl::StrCat("fastest runnable, budget ", budget_text);
+    std::string why = full > budget ? absl::StrCat("full scores need ", HumanBytes(full),
+                                                   " > budget ", budget_text)
+                                    : absl::StrCat("fastest runnable, budget ", budget_text);
+    if (const MeasuredRate rate = MeasuredRateFor(problem, v); rate.tflops > 0.0) {
+      absl::StrAppend(&why, " (measured ", rate.tflops, " TFLOP/s on the H100 at ", rate.shape,
+                      ")");
+    }
     return MakePlanFrom(v, c, why);
   }
   if (!any_runnable) {

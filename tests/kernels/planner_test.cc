@@ -272,6 +272,27 @@ TEST(PlannerTest, GpuSpeedOrder) {
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(std::string(plan.status().message()), "cudnn needs f16 or bf16"));
 
+  // By measurement (kernels/measured_rates.h): beyond head dim 256 chunked, not cudnn (90 against
+  // 307 TFLOP/s at D 512); with a bias and without cuDNN, fused (72) before naive (67).
+  AttentionProblem d512 = f16;
+  d512.dtype = DType::kBF16;
+  d512.head_dim = 512;
+  d512.v_head_dim = 512;
+  plan = MakePlan(d512, all, 16 * kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kChunked);
+  EXPECT_TRUE(Contains(plan->reason, "measured 307.2 TFLOP/s on the H100 at 1x8x8192x512 bf16"))
+      << plan->reason;
+  AttentionProblem biased = Square(4096, DType::kBF16, 32);
+  biased.head_dim = biased.v_head_dim = 128;
+  biased.has_bias = true;
+  biased.bias_dtype = DType::kBF16;
+  biased.bias_shape[2] = biased.bias_shape[3] = 4096;
+  plan = MakePlan(biased, FakeCuda({Variant::kNaive, Variant::kChunked, Variant::kFused}),
+                  16 * kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kFused);
+
   // Nothing fits a zero budget, not even the LSE.
   EXPECT_EQ(MakePlan(f16, all, 0, PlannerConfig()).status().code(),
             absl::StatusCode::kResourceExhausted);
