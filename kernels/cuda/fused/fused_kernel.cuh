@@ -79,6 +79,29 @@ __device__ __forceinline__ int Opaque(int x) {
   return y;
 }
 
+// The bias of two neighbouring keys starting at element `at` (where seen): one 32-bit load when
+// both are seen, 16-bit and contiguous and aligned (the dense case), else one load each.
+__device__ __forceinline__ void BiasPair(const FusedParams& p, int64_t at, const bool (&seen)[2],
+                                         float (&bias)[2]) {
+  if (seen[0] && seen[1] && p.bias_index.col == 1 && p.bias_dtype != DType::kF32 && at % 2 == 0 &&
+      reinterpret_cast<uintptr_t>(p.bias) % 4 == 0) {
+    const uint32_t pair = __ldg(reinterpret_cast<const uint32_t*>(
+        static_cast<const uint16_t*>(p.bias) + at));
+    const uint16_t lo = static_cast<uint16_t>(pair & 0xffffu);
+    const uint16_t hi = static_cast<uint16_t>(pair >> 16);
+    if (p.bias_dtype == DType::kBF16) {
+      bias[0] = Bf16BitsToFloat(lo);
+      bias[1] = Bf16BitsToFloat(hi);
+    } else {
+      bias[0] = F16BitsToFloat(lo);
+      bias[1] = F16BitsToFloat(hi);
+    }
+    return;
+  }
+  if (seen[0]) bias[0] = LoadElem(p.bias, p.bias_dtype, at);
+  if (seen[1]) bias[1] = LoadElem(p.bias, p.bias_dtype, at + p.bias_index.col);
+}
+
 // Thread row r of a warp's 2·kMTiles rows, from the warp's first row plus lane/4.
 __device__ __forceinline__ int RowOffset(int r) { return 16 * (r / 2) + 8 * (r % 2); }
 
@@ -235,17 +258,19 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
         const int hi = hi_abs < lo ? lo : (hi_abs > Shape::kBlockN ? Shape::kBlockN : hi_abs);
         const int mt = r / 2;
         const int t = r % 2;
+        // The row's bias element at key kb; its keys follow at stride bias_index.col (0 or 1).
+        const bool biased = p.bias != nullptr && i < p.q_len;
+        const int64_t bias_row = biased ? p.bias_index.At(b, h, i, kb) : 0;
 #pragma unroll
         for (int j = 0; j < Shape::kSTiles; ++j) {
+          const int col = j * 8 + (lane % 4) * 2;  // this thread's two neighbouring keys
+          const bool seen[2] = {col >= lo && col < hi, col + 1 >= lo && col + 1 < hi};
+          float bias[2] = {0.0f, 0.0f};
+          if (biased) BiasPair(p, bias_row + col * p.bias_index.col, seen, bias);
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const int col = j * 8 + (lane % 4) * 2 + e;
-            const bool seen = col >= lo && col < hi;
-            float x = s[mt][j][2 * t + e] * p.scale_log2;
-            if (seen && p.bias != nullptr) {
-              x += LoadElem(p.bias, p.bias_dtype, p.bias_index.At(b, h, i, kb + col)) * kLog2e;
-            }
-            s[mt][j][2 * t + e] = seen ? x : -INFINITY;
+            const float x = s[mt][j][2 * t + e] * p.scale_log2 + bias[e] * kLog2e;
+            s[mt][j][2 * t + e] = seen[e] ? x : -INFINITY;
           }
         }
       }
