@@ -106,7 +106,9 @@ TEST(TlsTest, AcceptedWithTheRightCaAndRefusedOtherwiseThenStillServes) {
   }
 
   // Health over TLS, without a client certificate or token.
-  auto channel = grpc::CreateChannel(target, grpc::SslCredentials({Certs().Read("ca.crt")}));
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = Certs().Read("ca.crt");
+  auto channel = grpc::CreateChannel(target, grpc::SslCredentials(ssl));
   absl::StatusOr<int> health = HealthCheck(channel, "", kTimeout);
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, kHealthServing);
