@@ -29,8 +29,7 @@ void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
 
 // The TLS and token options are consistent: INVALID_ARGUMENT naming the option otherwise.
 absl::Status CheckSecurityOptions(const ClientOptions& options) {
-  const bool any_tls = !options.tls_root_certs_pem.empty() ||
-                       !options.tls_cert_chain_pem.empty() ||
+  const bool any_tls = !options.tls_root_certs_pem.empty() || !options.tls_cert_chain_pem.empty() ||
                        !options.tls_private_key_pem.empty() || !options.tls_server_name.empty();
   if (any_tls && !options.use_tls) {
     return absl::InvalidArgumentError("tls_* options are set but use_tls is false");
@@ -85,8 +84,8 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
     line = absl::StripAsciiWhitespace(line);
     if (!line.empty() && line.front() != '#') return std::string(line);
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("token file = \"", path, "\": no token in it (blank and '#' lines are skipped)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "token file = \"", path, "\": no token in it (blank and '#' lines are skipped)"));
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target,

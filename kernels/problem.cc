@@ -313,10 +313,9 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
                                                                 {&mk_name, p.kv_len}};
   for (const auto& [len_name, len] : token_sides) {
     if (p.batch * len > limits.max_tokens) {
-      return absl::InvalidArgumentError(absl::StrCat("tokens ", b_name, " × ", *len_name, " = ",
-                                                     p.batch, " × ", len, " = ", p.batch * len,
-                                                     " exceed limits.max_tokens = ",
-                                                     limits.max_tokens));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokens ", b_name, " × ", *len_name, " = ", p.batch, " × ", len, " = ",
+                       p.batch * len, " exceed limits.max_tokens = ", limits.max_tokens));
     }
   }
 

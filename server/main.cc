@@ -137,24 +137,25 @@ std::string BoundAddress(const std::string& listen, int port) {
 void LogSecurity(const service::Server& server) {
   const security::TlsSummary& tls = server.tls();
   if (tls.mode != "off") {
-    logging::Log(logging::Level::kInfo, "tls",
-                 {F("mode", tls.mode), F("subject", tls.subject),
-                  F("not_after", absl::FormatTime(absl::RFC3339_sec, tls.not_after,
-                                                  absl::UTCTimeZone())),
-                  F("client_cas", tls.client_cas)});
+    logging::Log(
+        logging::Level::kInfo, "tls",
+        {F("mode", tls.mode), F("subject", tls.subject),
+         F("not_after", absl::FormatTime(absl::RFC3339_sec, tls.not_after, absl::UTCTimeZone())),
+         F("client_cas", tls.client_cas)});
     if (tls.not_after < absl::Now() + absl::Hours(24 * 7)) {
       logging::Log(logging::Level::kWarning, "tls_certificate_expiring",
                    {F("subject", tls.subject),
-                    F("not_after", absl::FormatTime(absl::RFC3339_sec, tls.not_after,
-                                                    absl::UTCTimeZone()))});
+                    F("not_after",
+                      absl::FormatTime(absl::RFC3339_sec, tls.not_after, absl::UTCTimeZone()))});
     }
   }
   if (server.auth_tokens() > 0) {
     logging::Log(logging::Level::kInfo, "auth", {F("tokens", server.auth_tokens())});
     if (tls.mode == "off") {
       logging::Log(logging::Level::kWarning, "auth_without_tls",
-                   {F("hint", "bearer tokens cross the network in plaintext; set "
-                              "server.tls_cert_file or terminate TLS in front of attnd")});
+                   {F("hint",
+                      "bearer tokens cross the network in plaintext; set "
+                      "server.tls_cert_file or terminate TLS in front of attnd")});
     }
   }
 }
@@ -248,8 +249,8 @@ int Main(int argc, char** argv) {
       logging::Level::kInfo, "serving",
       {F("listen", listen), F("metrics_listen", metrics_listen), F("backend", (*server)->backend()),
        F("tls", (*server)->tls().mode), F("auth", (*server)->auth_tokens() > 0 ? "token" : "off"),
-       F("health_listen", health_listen),
-       F("version", service::Version()), F("pid", static_cast<int64_t>(getpid()))});
+       F("health_listen", health_listen), F("version", service::Version()),
+       F("pid", static_cast<int64_t>(getpid()))});
 
   int signal_number = 0;
   for (;;) {

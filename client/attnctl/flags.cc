@@ -116,15 +116,15 @@ void AddGlobalFlags(GlobalFlags* g, FlagTable* table) {
   (*table)["--max-message-bytes"] = IntFlag(&g->max_message_bytes, 1, INT32_MAX);
   (*table)["--tls"] = BoolFlag(&g->tls);
   // Each of these turns TLS on too.
-  const std::pair<const char*, std::string*> tls_files[] = {{"--tls-ca", &g->tls_ca},
-                                                            {"--tls-cert", &g->tls_cert},
-                                                            {"--tls-key", &g->tls_key},
-                                                            {"--tls-server-name",
-                                                             &g->tls_server_name}};
+  const std::pair<const char*, std::string*> tls_files[] = {
+      {"--tls-ca", &g->tls_ca},
+      {"--tls-cert", &g->tls_cert},
+      {"--tls-key", &g->tls_key},
+      {"--tls-server-name", &g->tls_server_name}};
   for (const auto& [name, field] : tls_files) {
     FlagDef string_flag = StringFlag(field);
-    (*table)[name] = {true, [g, set = string_flag.set](absl::string_view flag,
-                                                       absl::string_view value) {
+    (*table)[name] = {true,
+                      [g, set = string_flag.set](absl::string_view flag, absl::string_view value) {
                         g->tls = true;
                         return set(flag, value);
                       }};

@@ -215,10 +215,11 @@ void CheckConsistency(const Config& config, std::vector<std::string>* errors) {
   }
   const ServerSection& server = config.server;
   if (server.tls_cert_file.empty() != server.tls_key_file.empty()) {
-    errors->push_back(absl::StrCat(
-        server.tls_cert_file.empty() ? "server.tls_key_file" : "server.tls_cert_file",
-        " is set but ", server.tls_cert_file.empty() ? "server.tls_cert_file" : "server.tls_key_file",
-        " is not; TLS needs both the certificate and its private key"));
+    errors->push_back(
+        absl::StrCat(server.tls_cert_file.empty() ? "server.tls_key_file" : "server.tls_cert_file",
+                     " is set but ",
+                     server.tls_cert_file.empty() ? "server.tls_cert_file" : "server.tls_key_file",
+                     " is not; TLS needs both the certificate and its private key"));
   }
   if (!server.tls_client_ca_file.empty() && server.tls_cert_file.empty()) {
     errors->push_back(

@@ -100,9 +100,9 @@ absl::Status CheckKey(const ServerSection& server, const std::string& key_pem, X
   }
   if (X509_check_private_key(leaf, key.get()) != 1) {
     ERR_clear_error();
-    return absl::InvalidArgumentError(absl::StrCat(
-        Named("tls_key_file", server.tls_key_file), " is not the private key of the certificate in ",
-        Named("tls_cert_file", server.tls_cert_file)));
+    return absl::InvalidArgumentError(absl::StrCat(Named("tls_key_file", server.tls_key_file),
+                                                   " is not the private key of the certificate in ",
+                                                   Named("tls_cert_file", server.tls_cert_file)));
   }
   return absl::OkStatus();
 }

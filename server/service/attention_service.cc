@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/auth_context.h"
-#include "absl/time/time.h"
 #include "server/logging/logging.h"
 #include "server/security/bearer_auth.h"
 #include "server/service/attend_stream.h"
@@ -36,10 +36,10 @@ void LogRefusal(std::string_view method, const grpc::CallbackServerContext& cont
     suppressed = 0;
   }
   using logging::F;
-  logging::Log(logging::Level::kWarning, "auth_refused",
-               {F("method", method), F("peer", context.peer()),
-                F("reason", std::string(status.message())),
-                F("suppressed_since_last", suppressed_before)});
+  logging::Log(
+      logging::Level::kWarning, "auth_refused",
+      {F("method", method), F("peer", context.peer()), F("reason", std::string(status.message())),
+       F("suppressed_since_last", suppressed_before)});
 }
 
 // Whether the call's connection is TLS (not the plaintext server.health_listen port).

@@ -128,11 +128,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   if (server->grpc_server_ == nullptr || server->port_ == 0 || health_failed) {
     server->grpc_server_.reset();
     const bool main_failed = server->port_ == 0;
-    return absl::UnavailableError(absl::StrCat(
-        main_failed ? "server.listen" : "server.health_listen", " = \"",
-        main_failed ? listen : health_listen,
-        "\": cannot listen there (address already in use, not a local address, or not "
-        "host:port)"));
+    return absl::UnavailableError(
+        absl::StrCat(main_failed ? "server.listen" : "server.health_listen", " = \"",
+                     main_failed ? listen : health_listen,
+                     "\": cannot listen there (address already in use, not a local address, or not "
+                     "host:port)"));
   }
   grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
   if (health != nullptr) {

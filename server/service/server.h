@@ -45,7 +45,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   int port() const { return port_; }  // the bound port (config port 0 → the one chosen)
-  int health_port() const { return health_port_; }  // server.health_listen's; 0 without one
+  int health_port() const { return health_port_; }         // server.health_listen's; 0 without one
   const std::string& backend() const { return backend_; }  // "cpu" or "cuda"
   const std::string& backend_reason() const { return backend_reason_; }
   const security::TlsSummary& tls() const { return tls_; }  // mode "off", "tls" or "mutual"

@@ -185,8 +185,9 @@ TEST(Flags, TlsAndTokenFlags) {
   ASSERT_TRUE(cl.ok());
   EXPECT_TRUE(cl->global.tls);
   EXPECT_TRUE(cl->global.tls_ca.empty());
-  cl = Parse("--tls-ca ca.crt --tls-cert c.crt --tls-key c.key --tls-server-name attnd.test "
-             "--token-file tokens info");
+  cl = Parse(
+      "--tls-ca ca.crt --tls-cert c.crt --tls-key c.key --tls-server-name attnd.test "
+      "--token-file tokens info");
   ASSERT_TRUE(cl.ok()) << cl.status();
   EXPECT_TRUE(cl->global.tls);  // any --tls-* turns TLS on
   EXPECT_EQ(cl->global.tls_ca, "ca.crt");

@@ -260,15 +260,14 @@ TEST(KeepaliveTest, PingsTooOftenCloseTheConnectionAndTheServerGoesOn) {
 // pings are answered); false when it stays connected.
 bool LeavesReady(const std::shared_ptr<grpc::Channel>& channel, absl::Duration timeout) {
   if (channel->GetState(false) != GRPC_CHANNEL_READY) return true;
-  return channel->WaitForStateChange(GRPC_CHANNEL_READY,
-                                     absl::ToChronoTime(absl::Now() + timeout));
+  return channel->WaitForStateChange(GRPC_CHANNEL_READY, absl::ToChronoTime(absl::Now() + timeout));
 }
 
 TEST(KeepaliveTest, PingsWithoutCallsOnlyWhenPermitted) {
   for (const bool permit : {false, true}) {
-    std::unique_ptr<ServerProcess> server = StartOrDie(ServerYaml(absl::StrCat(
-        "  keepalive_min_ping_interval_seconds: 1\n  keepalive_permit_without_calls: ",
-        permit ? "true" : "false", "\n")));
+    std::unique_ptr<ServerProcess> server = StartOrDie(ServerYaml(
+        absl::StrCat("  keepalive_min_ping_interval_seconds: 1\n  keepalive_permit_without_calls: ",
+                     permit ? "true" : "false", "\n")));
     ASSERT_NE(server, nullptr);
     auto channel = PingingChannel(server->target(), absl::Milliseconds(1500));
     ASSERT_TRUE(channel->WaitForConnected(absl::ToChronoTime(absl::Now() + kTimeout)));
@@ -318,12 +317,12 @@ double SecondsUntilClosed(int fd, absl::Duration limit) {
 TEST(HandshakeTimeoutTest, SilentConnectionsClosedAtTheTimeoutWithAndWithoutTls) {
   absl::StatusOr<const TestCerts*> certs = TestCerts::Get();
   ASSERT_TRUE(certs.ok()) << certs.status();
-  const std::string tls = absl::StrCat("  tls_cert_file: \"", (*certs)->Path("server.crt"),
-                                       "\"\n  tls_key_file: \"", (*certs)->Path("server.key"),
-                                       "\"\n");
+  const std::string tls =
+      absl::StrCat("  tls_cert_file: \"", (*certs)->Path("server.crt"), "\"\n  tls_key_file: \"",
+                   (*certs)->Path("server.key"), "\"\n");
   for (const bool with_tls : {false, true}) {
-    std::unique_ptr<ServerProcess> server = StartOrDie(ServerYaml(
-        absl::StrCat("  handshake_timeout_seconds: 1.5\n", with_tls ? tls : "")));
+    std::unique_ptr<ServerProcess> server = StartOrDie(
+        ServerYaml(absl::StrCat("  handshake_timeout_seconds: 1.5\n", with_tls ? tls : "")));
     ASSERT_NE(server, nullptr);
     const int fd = SilentConnection(server->target());
     ASSERT_GE(fd, 0);

@@ -61,8 +61,7 @@ client::ClientOptions MutualOptions(const std::string& client_name = "client") {
 absl::Status Call(const std::string& target, const client::ClientOptions& options) {
   absl::StatusOr<std::unique_ptr<client::Client>> c = client::Client::Create(target, options);
   if (!c.ok()) return c.status();
-  absl::StatusOr<v1::AttendResponse> response =
-      (*c)->Attend(MakeRequest(SmallSpec(), 7), kTimeout);
+  absl::StatusOr<v1::AttendResponse> response = (*c)->Attend(MakeRequest(SmallSpec(), 7), kTimeout);
   return response.status();
 }
 
@@ -129,7 +128,8 @@ TEST(TlsTest, MutualTlsNeedsAClientCertificateFromTheConfiguredCa) {
       {"plaintext client", client::ClientOptions()},
       {"TLS client without a certificate", TlsOptions()},
       {"client certificate from another CA", MutualOptions("other-client")},
-      {"client trusting another CA", [] {
+      {"client trusting another CA",
+       [] {
          client::ClientOptions o = MutualOptions();
          o.tls_root_certs_pem = Certs().Read("other-ca.crt");
          return o;
@@ -182,8 +182,8 @@ TEST(TlsTest, AttnctlFlags) {
   std::unique_ptr<ServerProcess> server = StartOrDie(ServerYaml(TlsYaml(true)));
   ASSERT_NE(server, nullptr);
   const TestCerts& c = Certs();
-  const std::vector<std::string> base = {ATTNCTL_BINARY, "--target", server->target(),
-                                         "--timeout", "10s"};
+  const std::vector<std::string> base = {ATTNCTL_BINARY, "--target", server->target(), "--timeout",
+                                         "10s"};
   std::vector<std::string> ok = base;
   ok.insert(ok.end(), {"--tls-ca", c.Path("ca.crt"), "--tls-cert", c.Path("client.crt"),
                        "--tls-key", c.Path("client.key"), "info"});
@@ -212,8 +212,8 @@ class TokenTest : public ::testing::Test {
                             absl::StrCat("# test tokens\n", kToken, "\n"));
   }
   void Start(const std::string& extra = "") {
-    server_ = StartOrDie(ServerYaml(
-        absl::StrCat("  auth_token_file: \"", token_file_, "\"\n", extra)));
+    server_ =
+        StartOrDie(ServerYaml(absl::StrCat("  auth_token_file: \"", token_file_, "\"\n", extra)));
     ASSERT_NE(server_, nullptr);
   }
   static client::ClientOptions WithToken(client::ClientOptions options, const std::string& token) {
@@ -292,8 +292,10 @@ TEST_F(TokenTest, EveryMethodNeedsTheTokenButHealthAndReflectionDoNot) {
       client::Client::Create(target, WithToken({}, kToken));
   ASSERT_TRUE(authorized.ok());
   EXPECT_TRUE((*authorized)->GetServerInfo(kTimeout).ok());
-  stream = (*authorized)->AttendStream(
-      {MakeRequest(SmallSpec(), 1, "s1"), MakeRequest(SmallSpec(), 2, "s2")}, kTimeout);
+  stream =
+      (*authorized)
+          ->AttendStream({MakeRequest(SmallSpec(), 1, "s1"), MakeRequest(SmallSpec(), 2, "s2")},
+                         kTimeout);
   ASSERT_TRUE(stream.ok()) << stream.status();
   EXPECT_EQ(stream->size(), 2u);
 
@@ -331,11 +333,29 @@ TEST_F(TokenTest, TokensOverMutualTlsAndAttnctlTokenFile) {
   EXPECT_EQ(Call(target, MutualOptions()).code(), absl::StatusCode::kUnauthenticated);
 
   const TestCerts& c = Certs();
-  std::vector<std::string> argv = {ATTNCTL_BINARY, "--target", target, "--tls-ca",
-                                   c.Path("ca.crt"), "--tls-cert", c.Path("client.crt"),
-                                   "--tls-key", c.Path("client.key"), "--token-file", token_file_,
-                                   "attend", "--batch", "1", "--q-len", "5", "--kv-len", "7",
-                                   "--heads", "2", "--head-dim", "8", "--check"};
+  std::vector<std::string> argv = {ATTNCTL_BINARY,
+                                   "--target",
+                                   target,
+                                   "--tls-ca",
+                                   c.Path("ca.crt"),
+                                   "--tls-cert",
+                                   c.Path("client.crt"),
+                                   "--tls-key",
+                                   c.Path("client.key"),
+                                   "--token-file",
+                                   token_file_,
+                                   "attend",
+                                   "--batch",
+                                   "1",
+                                   "--q-len",
+                                   "5",
+                                   "--kv-len",
+                                   "7",
+                                   "--heads",
+                                   "2",
+                                   "--head-dim",
+                                   "8",
+                                   "--check"};
   CommandResult result = RunCommand(argv);
   EXPECT_EQ(result.exit_code, 0) << result.output;
   argv.erase(argv.begin() + 9, argv.begin() + 11);  // no --token-file
@@ -357,8 +377,8 @@ TEST(SecurityStartupTest, BadFilesStopStartUpNamingTheKey) {
        "server.tls_cert_file = \"/nonexistent/tls.crt\": cannot read"},
       {absl::StrCat("  tls_cert_file: ", c.Path("server.crt"), "\n"),
        "server.tls_cert_file is set but server.tls_key_file is not"},
-      {absl::StrCat("  tls_cert_file: ", c.Path("server.crt"), "\n  tls_key_file: ",
-                    c.Path("client.key"), "\n"),
+      {absl::StrCat("  tls_cert_file: ", c.Path("server.crt"),
+                    "\n  tls_key_file: ", c.Path("client.key"), "\n"),
        "is not the private key of the certificate"},
       {absl::StrCat("  tls_client_ca_file: ", c.Path("ca.crt"), "\n"),
        "server.tls_client_ca_file is set but server.tls_cert_file is not"},

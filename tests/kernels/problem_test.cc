@@ -158,8 +158,9 @@ TEST(ProblemTest, MaxTokensCountsEachSideAtAndPastTheLimit) {
   limits.max_tokens = 64;
   EXPECT_TRUE(ValidateProblem(p, limits).ok());
   limits.max_tokens = 63;
-  ExpectInvalid(p, "tokens q.shape[0] (B) × k.shape[1] (Mk) = 2 × 32 = 64 exceed limits.max_tokens = 63",
-                limits);
+  ExpectInvalid(
+      p, "tokens q.shape[0] (B) × k.shape[1] (Mk) = 2 × 32 = 64 exceed limits.max_tokens = 63",
+      limits);
   p.kv_len = 8;
   p.q_len = 32;  // B × Mq = 64 now
   ExpectInvalid(p, "tokens q.shape[0] (B) × q.shape[1] (Mq) = 2 × 32 = 64 exceed", limits);

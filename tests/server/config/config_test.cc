@@ -243,9 +243,9 @@ TEST(ConfigTest, LimitKeysRefuseOutOfRange) {
               AllOf(HasSubstr("server.handshake_timeout_seconds"), HasSubstr("(0, 3600]")));
   EXPECT_THAT(ErrorOf("server:\n  keepalive_min_ping_interval_seconds: -1\n"),
               HasSubstr("server.keepalive_min_ping_interval_seconds"));
-  EXPECT_THAT(ErrorOf("server:\n  keepalive_permit_without_calls: maybe\n"),
-              AllOf(HasSubstr("server.keepalive_permit_without_calls"),
-                    HasSubstr("true or false")));
+  EXPECT_THAT(
+      ErrorOf("server:\n  keepalive_permit_without_calls: maybe\n"),
+      AllOf(HasSubstr("server.keepalive_permit_without_calls"), HasSubstr("true or false")));
   EXPECT_THAT(ErrorOf("limits:\n  max_tokens: 0\n"),
               AllOf(HasSubstr("limits.max_tokens"), HasSubstr("out of range")));
 }
@@ -253,11 +253,9 @@ TEST(ConfigTest, LimitKeysRefuseOutOfRange) {
 TEST(LoadConfigTest, SecurityKeysFromFlagsAndEnvironment) {
   FakeEnviron env({"ATTND_SERVER_AUTH_TOKEN_FILE=/run/secrets/tokens",
                    "ATTND_SERVER_TLS_KEY_FILE=/env/tls.key"});
-  absl::StatusOr<Config> config =
-      LoadConfig("",
-                 {{"server.tls_cert_file", "/flag/tls.crt"},
-                  {"server.tls_key_file", "/flag/tls.key"}},
-                 env.get());
+  absl::StatusOr<Config> config = LoadConfig(
+      "", {{"server.tls_cert_file", "/flag/tls.crt"}, {"server.tls_key_file", "/flag/tls.key"}},
+      env.get());
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->server.tls_cert_file, "/flag/tls.crt");
   EXPECT_EQ(config->server.tls_key_file, "/env/tls.key");  // the variable wins

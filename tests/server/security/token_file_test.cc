@@ -30,9 +30,7 @@ class TokenFileOnDisk {
     path_ = name;
   }
   ~TokenFileOnDisk() { std::remove(path_.c_str()); }
-  void Write(const std::string& text) const {
-    std::ofstream(path_, std::ios::trunc) << text;
-  }
+  void Write(const std::string& text) const { std::ofstream(path_, std::ios::trunc) << text; }
   const std::string& path() const { return path_; }
 
  private:
