@@ -44,6 +44,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   server->metrics_ = std::make_unique<ServiceMetrics>(registry);
   metrics::Registry* metrics_registry = server->metrics_->registry();
 
+  // Security first: a bad certificate, key or token file stops start-up before devices are
+  // opened or anything listens.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      security::MakeServerCredentials(config.server, &server->tls_);
+  if (!credentials.ok()) return credentials.status();
+  if (!config.server.auth_token_file.empty()) {
+    absl::StatusOr<std::unique_ptr<security::TokenFile>> tokens = security::TokenFile::Open(
+        config.server.auth_token_file, absl::Seconds(config.server.auth_token_reload_seconds));
+    if (!tokens.ok()) return tokens.status();
+    server->tokens_ = *std::move(tokens);
+  }
+
   absl::StatusOr<executor::DeviceSelection> devices = executor::CreateExecutors(config);
   if (!devices.ok()) return devices.status();
   server->backend_ = devices->backend;
@@ -69,17 +81,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
           context.queue_seconds = absl::ToDoubleSeconds(info.queue_time);
           return run->Run(item.decoded, item.request->request_id(), context);
         });
-  }
-
-  // Security first: a bad certificate, key or token file stops start-up before anything listens.
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      security::MakeServerCredentials(config.server, &server->tls_);
-  if (!credentials.ok()) return credentials.status();
-  if (!config.server.auth_token_file.empty()) {
-    absl::StatusOr<std::unique_ptr<security::TokenFile>> tokens = security::TokenFile::Open(
-        config.server.auth_token_file, absl::Seconds(config.server.auth_token_reload_seconds));
-    if (!tokens.ok()) return tokens.status();
-    server->tokens_ = *std::move(tokens);
   }
 
   server->context_ = std::make_unique<ServiceContext>();
