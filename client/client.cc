@@ -1,10 +1,16 @@
 #include "client/client.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -25,6 +31,26 @@ namespace {
 void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
   if (timeout == absl::InfiniteDuration()) return;
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+// The TLS and token options are consistent: INVALID_ARGUMENT naming the option otherwise.
+absl::Status CheckSecurityOptions(const ClientOptions& options) {
+  const bool any_tls = !options.tls_root_certs_pem.empty() || !options.tls_cert_chain_pem.empty() ||
+                       !options.tls_private_key_pem.empty() || !options.tls_server_name.empty();
+  if (any_tls && !options.use_tls) {
+    return absl::InvalidArgumentError("tls_* options are set but use_tls is false");
+  }
+  if (options.tls_cert_chain_pem.empty() != options.tls_private_key_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_cert_chain_pem and tls_private_key_pem come together (mutual TLS needs both)");
+  }
+  for (char c : options.bearer_token) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          "bearer_token must be visible ASCII without spaces (it travels in an HTTP/2 header)");
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::vector<std::unique_ptr<v1::Attention::Stub>> MakeStubs(
@@ -91,6 +117,31 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
+absl::StatusOr<std::string> ReadCredentialFile(const std::string& what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " = \"", path, "\": cannot read: ", std::strerror(errno)));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  if (text.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " = \"", path, "\": the file is empty"));
+  }
+  return text.str();
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadCredentialFile("token file", path);
+  if (!text.ok()) return text.status();
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty() && line.front() != '#') return std::string(line);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "token file = \"", path, "\": no token in it (blank and '#' lines are skipped)"));
+}
+
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target,
                                                        const ClientOptions& options) {
   if (target.empty()) return absl::InvalidArgumentError("target is empty");
@@ -111,10 +162,13 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
     return absl::InvalidArgumentError("default_timeout must be positive");
   }
 
+  if (absl::Status status = CheckSecurityOptions(options); !status.ok()) return status;
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (options.use_tls) {
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = options.tls_root_certs_pem;
+    ssl.pem_cert_chain = options.tls_cert_chain_pem;
+    ssl.pem_private_key = options.tls_private_key_pem;
     credentials = grpc::SslCredentials(ssl);
   } else {
     credentials = grpc::InsecureChannelCredentials();
@@ -127,6 +181,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
     args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
     if (!options.load_balancing.empty()) {
       args.SetLoadBalancingPolicyName(options.load_balancing);
+    }
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
     }
     if (options.channels > 1) {
       // Without these, channels with equal arguments share subchannels, i.e. one connection.
@@ -145,6 +202,13 @@ Client::Client(std::string target, ClientOptions options,
       channels_(std::move(channels)),
       stubs_(MakeStubs(channels_)) {}
 
+void Client::Prepare(grpc::ClientContext* context, absl::Duration timeout) const {
+  SetDeadline(context, timeout);
+  if (!options_.bearer_token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", options_.bearer_token));
+  }
+}
+
 v1::Attention::Stub& Client::NextStub() {
   if (stubs_.size() == 1) return *stubs_[0];
   uint64_t i = next_stub_.fetch_add(1, std::memory_order_relaxed);
@@ -154,7 +218,7 @@ v1::Attention::Stub& Client::NextStub() {
 absl::StatusOr<v1::AttendResponse> Client::Attend(const v1::AttendRequest& request,
                                                   absl::Duration timeout) {
   grpc::ClientContext context;
-  SetDeadline(&context, timeout);
+  Prepare(&context, timeout);
   v1::AttendResponse response;
   grpc::Status status = NextStub().Attend(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
@@ -169,7 +233,7 @@ void Client::AttendAsync(const v1::AttendRequest* request, v1::AttendResponse* r
                          absl::Duration timeout, std::function<void(absl::Status)> done) {
   // The context must outlive the call: it is owned by the completion callback.
   auto context = std::make_shared<grpc::ClientContext>();
-  SetDeadline(context.get(), timeout);
+  Prepare(context.get(), timeout);
   NextStub().async()->Attend(
       context.get(), request, response,
       [context, done = std::move(done)](grpc::Status status) { done(FromGrpcStatus(status)); });
@@ -190,7 +254,7 @@ absl::StatusOr<std::vector<v1::AttendResponse>> Client::AttendStream(
   }
 
   grpc::ClientContext context;
-  SetDeadline(&context, timeout);
+  Prepare(&context, timeout);
   std::unique_ptr<grpc::ClientReaderWriter<v1::AttendRequest, v1::AttendResponse>> stream =
       NextStub().AttendStream(&context);
 
@@ -236,7 +300,7 @@ absl::StatusOr<std::vector<v1::AttendResponse>> Client::AttendStream(
 
 absl::StatusOr<v1::ServerInfo> Client::GetServerInfo(absl::Duration timeout) {
   grpc::ClientContext context;
-  SetDeadline(&context, timeout);
+  Prepare(&context, timeout);
   v1::ServerInfo info;
   grpc::Status status = NextStub().GetServerInfo(&context, v1::GetServerInfoRequest(), &info);
   if (!status.ok()) return FromGrpcStatus(status);

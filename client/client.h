@@ -25,6 +25,7 @@
 #include "attnd/v1/attention.grpc.pb.h"
 #include "attnd/v1/attention.pb.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 
 namespace attnd::client {
@@ -40,16 +41,32 @@ struct ClientOptions {
   // Independent channels (separate HTTP/2 connections) that calls rotate over; more than one
   // helps a load generator past the throughput of a single connection.
   int channels = 1;
-  // TLS is off for now; `use_tls` selects gRPC's SSL credentials with these roots (empty: the
-  // system's roots).
+  // TLS (server.tls_cert_file set on the server). The tls_* fields need use_tls.
   bool use_tls = false;
+  // PEM CA certificates to verify the server against; empty: the system's roots.
   std::string tls_root_certs_pem;
+  // Mutual TLS (server.tls_client_ca_file set): the client's PEM certificate chain and its
+  // private key, both or neither.
+  std::string tls_cert_chain_pem;
+  std::string tls_private_key_pem;
+  // The name the server's certificate must carry, when it is not the target's host (e.g. an IP
+  // target and a certificate for "attnd.ns.svc"); also sent as SNI.
+  std::string tls_server_name;
+  // Bearer token (server.auth_token_file set): sent with every call as
+  // "authorization: Bearer <token>". Visible ASCII without spaces.
+  std::string bearer_token;
 };
 
 // grpc.health.v1.HealthCheckResponse.ServingStatus, by the same numbers.
 enum class HealthStatus { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3 };
 // "SERVING", "NOT_SERVING", ... as grpc.health.v1 spells them.
 const char* HealthStatusName(HealthStatus status);
+// Reads a file whole (a PEM file for the tls_* options); INVALID_ARGUMENT naming `what` and the
+// path when it cannot be read or is empty.
+absl::StatusOr<std::string> ReadCredentialFile(const std::string& what, const std::string& path);
+// The token of a token file: its first line that is neither blank nor a '#' comment, trimmed
+// (the format the server's auth_token_file takes, so one file can serve both sides).
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 
 // grpc::Status → absl::Status, keeping the code (the two enums share values) and the message.
 absl::Status FromGrpcStatus(const grpc::Status& status);
@@ -102,6 +119,8 @@ class Client {
 
   // The stub for the next call (round robin over channels_).
   v1::Attention::Stub& NextStub();
+  // A call's deadline and its bearer token.
+  void Prepare(grpc::ClientContext* context, absl::Duration timeout) const;
 
   // Constant after construction.
   const std::string target_;

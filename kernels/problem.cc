@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -235,6 +236,7 @@ ProblemLimits UnlimitedProblemLimits() {
   limits.max_heads = kMax;
   limits.max_head_dim = kMax;
   limits.max_tensor_elements = kMax;
+  limits.max_tokens = kMax;
   return limits;
 }
 
@@ -304,6 +306,17 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
   if (absl::Status s = CheckElements("out", out_dims, 4, limits); !s.ok()) return s;
   if (p.return_lse) {
     if (absl::Status s = CheckElements("lse", lse_dims, 3, limits); !s.ok()) return s;
+  }
+  // Tokens per side: B × Mq and B × Mk (no overflow: q and k, which have more elements, were
+  // just counted).
+  const std::pair<const std::string*, int64_t> token_sides[] = {{&mq_name, p.q_len},
+                                                                {&mk_name, p.kv_len}};
+  for (const auto& [len_name, len] : token_sides) {
+    if (p.batch * len > limits.max_tokens) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokens ", b_name, " × ", *len_name, " = ", p.batch, " × ", len, " = ",
+                       p.batch * len, " exceed limits.max_tokens = ", limits.max_tokens));
+    }
   }
 
   if (p.has_bias) {

@@ -48,6 +48,9 @@ struct ProblemLimits {
   int64_t max_heads = 1024;
   int64_t max_head_dim = 1024;
   int64_t max_tensor_elements = int64_t{1} << 31;
+  // Tokens in one request, counted per side: B × Mq query tokens and B × Mk key/value tokens
+  // must each be at most this (the `total_q` and `total_k` of a variable-length batch).
+  int64_t max_tokens = int64_t{1} << 24;
 };
 
 // Limits that never bind: for kernels that re-check a problem's consistency at run time.

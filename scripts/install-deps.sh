@@ -8,6 +8,7 @@ apt_packages=(
   build-essential cmake ninja-build pkg-config ccache git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libyaml-cpp-dev libopenblas-dev
+  libssl-dev openssl  # TLS file checks in server/security; the tests make their certificates
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus  # promtool and a real Prometheus server for the metrics tests
   procps      # ps/pkill used by tests

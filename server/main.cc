@@ -1,7 +1,8 @@
 // attnd: exact, memory-efficient attention as a gRPC service.
 //
 //   attnd [--config FILE] [--listen ADDR] [--metrics-listen ADDR] [--backend auto|cpu|cuda]
-//         [--log-level debug|info|warning|error]
+//         [--log-level debug|info|warning|error] [--tls-cert-file F --tls-key-file F]
+//         [--tls-client-ca-file F] [--auth-token-file F]
 //
 // Start-up errors (bad config, no such backend, an address in use) exit 2 with one line on
 // stderr naming the key or address. SIGTERM/SIGINT drain: health NOT_SERVING, in-flight requests
@@ -46,7 +47,8 @@ constexpr absl::Duration kDeviceErrorGrace = absl::Seconds(5);
 constexpr char kUsage[] =
     "usage: attnd [--config FILE] [--listen ADDR] [--metrics-listen ADDR]\n"
     "             [--backend auto|cpu|cuda] [--log-level debug|info|warning|error]\n"
-    "             [--help] [--version]\n"
+    "             [--tls-cert-file FILE --tls-key-file FILE] [--tls-client-ca-file FILE]\n"
+    "             [--auth-token-file FILE] [--help] [--version]\n"
     "\n"
     "Serves exact attention over gRPC (attnd.v1.Attention, health, reflection) and Prometheus\n"
     "metrics over HTTP (/metrics).\n"
@@ -56,6 +58,17 @@ constexpr char kUsage[] =
     "  --metrics-listen ADDR metrics host:port (metrics.listen)\n"
     "  --backend KIND        auto, cpu or cuda (backend.kind)\n"
     "  --log-level LEVEL     debug, info, warning or error (logging.level)\n"
+    "  --tls-cert-file FILE  PEM certificate chain; with --tls-key-file turns TLS on\n"
+    "                        (server.tls_cert_file)\n"
+    "  --tls-key-file FILE   PEM private key of that certificate (server.tls_key_file)\n"
+    "  --tls-client-ca-file FILE\n"
+    "                        PEM CAs whose client certificates are required: mutual TLS\n"
+    "                        (server.tls_client_ca_file)\n"
+    "  --health-listen ADDR  with TLS, a plaintext host:port for health probes only\n"
+    "                        (server.health_listen)\n"
+    "  --auth-token-file FILE\n"
+    "                        bearer tokens, one per line; attnd.v1 calls then need\n"
+    "                        \"authorization: Bearer <token>\" (server.auth_token_file)\n"
     "\n"
     "ATTND_<SECTION>_<KEY> environment variables override the file and the flags, e.g.\n"
     "ATTND_SERVER_LISTEN=0.0.0.0:50051. SIGTERM drains and exits 0.\n";
@@ -75,6 +88,11 @@ std::optional<std::string> ParseFlags(int argc, char** argv, Flags* flags) {
       {"--metrics-listen", "metrics.listen"},
       {"--backend", "backend.kind"},
       {"--log-level", "logging.level"},
+      {"--tls-cert-file", "server.tls_cert_file"},
+      {"--tls-key-file", "server.tls_key_file"},
+      {"--tls-client-ca-file", "server.tls_client_ca_file"},
+      {"--health-listen", "server.health_listen"},
+      {"--auth-token-file", "server.auth_token_file"},
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -113,6 +131,33 @@ std::string BoundAddress(const std::string& listen, int port) {
   const size_t colon = listen.rfind(':');
   const std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
   return absl::StrCat(host, ":", port);
+}
+
+// What the gRPC port's security is, and warnings for setups that are probably mistakes.
+void LogSecurity(const service::Server& server) {
+  const security::TlsSummary& tls = server.tls();
+  if (tls.mode != "off") {
+    logging::Log(
+        logging::Level::kInfo, "tls",
+        {F("mode", tls.mode), F("subject", tls.subject),
+         F("not_after", absl::FormatTime(absl::RFC3339_sec, tls.not_after, absl::UTCTimeZone())),
+         F("client_cas", tls.client_cas)});
+    if (tls.not_after < absl::Now() + absl::Hours(24 * 7)) {
+      logging::Log(logging::Level::kWarning, "tls_certificate_expiring",
+                   {F("subject", tls.subject),
+                    F("not_after",
+                      absl::FormatTime(absl::RFC3339_sec, tls.not_after, absl::UTCTimeZone()))});
+    }
+  }
+  if (server.auth_tokens() > 0) {
+    logging::Log(logging::Level::kInfo, "auth", {F("tokens", server.auth_tokens())});
+    if (tls.mode == "off") {
+      logging::Log(logging::Level::kWarning, "auth_without_tls",
+                   {F("hint",
+                      "bearer tokens cross the network in plaintext; set "
+                      "server.tls_cert_file or terminate TLS in front of attnd")});
+    }
+  }
 }
 
 int StartupError(const std::string& message) {
@@ -195,10 +240,17 @@ int Main(int argc, char** argv) {
   const std::string listen = BoundAddress(config->server.listen, (*server)->port());
   const std::string metrics_listen =
       exporter != nullptr ? BoundAddress(config->metrics.listen, exporter->port()) : "";
+  const std::string health_listen =
+      (*server)->health_port() != 0
+          ? BoundAddress(config->server.health_listen, (*server)->health_port())
+          : "";
+  LogSecurity(**server);
   logging::Log(
       logging::Level::kInfo, "serving",
       {F("listen", listen), F("metrics_listen", metrics_listen), F("backend", (*server)->backend()),
-       F("version", service::Version()), F("pid", static_cast<int64_t>(getpid()))});
+       F("tls", (*server)->tls().mode), F("auth", (*server)->auth_tokens() > 0 ? "token" : "off"),
+       F("health_listen", health_listen), F("version", service::Version()),
+       F("pid", static_cast<int64_t>(getpid()))});
 
   int signal_number = 0;
   for (;;) {

@@ -114,6 +114,22 @@ void AddGlobalFlags(GlobalFlags* g, FlagTable* table) {
                         return absl::OkStatus();
                       }};
   (*table)["--max-message-bytes"] = IntFlag(&g->max_message_bytes, 1, INT32_MAX);
+  (*table)["--tls"] = BoolFlag(&g->tls);
+  // Each of these turns TLS on too.
+  const std::pair<const char*, std::string*> tls_files[] = {
+      {"--tls-ca", &g->tls_ca},
+      {"--tls-cert", &g->tls_cert},
+      {"--tls-key", &g->tls_key},
+      {"--tls-server-name", &g->tls_server_name}};
+  for (const auto& [name, field] : tls_files) {
+    FlagDef string_flag = StringFlag(field);
+    (*table)[name] = {true,
+                      [g, set = string_flag.set](absl::string_view flag, absl::string_view value) {
+                        g->tls = true;
+                        return set(flag, value);
+                      }};
+  }
+  (*table)["--token-file"] = StringFlag(&g->token_file);
 }
 
 void AddProblemFlags(ProblemFlags* p, FlagTable* table) {
@@ -401,6 +417,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
   if (help) {
     cl.command = Command::kHelp;
     return cl;
+  }
+  if (cl.global.tls_cert.empty() != cl.global.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key come together (mutual TLS)");
   }
   if (!have_command) {
     return absl::InvalidArgumentError("no command given (want info, health, attend or load)");

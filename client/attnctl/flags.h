@@ -31,6 +31,13 @@ struct GlobalFlags {
   absl::Duration timeout = absl::Seconds(60);  // per RPC
   std::string load_balancing;                  // --lb: "" or round_robin
   int64_t max_message_bytes = int64_t{256} << 20;
+  // TLS: on with --tls or any --tls-* file; files are read when the client is made.
+  bool tls = false;
+  std::string tls_ca;           // PEM CAs to trust (default: the system's)
+  std::string tls_cert;         // mutual TLS: client certificate chain (with tls_key)
+  std::string tls_key;          // mutual TLS: its private key
+  std::string tls_server_name;  // name to verify the server's certificate against
+  std::string token_file;       // bearer token file (first non-blank, non-'#' line)
 };
 
 // The problem, as attend and load take it: shape flags (optional when .npy files give the

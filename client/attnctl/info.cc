@@ -45,7 +45,9 @@ std::string FormatInfo(const v1::ServerInfo& info) {
   absl::StrAppend(&out, "  max seq len          ", l.max_seq_len(), "\n");
   absl::StrAppend(&out, "  max heads            ", l.max_heads(), "\n");
   absl::StrAppend(&out, "  max head dim         ", l.max_head_dim(), "\n");
+  absl::StrAppend(&out, "  max tokens           ", l.max_tokens(), "\n");
   absl::StrAppend(&out, "  max queue requests   ", l.max_queue_requests(), "\n");
+  absl::StrAppend(&out, "  max streams per conn ", l.max_concurrent_streams(), "\n");
   return out;
 }
 

@@ -21,6 +21,14 @@ Global flags:
   --lb round_robin         spread calls over every address the target resolves to
   --timeout D              deadline of each call: 30s, 500ms, 2m or seconds (default 60s)
   --max-message-bytes N    gRPC message limit (default 268435456)
+  --tls                    connect with TLS, trusting the system's CAs
+  --tls-ca FILE            connect with TLS, trusting the PEM CAs in FILE
+  --tls-cert FILE --tls-key FILE
+                           mutual TLS: present this PEM client certificate and key
+  --tls-server-name NAME   verify the server's certificate for NAME instead of the
+                           target's host (e.g. an IP target)
+  --token-file FILE        send "authorization: Bearer <token>" with every call; the token
+                           is FILE's first line that is not blank or a '#' comment
 
 health:
   grpc.health.v1 Check, as a load balancer or a container health check asks it. Prints

@@ -213,6 +213,30 @@ void CheckConsistency(const Config& config, std::vector<std::string>* errors) {
         "memory.safety_margin_bytes (", config.memory.safety_margin_bytes,
         ") must be less than memory.host_budget_bytes (", config.memory.host_budget_bytes, ")"));
   }
+  const ServerSection& server = config.server;
+  if (server.tls_cert_file.empty() != server.tls_key_file.empty()) {
+    errors->push_back(
+        absl::StrCat(server.tls_cert_file.empty() ? "server.tls_key_file" : "server.tls_cert_file",
+                     " is set but ",
+                     server.tls_cert_file.empty() ? "server.tls_cert_file" : "server.tls_key_file",
+                     " is not; TLS needs both the certificate and its private key"));
+  }
+  if (!server.tls_client_ca_file.empty() && server.tls_cert_file.empty()) {
+    errors->push_back(
+        "server.tls_client_ca_file is set but server.tls_cert_file is not; mutual TLS needs the "
+        "server's own certificate and key too");
+  }
+  if (!server.health_listen.empty()) {
+    if (server.tls_cert_file.empty()) {
+      errors->push_back(
+          "server.health_listen is set but TLS is off: probes reach health on server.listen; "
+          "a second plaintext port is only for TLS servers");
+    }
+    if (server.health_listen == server.listen && !absl::EndsWith(server.listen, ":0")) {
+      errors->push_back(absl::StrCat("server.health_listen: \"", server.health_listen,
+                                     "\" is also server.listen; give health its own port"));
+    }
+  }
   if (config.metrics.enabled && config.metrics.listen == config.server.listen &&
       !absl::EndsWith(config.metrics.listen, ":0")) {
     errors->push_back(absl::StrCat("metrics.listen: \"", config.metrics.listen,

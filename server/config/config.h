@@ -20,7 +20,31 @@ struct ServerSection {
   std::string listen = "0.0.0.0:50051";
   int64_t max_message_bytes = 256 << 20;  // gRPC receive/send limit
   double drain_timeout_seconds = 30;      // SIGTERM: stop accepting, finish in-flight, exit 0
-  int64_t max_concurrent_streams = 256;
+  int64_t max_concurrent_streams = 256;   // HTTP/2 streams per connection
+
+  // Connection limits: a connection that has not finished its TLS handshake and HTTP/2 preface
+  // by then is closed; pings closer together than the interval (or any ping while no call is
+  // open, unless permitted) are strikes, and the third strike closes the connection with
+  // GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
+  double handshake_timeout_seconds = 10;
+  double keepalive_min_ping_interval_seconds = 10;
+  bool keepalive_permit_without_calls = false;
+
+  // TLS: on when tls_cert_file and tls_key_file are set (PEM); with tls_client_ca_file, clients
+  // must present a certificate signed by one of its CAs (mutual TLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // With TLS on: a second, plaintext port ("host:port", "" for none) on which only
+  // grpc.health.v1.Health (and reflection) answer, for Kubernetes gRPC probes, which cannot
+  // speak TLS. attnd.v1 calls arriving there are refused PERMISSION_DENIED.
+  std::string health_listen;
+
+  // Bearer tokens: on when auth_token_file is set (one token per line); every attnd.v1 call
+  // must carry "authorization: Bearer <token>". Re-read every auth_token_reload_seconds (0: only
+  // at start). Health and reflection stay open.
+  std::string auth_token_file;
+  double auth_token_reload_seconds = 10;
 };
 
 struct MetricsSection {

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
@@ -49,6 +50,13 @@ KeySpec Other(absl::string_view section, absl::string_view key, ValueKind kind,
   return spec;
 }
 
+KeySpec OptionalListen(absl::string_view section, absl::string_view key,
+                       FieldRef (*field)(Config&)) {
+  KeySpec spec = Other(section, key, ValueKind::kListen, field);
+  spec.empty_ok = true;
+  return spec;
+}
+
 std::vector<KeySpec> BuildKeys() {
   using K = ValueKind;
   return {
@@ -59,6 +67,19 @@ std::vector<KeySpec> BuildKeys() {
               ATTND_FIELD(server.drain_timeout_seconds)),
       Numeric("server", "max_concurrent_streams", K::kInt, 1, 1 << 20,
               ATTND_FIELD(server.max_concurrent_streams)),
+      Numeric("server", "handshake_timeout_seconds", K::kDouble, 0, 3600,
+              ATTND_FIELD(server.handshake_timeout_seconds), /*min_exclusive=*/true),
+      Numeric("server", "keepalive_min_ping_interval_seconds", K::kDouble, 0, 86400,
+              ATTND_FIELD(server.keepalive_min_ping_interval_seconds)),
+      Other("server", "keepalive_permit_without_calls", K::kBool,
+            ATTND_FIELD(server.keepalive_permit_without_calls)),
+      Other("server", "tls_cert_file", K::kPath, ATTND_FIELD(server.tls_cert_file)),
+      Other("server", "tls_key_file", K::kPath, ATTND_FIELD(server.tls_key_file)),
+      Other("server", "tls_client_ca_file", K::kPath, ATTND_FIELD(server.tls_client_ca_file)),
+      OptionalListen("server", "health_listen", ATTND_FIELD(server.health_listen)),
+      Other("server", "auth_token_file", K::kPath, ATTND_FIELD(server.auth_token_file)),
+      Numeric("server", "auth_token_reload_seconds", K::kDouble, 0, 86400,
+              ATTND_FIELD(server.auth_token_reload_seconds)),
 
       Other("metrics", "enabled", K::kBool, ATTND_FIELD(metrics.enabled)),
       Other("metrics", "listen", K::kListen, ATTND_FIELD(metrics.listen)),
@@ -102,6 +123,7 @@ std::vector<KeySpec> BuildKeys() {
       Numeric("limits", "max_head_dim", K::kInt, 1, 1 << 16, ATTND_FIELD(limits.max_head_dim)),
       Numeric("limits", "max_tensor_elements", K::kInt, 1, kTwo62,
               ATTND_FIELD(limits.max_tensor_elements)),
+      Numeric("limits", "max_tokens", K::kInt, 1, kTwo62, ATTND_FIELD(limits.max_tokens)),
 
       Other("logging", "level", K::kEnum, ATTND_FIELD(logging.level),
             {"debug", "info", "warning", "error"}),
@@ -225,9 +247,13 @@ std::string Expected(const KeySpec& spec) {
     case ValueKind::kEnum:
       return absl::StrCat("one of ", absl::StrJoin(spec.choices, "|"));
     case ValueKind::kListen:
-      return "host:port with port in [0, 65535] (e.g. \"0.0.0.0:50051\", \"[::]:50051\")";
+      return absl::StrCat(
+          "host:port with port in [0, 65535] (e.g. \"0.0.0.0:50051\", \"[::]:50051\")",
+          spec.empty_ok ? ", or \"\" for none" : "");
     case ValueKind::kIntList:
       return absl::StrCat("a list of integers, each in ", Range(spec));
+    case ValueKind::kPath:
+      return "a file path, or \"\" for none";
   }
   return "";
 }
@@ -284,6 +310,10 @@ absl::Status SetFromString(const KeySpec& spec, absl::string_view raw, Config* c
       }
       return Bad(spec, text);
     case ValueKind::kListen: {
+      if (text.empty() && spec.empty_ok) {
+        std::get<std::string*>(field)->clear();
+        return absl::OkStatus();
+      }
       absl::Status status = CheckListen(spec, text);
       if (!status.ok()) return status;
       *std::get<std::string*>(field) = std::string(text);
@@ -301,6 +331,13 @@ absl::Status SetFromString(const KeySpec& spec, absl::string_view raw, Config* c
       }
       return SetIntList(spec, items, config);
     }
+    case ValueKind::kPath:
+      // Surrounding whitespace is dropped as for every kind; control characters are refused.
+      if (std::any_of(text.begin(), text.end(), [](char c) { return absl::ascii_iscntrl(c); })) {
+        return Bad(spec, text);
+      }
+      *std::get<std::string*>(field) = std::string(text);
+      return absl::OkStatus();
   }
   return absl::InternalError("unhandled value kind");
 }
@@ -345,6 +382,11 @@ std::string FormatValue(const KeySpec& spec, const Config& config) {
       return absl::StrCat("\"", *std::get<std::string*>(field), "\"");
     case ValueKind::kIntList:
       return absl::StrCat("[", absl::StrJoin(*std::get<std::vector<int>*>(field), ", "), "]");
+    case ValueKind::kPath:  // a double-quoted YAML scalar: only \ and " need escaping
+      return absl::StrCat(
+          "\"",
+          absl::StrReplaceAll(*std::get<std::string*>(field), {{"\\", "\\\\"}, {"\"", "\\\""}}),
+          "\"");
   }
   return "";
 }

@@ -23,6 +23,7 @@ enum class ValueKind {
   kEnum,      // one of `choices`
   kListen,    // "host:port", port in [0, 65535]
   kIntList,   // YAML sequence of integers, or "0,1,3" from a flag or variable; each in [min, max]
+  kPath,      // a file path, or "" for none; no control characters
 };
 
 using FieldRef = std::variant<int64_t*, int*, double*, bool*, std::string*, std::vector<int>*>;
@@ -35,6 +36,7 @@ struct KeySpec {
   double max = 0;
   bool min_exclusive = false;
   std::vector<absl::string_view> choices;  // kEnum
+  bool empty_ok = false;                   // kListen: "" (none) is a value too
   FieldRef (*field)(Config&) = nullptr;
 
   std::string Path() const;     // "scheduler.max_queue_requests"

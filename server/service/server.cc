@@ -14,12 +14,47 @@ namespace attnd::server::service {
 
 using logging::F;
 
+namespace {
+
+int Milliseconds(double seconds) {
+  return static_cast<int>(std::clamp(seconds * 1000.0, 0.0, static_cast<double>(INT_MAX)));
+}
+
+// The handshake deadline and keepalive enforcement of server.* (config.h says what each does).
+void AddConnectionLimits(const ServerSection& server, grpc::ServerBuilder* builder) {
+  // Covers the TLS handshake and, after it, the client's HTTP/2 preface and SETTINGS: a
+  // connection that sends nothing is closed at this deadline, TLS or not.
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                              Milliseconds(server.handshake_timeout_seconds));
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                              Milliseconds(server.keepalive_min_ping_interval_seconds));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+                              server.keepalive_permit_without_calls ? 1 : 0);
+  // gRPC's default, stated: the third ping too soon closes the connection (GOAWAY
+  // ENHANCE_YOUR_CALM, "too_many_pings").
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
                                                       metrics::Registry* registry) {
   std::unique_ptr<Server> server(new Server());
   server->config_ = config;
   server->metrics_ = std::make_unique<ServiceMetrics>(registry);
   metrics::Registry* metrics_registry = server->metrics_->registry();
+
+  // Security first: a bad certificate, key or token file stops start-up before devices are
+  // opened or anything listens.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      security::MakeServerCredentials(config.server, &server->tls_);
+  if (!credentials.ok()) return credentials.status();
+  if (!config.server.auth_token_file.empty()) {
+    absl::StatusOr<std::unique_ptr<security::TokenFile>> tokens = security::TokenFile::Open(
+        config.server.auth_token_file, absl::Seconds(config.server.auth_token_reload_seconds));
+    if (!tokens.ok()) return tokens.status();
+    server->tokens_ = *std::move(tokens);
+  }
 
   absl::StatusOr<executor::DeviceSelection> devices = executor::CreateExecutors(config);
   if (!devices.ok()) return devices.status();
@@ -50,6 +85,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
 
   server->context_ = std::make_unique<ServiceContext>();
   ServiceContext* context = server->context_.get();
+  context->tokens = server->tokens_.get();
+  context->tls_only = server->tls_.mode != "off";
   context->limits = config.limits;
   context->max_response_bytes = config.server.max_message_bytes;
   context->max_stream_outstanding =
@@ -69,7 +106,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const std::string& listen = config.server.listen;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(listen, *credentials, &server->port_);
+  const std::string& health_listen = config.server.health_listen;
+  if (!health_listen.empty()) {
+    // Plaintext, for probes that cannot speak TLS; the service refuses attnd.v1 calls on it.
+    builder.AddListeningPort(health_listen, grpc::InsecureServerCredentials(),
+                             &server->health_port_);
+  }
   const int max_message =
       static_cast<int>(std::min<int64_t>(config.server.max_message_bytes, INT_MAX));
   builder.SetMaxReceiveMessageSize(max_message);
@@ -77,14 +120,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONCURRENT_STREAMS,
       static_cast<int>(std::min<int64_t>(config.server.max_concurrent_streams, INT_MAX)));
+  AddConnectionLimits(config.server, &builder);
   // Without this a second attnd could bind the same port (SO_REUSEPORT) and split the traffic.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
-  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+  const bool health_failed = !health_listen.empty() && server->health_port_ == 0;
+  if (server->grpc_server_ == nullptr || server->port_ == 0 || health_failed) {
     server->grpc_server_.reset();
+    const bool main_failed = server->port_ == 0;
     return absl::UnavailableError(
-        absl::StrCat("server.listen = \"", listen,
+        absl::StrCat(main_failed ? "server.listen" : "server.health_listen", " = \"",
+                     main_failed ? listen : health_listen,
                      "\": cannot listen there (address already in use, not a local address, or not "
                      "host:port)"));
   }

@@ -21,6 +21,8 @@
 #include "server/executor/request_runner.h"
 #include "server/metrics/metrics.h"
 #include "server/scheduler/scheduler.h"
+#include "server/security/tls.h"
+#include "server/security/token_file.h"
 #include "server/service/attention_service.h"
 #include "server/service/service_context.h"
 #include "server/service/service_metrics.h"
@@ -30,8 +32,10 @@ namespace attnd::server::service {
 class Server {
  public:
   // Selects the devices (backend.kind), starts the scheduler's workers and listens on
-  // config.server.listen. `registry` may be null and must outlive the server otherwise.
-  // Errors name the config key: backend.kind (no such device), server.listen (cannot bind).
+  // config.server.listen, with TLS and bearer tokens when the server section asks for them.
+  // `registry` may be null and must outlive the server otherwise. Errors name the config key:
+  // backend.kind (no such device), server.tls_* (a bad certificate or key file),
+  // server.auth_token_file (unreadable, no token), server.listen (cannot bind).
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Config& config,
                                                        metrics::Registry* registry);
   // Drains with no grace if Drain was not called.
@@ -41,8 +45,11 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   int port() const { return port_; }  // the bound port (config port 0 → the one chosen)
+  int health_port() const { return health_port_; }         // server.health_listen's; 0 without one
   const std::string& backend() const { return backend_; }  // "cpu" or "cuda"
   const std::string& backend_reason() const { return backend_reason_; }
+  const security::TlsSummary& tls() const { return tls_; }  // mode "off", "tls" or "mutual"
+  int auth_tokens() const { return tokens_ ? tokens_->size() : 0; }  // 0: tokens are off
 
   // Health goes NOT_SERVING; open streams stop taking new requests; no new calls are accepted;
   // in-flight and queued requests finish; then gRPC shuts down. Calls still open at
@@ -68,9 +75,12 @@ class Server {
   std::vector<std::unique_ptr<executor::Executor>> executors_;
   std::vector<std::unique_ptr<executor::RequestRunner>> runners_;
   std::unique_ptr<scheduler::Scheduler> scheduler_;
+  security::TlsSummary tls_;
+  std::unique_ptr<security::TokenFile> tokens_;  // null: server.auth_token_file unset
   std::unique_ptr<ServiceContext> context_;
   std::unique_ptr<AttentionService> service_;
   int port_ = 0;
+  int health_port_ = 0;
   std::unique_ptr<grpc::Server> grpc_server_;  // declared last: destroyed first
 
   absl::Mutex drain_mu_;

@@ -72,6 +72,8 @@ v1::ServerInfo BuildServerInfo(const Config& config, const std::string& backend,
   limits->set_max_heads(config.limits.max_heads);
   limits->set_max_head_dim(config.limits.max_head_dim);
   limits->set_max_queue_requests(config.scheduler.max_queue_requests);
+  limits->set_max_tokens(config.limits.max_tokens);
+  limits->set_max_concurrent_streams(config.server.max_concurrent_streams);
   info.set_build(BuildString());
   return info;
 }

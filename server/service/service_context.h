@@ -17,6 +17,7 @@
 #include "attnd/v1/attention.pb.h"
 #include "kernels/problem.h"
 #include "server/scheduler/scheduler.h"
+#include "server/security/token_file.h"
 #include "server/service/service_metrics.h"
 
 namespace attnd::server::service {
@@ -50,6 +51,11 @@ struct ServiceContext {
   scheduler::Scheduler* scheduler = nullptr;
   ServiceMetrics* metrics = nullptr;
   std::function<v1::ServerInfo()> server_info;  // built live (memory budgets)
+  // The bearer tokens every attnd.v1 call must carry; null when server.auth_token_file is unset.
+  security::TokenFile* tokens = nullptr;
+  // TLS is on: attnd.v1 calls must arrive over TLS, i.e. not on the plaintext
+  // server.health_listen port.
+  bool tls_only = false;
   StreamRegistry streams;
 };
 

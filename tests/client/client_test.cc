@@ -1,6 +1,10 @@
 // The client library against an in-process fake server (no attention computed).
 #include "client/client.h"
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 #include <future>
 
 #include "absl/strings/str_cat.h"
@@ -64,6 +68,37 @@ TEST(Client, CreateRefusesBadOptions) {
   options = {};
   options.max_message_bytes = 0;
   EXPECT_FALSE(Client::Create("127.0.0.1:1", options).ok());
+}
+
+TEST(Client, CreateRefusesInconsistentSecurityOptions) {
+  ClientOptions options;
+  options.tls_root_certs_pem = "-----BEGIN CERTIFICATE-----";
+  EXPECT_THAT(std::string(Client::Create("127.0.0.1:1", options).status().message()),
+              HasSubstr("use_tls is false"));
+  options = {};
+  options.use_tls = true;
+  options.tls_cert_chain_pem = "-----BEGIN CERTIFICATE-----";
+  EXPECT_THAT(std::string(Client::Create("127.0.0.1:1", options).status().message()),
+              HasSubstr("come together"));
+  options = {};
+  options.bearer_token = "two words";
+  EXPECT_THAT(std::string(Client::Create("127.0.0.1:1", options).status().message()),
+              HasSubstr("bearer_token"));
+  options.bearer_token = "one-token";
+  EXPECT_TRUE(Client::Create("127.0.0.1:1", options).ok());
+}
+
+TEST(Client, ReadTokenFileTakesTheFirstTokenLine) {
+  char name[] = "/tmp/attnd_client_token_XXXXXX";
+  close(mkstemp(name));
+  std::ofstream(name) << "# comment\n\n  the-token  \nsecond\n";
+  absl::StatusOr<std::string> token = ReadTokenFile(name);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "the-token");
+  std::ofstream(name, std::ios::trunc) << "# only a comment\n";
+  EXPECT_THAT(std::string(ReadTokenFile(name).status().message()), HasSubstr("no token"));
+  std::remove(name);
+  EXPECT_THAT(std::string(ReadTokenFile(name).status().message()), HasSubstr("cannot read"));
 }
 
 TEST(Client, AttendAndServerInfo) {

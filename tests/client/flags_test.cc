@@ -189,5 +189,32 @@ TEST(Flags, EnumNames) {
   EXPECT_EQ(LayoutName(v1::LAYOUT_BHMK), "bhmk");
 }
 
+TEST(Flags, TlsAndTokenFlags) {
+  absl::StatusOr<CommandLine> cl = Parse("info");
+  ASSERT_TRUE(cl.ok());
+  EXPECT_FALSE(cl->global.tls);
+  cl = Parse("--tls info");
+  ASSERT_TRUE(cl.ok());
+  EXPECT_TRUE(cl->global.tls);
+  EXPECT_TRUE(cl->global.tls_ca.empty());
+  cl = Parse(
+      "--tls-ca ca.crt --tls-cert c.crt --tls-key c.key --tls-server-name attnd.test "
+      "--token-file tokens info");
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_TRUE(cl->global.tls);  // any --tls-* turns TLS on
+  EXPECT_EQ(cl->global.tls_ca, "ca.crt");
+  EXPECT_EQ(cl->global.tls_cert, "c.crt");
+  EXPECT_EQ(cl->global.tls_key, "c.key");
+  EXPECT_EQ(cl->global.tls_server_name, "attnd.test");
+  EXPECT_EQ(cl->global.token_file, "tokens");
+  cl = Parse("--token-file tokens info");
+  ASSERT_TRUE(cl.ok());
+  EXPECT_FALSE(cl->global.tls);  // a token alone does not
+  EXPECT_THAT(std::string(Parse("--tls-cert c.crt info").status().message()),
+              HasSubstr("--tls-cert and --tls-key come together"));
+  EXPECT_THAT(std::string(Parse("--tls-key c.key info").status().message()),
+              HasSubstr("come together"));
+}
+
 }  // namespace
 }  // namespace attnd::attnctl

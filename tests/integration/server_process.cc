@@ -105,8 +105,10 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       process->exit_code_ = ExitCode(status);
-      return absl::InternalError(
-          absl::StrCat("attnd exited with ", *process->exit_code_, " before serving:\n", log));
+      // The reader ends at the pipe's EOF: only then is everything attnd wrote in the log.
+      process->log_reader_.join();
+      return absl::InternalError(absl::StrCat("attnd exited with ", *process->exit_code_,
+                                              " before serving:\n", process->Log()));
     }
     absl::SleepFor(absl::Milliseconds(20));
   }

@@ -152,6 +152,22 @@ TEST(ProblemTest, RejectsLimits) {
   ExpectInvalid(p, "q has 16384 elements, more than limits.max_tensor_elements = 16383", limits);
 }
 
+TEST(ProblemTest, MaxTokensCountsEachSideAtAndPastTheLimit) {
+  ProblemLimits limits;
+  AttentionProblem p = Good();  // B × Mq = 32, B × Mk = 64
+  limits.max_tokens = 64;
+  EXPECT_TRUE(ValidateProblem(p, limits).ok());
+  limits.max_tokens = 63;
+  ExpectInvalid(
+      p, "tokens q.shape[0] (B) × k.shape[1] (Mk) = 2 × 32 = 64 exceed limits.max_tokens = 63",
+      limits);
+  p.kv_len = 8;
+  p.q_len = 32;  // B × Mq = 64 now
+  ExpectInvalid(p, "tokens q.shape[0] (B) × q.shape[1] (Mq) = 2 × 32 = 64 exceed", limits);
+  p.layout = Layout::kBHMK;  // the message follows the layout
+  ExpectInvalid(p, "q.shape[2] (Mq) = 2 × 32", limits);
+}
+
 TEST(ProblemTest, ElementCountsThatOverflowInt64) {
   AttentionProblem p = Good();
   const int64_t big = int64_t{1} << 40;

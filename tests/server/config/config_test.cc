@@ -78,6 +78,15 @@ server:
   max_message_bytes: 64MiB
   drain_timeout_seconds: 2.5
   max_concurrent_streams: 17
+  handshake_timeout_seconds: 2.5
+  keepalive_min_ping_interval_seconds: 0.5
+  keepalive_permit_without_calls: true
+  tls_cert_file: /etc/attnd/tls/tls.crt
+  tls_key_file: "/etc/attnd/tls/tls.key"
+  tls_client_ca_file: '/etc/attnd/client ca/ca.crt'
+  health_listen: "0.0.0.0:50052"
+  auth_token_file: /var/run/secrets/attnd/tokens
+  auth_token_reload_seconds: 0
 metrics:
   enabled: false
   listen: "[::1]:9999"
@@ -110,6 +119,7 @@ limits:
   max_heads: 128
   max_head_dim: 256
   max_tensor_elements: 1000000
+  max_tokens: 8192
 logging:
   level: debug
   format: text
@@ -121,6 +131,15 @@ logging:
   EXPECT_EQ(c.server.max_message_bytes, 64 << 20);
   EXPECT_DOUBLE_EQ(c.server.drain_timeout_seconds, 2.5);
   EXPECT_EQ(c.server.max_concurrent_streams, 17);
+  EXPECT_DOUBLE_EQ(c.server.handshake_timeout_seconds, 2.5);
+  EXPECT_DOUBLE_EQ(c.server.keepalive_min_ping_interval_seconds, 0.5);
+  EXPECT_TRUE(c.server.keepalive_permit_without_calls);
+  EXPECT_EQ(c.server.tls_cert_file, "/etc/attnd/tls/tls.crt");
+  EXPECT_EQ(c.server.tls_key_file, "/etc/attnd/tls/tls.key");
+  EXPECT_EQ(c.server.tls_client_ca_file, "/etc/attnd/client ca/ca.crt");
+  EXPECT_EQ(c.server.health_listen, "0.0.0.0:50052");
+  EXPECT_EQ(c.server.auth_token_file, "/var/run/secrets/attnd/tokens");
+  EXPECT_DOUBLE_EQ(c.server.auth_token_reload_seconds, 0);
   EXPECT_FALSE(c.metrics.enabled);
   EXPECT_EQ(c.metrics.listen, "[::1]:9999");
   EXPECT_EQ(c.backend.kind, "cpu");
@@ -147,6 +166,7 @@ logging:
   EXPECT_EQ(c.limits.max_heads, 128);
   EXPECT_EQ(c.limits.max_head_dim, 256);
   EXPECT_EQ(c.limits.max_tensor_elements, 1000000);
+  EXPECT_EQ(c.limits.max_tokens, 8192);
   EXPECT_EQ(c.logging.level, "debug");
   EXPECT_EQ(c.logging.format, "text");
   // The effective config reads back to the same values.
@@ -174,6 +194,72 @@ TEST(ConfigTest, ConfigToYamlRoundTripsRandomValues) {
     EXPECT_EQ(again->scheduler.max_queue_requests, c.scheduler.max_queue_requests);
     EXPECT_EQ(again->backend.devices, c.backend.devices);
   }
+}
+
+TEST(ConfigTest, SecurityOffByDefault) {
+  const Config c;
+  EXPECT_TRUE(c.server.tls_cert_file.empty());
+  EXPECT_TRUE(c.server.tls_key_file.empty());
+  EXPECT_TRUE(c.server.tls_client_ca_file.empty());
+  EXPECT_TRUE(c.server.auth_token_file.empty());
+}
+
+TEST(ConfigTest, PathsRoundTripWithQuotesAndBackslashes) {
+  Config c;
+  c.server.tls_cert_file = "/odd dir/\"quoted\"\\back.crt";
+  c.server.tls_key_file = "relative/key.pem";
+  absl::StatusOr<Config> again = ParseConfig(ConfigToYaml(c));
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << ConfigToYaml(c);
+  EXPECT_EQ(again->server.tls_cert_file, c.server.tls_cert_file);
+  EXPECT_EQ(again->server.tls_key_file, c.server.tls_key_file);
+}
+
+TEST(ConfigTest, TlsFilesComeTogether) {
+  EXPECT_THAT(ErrorOf("server:\n  tls_cert_file: a.crt\n"),
+              HasSubstr("server.tls_cert_file is set but server.tls_key_file is not"));
+  EXPECT_THAT(ErrorOf("server:\n  tls_key_file: a.key\n"),
+              HasSubstr("server.tls_key_file is set but server.tls_cert_file is not"));
+  EXPECT_THAT(ErrorOf("server:\n  tls_client_ca_file: ca.crt\n"),
+              HasSubstr("server.tls_client_ca_file is set but server.tls_cert_file is not"));
+  EXPECT_TRUE(ParseConfig("server:\n  tls_cert_file: a.crt\n  tls_key_file: a.key\n"
+                          "  tls_client_ca_file: ca.crt\n")
+                  .ok());
+}
+
+TEST(ConfigTest, HealthListenOnlyWithTlsAndOnItsOwnPort) {
+  EXPECT_THAT(ErrorOf("server:\n  health_listen: 0.0.0.0:50052\n"),
+              HasSubstr("server.health_listen is set but TLS is off"));
+  const std::string tls = "server:\n  tls_cert_file: a.crt\n  tls_key_file: a.key\n";
+  EXPECT_THAT(ErrorOf(tls + "  listen: 0.0.0.0:50051\n  health_listen: 0.0.0.0:50051\n"),
+              HasSubstr("is also server.listen"));
+  EXPECT_THAT(ErrorOf(tls + "  health_listen: nohost\n"), HasSubstr("server.health_listen"));
+  absl::StatusOr<Config> config = ParseConfig(tls + "  health_listen: \"\"\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server.health_listen, "");
+}
+
+TEST(ConfigTest, LimitKeysRefuseOutOfRange) {
+  EXPECT_THAT(ErrorOf("server:\n  handshake_timeout_seconds: 0\n"),
+              AllOf(HasSubstr("server.handshake_timeout_seconds"), HasSubstr("(0, 3600]")));
+  EXPECT_THAT(ErrorOf("server:\n  keepalive_min_ping_interval_seconds: -1\n"),
+              HasSubstr("server.keepalive_min_ping_interval_seconds"));
+  EXPECT_THAT(
+      ErrorOf("server:\n  keepalive_permit_without_calls: maybe\n"),
+      AllOf(HasSubstr("server.keepalive_permit_without_calls"), HasSubstr("true or false")));
+  EXPECT_THAT(ErrorOf("limits:\n  max_tokens: 0\n"),
+              AllOf(HasSubstr("limits.max_tokens"), HasSubstr("out of range")));
+}
+
+TEST(LoadConfigTest, SecurityKeysFromFlagsAndEnvironment) {
+  FakeEnviron env({"ATTND_SERVER_AUTH_TOKEN_FILE=/run/secrets/tokens",
+                   "ATTND_SERVER_TLS_KEY_FILE=/env/tls.key"});
+  absl::StatusOr<Config> config = LoadConfig(
+      "", {{"server.tls_cert_file", "/flag/tls.crt"}, {"server.tls_key_file", "/flag/tls.key"}},
+      env.get());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server.tls_cert_file, "/flag/tls.crt");
+  EXPECT_EQ(config->server.tls_key_file, "/env/tls.key");  // the variable wins
+  EXPECT_EQ(config->server.auth_token_file, "/run/secrets/tokens");
 }
 
 TEST(ConfigTest, UnknownKeyNamesFullPath) {

@@ -125,6 +125,8 @@ TEST(ServerTest, GetServerInfoDescribesTheCpuServer) {
   server::Config config = TestConfig();
   config.limits.max_head_dim = 512;
   config.scheduler.max_queue_requests = 17;
+  config.limits.max_tokens = 4096;
+  config.server.max_concurrent_streams = 9;
   auto test = StartTestServer(config);
   ASSERT_NE(test, nullptr);
   grpc::ClientContext context;
@@ -146,6 +148,8 @@ TEST(ServerTest, GetServerInfoDescribesTheCpuServer) {
   EXPECT_EQ(info.limits().max_head_dim(), 512);
   EXPECT_EQ(info.limits().max_queue_requests(), 17);
   EXPECT_EQ(info.limits().max_message_bytes(), config.server.max_message_bytes);
+  EXPECT_EQ(info.limits().max_tokens(), 4096);
+  EXPECT_EQ(info.limits().max_concurrent_streams(), 9);
   EXPECT_THAT(info.build(), HasSubstr("grpc"));
 }
 
