@@ -1,6 +1,7 @@
 """The Dockerfile's runtime stage installs the Debian packages of every shared library attnd and
-attnctl link, and no package none of them needs. The binaries are this build's (CPU-only; the
-CUDA libraries, from NVIDIA's packages, are checked by the image build's own `ldd`); the package
+attnctl link, and no package none of them needs. The binaries are this build's; the CUDA
+toolkit's libraries (under /usr/local/cuda on a build machine, from NVIDIA's packages in the
+image) are left to the image build's own `ldd`; the package
 names are Debian 12's, as on this machine, which is what the image's base is.
 
 A library counts as covered when its package is in the runtime stage's `apt-get install`, is
@@ -46,7 +47,10 @@ def library_packages(binary):
             continue
         if match.group(2) == "not":
             sys.exit(f"{binary}: {match.group(1)} not found")
-        libraries[os.path.realpath(match.group(2))] = match.group(1)
+        real = os.path.realpath(match.group(2))
+        if real.startswith("/usr/local/cuda"):
+            continue  # the CUDA toolkit's (cuBLAS, cuDNN): NVIDIA's packages in the image
+        libraries[real] = match.group(1)
     # One dpkg -S for all (each call reads dpkg's whole database); merged /usr: try /lib too.
     candidates = list(libraries) + [p.replace("/usr/lib/", "/lib/", 1) for p in libraries]
     out = subprocess.run(["dpkg", "-S", *candidates], capture_output=True, text=True).stdout
