@@ -77,8 +77,7 @@ absl::Status LaunchFor(int dim, const FusedParams& params, const AttentionProble
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-}  // namespace
-
+// The padded head dim (the kernel instantiation) that runs `p`, 0 if none.
 int FusedKernelDim(const AttentionProblem& p) {
   const int64_t need = std::max(p.head_dim, p.v_head_dim);
   for (int d : kDims) {
@@ -86,6 +85,9 @@ int FusedKernelDim(const AttentionProblem& p) {
   }
   return 0;
 }
+
+}  // namespace
+
 
 absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void* stream) {
   if (const std::string why = FusedRefusal(p); !why.empty()) {

@@ -20,9 +20,6 @@ namespace attnd::kernels::cuda {
 absl::Status RunFused(const AttentionProblem& problem, const AttentionTensors& tensors,
                       void* stream);
 
-// The padded head dim (a kernel instantiation) that runs `problem`, 0 if none.
-int FusedKernelDim(const AttentionProblem& problem);
-
 }  // namespace attnd::kernels::cuda
 
 #endif  // ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
