@@ -32,7 +32,7 @@ fi
 # The interpreter: python3 on PATH when it is 3.11+ and can make a venv (pyenv's here), else
 # Debian's /usr/bin/python3 (3.11 on Debian 12), whose venv module is the python3-venv package.
 # Debian's python is externally managed (PEP 668): nothing is ever pip-installed outside .venv.
-venv="$repo_root/.venv"
+venv=${ATTND_VENV:-$repo_root/.venv}  # CMake reads the same path: -DATTND_VENV=...
 python_for_venv() {
   local py
   for py in "$(command -v python3 || true)" /usr/bin/python3; do
@@ -101,9 +101,9 @@ install_requirements() {
   local req=$1 stamp
   stamp="$venv/.attnd-$(basename "$req" .txt)-$(sha256sum "$req" | cut -c1-16)"
   if [ -e "$stamp" ]; then
-    echo "install-deps: $(basename "$req") present in .venv"
+    echo "install-deps: $(basename "$req") present in $venv"
   else
-    echo "install-deps: installing $(basename "$req") into .venv"
+    echo "install-deps: installing $(basename "$req") into $venv"
     pip_install -r "$req"
     touch "$stamp"
   fi

@@ -35,9 +35,9 @@ def main() -> int:
         return 0
     print("dev_install: installing the attnd client into", sys.prefix, flush=True)
     shutil.rmtree(HERE / "build", ignore_errors=True)  # pip builds in the tree: no stale modules
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--no-build-isolation", "--no-deps", "--force-reinstall", str(HERE)],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "--disable-pip-version-check", "--no-build-isolation", "--no-deps",
+                    "--force-reinstall", str(HERE)], check=True)
     stamp.write_text(digest)
     return 0
 

@@ -25,7 +25,7 @@ class Case:
     dv: int
     layout: str = "BMHK"
     # (rng, case) -> extra attend() options (bias, causal, kv_lengths, window, scale)
-    options: Callable[[np.random.Generator, "Case"], dict] = lambda rng, c: {}
+    options: Callable[[np.random.Generator, Case], dict] = lambda rng, c: {}
 
 
 def _bool_mask(rng, c):

@@ -4,6 +4,7 @@ addresses read from the "serving" log line; /metrics read over HTTP; stopped by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -101,3 +102,39 @@ class AttndServer:
             self.process.wait()
         if os.path.exists(self._config_path):
             os.unlink(self._config_path)
+
+
+# A config whose queue two requests fill: one computing, one waiting.
+ONE_SLOT = "scheduler:\n  max_queue_requests: 1\n  workers: 1\n"
+
+
+@contextlib.contextmanager
+def full_queue(server: AttndServer):
+    """On a server started with ONE_SLOT: yields once one slow request computes and a second
+    waits in the queue, so any other request is refused RESOURCE_EXHAUSTED until the first
+    finishes (the float64 reference over 1024² scores for 8 heads: ~2 s each on the 2-core
+    machine). Joins both on exit; they must have succeeded."""
+    import attnd  # the package under test; imported here so live_server stays usable alone
+    import numpy as np
+
+    q = np.random.default_rng(0).standard_normal((1, 1024, 8, 64), np.float32)
+    errors = []
+
+    def slow():
+        try:
+            with attnd.Client(server.target, retry=attnd.NO_RETRY) as c:
+                c.attend(q, q, q, variant="reference", timeout=300)
+        except attnd.AttendError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=slow), threading.Thread(target=slow)]
+    threads[0].start()
+    assert server.wait_for_metric("attnd_inflight_requests", 1), "the slow request never ran"
+    threads[1].start()
+    assert server.wait_for_metric("attnd_queue_depth", 1), "the second never queued"
+    try:
+        yield
+    finally:
+        for t in threads:
+            t.join()
+    assert not errors, errors

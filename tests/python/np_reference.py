@@ -15,7 +15,7 @@ def visible(q_len: int, kv_len: int, valid: int, causal: str | None,
     i = np.arange(q_len)[:, None]
     j = np.arange(kv_len)[None, :]
     aligned = i if causal == "top_left" else i + (valid - q_len)
-    ok = j < valid
+    ok = np.broadcast_to(j < valid, (q_len, kv_len)).copy()
     if causal is not None:
         ok &= j <= aligned
     if window is not None:

@@ -14,6 +14,7 @@ import attnd
 import attnd.aio
 import np_reference as ref
 from cases import CASES, DTYPES, make_inputs
+from live_server import ONE_SLOT, full_queue
 
 
 def problems(rng, count):
@@ -39,7 +40,7 @@ def test_aio_attend_and_info(server, rng):
             batch = problems(rng, 6)
             answers = await asyncio.gather(*(client.attend(q, k, v, return_lse=True, **o)
                                              for q, k, v, o in batch))
-            for answer, (q, k, v, o) in zip(answers, batch):
+            for answer, (q, k, v, o) in zip(answers, batch, strict=True):
                 check(answer, q, k, v, o)
             result = await client.attend(*batch[0][:3], details=True, **batch[0][3])
             assert result.execution.variant == "cpu_chunked"
@@ -67,7 +68,7 @@ def test_stream_answers_by_request_id(client, rng):
                             np.zeros((1, 4, 3, 16), np.float32),
                             np.zeros((1, 4, 3, 16), np.float32))
         last = stream.attend(*batch[1][:3], return_lse=True, **batch[1][3])  # after the failure
-    for future, (q, k, v, o) in zip(futures, batch):
+    for future, (q, k, v, o) in zip(futures, batch, strict=True):
         check(future.result(), q, k, v, o)
     check(last, *batch[1])
     assert details.result().request_id == "d"
@@ -96,34 +97,39 @@ def test_aio_stream(server, rng):
                 assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             return answers, last
     answers, last = asyncio.run(main())
-    for answer, (q, k, v, o) in zip(answers, batch):
+    for answer, (q, k, v, o) in zip(answers, batch, strict=True):
         check(answer, q, k, v, o)
     check(last, *batch[0])
 
 
 def test_streams_retry_in_stream_when_the_queue_is_full(start_server, rng):
-    # One worker and one queue slot: a burst on a stream overflows the queue, and the requests
-    # answered RESOURCE_EXHAUSTED in the stream are sent again on it until they run.
-    server = start_server("scheduler:\n  max_queue_requests: 1\n  workers: 1\n")
-    q = rng.standard_normal((1, 256, 4, 64), np.float32)
-    k = rng.standard_normal((1, 256, 4, 64), np.float32)
-    want = ref.attention(q, k, k)[0]
+    # While the server's worker and its one queue slot are busy, stream requests are answered
+    # RESOURCE_EXHAUSTED in the stream; the client sends them again on it until they run.
+    server = start_server(ONE_SLOT)
+    q = rng.standard_normal((1, 16, 2, 8), np.float32)
+    want = ref.attention(q, q, q)[0]
     retries = []
-    policy = attnd.RetryPolicy(max_attempts=200, initial_backoff=0.01, max_backoff=0.2)
+    policy = attnd.RetryPolicy(max_attempts=1000, initial_backoff=0.02, max_backoff=0.3)
+
+    async def aio_burst():
+        async with attnd.aio.Client(server.target, retry=policy,
+                                    on_retry=retries.append) as aclient:
+            async with aclient.stream(timeout=300) as astream:
+                fs = [await astream.submit(q, q, q) for _ in range(4)]
+            return await asyncio.gather(*fs)
+
     with attnd.Client(server.target, retry=policy, on_retry=retries.append) as client:
-        with client.stream(timeout=120) as stream:
-            futures = [stream.submit(q, k, k) for _ in range(8)]
+        with full_queue(server):
+            with client.stream(timeout=300) as stream:
+                futures = [stream.submit(q, q, q) for _ in range(4)]
         for f in futures:
             assert ref.max_error(f.result(), want) <= ref.TOLERANCE["f32"]
-
-        async def aio_burst():
-            async with attnd.aio.Client(server.target, retry=policy,
-                                        on_retry=retries.append) as aclient:
-                async with aclient.stream(timeout=120) as astream:
-                    fs = [await astream.submit(q, k, k) for _ in range(8)]
-                return await asyncio.gather(*fs)
-        for out in asyncio.run(aio_burst()):
+        synchronous_retries = len(retries)
+        with full_queue(server):
+            outs = asyncio.run(aio_burst())
+        for out in outs:
             assert ref.max_error(out, want) <= ref.TOLERANCE["f32"]
-    assert retries and all(r.code == grpc.StatusCode.RESOURCE_EXHAUSTED for r in retries)
+    assert synchronous_retries > 0 and len(retries) > synchronous_retries
+    assert {r.code for r in retries} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert server.metric("attnd_requests_total", method="AttendStream",
                          code="RESOURCE_EXHAUSTED") == len(retries)

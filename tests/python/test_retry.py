@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import time
 
 import grpc
@@ -16,6 +15,7 @@ import attnd
 import attnd.aio
 import np_reference as ref
 from fake_server import FakeAttention, serve
+from live_server import ONE_SLOT, full_queue
 
 FAST = attnd.RetryPolicy(max_attempts=5, initial_backoff=0.01, max_backoff=0.05)
 Q = np.arange(2 * 3 * 2 * 4, dtype=np.float32).reshape(2, 3, 2, 4)  # [B, Mq, Hq, D]
@@ -111,41 +111,21 @@ def test_no_server_listening_is_unavailable_after_retries():
 
 
 def test_real_server_with_a_full_queue(start_server, rng):
-    # One worker, one queue slot. Two slow requests (the float64 reference over 1024² scores)
-    # fill both; a request then is refused RESOURCE_EXHAUSTED at once without retries, and runs
-    # once the queue frees with them.
-    server = start_server("scheduler:\n  max_queue_requests: 1\n  workers: 1\n")
-    slow_q = rng.standard_normal((1, 1024, 8, 64), np.float32)
+    # Both the worker and the one queue slot busy: a request is refused RESOURCE_EXHAUSTED at
+    # once without retries, and with them runs once the queue frees.
+    server = start_server(ONE_SLOT)
     small = rng.standard_normal((1, 9, 2, 8), np.float32)
-    slow_errors = []
-
-    def slow():
-        try:
-            with attnd.Client(server.target, retry=attnd.NO_RETRY) as c:
-                c.attend(slow_q, slow_q, slow_q, variant="reference", timeout=300)
-        except attnd.AttendError as e:  # pragma: no cover - reported below
-            slow_errors.append(e)
-
-    threads = [threading.Thread(target=slow)]
-    threads[0].start()
-    assert server.wait_for_metric("attnd_inflight_requests", 1)
-    threads.append(threading.Thread(target=slow))
-    threads[1].start()
-    assert server.wait_for_metric("attnd_queue_depth", 1)
-
-    with attnd.Client(server.target, retry=attnd.NO_RETRY) as c:
-        with pytest.raises(attnd.AttendError) as e:
-            c.attend(small, small, small)
-    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and e.value.attempts == 1
-
     events = []
-    patient = attnd.RetryPolicy(max_attempts=1000, initial_backoff=0.05, max_backoff=0.5)
-    with attnd.Client(server.target, retry=patient, on_retry=events.append) as c:
-        out = c.attend(small, small, small, timeout=300)
+    with full_queue(server):
+        with attnd.Client(server.target, retry=attnd.NO_RETRY) as c:
+            with pytest.raises(attnd.AttendError) as e:
+                c.attend(small, small, small)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and e.value.attempts == 1
+
+        patient = attnd.RetryPolicy(max_attempts=1000, initial_backoff=0.05, max_backoff=0.5)
+        with attnd.Client(server.target, retry=patient, on_retry=events.append) as c:
+            out = c.attend(small, small, small, timeout=300)
     assert ref.max_error(out, ref.attention(small, small, small)[0]) <= ref.TOLERANCE["f32"]
     assert events and {e.code for e in events} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
-    for t in threads:
-        t.join()
-    assert not slow_errors
     assert server.metric("attnd_requests_total", method="Attend",
                          code="RESOURCE_EXHAUSTED") == 1 + len(events)

@@ -58,7 +58,8 @@ def check_answers(answers, inputs, expected):
 def test_round_robin_spreads_and_survives_a_stopped_server(start_server, rng, stop_signal):
     servers = [start_server() for _ in range(3)]
     target = "ipv4:" + ",".join(s.target for s in servers)  # ipv4:127.0.0.1:p1,127.0.0.1:p2,...
-    inputs = [tuple(rng.standard_normal((1, 128, 4, 64), np.float32) for _ in range(3))
+    # [1, 384, 4, 64] f32: long enough (~10 ms) that the stopped server has calls in flight.
+    inputs = [tuple(rng.standard_normal((1, 384, 4, 64), np.float32) for _ in range(3))
               for _ in range(THREADS)]
     retries = []
     policy = attnd.RetryPolicy(max_attempts=10, initial_backoff=0.02, max_backoff=0.5)
@@ -79,6 +80,7 @@ def test_round_robin_spreads_and_survives_a_stopped_server(start_server, rng, st
         def stopper():
             for _ in range(THREADS * 10):
                 done.acquire()
+            victim.wait_for_metric("attnd_inflight_requests", 1, timeout=10)
             victim.process.send_signal(stop_signal)
             stopped.set()
         threading.Thread(target=stopper, daemon=True).start()
@@ -92,4 +94,6 @@ def test_round_robin_spreads_and_survives_a_stopped_server(start_server, rng, st
     else:
         assert exit_code == 0, victim.log()[-2000:]
     after = [ok_count(s) for s in survivors]
-    assert all(a > b for a, b in zip(after, before)), (before, after)
+    print(f"first load per server {counts}; survivors before the stop {before}, after {after}; "
+          f"{len(retries)} retries")
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)

@@ -71,7 +71,7 @@ def test_merge_partial_on_tensors(layout):
     lses[1][0, 0, 0] = float("-inf")
     out, lse = attnd.merge_partial(outs, lses, layout=layout)
     want_out, want_lse = attnd.merge_partial(
-        [o.float().numpy() for o in outs], [l.numpy() for l in lses], layout=layout)
+        [o.float().numpy() for o in outs], [x.numpy() for x in lses], layout=layout)
     assert out.dtype == torch.bfloat16 and isinstance(lse, torch.Tensor)
     assert ref.max_error(to_float64(out), want_out) <= 1e-2
     assert ref.max_error(lse.numpy(), want_lse) <= 1e-6

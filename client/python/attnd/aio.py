@@ -12,7 +12,7 @@ import grpc
 import grpc.aio
 
 from attnd import _channel, _request
-from attnd._retry import Deadline, RetryEvent, RetryPolicy
+from attnd._retry import DEFAULT_RETRY, Deadline, RetryEvent, RetryPolicy
 from attnd._stream_book import Pending, StreamBook
 from attnd.client import DEFAULT
 from attnd.errors import AttendError
@@ -26,7 +26,7 @@ class Client:
 
     def __init__(self, target: str, *, credentials: grpc.ChannelCredentials | None = None,
                  token: _channel.Token = None, timeout: float | None = None,
-                 retry: RetryPolicy = RetryPolicy(), load_balancing: str | None = None,
+                 retry: RetryPolicy = DEFAULT_RETRY, load_balancing: str | None = None,
                  max_message_bytes: int = _channel.DEFAULT_MAX_MESSAGE_BYTES,
                  options: Sequence[tuple[str, Any]] = (),
                  metadata: Sequence[tuple[str, str]] = (),
@@ -62,14 +62,14 @@ class Client:
         return _request.decode_info(
             await self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest(), timeout, ""))
 
-    def stream(self, *, timeout: float | None = DEFAULT) -> "Stream":
+    def stream(self, *, timeout: float | None = DEFAULT) -> Stream:
         """An AttendStream: `async with client.stream() as s: out = await s.attend(q, k, v)`."""
         return Stream(self, self._timeout if timeout is DEFAULT else timeout)
 
     async def close(self) -> None:
         await self._channel.close()
 
-    async def __aenter__(self) -> "Client":
+    async def __aenter__(self) -> Client:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -111,7 +111,7 @@ class Stream:
         self._broken: AttendError | None = None
         self._tasks: set[asyncio.Task] = set()  # resends waiting out their backoff
 
-    async def __aenter__(self) -> "Stream":
+    async def __aenter__(self) -> Stream:
         self._start()
         return self
 

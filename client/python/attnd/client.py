@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from attnd import _channel, _request
-from attnd._retry import Deadline, RetryEvent, RetryPolicy
+from attnd._retry import DEFAULT_RETRY, Deadline, RetryEvent, RetryPolicy
 from attnd._stream_book import Pending, StreamBook
 from attnd.errors import AttendError
 from attnd.v1 import attention_pb2 as pb
@@ -37,7 +37,7 @@ class Client:
 
     def __init__(self, target: str, *, credentials: grpc.ChannelCredentials | None = None,
                  token: _channel.Token = None, timeout: float | None = None,
-                 retry: RetryPolicy = RetryPolicy(), load_balancing: str | None = None,
+                 retry: RetryPolicy = DEFAULT_RETRY, load_balancing: str | None = None,
                  max_message_bytes: int = _channel.DEFAULT_MAX_MESSAGE_BYTES,
                  options: Sequence[tuple[str, Any]] = (),
                  metadata: Sequence[tuple[str, str]] = (),
@@ -83,14 +83,14 @@ class Client:
         return _request.decode_info(
             self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest(), timeout, ""))
 
-    def stream(self, *, timeout: float | None = DEFAULT) -> "Stream":
+    def stream(self, *, timeout: float | None = DEFAULT) -> Stream:
         """An AttendStream; `timeout` bounds the whole stream. Use as a context manager."""
         return Stream(self, self._timeout if timeout is DEFAULT else timeout)
 
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -170,7 +170,7 @@ class Stream:
         self._call.cancel()
         self._reader.join()
 
-    def __enter__(self) -> "Stream":
+    def __enter__(self) -> Stream:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:

@@ -36,7 +36,7 @@ class AttendError(grpc.RpcError):
 
     @classmethod
     def from_rpc(cls, error: grpc.RpcError, *, attempts: int = 1,
-                 request_id: str = "") -> "AttendError":
+                 request_id: str = "") -> AttendError:
         code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
         details = error.details() if hasattr(error, "details") else str(error)
         return cls(code or grpc.StatusCode.UNKNOWN, details or "", attempts=attempts,

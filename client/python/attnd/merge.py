@@ -36,11 +36,11 @@ def _check(outputs: Sequence[Any], lses: Sequence[Any], layout: str) -> None:
         raise ValueError(f"outputs[0] has shape {shape}; expected rank 4 ({layout})")
     b, x, y, _ = shape
     want = (b, y, x) if layout == "BMHK" else (b, x, y)  # [B, Hq, Mq]
-    for s, (o, l) in enumerate(zip(outputs, lses)):
+    for s, (o, lse_s) in enumerate(zip(outputs, lses, strict=True)):
         if tuple(o.shape) != shape:
             raise ValueError(f"outputs[{s}] has shape {tuple(o.shape)}, outputs[0] {shape}")
-        if tuple(l.shape) != want:
-            raise ValueError(f"lses[{s}] has shape {tuple(l.shape)}; outputs of shape {shape} "
+        if tuple(lse_s.shape) != want:
+            raise ValueError(f"lses[{s}] has shape {tuple(lse_s.shape)}; outputs of shape {shape} "
                              f"in {layout} need [B, Hq, Mq] = {want}")
 
 
@@ -54,7 +54,7 @@ def merge_partial(outputs: Sequence[Any], lses: Sequence[Any], *,
     if _tensors.is_torch(outputs[0]):
         return _merge_torch(outputs, lses, layout)
     outs = [np.asarray(o) for o in outputs]
-    lse_all = np.stack([np.asarray(l, dtype=np.float32) for l in lses])  # [S, B, Hq, Mq]
+    lse_all = np.stack([np.asarray(x, dtype=np.float32) for x in lses])  # [S, B, Hq, Mq]
     m = lse_all.max(axis=0)                                               # [B, Hq, Mq]
     m = np.where(np.isneginf(m), np.float32(0), m)  # rows no shard saw: any finite centre
     w = np.exp(lse_all - m)                         # [S, B, Hq, Mq], in [0, 1], 0 for -inf
@@ -73,7 +73,7 @@ def _merge_torch(outputs: Sequence[Any], lses: Sequence[Any], layout: str) -> tu
     """The same as the NumPy path, in torch on the outputs' device."""
     import torch
     device = outputs[0].device
-    lse_all = torch.stack([torch.as_tensor(l, device=device).float() for l in lses])
+    lse_all = torch.stack([torch.as_tensor(x, device=device).float() for x in lses])
     m = lse_all.amax(dim=0)
     m = torch.where(torch.isneginf(m), torch.zeros_like(m), m)
     w = torch.exp(lse_all - m)
