@@ -1,6 +1,6 @@
 """What the client sends for authentication: the bearer token as `authorization` metadata on
 every kind of call (blocking, asyncio, stream; a rotating token asked each call), and TLS / mutual
-TLS channel credentials, against the fake server."""
+TLS channel credentials, against the fake server; client interceptors see the token as sent."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import itertools
 
 import grpc
+import grpc.aio
 import numpy as np
 import pytest
 
@@ -95,3 +96,41 @@ def test_mutual_tls(pki):
                 client.attend(Q, Q, Q, timeout=10)
         assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     assert fake.calls == 2
+
+
+class RecordingInterceptor(grpc.UnaryUnaryClientInterceptor):
+    """A client-side interceptor: sees each unary call's method and metadata as sent."""
+
+    def __init__(self):
+        self.calls = []
+
+    def intercept_unary_unary(self, continuation, details, request):
+        self.calls.append((details.method, dict(details.metadata or ())))
+        return continuation(details, request)
+
+
+class AioRecordingInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self):
+        self.calls = []
+
+    async def intercept_unary_unary(self, continuation, details, request):
+        self.calls.append((details.method, dict(details.metadata or ())))
+        return await continuation(details, request)
+
+
+def test_interceptors_see_the_token_as_sent():
+    sync, aio = RecordingInterceptor(), AioRecordingInterceptor()
+    with serve(FakeAttention()) as port:
+        with attnd.Client(f"127.0.0.1:{port}", token="abc", interceptors=[sync]) as client:
+            client.attend(Q, Q, Q)
+            client.info()
+
+        async def run():
+            async with attnd.aio.Client(f"127.0.0.1:{port}", token="abc",
+                                        interceptors=[aio]) as c:
+                await c.attend(Q, Q, Q)
+        asyncio.run(run())
+    methods = [m if isinstance(m, str) else m.decode() for m, _ in sync.calls + aio.calls]
+    assert methods == ["/attnd.v1.Attention/Attend", "/attnd.v1.Attention/GetServerInfo",
+                       "/attnd.v1.Attention/Attend"]
+    assert all(md["authorization"] == "Bearer abc" for _, md in sync.calls + aio.calls)

@@ -3,6 +3,12 @@
 Attend is a pure function of its request, so a request retried after UNAVAILABLE (server gone,
 draining, or unreachable) or RESOURCE_EXHAUSTED (queue full, no memory for it now) is safe even
 if a server had already computed it.
+
+CANCELLED is retried too. This client never cancels a call of its own (a cancelled asyncio task
+raises asyncio.CancelledError, which is never retried), so a CANCELLED answer comes from the
+server side: gRPC C++ servers, attnd among them, answer CANCELLED to a call that had arrived but
+not reached its handler when the server shut down (grpc/grpc#41785), as when attnd drains on
+SIGTERM while a large request is still arriving. Such a call was never computed.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ class RetryPolicy:
     multiplier: float = 2.0
     jitter: float = 1.0
     codes: frozenset[grpc.StatusCode] = frozenset(
-        {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+        {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
+         grpc.StatusCode.CANCELLED})
 
     def __post_init__(self):
         if self.max_attempts < 1:
