@@ -1,5 +1,6 @@
 """An in-process fake of attnd's gRPC service for what a live attnd cannot be made to do on cue:
-fail the first N calls with a given code, and record the metadata of every call. Attend answers
+fail the first N calls (or stream requests) with a given code, and record the metadata of every
+call. Attend answers
 out = q (so D == Dv in these tests); the stream answers likewise. Also a throwaway PKI made
 with openssl for the TLS tests."""
 
@@ -43,9 +44,18 @@ class FakeAttention(pb_grpc.AttentionServicer):
         return pb.ServerInfo(version="fake", backend="cpu")
 
     def AttendStream(self, request_iterator, context):
-        self._arrive(context)
+        """The first `failures` requests are answered in the stream with `code`."""
+        with self._lock:
+            self.metadata.append(dict(context.invocation_metadata()))
         for request in request_iterator:
-            yield pb.AttendResponse(request_id=request.request_id, out=request.q)
+            with self._lock:
+                self.calls += 1
+                fail = self.calls <= self.failures
+            if fail:
+                yield pb.AttendResponse(request_id=request.request_id, status=pb.RequestStatus(
+                    code=self.code.value[0], message=f"fake failure {self.calls}"))
+            else:
+                yield pb.AttendResponse(request_id=request.request_id, out=request.q)
 
 
 @contextlib.contextmanager

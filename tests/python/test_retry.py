@@ -110,6 +110,42 @@ def test_no_server_listening_is_unavailable_after_retries():
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE and e.value.attempts == 5
 
 
+def test_stream_requests_are_retried_in_the_stream():
+    fake = FakeAttention(failures=3, code=grpc.StatusCode.RESOURCE_EXHAUSTED)
+    events = []
+    with serve(fake) as port, attnd.Client(f"127.0.0.1:{port}", retry=FAST,
+                                           on_retry=events.append) as client:
+        with client.stream() as stream:
+            futures = [stream.submit(Q, Q, Q, request_id=f"r{i}") for i in range(2)]
+        for f in futures:
+            np.testing.assert_array_equal(f.result(), Q)
+
+        async def aio():
+            async with attnd.aio.Client(f"127.0.0.1:{port}", retry=FAST) as c:
+                async with c.stream() as s:
+                    return await s.attend(Q, Q, Q)
+        fake.calls, fake.failures = 0, 2
+        np.testing.assert_array_equal(asyncio.run(aio()), Q)
+    assert len(events) == 3 and {e.request_id for e in events} <= {"r0", "r1"}
+
+
+# The reader thread re-raises the callback's error after failing the stream: expected here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_failing_on_retry_callback_fails_the_stream_instead_of_hanging():
+    def explode(event):
+        raise RuntimeError("callback bug")
+
+    fake = FakeAttention(failures=1, code=grpc.StatusCode.UNAVAILABLE)
+    with serve(fake) as port, attnd.Client(f"127.0.0.1:{port}", retry=FAST,
+                                           on_retry=explode) as client:
+        stream = client.stream()
+        future = stream.submit(Q, Q, Q)
+        with pytest.raises(attnd.AttendError, match="callback bug") as e:
+            future.result(timeout=30)
+        assert e.value.code() == grpc.StatusCode.INTERNAL
+        stream.cancel()
+
+
 def test_real_server_with_a_full_queue(start_server, rng):
     # Both the worker and the one queue slot busy: a request is refused RESOURCE_EXHAUSTED at
     # once without retries, and with them runs once the queue frees.

@@ -191,9 +191,14 @@ class Stream:
             error = AttendError.from_rpc(e)
         except asyncio.CancelledError:
             error = AttendError(grpc.StatusCode.CANCELLED, "the stream was cancelled")
-        self._broken = error
-        for pending, err in self._book.fail_all(error):
-            _settle(pending.handle, error=err)
+        except BaseException as e:  # e.g. an on_retry callback that raised: fail, never hang
+            error = AttendError(grpc.StatusCode.INTERNAL, f"the stream's reader failed: {e!r}")
+            self._call.cancel()
+            raise
+        finally:
+            self._broken = error
+            for pending, err in self._book.fail_all(error):
+                _settle(pending.handle, error=err)
 
 
 def _settle(future: asyncio.Future, *, value: Any = None,

@@ -181,6 +181,7 @@ class Stream:
             yield request
 
     def _read(self) -> None:
+        error = AttendError(grpc.StatusCode.UNAVAILABLE, "the stream ended before answering")
         try:
             for response in self._call:
                 outcome = self._book.answer(response)
@@ -193,12 +194,16 @@ class Stream:
                                             args=(outcome.pending.request,))
                     timer.daemon = True
                     timer.start()
-            error = AttendError(grpc.StatusCode.UNAVAILABLE, "the stream ended before answering")
         except grpc.RpcError as e:
             error = AttendError.from_rpc(e)
-        self._broken = error
-        for pending, err in self._book.fail_all(error):
-            _settle(pending.handle, error=err)
+        except BaseException as e:  # e.g. an on_retry callback that raised: fail, never hang
+            error = AttendError(grpc.StatusCode.INTERNAL, f"the stream's reader failed: {e!r}")
+            self._call.cancel()
+            raise
+        finally:
+            self._broken = error
+            for pending, err in self._book.fail_all(error):
+                _settle(pending.handle, error=err)
 
 
 def _settle(future: concurrent.futures.Future, *, value: Any = None,
