@@ -55,10 +55,10 @@ ENV PATH=/usr/local/cuda/bin:${PATH}
 WORKDIR /src
 # The README's install script first, alone (with the pins it reads), so its layer is reused when
 # only the sources change. With nvcc present it also puts cudnn-frontend's headers in .deps/,
-# which .dockerignore keeps the COPY below from replacing.
+# which .dockerignore keeps the COPY below from replacing. The Python client is not in the image.
 COPY scripts/install-deps.sh scripts/
 COPY tests/deploy/requirements.txt tests/deploy/
-RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN ATTND_PYTHON_CLIENT=0 scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 # ATTND_CUDA=ON: a missing nvcc is an error here, not a quiet CPU-only image; likewise the
 # build must have found cuDNN (the `cudnn` variant).

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what attnd's build and tests need and this machine lacks, from Debian 12's packages.
+# Installs what attnd's build and tests need and this machine lacks, from Debian 12's packages,
+# and the Python client with its pinned dependencies in the project-local .venv (from PyPI).
 # Idempotent: installs nothing (and runs no apt-get update) when everything is present.
 # CUDA is optional: with /usr/local/cuda (nvcc, cuBLAS, cuDNN) the GPU variants are built too.
 set -euo pipefail
@@ -27,6 +28,25 @@ have_nvcc=0
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   have_nvcc=1
   apt_packages+=(python3-pip)
+fi
+
+# The Python client (client/python) and its tests live in the project-local virtualenv .venv.
+# The interpreter: python3 on PATH when it is 3.11+ and can make a venv (pyenv's here), else
+# Debian's /usr/bin/python3 (3.11 on Debian 12), whose venv module is the python3-venv package.
+# Debian's python is externally managed (PEP 668): nothing is ever pip-installed outside .venv.
+venv=${ATTND_VENV:-$repo_root/.venv}  # CMake reads the same path: -DATTND_VENV=...
+python_for_venv() {
+  local py
+  for py in "$(command -v python3 || true)" /usr/bin/python3; do
+    [ -n "$py" ] && [ -x "$py" ] || continue
+    "$py" -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null &&
+      { echo "$py"; return 0; }
+  done
+  return 1
+}
+if [ "${ATTND_PYTHON_CLIENT:-1}" = "1" ] && ! "$venv/bin/python" -c '' 2>/dev/null &&
+  ! python_for_venv >/dev/null; then
+  apt_packages+=(python3 python3-venv)
 fi
 
 missing=()
@@ -80,4 +100,41 @@ else
   "$tools_dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
     --only-binary=:all: -r "$tools_pins"
   cp "$tools_pins" "$tools_dir/requirements.txt"
+fi
+
+# ATTND_PYTHON_CLIENT=0 leaves the Python client out (the container image's build stage, which
+# builds only attnd and attnctl).
+if [ "${ATTND_PYTHON_CLIENT:-1}" = "1" ]; then
+  # --- Python client: .venv with pinned packages, then the client itself (stubs generated from
+  # proto/ as it installs). PyTorch (a ~3 GB download of CUDA wheels, 5.3 GB installed, ~4 min on
+  # the 2-core machine) is installed in CI (CI=true) and where ATTND_WITH_TORCH=1; elsewhere the
+  # PyTorch tests report themselves skipped. ATTND_WITH_TORCH=0 skips it in CI too.
+  if ! "$venv/bin/python" -c '' 2>/dev/null; then
+    rm -rf "$venv"
+    py=$(python_for_venv) || { echo "install-deps: no Python 3.11+ with venv found" >&2; exit 1; }
+    echo "install-deps: creating $venv with $py"
+    "$py" -m venv "$venv"
+  fi
+  pip_install() {
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+  }
+  # A stamp per requirements file content: pip runs only when the pins changed.
+  install_requirements() {
+    local req=$1 stamp
+    stamp="$venv/.attnd-$(basename "$req" .txt)-$(sha256sum "$req" | cut -c1-16)"
+    if [ -e "$stamp" ]; then
+      echo "install-deps: $(basename "$req") present in $venv"
+    else
+      echo "install-deps: installing $(basename "$req") into $venv"
+      pip_install -r "$req"
+      touch "$stamp"
+    fi
+  }
+  install_requirements "$repo_root/client/python/requirements-dev.txt"
+  with_torch=${ATTND_WITH_TORCH:-}
+  [ -n "$with_torch" ] || { [ "${CI:-}" = "true" ] && with_torch=1 || with_torch=0; }
+  if [ "$with_torch" = "1" ]; then
+    install_requirements "$repo_root/client/python/requirements-torch.txt"
+  fi
+  "$venv/bin/python" "$repo_root/client/python/dev_install.py"
 fi
