@@ -12,8 +12,15 @@
 #   bench/serving/bundle.sh            # on the build machine: .device/serving/bundle.tar.xz
 #   bench/serving/run_serving_bench.sh OUT_DIR    # on the GPU machine, from the repository root
 #
-# Environment: DURATION (each load, default 5s), WARMUP_REQUESTS (before each, default 3x the
-# concurrency), CONCURRENCY ("1 8 64 256"), SHAPES ("a b c"), WORKERS (attnd executors per
+# First, when the bundle has it, the CUDA executor's GPU tests (every variant and a batch
+# overlapped on two lanes against the float64 reference; RUN_GPU_TESTS=0 skips them): OUT_DIR/
+# gpu_tests.log, and the benchmark does not run when they fail.
+#
+# About 7 minutes in all with the defaults; within one 10-minute device call, or split it:
+# SHAPES="a b" in one call and SHAPES=c RUN_GPU_TESTS=0 in another.
+#
+# Environment: DURATION (each load, default 5s; a warm-up of concurrency + 8 requests comes
+# before each), CONCURRENCY ("1 8 64 256"), SHAPES ("a b c"), WORKERS (attnd executors per
 # GPU, default 2), MAX_BATCH (batching on: max_batch_requests, default 32), PEER_WORKERS (the
 # peer's gRPC threads, default 32), CHANNELS (attnctl connections, default 4), BUNDLE (default
 # .device/serving/bundle.tar.xz), BACKEND (attnd's backend.kind, default cuda; cpu, with
@@ -41,6 +48,12 @@ b=$work/serving
 cudnn_lib=$(python3 -c 'import nvidia.cudnn as m;print(list(m.__path__)[0])' 2>/dev/null)/lib
 export LD_LIBRARY_PATH=$b/lib:/usr/local/cuda/lib64:$cudnn_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi: no GPU busy figures"
+if [ -x "$b/bin/cuda_executor_gpu_test" ] && [ "${RUN_GPU_TESTS:-1}" = 1 ]; then
+  timeout 300 "$b/bin/cuda_executor_gpu_test" > "$out/gpu_tests.log" 2>&1
+  rc=$?
+  grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/gpu_tests.log"
+  [ $rc -eq 0 ] || { echo "== GPU tests failed (rc=$rc): no benchmark"; exit 1; }
+fi
 
 pids=()
 cleanup() {
@@ -107,13 +120,14 @@ load() {
   flags=$(shape_flags "$shape")
   # Warm-up: connections, the pool, cuDNN's graphs, PyTorch's kernels.
   # shellcheck disable=SC2086
-  "${ctl[@]}" load $flags $echo_flag --concurrency "$c" --channels "$channels" \
-    --requests $((3 * c > 8 ? 3 * c : 8)) > /dev/null 2>&1
+  timeout 120 "${ctl[@]}" load $flags $echo_flag --concurrency "$c" --channels "$channels" \
+    --requests $((c + 8)) > /dev/null 2>&1
   nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 100 \
     > "$work/util.txt" 2>/dev/null &
   local sampler=$!
   # shellcheck disable=SC2086
-  "${ctl[@]}" load $flags $echo_flag --concurrency "$c" --channels "$channels" \
+  rm -f "$work/load.json"
+  timeout 180 "${ctl[@]}" load $flags $echo_flag --concurrency "$c" --channels "$channels" \
     --duration "$duration" --json "$work/load.json" > "$work/load.txt" 2>&1
   local rc=$?
   kill "$sampler" 2>/dev/null
