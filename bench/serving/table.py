@@ -85,7 +85,8 @@ def main():
                                 f"{rps(echo) / 1.5:.1f})")
         out.append("")
     out.append("Goals (issue 5):\n")
-    out += [f"- {v}" for v in verdicts] or ["- no cell the goals speak of (concurrency 1 or >= 64 of (a), (b); (c))"]
+    out += [f"- {v}" for v in verdicts] or [
+        "- no cell the goals speak of (concurrency 1 or >= 64 of (a) and (b); (c))"]
     print("\n".join(out))
 
 

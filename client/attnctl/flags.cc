@@ -260,7 +260,8 @@ absl::Status CheckLoadFlags(LoadFlags* load) {
   if (load->mixed_lengths.has_value()) {
     ProblemFlags& p = load->problem;
     if (!p.q_file.empty()) {
-      return absl::InvalidArgumentError("load: --mixed-lengths generates its inputs; no --q/--k/--v");
+      return absl::InvalidArgumentError(
+          "load: --mixed-lengths generates its inputs; no --q/--k/--v");
     }
     if (p.q_len.has_value() || p.kv_len.has_value()) {
       return absl::InvalidArgumentError(

@@ -57,7 +57,9 @@ struct BlockLayout {
   int64_t input_span() const { return out; }
   int64_t output_span() const { return workspace - out; }
   // The tensor bytes themselves (what the host copies), without the alignment padding.
-  int64_t input_bytes() const { return q_bytes + k_bytes + v_bytes + bias_bytes + kv_lengths_bytes; }
+  int64_t input_bytes() const {
+    return q_bytes + k_bytes + v_bytes + bias_bytes + kv_lengths_bytes;
+  }
   int64_t output_bytes() const { return out_bytes + lse_bytes; }
   // Whether the inputs fit one staging slab and the outputs another (one DMA each way).
   bool FitsSlabs(int64_t slab_bytes) const {

@@ -364,8 +364,7 @@ void CudaExecutor::RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks
 }
 
 void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
-                                  absl::Span<const BatchEntry> entries,
-                                  BatchCallbacks* callbacks) {
+                                  absl::Span<const BatchEntry> entries, BatchCallbacks* callbacks) {
   PipelineResources resources;
   resources.pool = pool_.get();
   resources.compute = &lane->context;
@@ -374,8 +373,9 @@ void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
   resources.events = lane->slots;
   resources.slabs = slabs;
   resources.slab_bytes = staging_->slab_bytes();
-  RequestPipeline pipeline(resources, callbacks,
-                           [this, lane](absl::Status s) { return CheckDevice(lane, std::move(s)); });
+  RequestPipeline pipeline(resources, callbacks, [this, lane](absl::Status s) {
+    return CheckDevice(lane, std::move(s));
+  });
   // The ragged seam: when the batch's plans are one variable-length launch (the fused
   // kernel's ragged form), the entries that share it go to the device here as one launch, through
   // the same copy-in / copy-out streams. Until it lands, one launch per request.

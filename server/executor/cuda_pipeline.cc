@@ -29,8 +29,8 @@ double EventSeconds(cudaEvent_t start, cudaEvent_t end) {
 }  // namespace
 
 absl::Status CreatePipelineEvents(PipelineEvents* e) {
-  for (cudaEvent_t* event : {&e->in_start, &e->in_done, &e->compute_start, &e->compute_done,
-                             &e->out_start}) {
+  for (cudaEvent_t* event :
+       {&e->in_start, &e->in_done, &e->compute_start, &e->compute_done, &e->out_start}) {
     CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(event, cudaEventDefault));
   }
   CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&e->out_done, cudaEventBlockingSync));
@@ -145,8 +145,8 @@ absl::Status RequestPipeline::Enqueue(Slot* slot, const BatchEntry& entry, char*
   CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(copy_out, e.compute_done, 0));
   CUDA_RETURN_IF_ERROR(cudaEventRecord(e.out_start, copy_out));
   CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot->slab_out, base + l.out,
-                                       static_cast<size_t>(l.output_span()),
-                                       cudaMemcpyDeviceToHost, copy_out));
+                                       static_cast<size_t>(l.output_span()), cudaMemcpyDeviceToHost,
+                                       copy_out));
   CUDA_RETURN_IF_ERROR(cudaEventRecord(e.out_done, copy_out));
   slot->host_out = host.out;
   slot->host_lse = host.lse;

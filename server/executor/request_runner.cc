@@ -246,9 +246,9 @@ absl::Status RequestRunner::Prepare(const RunRequest& request, int64_t live_budg
   // give it the memory, runs alone once the batch is through).
   pending->tensor_bytes = executor_->TensorBytes(problem);
   if (pending->tensor_bytes > 0 && pending->tensor_bytes > live_budget) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the request's tensors need ", pending->tensor_bytes, " bytes on ", executor_->name(),
-        " but its memory budget is ", live_budget, " bytes now"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the request's tensors need ", pending->tensor_bytes, " bytes on ",
+                     executor_->name(), " but its memory budget is ", live_budget, " bytes now"));
   }
   const int64_t budget = pending->tensor_bytes <= share ? share - pending->tensor_bytes
                                                         : live_budget - pending->tensor_bytes;

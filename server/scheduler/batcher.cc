@@ -12,7 +12,7 @@ struct Group {
   std::vector<size_t> indices;
   int64_t tokens = 0;
   int64_t cost = 0;
-  bool closed = false;                             // full, or a compatible request did not fit
+  bool closed = false;  // full, or a compatible request did not fit
   absl::Time earliest_deadline = absl::InfiniteFuture();
 };
 

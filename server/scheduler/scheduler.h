@@ -2,9 +2,9 @@
 // batch the batcher chooses, run it and complete each item. Callbacks (completions) never run
 // under the lock.
 //
-//   service ──Submit──▶ [ RequestQueue ] ──PopNext (batcher)──▶ worker ──run batch──▶ done(i, result)
-//              │ key, tokens,      │ full / expired / cancelled
-//              │ memory cost       └──────────────────────────────────────▶ item.done(error), never run
+//   service ──Submit──▶ [ RequestQueue ] ──PopNext (batcher)──▶ worker ──run──▶ done(i, result)
+//     (key, tokens,          │ full / expired / cancelled
+//      memory cost)          └──────────────────────────▶ item.done(error), never run
 //
 // Each device gets options.workers_per_device workers (its executors: on a GPU each has its own
 // streams, so one worker's copies overlap another's compute). A worker reads its device's live
@@ -62,9 +62,8 @@ using ItemDone = std::function<void(size_t index, AttendResult result)>;
 // Runs one batch on one device (the executor step), in service order. Called on a worker thread,
 // never under the scheduler's lock; must call done(i, ...) for every item before it returns, from
 // one thread at a time. An item it leaves unanswered is answered INTERNAL.
-using RunBatchFn =
-    std::function<void(absl::Span<WorkItem* const> batch, const BatchInfo& info,
-                       const ItemDone& done)>;
+using RunBatchFn = std::function<void(absl::Span<WorkItem* const> batch, const BatchInfo& info,
+                                      const ItemDone& done)>;
 
 // Computes one item (tests and simple devices): RunEachItem makes a RunBatchFn of it that runs
 // the batch's items one after the other.

@@ -47,8 +47,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
     executor::Executor* device = run->executor();
     server->scheduler_->AddDevice(
         device->name(),
-        [run, clock](absl::Span<scheduler::WorkItem* const> batch,
-                     const scheduler::BatchInfo& info, const scheduler::ItemDone& done) {
+        [run, clock](absl::Span<scheduler::WorkItem* const> batch, const scheduler::BatchInfo& info,
+                     const scheduler::ItemDone& done) {
           std::vector<executor::RunRequest> requests(batch.size());
           for (size_t i = 0; i < batch.size(); ++i) {
             requests[i].decoded = &batch[i]->decoded;
@@ -61,7 +61,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
           // or whose client left while earlier ones ran is never computed.
           run->RunBatch(
               requests,
-              [&batch, clock](size_t i) { return scheduler::ExpiryStatus(*batch[i], clock->Now()); },
+              [&batch, clock](size_t i) {
+                return scheduler::ExpiryStatus(*batch[i], clock->Now());
+              },
               [&done](size_t i, absl::StatusOr<v1::AttendResponse> result) {
                 done(i, std::move(result));
               });

@@ -28,8 +28,8 @@ ServiceMetrics::ServiceMetrics(metrics::Registry* registry) : registry_(registry
   bytes_received_ =
       registry_->GetCounter("attnd_bytes_received_total", "Serialized request bytes received.");
   bytes_sent_ = registry_->GetCounter("attnd_bytes_sent_total", "Serialized response bytes sent.");
-  parse_copy_bytes_ = registry_->GetCounter(executor::kHostCopyBytesName,
-                                            executor::kHostCopyBytesHelp, {{"stage", "grpc_parse"}});
+  parse_copy_bytes_ = registry_->GetCounter(
+      executor::kHostCopyBytesName, executor::kHostCopyBytesHelp, {{"stage", "grpc_parse"}});
   serialize_copy_bytes_ = registry_->GetCounter(
       executor::kHostCopyBytesName, executor::kHostCopyBytesHelp, {{"stage", "grpc_serialize"}});
   // The series a dashboard expects exist from the start, at 0.

@@ -3,7 +3,6 @@
 #include "client/attnctl/commands.h"
 
 #include <algorithm>
-
 #include <cstdio>
 #include <fstream>
 #include <sstream>

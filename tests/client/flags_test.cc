@@ -93,9 +93,9 @@ TEST(Flags, LoadDurationAndRate) {
 }
 
 TEST(Flags, LoadEchoAndMixedLengths) {
-  absl::StatusOr<CommandLine> cl =
-      Parse("load --batch 1 --heads 8 --head-dim 64 --mixed-lengths 64-2048 --mix-requests 16"
-            " --echo --requests 10");
+  absl::StatusOr<CommandLine> cl = Parse(
+      "load --batch 1 --heads 8 --head-dim 64 --mixed-lengths 64-2048 --mix-requests 16"
+      " --echo --requests 10");
   ASSERT_TRUE(cl.ok()) << cl.status();
   EXPECT_TRUE(cl->load.echo);
   ASSERT_TRUE(cl->load.mixed_lengths.has_value());

@@ -270,8 +270,8 @@ TEST(CudaExecutorTest, BatchesOverlapOnTheLanesStreamsAndMatchTheReference) {
   EXPECT_THAT(text, HasSubstr("attnd_stage_duration_seconds_count{stage=\"compute\"} 14"));
   int64_t in_bytes = 0;
   for (const auto& r : requests) {
-    in_bytes += static_cast<int64_t>(r.q().data().size() + r.k().data().size() +
-                                     r.v().data().size());
+    in_bytes +=
+        static_cast<int64_t>(r.q().data().size() + r.k().data().size() + r.v().data().size());
   }
   EXPECT_THAT(text, HasSubstr("attnd_host_copy_bytes_total{stage=\"staging_in\"} " +
                               std::to_string(2 * in_bytes)));

@@ -248,7 +248,6 @@ TEST(RequestRunnerTest, RecordsPlanComputeChunkAndDeviceMetrics) {
   EXPECT_THAT(registry.Render(), HasSubstr("attnd_pool_used_bytes{device=\"cpu\"}"));
 }
 
-
 // A batch through RunBatch: the answers, in the order they came, by index.
 struct BatchAnswers {
   std::vector<size_t> order;
@@ -285,7 +284,8 @@ TEST(RequestRunnerBatchTest, AnswersEachInOrderWithTheBytesOfAnUnbatchedRun) {
     batch.push_back(RunRequest{&decoded[i], requests[i].request_id(), RunContext{4, 0.25}});
   }
   BatchAnswers answers(batch.size());
-  runner.RunBatch(batch, [](size_t) { return absl::OkStatus(); }, answers.Fn());
+  runner.RunBatch(
+      batch, [](size_t) { return absl::OkStatus(); }, answers.Fn());
   EXPECT_THAT(answers.order, ::testing::ElementsAre(0u, 1u, 2u, 3u));
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_TRUE(answers.results[i].ok()) << answers.results[i].status();
@@ -328,7 +328,8 @@ TEST(RequestRunnerBatchTest, ARequestAdmitRefusesIsAnsweredWithItsStatusAndNever
   EXPECT_TRUE(answers.results[2].ok());
   EXPECT_THAT(registry.Render(),
               HasSubstr("attnd_compute_duration_seconds_count{variant=\"cpu_chunked\"} 2"));
-  EXPECT_THAT(registry.Render(), HasSubstr("attnd_stage_duration_seconds_count{stage=\"compute\"} 2"));
+  EXPECT_THAT(registry.Render(),
+              HasSubstr("attnd_stage_duration_seconds_count{stage=\"compute\"} 2"));
 }
 
 TEST(RequestRunnerBatchTest, ResourceExhaustedInABatchRunsThatRequestAloneAfterTheRest) {
@@ -342,7 +343,8 @@ TEST(RequestRunnerBatchTest, ResourceExhaustedInABatchRunsThatRequestAloneAfterT
   std::vector<RunRequest> batch;
   for (size_t i = 0; i < 3; ++i) batch.push_back(RunRequest{&decoded[i], "r", RunContext{}});
   BatchAnswers answers(batch.size());
-  runner.RunBatch(batch, [](size_t) { return absl::OkStatus(); }, answers.Fn());
+  runner.RunBatch(
+      batch, [](size_t) { return absl::OkStatus(); }, answers.Fn());
   EXPECT_THAT(answers.order, ::testing::ElementsAre(1u, 2u, 0u));
   for (size_t i = 0; i < 3; ++i) {
     ASSERT_TRUE(answers.results[i].ok()) << answers.results[i].status();

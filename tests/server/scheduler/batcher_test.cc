@@ -78,8 +78,7 @@ TEST(BatcherTest, HoldsAnUnfilledBatchUntilTheHeadsDelayEnds) {
 
 TEST(BatcherTest, FullBatchRunsBeforeTheDelayEnds) {
   std::vector<QueuedView> q = {View(0), View(0.1), View(0.2), View(0.3)};
-  EXPECT_THAT(ChooseBatch(q, At(0.3), Policy(4, 1 << 20, 10)).indices,
-              ElementsAre(0u, 1u, 2u, 3u));
+  EXPECT_THAT(ChooseBatch(q, At(0.3), Policy(4, 1 << 20, 10)).indices, ElementsAre(0u, 1u, 2u, 3u));
   EXPECT_THAT(ChooseBatch(q, At(0.3), Policy(2, 1 << 20, 10)).indices, ElementsAre(0u, 1u));
 }
 

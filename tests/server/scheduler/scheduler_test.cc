@@ -362,8 +362,7 @@ TEST(SchedulerBatchingTest, AFullBatchDoesNotWaitForTheDelay) {
 
 TEST(SchedulerBatchingTest, MemoryCostSplitsBatchesUnderTheDevicesBudget) {
   FakeClock clock;
-  Scheduler scheduler(Batching(8), &clock, nullptr,
-                      [](const WorkItem&) -> int64_t { return 400; });
+  Scheduler scheduler(Batching(8), &clock, nullptr, [](const WorkItem&) -> int64_t { return 400; });
   RecordingDevice device;
   std::atomic<int> budget_reads{0};
   scheduler.AddDevice("gpu", device.Fn(), [&budget_reads]() -> int64_t {
@@ -390,8 +389,7 @@ TEST(SchedulerBatchingTest, EachItemIsAnsweredAsSoonAsTheDeviceAnswersIt) {
   Scheduler scheduler(Batching(8), &clock, nullptr);
   absl::Notification first_answered_seen;
   std::shared_ptr<Outcome> first;
-  RunBatchFn run = [&](absl::Span<WorkItem* const> batch, const BatchInfo&,
-                       const ItemDone& done) {
+  RunBatchFn run = [&](absl::Span<WorkItem* const> batch, const BatchInfo&, const ItemDone& done) {
     v1::AttendResponse response;
     response.set_request_id(IdOf(*batch[0]));
     done(0, response);

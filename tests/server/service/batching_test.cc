@@ -111,7 +111,8 @@ TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   EXPECT_EQ(Metric(*batched, "attnd_stage_duration_seconds_count{stage=\"compute\"}"),
             1 + requests.size());
   // Unbatched: one batch per request.
-  EXPECT_EQ(Metric(*unbatched, "attnd_batch_size_sum"), Metric(*unbatched, "attnd_batch_size_count"));
+  EXPECT_EQ(Metric(*unbatched, "attnd_batch_size_sum"),
+            Metric(*unbatched, "attnd_batch_size_count"));
 }
 
 // The host copies of a request's bytes on the CPU backend, measured: gRPC's parse of each request
