@@ -108,14 +108,16 @@ def load_from(folder):
 def load(pregenerated=None):
     """attnd's messages: generated now when a generator is here, else from `pregenerated`."""
     errors = []
+    folder = tempfile.mkdtemp(prefix="attnd-peer-stubs-")
     try:
-        folder = tempfile.mkdtemp(prefix="attnd-peer-stubs-")
         tool = generate(folder)
-        ns = load_from(folder)
-        ns.source += f" (generated now by {tool})"
+        ns = load_from(folder)  # imported: the files are not needed after this
+        ns.source = f"proto/ (generated now by {tool})"
         return ns
     except Exception as e:  # noqa: BLE001
         errors.append(f"generating: {e}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     candidates = [pregenerated, os.environ.get("ATTND_PEER_STUBS"),
                   os.path.join(REPO, ".device", "serving", "stubs")]
     for folder in candidates:
