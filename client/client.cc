@@ -239,6 +239,25 @@ void Client::AttendAsync(const v1::AttendRequest* request, v1::AttendResponse* r
       [context, done = std::move(done)](grpc::Status status) { done(FromGrpcStatus(status)); });
 }
 
+absl::StatusOr<v1::AttendResponse> Client::Echo(const v1::AttendRequest& request,
+                                                absl::Duration timeout) {
+  grpc::ClientContext context;
+  SetDeadline(&context, timeout);
+  v1::AttendResponse response;
+  grpc::Status status = NextStub().Echo(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+void Client::EchoAsync(const v1::AttendRequest* request, v1::AttendResponse* response,
+                       absl::Duration timeout, std::function<void(absl::Status)> done) {
+  auto context = std::make_shared<grpc::ClientContext>();
+  SetDeadline(context.get(), timeout);
+  NextStub().async()->Echo(
+      context.get(), request, response,
+      [context, done = std::move(done)](grpc::Status status) { done(FromGrpcStatus(status)); });
+}
+
 absl::StatusOr<std::vector<v1::AttendResponse>> Client::AttendStream(
     const std::vector<v1::AttendRequest>& requests, absl::Duration timeout) {
   absl::flat_hash_map<std::string, size_t> index_of;

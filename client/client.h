@@ -92,6 +92,12 @@ class Client {
   void AttendAsync(const v1::AttendRequest* request, v1::AttendResponse* response,
                    absl::Duration timeout, std::function<void(absl::Status)> done);
 
+  // Echo (the wire alone: the same request as Attend, an answer of the same size, nothing
+  // computed), synchronously and on the callback API as AttendAsync.
+  absl::StatusOr<v1::AttendResponse> Echo(const v1::AttendRequest& request, absl::Duration timeout);
+  void EchoAsync(const v1::AttendRequest* request, v1::AttendResponse* response,
+                 absl::Duration timeout, std::function<void(absl::Status)> done);
+
   // Sends every request over one AttendStream and returns the answers in the order of
   // `requests` (matched by request_id, which must be unique and non-empty). A request that
   // failed on the server comes back with its `status` field set; the call fails only when the

@@ -3,8 +3,10 @@
 #ifndef ATTND_CLIENT_ATTNCTL_COMMANDS_H_
 #define ATTND_CLIENT_ATTNCTL_COMMANDS_H_
 
+#include <cstdint>
 #include <memory>
 #include <ostream>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -19,6 +21,10 @@ int RunInfo(const CommandLine& command_line, std::ostream& out, std::ostream& er
 int RunHealth(const CommandLine& command_line, std::ostream& out, std::ostream& err);
 int RunAttend(const CommandLine& command_line, std::ostream& out, std::ostream& err);
 int RunLoad(const CommandLine& command_line, std::ostream& out, std::ostream& err);
+
+// load --mixed-lengths: `count` lengths spread evenly over [min_len, max_len] (both ends
+// included), in an order shuffled by `seed`.
+std::vector<int64_t> MixedLengths(int64_t min_len, int64_t max_len, int count, uint64_t seed);
 
 // A client for the global flags' target.
 absl::StatusOr<std::unique_ptr<client::Client>> MakeClient(const GlobalFlags& global,

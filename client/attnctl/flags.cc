@@ -273,6 +273,25 @@ absl::Status CheckLoadFlags(LoadFlags* load) {
   if (load->duration.has_value() == (load->requests > 0)) {
     return absl::InvalidArgumentError("load: give exactly one of --duration and --requests");
   }
+  if (load->mixed_lengths.has_value()) {
+    ProblemFlags& p = load->problem;
+    if (!p.q_file.empty()) {
+      return absl::InvalidArgumentError(
+          "load: --mixed-lengths generates its inputs; no --q/--k/--v");
+    }
+    if (p.q_len.has_value() || p.kv_len.has_value()) {
+      return absl::InvalidArgumentError(
+          "load: --mixed-lengths sets --q-len and --kv-len (per request); give neither");
+    }
+    if (!p.kv_lengths.empty() || (p.bias && !p.bias_shape.empty())) {
+      return absl::InvalidArgumentError(
+          "load: --mixed-lengths cannot take --kv-lengths lists or --bias-shape (they depend on "
+          "the lengths); --kv-lengths random and --bias can");
+    }
+    // The largest, for checking the rest of the flags and describing the load.
+    p.q_len = load->mixed_lengths->second;
+    p.kv_len = load->mixed_lengths->second;
+  }
   return CheckProblemFlags("load", &load->problem);
 }
 
@@ -375,6 +394,19 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
             }};
         command_flags["--channels"] = IntFlag(&load->channels, 1, 256);
         command_flags["--json"] = StringFlag(&load->json_file);
+        command_flags["--echo"] = BoolFlag(&load->echo);
+        command_flags["--mix-requests"] = IntFlag(&load->mix_requests, 1, 4096);
+        command_flags["--mixed-lengths"] = {
+            true, [load](absl::string_view f, absl::string_view v) {
+              std::vector<std::string> parts = absl::StrSplit(v, absl::ByAnyChar("-,"));
+              int64_t lo = 0, hi = 0;
+              if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &lo) ||
+                  !absl::SimpleAtoi(parts[1], &hi) || lo < 1 || hi < lo) {
+                return Bad(f, v, "want MIN-MAX with 1 <= MIN <= MAX, e.g. 64-2048");
+              }
+              load->mixed_lengths = std::make_pair(lo, hi);
+              return absl::OkStatus();
+            }};
       } else if (arg == "help") {
         help = true;
       } else {

@@ -79,6 +79,11 @@ struct LoadFlags {
   double rps = 0;  // 0: closed loop (each worker sends as soon as its last call returns)
   int channels = 1;
   std::string json_file;
+  bool echo = false;  // --echo: call Echo (the wire alone) instead of Attend
+  // --mixed-lengths MIN-MAX: a mixed stream of `mix_requests` requests (--mix-requests) whose
+  // Mq = Mk lengths are spread evenly over [MIN, MAX], sent in a shuffled, seeded order.
+  std::optional<std::pair<int64_t, int64_t>> mixed_lengths;
+  int mix_requests = 32;
 };
 
 struct CommandLine {

@@ -1,12 +1,17 @@
-// attnctl load: a load test of Attend with one pre-built request (so generating tensors is not
-// measured), a progress line on stderr, then the summary (and --json FILE).
+// attnctl load: a load test of Attend (or Echo, the wire alone) with pre-built requests (so
+// generating tensors is not measured): one, or a mixed stream of lengths; a progress line on
+// stderr, then the summary (and --json FILE).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/attnctl/build_request.h"
 #include "client/attnctl/commands.h"
@@ -14,12 +19,47 @@
 
 namespace attnd::attnctl {
 
+std::vector<int64_t> MixedLengths(int64_t min_len, int64_t max_len, int count, uint64_t seed) {
+  std::vector<int64_t> lengths;
+  for (int i = 0; i < count; ++i) {
+    lengths.push_back(count == 1 ? max_len : min_len + (max_len - min_len) * i / (count - 1));
+  }
+  std::mt19937_64 rng(seed);
+  std::shuffle(lengths.begin(), lengths.end(), rng);
+  return lengths;
+}
+
 int RunLoad(const CommandLine& command_line, std::ostream& out, std::ostream& err) {
   const LoadFlags& flags = command_line.load;
   absl::StatusOr<BuiltRequest> built = BuildRequest(flags.problem);
   if (!built.ok()) {
     PrintError(err, "request", built.status());
     return kExitError;
+  }
+  std::vector<v1::AttendRequest> requests;
+  int64_t request_bytes = static_cast<int64_t>(built->request.ByteSizeLong());
+  if (flags.mixed_lengths.has_value()) {
+    const auto [min_len, max_len] = *flags.mixed_lengths;
+    int64_t total_bytes = 0;
+    const std::vector<int64_t> lengths =
+        MixedLengths(min_len, max_len, flags.mix_requests, flags.problem.seed);
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      ProblemFlags problem = flags.problem;
+      problem.q_len = lengths[i];
+      problem.kv_len = lengths[i];
+      problem.seed = flags.problem.seed + i;
+      absl::StatusOr<BuiltRequest> one = BuildRequest(problem);
+      if (!one.ok()) {
+        PrintError(err, "request", one.status());
+        return kExitError;
+      }
+      one->request.set_request_id(absl::StrCat("attnctl-mix-", i));
+      total_bytes += static_cast<int64_t>(one->request.ByteSizeLong());
+      requests.push_back(std::move(one->request));
+    }
+    request_bytes = total_bytes / static_cast<int64_t>(requests.size());
+  } else {
+    requests.push_back(std::move(built->request));
   }
   absl::StatusOr<std::unique_ptr<client::Client>> client =
       MakeClient(command_line.global, flags.channels);
@@ -34,8 +74,13 @@ int RunLoad(const CommandLine& command_line, std::ostream& out, std::ostream& er
     return kExitError;
   }
 
-  err << "load: " << DescribeSpec(built->spec) << ", " << built->request.ByteSizeLong()
-      << " bytes a request, concurrency " << flags.concurrency
+  err << "load: " << (flags.echo ? "Echo, " : "") << DescribeSpec(built->spec);
+  if (flags.mixed_lengths.has_value()) {
+    err << " (Mq=Mk in [" << flags.mixed_lengths->first << ", " << flags.mixed_lengths->second
+        << "] over " << requests.size() << " requests)";
+  }
+  err << ", " << request_bytes << " bytes a request" << (requests.size() > 1 ? " on average" : "")
+      << ", concurrency " << flags.concurrency
       << (flags.rps > 0 ? absl::StrFormat(", open loop at %g req/s", flags.rps)
                         : std::string(", closed loop"))
       << "\n";
@@ -46,6 +91,7 @@ int RunLoad(const CommandLine& command_line, std::ostream& out, std::ostream& er
   options.requests = flags.requests;
   options.rps = flags.rps;
   options.timeout = command_line.global.timeout;
+  options.echo = flags.echo;
   const bool tty = isatty(STDERR_FILENO) == 1;
   size_t last_width = 0;
   options.on_progress = [&err, tty, &last_width](const LoadProgress& p) {
@@ -61,9 +107,15 @@ int RunLoad(const CommandLine& command_line, std::ostream& out, std::ostream& er
     }
   };
 
-  LoadReport report = RunLoadTest(**client, built->request, options);
+  LoadReport report = RunLoadTest(**client, requests, options);
   if (tty && last_width > 0) err << "\n";
   report.shape = built->spec;
+  report.method = flags.echo ? "Echo" : "Attend";
+  report.distinct_requests = static_cast<int64_t>(requests.size());
+  if (flags.mixed_lengths.has_value()) {
+    report.min_len = flags.mixed_lengths->first;
+    report.max_len = flags.mixed_lengths->second;
+  }
 
   out << FormatReportText(report);
   if (!flags.json_file.empty()) {

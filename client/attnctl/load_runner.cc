@@ -22,8 +22,9 @@ double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d
 // Shared with the calls in flight, so that a callback still unlocking mu_ never outlives it.
 class Runner : public std::enable_shared_from_this<Runner> {
  public:
-  Runner(client::Client& client, const v1::AttendRequest& request, const LoadOptions& options)
-      : client_(client), request_(request), options_(options), slots_(options.concurrency) {
+  Runner(client::Client& client, absl::Span<const v1::AttendRequest> requests,
+         const LoadOptions& options)
+      : client_(client), requests_(requests), options_(options), slots_(options.concurrency) {
     for (int i = options.concurrency - 1; i >= 0; --i) free_.push_back(i);
   }
 
@@ -87,9 +88,15 @@ class Runner : public std::enable_shared_from_this<Runner> {
       Slot& s = slots_[slot];
       s.sent = open_loop ? due : now;
       s.response.Clear();
-      client_.AttendAsync(
-          &request_, &s.response, options_.timeout,
-          [self = shared_from_this(), slot](absl::Status status) { self->OnDone(slot, status); });
+      const v1::AttendRequest* request = &requests_[static_cast<size_t>(ticket) % requests_.size()];
+      auto done = [self = shared_from_this(), slot](absl::Status status) {
+        self->OnDone(slot, status);
+      };
+      if (options_.echo) {
+        client_.EchoAsync(request, &s.response, options_.timeout, std::move(done));
+      } else {
+        client_.AttendAsync(request, &s.response, options_.timeout, std::move(done));
+      }
     }
   }
 
@@ -151,7 +158,7 @@ class Runner : public std::enable_shared_from_this<Runner> {
 
   // Constant after construction (start_ once Run begins).
   client::Client& client_;
-  const v1::AttendRequest& request_;
+  const absl::Span<const v1::AttendRequest> requests_;
   const LoadOptions options_;
   SteadyClock::time_point start_;
   std::vector<Slot> slots_;  // [concurrency]; see Slot for who may touch one
@@ -167,10 +174,15 @@ class Runner : public std::enable_shared_from_this<Runner> {
 
 }  // namespace
 
+LoadReport RunLoadTest(client::Client& client, absl::Span<const v1::AttendRequest> requests,
+                       const LoadOptions& options) {
+  auto runner = std::make_shared<Runner>(client, requests, options);
+  return runner->Run();
+}
+
 LoadReport RunLoadTest(client::Client& client, const v1::AttendRequest& request,
                        const LoadOptions& options) {
-  auto runner = std::make_shared<Runner>(client, request, options);
-  return runner->Run();
+  return RunLoadTest(client, absl::MakeConstSpan(&request, 1), options);
 }
 
 }  // namespace attnd::attnctl

@@ -54,6 +54,11 @@ std::string FormatReportText(const LoadReport& r) {
       s.batch, s.q_len, s.kv_len, s.heads, s.kv_heads > 0 ? s.kv_heads : s.heads, s.head_dim,
       s.v_head_dim > 0 ? s.v_head_dim : s.head_dim, DTypeName(s.dtype), LayoutName(s.layout),
       CausalName(s.causal), s.bias ? "yes" : "no", s.return_lse ? "yes" : "no");
+  if (r.max_len > 0) {
+    absl::StrAppend(&out, absl::StrFormat("mixed       Mq=Mk in [%d, %d] over %d requests\n",
+                                          r.min_len, r.max_len, r.distinct_requests));
+  }
+  if (r.method != "Attend") absl::StrAppend(&out, "method      ", r.method, "\n");
   absl::StrAppend(&out, absl::StrFormat("load        concurrency %d, %s\n", r.concurrency,
                                         r.target_rps > 0
                                             ? absl::StrFormat("open loop at %g req/s", r.target_rps)
@@ -91,9 +96,12 @@ std::string FormatReportJson(const LoadReport& r) {
       ", \"p99\": ", JsonNumber(l.p99), ", \"p999\": ", JsonNumber(l.p999),
       ", \"max\": ", JsonNumber(l.max), ", \"mean\": ", JsonNumber(l.mean), "},\n",
       "  \"concurrency\": ", r.concurrency, ",\n", "  \"target_rps\": ", JsonNumber(r.target_rps),
-      ",\n", "  \"shape\": {\"batch\": ", s.batch, ", \"q_len\": ", s.q_len,
-      ", \"kv_len\": ", s.kv_len, ", \"heads\": ", s.heads,
-      ", \"kv_heads\": ", s.kv_heads > 0 ? s.kv_heads : s.heads, ", \"head_dim\": ", s.head_dim,
+      ",\n", "  \"method\": ", JsonQuote(r.method), ",\n", "  \"mixed_lengths\": ",
+      r.max_len > 0 ? absl::StrCat("[", r.min_len, ", ", r.max_len, "]") : std::string("null"),
+      ",\n", "  \"distinct_requests\": ", r.distinct_requests, ",\n",
+      "  \"shape\": {\"batch\": ", s.batch, ", \"q_len\": ", s.q_len, ", \"kv_len\": ", s.kv_len,
+      ", \"heads\": ", s.heads, ", \"kv_heads\": ", s.kv_heads > 0 ? s.kv_heads : s.heads,
+      ", \"head_dim\": ", s.head_dim,
       ", \"v_head_dim\": ", s.v_head_dim > 0 ? s.v_head_dim : s.head_dim,
       ", \"dtype\": ", JsonQuote(DTypeName(s.dtype)),
       ", \"layout\": ", JsonQuote(LayoutName(s.layout)),

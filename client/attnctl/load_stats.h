@@ -35,6 +35,12 @@ struct LoadReport {
   int concurrency = 0;
   double target_rps = 0;  // 0: closed loop
   client::RequestSpec shape;
+  std::string method = "Attend";  // or "Echo" (load --echo)
+  // A mixed stream (load --mixed-lengths): Mq = Mk spread over [min_len, max_len] across
+  // `distinct_requests` requests; shape's lengths are then the largest. 0: one shape.
+  int64_t min_len = 0;
+  int64_t max_len = 0;
+  int64_t distinct_requests = 1;
 };
 
 // Fills the derived figures: throughput from ok and duration.
@@ -44,6 +50,7 @@ void FinishReport(LoadReport* report);
 std::string FormatReportText(const LoadReport& report);
 // {"requests", "ok", "errors": {CODE: n}, "duration_s", "throughput_rps",
 //  "latency_ms": {"p50", "p90", "p99", "p999", "max", "mean"}, "concurrency", "target_rps",
+//  "method", "mixed_lengths": [min, max] or null, "distinct_requests",
 //  "shape": {"batch", "q_len", "kv_len", "heads", "kv_heads", "head_dim", "v_head_dim",
 //            "dtype", "layout", "causal", "bias", "lse"}}
 std::string FormatReportJson(const LoadReport& report);

@@ -13,7 +13,7 @@ Usage:
   attnctl [global flags] health [--service NAME]
   attnctl [global flags] attend <problem flags> [--out FILE] [--lse-out FILE] [--check]
   attnctl [global flags] load <problem flags> --concurrency C (--duration D | --requests N)
-          [--rps R] [--channels N] [--json FILE]
+          [--rps R] [--channels N] [--json FILE] [--echo] [--mixed-lengths MIN-MAX]
 
 Global flags:
   --target ADDR            server, any gRPC target (default 127.0.0.1:50051), e.g.
@@ -74,6 +74,11 @@ attend:
 
 load:
   Sends one pre-generated request over and over with at most C calls in flight.
+  --mixed-lengths MIN-MAX  a mixed stream instead: --mix-requests N (default 32) requests whose
+                           Mq = Mk are spread evenly over [MIN, MAX] (--q-len/--kv-len not
+                           given), sent in a shuffled order fixed by --seed, one after the other
+  --echo                   call Echo instead of Attend: the same requests and answers of the
+                           same size, nothing computed (the wire's own limit)
   --concurrency C          calls in flight, 1 to 4096
   --duration D | --requests N
   --rps R                  open loop at R requests/s in all (latency counted from when each
@@ -81,7 +86,8 @@ load:
   --channels N             separate connections to rotate calls over (default 1)
   --json FILE              the summary as JSON: requests, ok, errors{CODE:n}, duration_s,
                            throughput_rps, latency_ms{p50,p90,p99,p999,max,mean},
-                           concurrency, target_rps, shape
+                           concurrency, target_rps, method, mixed_lengths,
+                           distinct_requests, shape
   Latency percentiles are exact (nearest rank over every successful call); throughput counts
   successful calls. A progress line goes to stderr about once a second.
 

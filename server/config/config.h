@@ -69,13 +69,13 @@ struct MemorySection {
 };
 
 struct SchedulerSection {
-  int64_t max_queue_requests = 256;  // full → RESOURCE_EXHAUSTED at once
-  int priority_levels = 2;           // request priority clamped to [0, levels)
-  int64_t max_queue_delay_us = 0;    // how long the batcher may hold a request to fill a batch
-  int64_t max_batch_requests = 1;
-  int64_t max_batch_tokens = 1 << 20;
+  int64_t max_queue_requests = 256;     // full → RESOURCE_EXHAUSTED at once
+  int priority_levels = 2;              // request priority clamped to [0, levels)
+  int64_t max_queue_delay_us = 0;       // how long the batcher may hold a batch to fill it
+  int64_t max_batch_requests = 16;      // 1: no batching
+  int64_t max_batch_tokens = 1 << 20;   // B x max(Mq, Mk) summed over a batch
   double default_timeout_seconds = 60;  // for requests that carry no deadline
-  int workers = 1;                      // requests computed at once per device
+  int workers = 1;                      // executors per device (batches run at once on each)
 };
 
 struct LoggingSection {

@@ -3,11 +3,14 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_attention.h"
 #include "kernels/device_query.h"
+#include "server/executor/block_layout.h"
+#include "server/executor/cuda_pipeline.h"
 #include "server/executor/cuda_status.h"
 #include "server/executor/device_budget.h"
 #include "server/executor/device_pool.h"
@@ -32,45 +35,6 @@ bool IsCudaVariant(kernels::Variant v) {
 cudaStream_t StreamOf(const kernels::cuda::CudaContext& context) {
   return static_cast<cudaStream_t>(context.stream);
 }
-
-// Where each tensor of one request lies in its pool block, every part 256-byte aligned:
-//   [q | k | v | bias | kv_lengths | out | lse | workspace]
-struct BlockLayout {
-  int64_t q = 0, k = 0, v = 0, bias = 0, kv_lengths = 0, out = 0, lse = 0, workspace = 0;
-  int64_t q_bytes = 0, k_bytes = 0, v_bytes = 0, bias_bytes = 0, kv_lengths_bytes = 0,
-          out_bytes = 0, lse_bytes = 0, workspace_bytes = 0;
-  int64_t total = 0;
-
-  static BlockLayout For(const kernels::AttentionProblem& p, int64_t workspace_bytes) {
-    const int64_t element = static_cast<int64_t>(kernels::DTypeSize(p.dtype));
-    BlockLayout l;
-    l.q_bytes = p.q_elements() * element;
-    l.k_bytes = p.k_elements() * element;
-    l.v_bytes = p.v_elements() * element;
-    l.bias_bytes =
-        p.has_bias ? p.bias_elements() * static_cast<int64_t>(kernels::DTypeSize(p.bias_dtype)) : 0;
-    l.kv_lengths_bytes = p.has_kv_lengths ? p.batch * static_cast<int64_t>(sizeof(int64_t)) : 0;
-    l.out_bytes = p.out_elements() * element;
-    l.lse_bytes = p.return_lse ? p.lse_elements() * static_cast<int64_t>(sizeof(float)) : 0;
-    l.workspace_bytes = workspace_bytes;
-    int64_t at = 0;
-    auto place = [&at](int64_t bytes) {
-      const int64_t offset = at;
-      at += AlignDeviceBytes(bytes);
-      return offset;
-    };
-    l.q = place(l.q_bytes);
-    l.k = place(l.k_bytes);
-    l.v = place(l.v_bytes);
-    l.bias = place(l.bias_bytes);
-    l.kv_lengths = place(l.kv_lengths_bytes);
-    l.out = place(l.out_bytes);
-    l.lse = place(l.lse_bytes);
-    l.workspace = place(l.workspace_bytes);
-    l.total = at;
-    return l;
-  }
-};
 
 // Makes `device` current on this thread (worker threads may serve several devices).
 absl::Status UseDevice(int device) { return ATTND_CUDA_STATUS(cudaSetDevice(device)); }
@@ -111,8 +75,11 @@ absl::Status StageAndRun(StagedCopier* copier, const kernels::Plan& plan,
 }  // namespace
 
 struct CudaExecutor::Lane {
-  kernels::cuda::CudaContext context;
-  cudaEvent_t events[2] = {nullptr, nullptr};  // the staged copies' two slabs
+  kernels::cuda::CudaContext context;          // its stream computes
+  cudaEvent_t events[2] = {nullptr, nullptr};  // the staged copies' two slabs (Run)
+  cudaStream_t copy_in = nullptr;              // RunBatch's copies, beside the compute stream
+  cudaStream_t copy_out = nullptr;
+  PipelineEvents slots[kPipelineDepth];
 };
 
 CudaExecutor::CudaExecutor(const CudaExecutorOptions& options)
@@ -163,6 +130,16 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
         return unusable(s);
       }
     }
+    for (cudaStream_t* stream : {&lane->copy_in, &lane->copy_out}) {
+      if (absl::Status s =
+              ATTND_CUDA_STATUS(cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking));
+          !s.ok()) {
+        return unusable(s);
+      }
+    }
+    for (PipelineEvents& slot : lane->slots) {
+      if (absl::Status s = CreatePipelineEvents(&slot); !s.ok()) return unusable(s);
+    }
     executor->lanes_.push_back(std::move(lane));
   }
   {
@@ -196,6 +173,10 @@ CudaExecutor::~CudaExecutor() {
   for (const auto& lane : lanes_) {
     for (cudaEvent_t event : lane->events) {
       if (event != nullptr) cudaEventDestroy(event);
+    }
+    for (PipelineEvents& slot : lane->slots) DestroyPipelineEvents(&slot);
+    for (cudaStream_t stream : {lane->copy_in, lane->copy_out}) {
+      if (stream != nullptr) cudaStreamDestroy(stream);
     }
     kernels::cuda::DestroyCudaContext(&lane->context);
   }
@@ -342,7 +323,14 @@ absl::Status CudaExecutor::Run(const kernels::Plan& plan, const kernels::Attenti
   }
   if (absl::Status s = UseDevice(device_); !s.ok()) return CheckDevice(nullptr, s);
   Lane* lane = AcquireLane();
-  absl::Status status = RunOnLane(lane, plan, problem, tensors);
+  absl::Status status;
+  absl::StatusOr<std::vector<void*>> slabs = staging_->Acquire(2);
+  if (!slabs.ok()) {
+    status = slabs.status();
+  } else {
+    status = RunOnLane(lane, *slabs, plan, problem, tensors);
+    staging_->Release(*slabs);
+  }
   if (!status.ok() && !absl::IsResourceExhausted(status) && !absl::IsInvalidArgument(status)) {
     status = CheckDevice(lane, std::move(status));
   }
@@ -350,7 +338,90 @@ absl::Status CudaExecutor::Run(const kernels::Plan& plan, const kernels::Attenti
   return status;
 }
 
-absl::Status CudaExecutor::RunOnLane(Lane* lane, const kernels::Plan& plan,
+int CudaExecutor::RequestsInFlight() const { return kPipelineDepth; }
+
+void CudaExecutor::RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks* callbacks) {
+  if (absl::Status s = UseDevice(device_); !s.ok()) {
+    s = CheckDevice(nullptr, s);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (callbacks->Admit(i).ok()) callbacks->Done(i, s, StageTimes());
+    }
+    return;
+  }
+  Lane* lane = AcquireLane();
+  // The pipeline's slabs at once (never one at a time: two lanes each holding some and waiting
+  // for more would wait forever). Without them (a staging cap below 2 * kPipelineDepth slabs,
+  // or no pinned memory to be had) the batch runs request by request through Run's path.
+  absl::StatusOr<std::vector<void*>> slabs = staging_->Acquire(2 * kPipelineDepth);
+  if (slabs.ok()) {
+    RunBatchOnLane(lane, *slabs, entries, callbacks);
+    staging_->Release(*slabs);
+    ReleaseLane(lane);
+    return;
+  }
+  ReleaseLane(lane);
+  Executor::RunBatch(entries, callbacks);
+}
+
+void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
+                                  absl::Span<const BatchEntry> entries, BatchCallbacks* callbacks) {
+  PipelineResources resources;
+  resources.pool = pool_.get();
+  resources.compute = &lane->context;
+  resources.copy_in = lane->copy_in;
+  resources.copy_out = lane->copy_out;
+  resources.events = lane->slots;
+  resources.slabs = slabs;
+  resources.slab_bytes = staging_->slab_bytes();
+  RequestPipeline pipeline(resources, callbacks, [this, lane](absl::Status s) {
+    return CheckDevice(lane, std::move(s));
+  });
+  // The ragged seam: when the batch's plans are one variable-length launch (the fused
+  // kernel's ragged form), the entries that share it go to the device here as one launch, through
+  // the same copy-in / copy-out streams. Until it lands, one launch per request.
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!callbacks->Admit(i).ok()) continue;
+    const BatchEntry& entry = entries[i];
+    if (broken_.load()) {
+      callbacks->Done(i, Broken(), StageTimes());
+      continue;
+    }
+    if (!IsCudaVariant(entry.plan->variant)) {
+      callbacks->Done(i,
+                      absl::InvalidArgumentError(absl::StrCat(
+                          "variant ", std::string(kernels::VariantName(entry.plan->variant)),
+                          " cannot run on ", name_)),
+                      StageTimes());
+      continue;
+    }
+    const BlockLayout layout = BlockLayout::For(*entry.problem, entry.plan->workspace_bytes);
+    if (layout.FitsSlabs(staging_->slab_bytes())) {
+      pipeline.Launch(i, entry).IgnoreError();  // answered by the pipeline either way
+      continue;
+    }
+    // Larger than a slab: alone, streamed through two of the pipeline's slabs once it is idle.
+    pipeline.Drain();
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status status =
+        RunOnLane(lane, {slabs[0], slabs[1]}, *entry.plan, *entry.problem, entry.tensors);
+    if (!status.ok() && !absl::IsResourceExhausted(status) && !absl::IsInvalidArgument(status)) {
+      status = CheckDevice(lane, std::move(status));
+    }
+    StageTimes times;
+    // Copies and compute in one: this path does not time them apart.
+    times.compute_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (status.ok()) {
+      times.host_copy_in_bytes = layout.input_bytes();
+      times.host_copy_out_bytes = layout.output_bytes();
+    }
+    callbacks->Done(i, std::move(status), times);
+  }
+  pipeline.Drain();
+}
+
+absl::Status CudaExecutor::RunOnLane(Lane* lane, const std::vector<void*>& slabs,
+                                     const kernels::Plan& plan,
                                      const kernels::AttentionProblem& problem,
                                      const kernels::AttentionTensors& tensors) {
   const cudaStream_t stream = StreamOf(lane->context);
@@ -373,15 +444,11 @@ absl::Status CudaExecutor::RunOnLane(Lane* lane, const kernels::Plan& plan,
   void* workspace = base + layout.workspace;
 
   absl::Status status;
-  absl::StatusOr<std::vector<void*>> slabs = staging_->Acquire(2);
-  if (!slabs.ok()) {
-    status = slabs.status();
-  } else {
-    // ~StagedCopier waits for the slabs before they go back to the staging pool.
-    StagedCopier copier(*slabs, staging_->slab_bytes(), lane->events, stream);
+  {
+    // ~StagedCopier waits for the slabs before they go back to the caller.
+    StagedCopier copier(slabs, staging_->slab_bytes(), lane->events, stream);
     status = StageAndRun(&copier, plan, problem, tensors, device, layout, workspace, lane->context);
   }
-  if (slabs.ok()) staging_->Release(*slabs);
   // Everything queued on the stream is done before the block goes back (and any kernel error
   // surfaces here).
   absl::Status synced = ATTND_CUDA_STATUS(cudaStreamSynchronize(stream));

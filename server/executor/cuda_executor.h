@@ -1,8 +1,14 @@
 // One GPU as a device: the CUDA variants (kernels/cuda/cuda_attention.h) on buffers from the
-// device's own pool, inputs and outputs through pinned staging, one CUDA context (stream, cuBLAS
-// and cuDNN handles) per concurrent request.
+// device's own pool, inputs and outputs through pinned staging, one lane (a CUDA context:
+// compute stream, cuBLAS and cuDNN handles; plus a copy-in and a copy-out stream) per executor
+// of the device (scheduler.workers): lanes run batches at the same time.
 //
-// Per request (Run):
+// Per batch (RunBatch): the requests one by one, overlapped on the lane's three streams
+// (cuda_pipeline.h: copy-in of the next and copy-out of the previous behind each compute), each
+// request's inputs and outputs through one pinned slab each way. A request whose tensors do not
+// fit a slab drains the pipeline and runs as below, through the same slabs.
+//
+// Per request (Run, and a batch's requests larger than a slab):
 //   pool: one block for q, k, v, bias, kv_lengths, out, lse and the plan's workspace
 //         (RESOURCE_EXHAUSTED when the pool or the device cannot give it: the runner re-plans
 //         with half the budget)
@@ -69,6 +75,9 @@ class CudaExecutor final : public Executor {
   MemoryStats Memory() const override;
   absl::Status Run(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
                    const kernels::AttentionTensors& tensors) override;
+  // The batch overlapped on one lane's streams (see above).
+  void RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks* callbacks) override;
+  int RequestsInFlight() const override;
 
   int device() const { return device_; }
   const std::string& model() const { return model_; }  // "NVIDIA H100 80GB HBM3"
@@ -76,15 +85,19 @@ class CudaExecutor final : public Executor {
   bool broken() const { return broken_.load(); }
 
  private:
-  struct Lane;  // one CUDA context and the events of its staged copies
+  struct Lane;  // one CUDA context, its copy streams and the events of its copies
 
   explicit CudaExecutor(const CudaExecutorOptions& options);
 
   Lane* AcquireLane() const;
   void ReleaseLane(Lane* lane) const;
-  absl::Status RunOnLane(Lane* lane, const kernels::Plan& plan,
+  // One request alone on `lane`, streamed through two pinned `slabs` of the staging pool's size.
+  absl::Status RunOnLane(Lane* lane, const std::vector<void*>& slabs, const kernels::Plan& plan,
                          const kernels::AttentionProblem& problem,
                          const kernels::AttentionTensors& tensors);
+  // RunBatch's work once the lane and the pipeline's slabs are held.
+  void RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
+                      absl::Span<const BatchEntry> entries, BatchCallbacks* callbacks);
   // After a failed step: when the context is poisoned (the error does not clear), marks the
   // executor broken, reports it once and returns UNAVAILABLE; otherwise returns `status`.
   absl::Status CheckDevice(Lane* lane, absl::Status status);

@@ -1,14 +1,16 @@
-// One compute device (the CPU, or later one GPU): what it can run, how much memory a plan may
-// use right now, and running a plan. The service-facing step around it (plan, allocate, run,
-// fill the response) is RequestRunner (request_runner.h).
+// One compute device (the CPU, or one GPU): what it can run, how much memory a plan may use right
+// now, and running plans: one (Run) or a batch (RunBatch). The service-facing step around it
+// (plan, allocate, run, fill the response) is RequestRunner (request_runner.h).
 #ifndef ATTND_SERVER_EXECUTOR_EXECUTOR_H_
 #define ATTND_SERVER_EXECUTOR_EXECUTOR_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "kernels/planner.h"
 #include "kernels/problem.h"
 
@@ -25,6 +27,42 @@ struct MemoryStats {
   int64_t limit_bytes = 0;
   int64_t peak_used_bytes = 0;
   int64_t allocation_failures = 0;
+};
+
+// How one request of a batch went through the device: the time of each stage and the bytes the
+// host copied for it. A stage the device does not have (the CPU copies nothing) stays 0.
+struct StageTimes {
+  double copy_in_seconds = 0;       // host → device DMA (GPU events)
+  double compute_seconds = 0;       // the plan's kernels (GPU events; wall time on the CPU)
+  double copy_out_seconds = 0;      // device → host DMA (GPU events)
+  double host_staging_seconds = 0;  // host memcpy into and out of pinned staging
+  // Bytes the host copied between the request's own buffers (the request and response messages)
+  // and the device's: into pinned staging, and out of it. 0 on the CPU, whose kernels read and
+  // write the messages' bytes in place.
+  int64_t host_copy_in_bytes = 0;
+  int64_t host_copy_out_bytes = 0;
+};
+
+// One request of a batch: its plan and its tensors on the host (inputs in the request's bytes,
+// outputs in the response's).
+struct BatchEntry {
+  const kernels::Plan* plan = nullptr;
+  const kernels::AttentionProblem* problem = nullptr;
+  kernels::AttentionTensors tensors;
+};
+
+// What RunBatch reports to, from the thread that called it.
+class BatchCallbacks {
+ public:
+  virtual ~BatchCallbacks() = default;
+  // Asked right before entry `index` is launched: OK, or why it must not run any more (its
+  // deadline passed or its client cancelled while earlier entries ran). A refused entry is
+  // not launched and gets no Done.
+  virtual absl::Status Admit(size_t index) = 0;
+  // Entry `index` is finished: its outputs are on the host when `status` is OK. Called once per
+  // admitted entry, as soon as it is (not when the whole batch is). RESOURCE_EXHAUSTED: the
+  // workspace could not be had (the caller may re-plan smaller and Run it alone).
+  virtual void Done(size_t index, absl::Status status, const StageTimes& times) = 0;
 };
 
 class Executor {
@@ -68,6 +106,19 @@ class Executor {
   // RESOURCE_EXHAUSTED when the workspace could not be had (the caller may re-plan smaller).
   virtual absl::Status Run(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
                            const kernels::AttentionTensors& tensors) = 0;
+
+  // Runs a batch, in order, answering each entry through `callbacks`. Thread-safe like Run.
+  //
+  // This is the seam where a ragged launch plugs in: a device whose variant takes requests of
+  // different lengths in one launch (the fused kernel's variable-length form) runs the batch's
+  // entries that share its plan as one launch here. Until then every device runs the entries
+  // one by one: this default calls Run for each (compute_seconds: its wall time); the CUDA
+  // executor overlaps one entry's copies with another's compute on separate streams.
+  virtual void RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks* callbacks);
+
+  // How many of a batch's entries may hold device memory at once (their tensors and
+  // workspace): the runner plans each entry of a batch with 1/this of the live budget.
+  virtual int RequestsInFlight() const { return 1; }
 };
 
 }  // namespace attnd::server::executor

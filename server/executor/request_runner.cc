@@ -11,11 +11,24 @@
 
 namespace attnd::server::executor {
 
+const char kHostCopyBytesName[] = "attnd_host_copy_bytes_total";
+const char kHostCopyBytesHelp[] =
+    "Tensor bytes copied by the host on a request's way through attnd, by stage: grpc_parse "
+    "(gRPC's protobuf parse of a request), staging_in and staging_out (memcpy to and from pinned "
+    "staging), grpc_serialize (gRPC's protobuf serialization of a response). Divided by the "
+    "tensor bytes received and sent, the number of host copies each byte takes.";
+
 struct RequestRunner::Metrics {
   metrics::Registry* registry;
   metrics::Counter* oom_retries;
   metrics::Histogram* q_chunk;
   metrics::Histogram* kv_chunk;
+  metrics::Histogram* copy_in;
+  metrics::Histogram* compute;
+  metrics::Histogram* copy_out;
+  metrics::Histogram* host_staging;
+  metrics::Counter* staging_in_bytes;
+  metrics::Counter* staging_out_bytes;
 
   explicit Metrics(metrics::Registry* r)
       : registry(r),
@@ -25,7 +38,34 @@ struct RequestRunner::Metrics {
         q_chunk(r->GetHistogram("attnd_chunk_tokens", "Chunk sizes of the plans that ran.",
                                 metrics::ExponentialBuckets(1, 4, 11), {{"axis", "q"}})),
         kv_chunk(r->GetHistogram("attnd_chunk_tokens", "Chunk sizes of the plans that ran.",
-                                 metrics::ExponentialBuckets(1, 4, 11), {{"axis", "kv"}})) {}
+                                 metrics::ExponentialBuckets(1, 4, 11), {{"axis", "kv"}})),
+        copy_in(Stage(r, "copy_in")),
+        compute(Stage(r, "compute")),
+        copy_out(Stage(r, "copy_out")),
+        host_staging(Stage(r, "host_staging")),
+        staging_in_bytes(CopyBytes(r, "staging_in")),
+        staging_out_bytes(CopyBytes(r, "staging_out")) {}
+
+  static metrics::Histogram* Stage(metrics::Registry* r, const char* stage) {
+    return r->GetHistogram("attnd_stage_duration_seconds",
+                           "Time of each stage of a request on its device: copy_in and copy_out "
+                           "(DMA), compute (kernels), host_staging (memcpy to and from pinned "
+                           "staging). Stages a device lacks are not observed.",
+                           metrics::ExponentialBuckets(0.00001, 2.0, 24),  // 10us .. 84s
+                           {{"stage", stage}});
+  }
+  static metrics::Counter* CopyBytes(metrics::Registry* r, const char* stage) {
+    return r->GetCounter(kHostCopyBytesName, kHostCopyBytesHelp, {{"stage", stage}});
+  }
+
+  void ObserveStages(const StageTimes& t) {
+    if (t.copy_in_seconds > 0) copy_in->Observe(t.copy_in_seconds);
+    compute->Observe(t.compute_seconds);
+    if (t.copy_out_seconds > 0) copy_out->Observe(t.copy_out_seconds);
+    if (t.host_staging_seconds > 0) host_staging->Observe(t.host_staging_seconds);
+    staging_in_bytes->Increment(static_cast<double>(t.host_copy_in_bytes));
+    staging_out_bytes->Increment(static_cast<double>(t.host_copy_out_bytes));
+  }
 
   void ObservePlan(const kernels::Plan& plan) {
     const std::string variant(kernels::VariantName(plan.variant));
@@ -160,14 +200,25 @@ RequestRunner::~RequestRunner() {
   }
 }
 
-absl::StatusOr<v1::AttendResponse> RequestRunner::Run(const wire::DecodedRequest& decoded,
-                                                      const std::string& request_id,
-                                                      const RunContext& context) {
-  const kernels::AttentionProblem& problem = decoded.problem;
-  const kernels::PlannerConfig config = PlannerConfigFor(planner_, decoded);
-
+// One request of a batch on its way through: the response being built and its plan.
+struct RequestRunner::Pending {
+  const RunRequest* request = nullptr;
   v1::AttendResponse response;
-  response.set_request_id(request_id);
+  kernels::AttentionTensors tensors;  // host views: the request's inputs, the response's outputs
+  kernels::Capabilities capabilities;
+  kernels::PlannerConfig config;
+  kernels::Plan plan;
+  int64_t tensor_bytes = 0;  // on the device
+  bool retry = false;        // the device could not get its workspace: run alone, re-planned
+};
+
+absl::Status RequestRunner::Prepare(const RunRequest& request, int64_t live_budget, int64_t share,
+                                    Pending* pending) {
+  const wire::DecodedRequest& decoded = *request.decoded;
+  const kernels::AttentionProblem& problem = decoded.problem;
+  pending->request = &request;
+  v1::AttendResponse& response = pending->response;
+  response.set_request_id(request.request_id);
   void* out = nullptr;
   float* lse = nullptr;
   try {
@@ -187,39 +238,57 @@ absl::StatusOr<v1::AttendResponse> RequestRunner::Run(const wire::DecodedRequest
     return absl::ResourceExhaustedError(absl::StrCat(
         "cannot allocate the output (", decoded.out_bytes() + decoded.lse_bytes(), " bytes)"));
   }
-  const kernels::AttentionTensors tensors = wire::TensorsFor(decoded, out, lse);
+  pending->tensors = wire::TensorsFor(decoded, out, lse);
 
-  // The live budget less what the request's own tensors take on the device (0 on the CPU), and
-  // the variants this device offers for this problem.
-  const int64_t live_budget = executor_->MemoryBudgetBytes();
-  if (absl::Status health = executor_->Health(); !health.ok()) return health;
-  const int64_t tensor_bytes = executor_->TensorBytes(problem);
-  if (tensor_bytes > 0 && tensor_bytes > live_budget) {
+  // The budget less what the request's own tensors take on the device (0 on the CPU), and the
+  // variants this device offers for this problem. A request whose tensors do not fit its share
+  // of a batch's budget plans against the whole live budget (and if the device then cannot
+  // give it the memory, runs alone once the batch is through).
+  pending->tensor_bytes = executor_->TensorBytes(problem);
+  if (pending->tensor_bytes > 0 && pending->tensor_bytes > live_budget) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("the request's tensors need ", tensor_bytes, " bytes on ", executor_->name(),
-                     " but its memory budget is ", live_budget, " bytes now"));
+        absl::StrCat("the request's tensors need ", pending->tensor_bytes, " bytes on ",
+                     executor_->name(), " but its memory budget is ", live_budget, " bytes now"));
   }
-  int64_t budget = live_budget - tensor_bytes;
-  kernels::Capabilities capabilities = executor_->CapabilitiesFor(problem);
-  const auto start = std::chrono::steady_clock::now();
-  kernels::Plan plan;
-  for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<kernels::Plan> made =
-        PlanOnDevice(*executor_, problem, budget, config, &capabilities);
-    if (!made.ok()) return made.status();
-    plan = *std::move(made);
-    if (metrics_ != nullptr) metrics_->ObservePlan(plan);
-    absl::Status status = executor_->Run(plan, problem, tensors);
-    if (status.ok()) break;
-    if (!absl::IsResourceExhausted(status) || attempt >= max_oom_retries_) return status;
+  const int64_t budget = pending->tensor_bytes <= share ? share - pending->tensor_bytes
+                                                        : live_budget - pending->tensor_bytes;
+  pending->config = PlannerConfigFor(planner_, decoded);
+  pending->capabilities = executor_->CapabilitiesFor(problem);
+  absl::StatusOr<kernels::Plan> plan =
+      PlanOnDevice(*executor_, problem, budget, pending->config, &pending->capabilities);
+  if (!plan.ok()) return plan.status();
+  pending->plan = *std::move(plan);
+  if (metrics_ != nullptr) metrics_->ObservePlan(pending->plan);
+  return absl::OkStatus();
+}
+
+absl::Status RequestRunner::RunAlone(Pending* pending, int64_t first_budget) {
+  // The batch's attempt was the first; this is re-plan number 1 .. max_oom_retries_.
+  const kernels::AttentionProblem& problem = pending->request->decoded->problem;
+  int64_t budget = first_budget;
+  for (int retry = 1;; ++retry) {
     if (metrics_ != nullptr) metrics_->oom_retries->Increment();
+    absl::StatusOr<kernels::Plan> made =
+        PlanOnDevice(*executor_, problem, budget, pending->config, &pending->capabilities);
+    if (!made.ok()) return made.status();
+    pending->plan = *std::move(made);
+    if (metrics_ != nullptr) metrics_->ObservePlan(pending->plan);
+    absl::Status status = executor_->Run(pending->plan, problem, pending->tensors);
+    if (status.ok()) return status;
+    if (!absl::IsResourceExhausted(status) || retry >= max_oom_retries_) return status;
     budget /= 2;
   }
-  const double compute_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (metrics_ != nullptr) metrics_->ObserveCompute(plan.variant, compute_seconds);
+}
 
-  v1::Execution* execution = response.mutable_execution();
+absl::StatusOr<v1::AttendResponse> RequestRunner::Finish(Pending* pending,
+                                                         const StageTimes& times) {
+  const kernels::Plan& plan = pending->plan;
+  const RunContext& context = pending->request->context;
+  if (metrics_ != nullptr) {
+    metrics_->ObserveCompute(plan.variant, times.compute_seconds);
+    metrics_->ObserveStages(times);
+  }
+  v1::Execution* execution = pending->response.mutable_execution();
   execution->set_variant(wire::ToProto(plan.variant));
   execution->set_q_chunk(plan.q_chunk);
   execution->set_kv_chunk(plan.kv_chunk);
@@ -227,9 +296,121 @@ absl::StatusOr<v1::AttendResponse> RequestRunner::Run(const wire::DecodedRequest
   execution->set_device(executor_->name());
   execution->set_batch_size(context.batch_size);
   execution->set_queue_seconds(context.queue_seconds);
-  execution->set_compute_seconds(compute_seconds);
+  execution->set_compute_seconds(times.compute_seconds);
   execution->set_plan_reason(plan.reason);
-  return response;
+  return std::move(pending->response);
+}
+
+// Maps the executor's entries back to the batch's requests.
+class RequestRunner::Callbacks final : public BatchCallbacks {
+ public:
+  Callbacks(RequestRunner* runner, std::vector<Pending>* pending, const std::vector<size_t>* index,
+            const AdmitFn* admit, const AnswerFn* answer)
+      : runner_(runner), pending_(pending), index_(index), admit_(admit), answer_(answer) {}
+
+  absl::Status Admit(size_t entry) override {
+    const size_t i = (*index_)[entry];
+    absl::Status status = (*admit_)(i);
+    if (!status.ok()) (*answer_)(i, status);
+    return status;
+  }
+
+  void Done(size_t entry, absl::Status status, const StageTimes& times) override {
+    const size_t i = (*index_)[entry];
+    Pending& p = (*pending_)[i];
+    if (status.ok()) {
+      (*answer_)(i, runner_->Finish(&p, times));
+    } else if (absl::IsResourceExhausted(status) && runner_->max_oom_retries_ > 0) {
+      p.retry = true;  // run alone once the batch is through, re-planned smaller
+    } else {
+      (*answer_)(i, std::move(status));
+    }
+  }
+
+ private:
+  RequestRunner* const runner_;
+  std::vector<Pending>* const pending_;
+  const std::vector<size_t>* const index_;
+  const AdmitFn* const admit_;
+  const AnswerFn* const answer_;
+};
+
+void RequestRunner::RunBatch(absl::Span<const RunRequest> requests, const AdmitFn& admit,
+                             const AnswerFn& answer) {
+  const size_t n = requests.size();
+  // Read once for the batch; each request plans with its share of it, as up to
+  // RequestsInFlight() of them hold device memory at once.
+  const int64_t live_budget = executor_->MemoryBudgetBytes();
+  if (absl::Status health = executor_->Health(); !health.ok()) {
+    for (size_t i = 0; i < n; ++i) answer(i, health);
+    return;
+  }
+  const int64_t in_flight =
+      std::clamp<int64_t>(executor_->RequestsInFlight(), 1, static_cast<int64_t>(n));
+  const int64_t share = live_budget / in_flight;
+
+  std::vector<Pending> pending(n);
+  std::vector<BatchEntry> entries;
+  std::vector<size_t> index;  // entry → request
+  entries.reserve(n);
+  index.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (absl::Status s = Prepare(requests[i], live_budget, share, &pending[i]); !s.ok()) {
+      answer(i, std::move(s));
+      continue;
+    }
+    BatchEntry entry;
+    entry.plan = &pending[i].plan;
+    entry.problem = &requests[i].decoded->problem;
+    entry.tensors = pending[i].tensors;
+    entries.push_back(entry);
+    index.push_back(i);
+  }
+  Callbacks callbacks(this, &pending, &index, &admit, &answer);
+  if (!entries.empty()) executor_->RunBatch(entries, &callbacks);
+
+  // What the device could not find memory for, alone now that the batch is through.
+  for (size_t i = 0; i < n; ++i) {
+    Pending& p = pending[i];
+    if (!p.retry) continue;
+    if (absl::Status s = admit(i); !s.ok()) {
+      answer(i, std::move(s));
+      continue;
+    }
+    const int64_t budget = (executor_->MemoryBudgetBytes() - p.tensor_bytes) / 2;
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status status = RunAlone(&p, budget);
+    if (!status.ok()) {
+      answer(i, std::move(status));
+      continue;
+    }
+    StageTimes times;
+    times.compute_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    answer(i, Finish(&p, times));
+  }
+}
+
+absl::StatusOr<v1::AttendResponse> RequestRunner::Run(const wire::DecodedRequest& decoded,
+                                                      const std::string& request_id,
+                                                      const RunContext& context) {
+  RunRequest request{&decoded, request_id, context};
+  absl::StatusOr<v1::AttendResponse> result = absl::InternalError("not answered");
+  RunBatch(
+      absl::MakeConstSpan(&request, 1), [](size_t) { return absl::OkStatus(); },
+      [&result](size_t, absl::StatusOr<v1::AttendResponse> r) { result = std::move(r); });
+  return result;
+}
+
+int64_t RequestRunner::MemoryCost(const wire::DecodedRequest& decoded) const {
+  const int64_t budget = std::max<int64_t>(executor_->MemoryBudgetBytes(), 0);
+  const int64_t tensors = executor_->TensorBytes(decoded.problem);
+  if (tensors > budget) return tensors;
+  absl::StatusOr<kernels::Plan> plan =
+      kernels::MakePlan(decoded.problem, executor_->capabilities(), budget - tensors,
+                        PlannerConfigFor(planner_, decoded));
+  if (!plan.ok()) return budget + 1;  // fits nothing: it runs alone
+  return tensors + plan->workspace_bytes;
 }
 
 }  // namespace attnd::server::executor

@@ -6,10 +6,7 @@
 #include "absl/strings/str_cat.h"
 
 namespace attnd::server::scheduler {
-namespace {
 
-// Why `item` must not run at `now`, or OK. The deadline is checked first: a call whose deadline
-// passed is also cancelled by gRPC, and DEADLINE_EXCEEDED is the truer answer.
 absl::Status ExpiryStatus(const WorkItem& item, absl::Time now) {
   if (item.deadline <= now) {
     return absl::DeadlineExceededError(absl::StrCat("deadline passed after ",
@@ -21,8 +18,6 @@ absl::Status ExpiryStatus(const WorkItem& item, absl::Time now) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 void CompleteDropped(std::vector<Dropped>* dropped) {
   for (Dropped& d : *dropped) Complete(d.item.get(), std::move(d.status));
@@ -73,8 +68,11 @@ void RequestQueue::DropExpired(absl::Time now, std::vector<Dropped>* dropped) {
 
 std::vector<std::unique_ptr<WorkItem>> RequestQueue::PopNext(absl::Time now,
                                                              const BatchPolicy& policy,
-                                                             std::vector<Dropped>* dropped) {
+                                                             std::vector<Dropped>* dropped,
+                                                             int64_t memory_budget_bytes,
+                                                             absl::Time* retry_at) {
   DropExpired(now, dropped);
+  if (retry_at != nullptr) *retry_at = absl::InfiniteFuture();
   std::vector<std::unique_ptr<WorkItem>> batch;
   if (size_ == 0) return batch;
 
@@ -86,12 +84,13 @@ std::vector<std::unique_ptr<WorkItem>> RequestQueue::PopNext(absl::Time now,
   for (size_t p = levels_.size(); p-- > 0;) {
     for (size_t i = 0; i < levels_[p].size(); ++i) {
       const WorkItem& item = *levels_[p][i];
-      view.push_back(
-          QueuedView{item.priority, item.enqueue_time, item.deadline, &item.decoded.problem});
+      view.push_back(QueuedView{item.priority, item.enqueue_time, item.deadline, item.batch_key,
+                                item.tokens, item.memory_cost_bytes});
       where.emplace_back(p, i);
     }
   }
-  BatchChoice choice = ChooseBatch(view, now, policy);
+  BatchChoice choice = ChooseBatch(view, now, policy, memory_budget_bytes);
+  if (retry_at != nullptr) *retry_at = choice.retry_at;
   for (size_t index : choice.indices) {
     auto [p, i] = where[index];
     batch.push_back(std::move(levels_[p][i]));

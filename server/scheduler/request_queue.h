@@ -28,6 +28,12 @@ struct Dropped {
 // Completes each dropped item with its status (calls the callbacks: no lock may be held).
 void CompleteDropped(std::vector<Dropped>* dropped);
 
+// Why `item` must not start at `now`: DEADLINE_EXCEEDED when its deadline is at or before `now`
+// (checked first: a call whose deadline passed is also cancelled by gRPC), CANCELLED when its
+// client cancelled; OK otherwise. Checked at the queue and again before each request of a batch
+// launches.
+absl::Status ExpiryStatus(const WorkItem& item, absl::Time now);
+
 class RequestQueue {
  public:
   // max_requests >= 1 waiting at most; priorities clamped to [0, priority_levels).
@@ -47,10 +53,13 @@ class RequestQueue {
   // *dropped with its status.
   void DropExpired(absl::Time now, std::vector<Dropped>* dropped);
 
-  // DropExpired(now), then the batcher's choice under `policy`: the items to run now, in service
-  // order (empty when none waits or the batcher holds them).
+  // DropExpired(now), then the batcher's choice under `policy` and the device's live memory
+  // budget: the items to run now, in service order (empty when none waits or the batcher holds
+  // them; then *retry_at, when not null, says when to ask again).
   std::vector<std::unique_ptr<WorkItem>> PopNext(absl::Time now, const BatchPolicy& policy,
-                                                 std::vector<Dropped>* dropped);
+                                                 std::vector<Dropped>* dropped,
+                                                 int64_t memory_budget_bytes = kUnlimitedBudget,
+                                                 absl::Time* retry_at = nullptr);
 
   // Removes everything still waiting, in service order (for shutdown).
   std::vector<std::unique_ptr<WorkItem>> TakeAll();

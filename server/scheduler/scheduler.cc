@@ -4,14 +4,31 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace attnd::server::scheduler {
+
+namespace {
+
+// Longest real-time wait while the batcher holds a batch: the clock may be a fake one, whose
+// hold end never comes by waiting, so a held worker looks again at least this often.
+constexpr absl::Duration kMaxHoldWait = absl::Milliseconds(1);
+
+}  // namespace
+
+RunBatchFn RunEachItem(RunFn run) {
+  return [run = std::move(run)](absl::Span<WorkItem* const> batch, const BatchInfo& info,
+                                const ItemDone& done) {
+    for (size_t i = 0; i < batch.size(); ++i) done(i, run(*batch[i], info));
+  };
+}
 
 struct Scheduler::Metrics {
   metrics::Gauge* queue_depth;
   metrics::Gauge* inflight;
   metrics::Histogram* queue_seconds;
   metrics::Histogram* batch_size;
+  metrics::Histogram* batch_tokens;
 
   explicit Metrics(metrics::Registry* registry)
       : queue_depth(registry->GetGauge("attnd_queue_depth", "Requests waiting in the queue.")),
@@ -21,7 +38,10 @@ struct Scheduler::Metrics {
             "attnd_queue_duration_seconds", "Time requests waited in the queue before they ran.",
             metrics::ExponentialBuckets(0.0001, 2.0, 20))),  // 100us .. 52s
         batch_size(registry->GetHistogram("attnd_batch_size", "Requests run together per batch.",
-                                          metrics::ExponentialBuckets(1, 2, 8))) {}  // 1 .. 128
+                                          metrics::ExponentialBuckets(1, 2, 10))),  // 1 .. 512
+        batch_tokens(registry->GetHistogram(
+            "attnd_batch_tokens", "Tokens (B x max(Mq, Mk), summed) run together per batch.",
+            metrics::ExponentialBuckets(64, 2, 16))) {}  // 64 .. 2M
 };
 
 SchedulerOptions SchedulerOptions::FromConfig(const SchedulerSection& section) {
@@ -37,9 +57,10 @@ SchedulerOptions SchedulerOptions::FromConfig(const SchedulerSection& section) {
 }
 
 Scheduler::Scheduler(const SchedulerOptions& options, const Clock* clock,
-                     metrics::Registry* registry)
+                     metrics::Registry* registry, MemoryCostFn memory_cost)
     : options_(options),
       clock_(clock),
+      memory_cost_(std::move(memory_cost)),
       queue_(options.max_queue_requests, options.priority_levels) {
   if (registry == nullptr) {
     own_registry_ = std::make_unique<metrics::Registry>();
@@ -50,17 +71,22 @@ Scheduler::Scheduler(const SchedulerOptions& options, const Clock* clock,
 
 Scheduler::~Scheduler() { Shutdown(); }
 
-void Scheduler::AddDevice(const std::string& /*name*/, RunFn run) {
+void Scheduler::AddDevice(const std::string& name, RunBatchFn run, BudgetFn budget) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return;
-  devices_.push_back(std::make_unique<RunFn>(std::move(run)));
-  const RunFn* device = devices_.back().get();
+  devices_.push_back(std::make_unique<Device>(Device{name, std::move(run), std::move(budget)}));
+  const Device* device = devices_.back().get();
   for (int i = 0; i < std::max(options_.workers_per_device, 1); ++i) {
     workers_.emplace_back([this, device] { WorkerLoop(device); });
   }
 }
 
 void Scheduler::Submit(std::unique_ptr<WorkItem> item) {
+  const wire::DecodedRequest& decoded = item->decoded;
+  item->batch_key =
+      BatchKeyOf(decoded.problem, decoded.variant_hint, decoded.q_chunk, decoded.kv_chunk);
+  item->tokens = RequestTokens(decoded.problem);
+  item->memory_cost_bytes = memory_cost_ != nullptr ? memory_cost_(*item) : 0;
   const absl::Time now = clock_->Now();
   item->enqueue_time = now;
   absl::Status status;
@@ -92,32 +118,40 @@ absl::Time Scheduler::DeadlineFor(absl::Time rpc_deadline) const {
   return std::min(rpc_deadline, clock_->Now() + options_.default_timeout);
 }
 
-void Scheduler::WorkerLoop(const RunFn* run) {
+void Scheduler::WorkerLoop(const Device* device) {
   for (;;) {
-    std::vector<std::unique_ptr<WorkItem>> batch;
-    std::vector<Dropped> dropped;
-    bool exit = false;
-    absl::Time start;
     {
       absl::MutexLock lock(&mu_);
-      for (;;) {
+      while (queue_.empty() && !stopping_) work_cv_.Wait(&mu_);
+      if (queue_.empty()) return;  // stopping, and Shutdown took what was left
+    }
+    // Read outside the lock: it may ask the device (cudaMemGetInfo, /proc/meminfo).
+    const int64_t budget = device->budget != nullptr ? device->budget() : kUnlimitedBudget;
+
+    std::vector<std::unique_ptr<WorkItem>> batch;
+    std::vector<Dropped> dropped;
+    BatchInfo info;
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time now = clock_->Now();
+      absl::Time retry_at = absl::InfiniteFuture();
+      batch = queue_.PopNext(now, options_.batch, &dropped, budget, &retry_at);
+      if (batch.empty() && dropped.empty()) {
+        // The batcher holds what waits: look again when an item arrives or the hold ends.
         if (!queue_.empty()) {
-          batch = queue_.PopNext(clock_->Now(), options_.batch, &dropped);
-          if (!batch.empty() || !dropped.empty()) break;
-          // The batcher holds what waits (a later batcher may wait to fill a batch).
-          work_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(1));
-          continue;
+          work_cv_.WaitWithTimeout(&mu_,
+                                   std::clamp(retry_at - now, absl::ZeroDuration(), kMaxHoldWait));
         }
-        if (stopping_) {
-          exit = true;
-          break;
-        }
-        work_cv_.Wait(&mu_);
+        continue;
       }
-      start = clock_->Now();
+      info.start = now;
+      info.batch_size = static_cast<int>(batch.size());
+      for (const auto& item : batch) info.tokens += item->tokens;
       running_ += static_cast<int64_t>(batch.size());
       completing_ += static_cast<int64_t>(dropped.size());
       UpdateGaugesLocked();
+      // Others may be able to take what this batch left (another group, another worker).
+      if (!queue_.empty()) work_cv_.Signal();
     }
 
     if (!dropped.empty()) {
@@ -127,24 +161,41 @@ void Scheduler::WorkerLoop(const RunFn* run) {
       completing_ -= n;
       idle_cv_.SignalAll();
     }
-    if (exit) return;
-    if (batch.empty()) continue;
-
-    metrics_->batch_size->Observe(static_cast<double>(batch.size()));
-    for (std::unique_ptr<WorkItem>& item : batch) {
-      BatchInfo info;
-      info.batch_size = static_cast<int>(batch.size());
-      info.queue_time = start - item->enqueue_time;
-      metrics_->queue_seconds->Observe(absl::ToDoubleSeconds(info.queue_time));
-      AttendResult result = (*run)(*item, info);
-      Complete(item.get(), std::move(result));
-      item.reset();
-    }
-    absl::MutexLock lock(&mu_);
-    running_ -= static_cast<int64_t>(batch.size());
-    UpdateGaugesLocked();
-    idle_cv_.SignalAll();
+    if (!batch.empty()) RunBatch(*device, std::move(batch), info);
   }
+}
+
+void Scheduler::RunBatch(const Device& device, std::vector<std::unique_ptr<WorkItem>> batch,
+                         const BatchInfo& info) {
+  metrics_->batch_size->Observe(static_cast<double>(batch.size()));
+  metrics_->batch_tokens->Observe(static_cast<double>(info.tokens));
+  std::vector<WorkItem*> items;
+  items.reserve(batch.size());
+  for (const auto& item : batch) {
+    metrics_->queue_seconds->Observe(absl::ToDoubleSeconds(QueueTime(*item, info)));
+    items.push_back(item.get());
+  }
+  std::vector<bool> answered(items.size(), false);
+  const ItemDone done = [this, &items, &answered](size_t i, AttendResult result) {
+    if (i >= items.size() || answered[i]) return;  // a second answer is ignored
+    answered[i] = true;
+    Complete(items[i], std::move(result));
+    FinishRunning(1);
+  };
+  device.run(items, info, done);
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!answered[i]) {
+      done(i, absl::InternalError(
+                  absl::StrCat("device ", device.name, " returned without answering")));
+    }
+  }
+}
+
+void Scheduler::FinishRunning(int64_t items) {
+  absl::MutexLock lock(&mu_);
+  running_ -= items;
+  UpdateGaugesLocked();
+  idle_cv_.SignalAll();
 }
 
 bool Scheduler::WaitIdle(absl::Time deadline) {

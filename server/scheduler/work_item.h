@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "attnd/v1/attention.pb.h"
+#include "server/scheduler/batcher.h"
 #include "wire/request_codec.h"
 
 namespace attnd::server::scheduler {
@@ -34,6 +35,12 @@ struct WorkItem {
   absl::Time deadline = absl::InfiniteFuture();
   CancelFlag cancelled;  // null: cannot be cancelled
   Completion done;
+  // What the batcher reads, filled by the scheduler at Submit (outside its lock): the key of
+  // the requests it may run with, its tokens, and its memory cost on the device (its tensors
+  // plus the planner's workspace for it under the live budget).
+  BatchKey batch_key;
+  int64_t tokens = 0;
+  int64_t memory_cost_bytes = 0;
 
   bool IsCancelled() const {
     return cancelled != nullptr && cancelled->load(std::memory_order_acquire);

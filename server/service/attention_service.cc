@@ -1,5 +1,6 @@
 #include "server/service/attention_service.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "server/logging/logging.h"
 #include "server/security/bearer_auth.h"
 #include "server/service/attend_stream.h"
+#include "wire/request_codec.h"
 
 namespace attnd::server::service {
 namespace {
@@ -170,6 +172,42 @@ grpc::ServerUnaryReactor* AttentionService::GetServerInfo(grpc::CallbackServerCo
   ReportAnswer(service_, "GetServerInfo", "", absl::OkStatus(), start);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AttentionService::Echo(grpc::CallbackServerContext* context,
+                                                 const v1::AttendRequest* request,
+                                                 v1::AttendResponse* response) {
+  const absl::Time start = absl::Now();
+  service_->metrics->AddBytesReceived(static_cast<int64_t>(request->ByteSizeLong()));
+  absl::Status status;
+  absl::StatusOr<wire::DecodedRequest> decoded = wire::DecodeRequest(*request, service_->limits);
+  if (!decoded.ok()) {
+    status = decoded.status();
+  } else {
+    // Outputs of Attend's size: q's bytes as far as they go (one copy, as Attend's answer is
+    // one copy out of its buffer), zeros after.
+    const kernels::AttentionProblem& problem = decoded->problem;
+    response->set_request_id(request->request_id());
+    v1::Tensor* out = response->mutable_out();
+    out->set_dtype(request->q().dtype());
+    for (int64_t d : wire::OutShape(problem)) out->add_shape(d);
+    const size_t out_bytes = static_cast<size_t>(decoded->out_bytes());
+    const std::string& q = request->q().data();
+    out->mutable_data()->assign(q, 0, std::min(out_bytes, q.size()));
+    out->mutable_data()->resize(out_bytes);
+    if (problem.return_lse) {
+      v1::Tensor* lse = response->mutable_lse();
+      lse->set_dtype(v1::DTYPE_F32);
+      for (int64_t d : wire::LseShape(problem)) lse->add_shape(d);
+      lse->mutable_data()->resize(static_cast<size_t>(decoded->lse_bytes()));
+    }
+    response->mutable_execution()->set_device("echo");
+    service_->metrics->AddBytesSent(static_cast<int64_t>(response->ByteSizeLong()));
+  }
+  ReportAnswer(service_, "Echo", request->request_id(), status, start);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 

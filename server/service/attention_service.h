@@ -1,5 +1,5 @@
 // attnd.v1.Attention on gRPC's callback API: Attend (one reactor per call), AttendStream
-// (AttendStreamReactor), GetServerInfo.
+// (AttendStreamReactor), GetServerInfo, Echo.
 #ifndef ATTND_SERVER_SERVICE_ATTENTION_SERVICE_H_
 #define ATTND_SERVER_SERVICE_ATTENTION_SERVICE_H_
 
@@ -21,6 +21,10 @@ class AttentionService final : public v1::Attention::CallbackService {
   grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* context,
                                           const v1::GetServerInfoRequest* request,
                                           v1::ServerInfo* response) override;
+  // Validates like Attend, then answers outputs of the right size at once (no queue, no device).
+  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* context,
+                                 const v1::AttendRequest* request,
+                                 v1::AttendResponse* response) override;
 
  private:
   ServiceContext* const service_;

@@ -62,25 +62,48 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   server->backend_reason_ = devices->reason;
   server->executors_ = std::move(devices->executors);
 
-  server->scheduler_ = std::make_unique<scheduler::Scheduler>(
-      scheduler::SchedulerOptions::FromConfig(config.scheduler), scheduler::RealClock(),
-      metrics_registry);
   std::vector<executor::Executor*> executors;
   for (const auto& device : server->executors_) {
     executors.push_back(device.get());
-    auto runner =
-        std::make_unique<executor::RequestRunner>(device.get(), config.planner, metrics_registry);
+    server->runners_.push_back(
+        std::make_unique<executor::RequestRunner>(device.get(), config.planner, metrics_registry));
+  }
+  if (server->runners_.empty()) {
+    return absl::FailedPreconditionError("backend.kind: no device to serve on");
+  }
+  // The batcher's memory cost of a request, from the first device (one host's GPUs are alike).
+  executor::RequestRunner* first = server->runners_.front().get();
+  const scheduler::Clock* clock = scheduler::RealClock();
+  server->scheduler_ = std::make_unique<scheduler::Scheduler>(
+      scheduler::SchedulerOptions::FromConfig(config.scheduler), clock, metrics_registry,
+      [first](const scheduler::WorkItem& item) { return first->MemoryCost(item.decoded); });
+  for (const auto& runner : server->runners_) {
     executor::RequestRunner* run = runner.get();
-    server->runners_.push_back(std::move(runner));
+    executor::Executor* device = run->executor();
     server->scheduler_->AddDevice(
         device->name(),
-        [run](const scheduler::WorkItem& item,
-              const scheduler::BatchInfo& info) -> scheduler::AttendResult {
-          executor::RunContext context;
-          context.batch_size = info.batch_size;
-          context.queue_seconds = absl::ToDoubleSeconds(info.queue_time);
-          return run->Run(item.decoded, item.request->request_id(), context);
-        });
+        [run, clock](absl::Span<scheduler::WorkItem* const> batch, const scheduler::BatchInfo& info,
+                     const scheduler::ItemDone& done) {
+          std::vector<executor::RunRequest> requests(batch.size());
+          for (size_t i = 0; i < batch.size(); ++i) {
+            requests[i].decoded = &batch[i]->decoded;
+            requests[i].request_id = batch[i]->request->request_id();
+            requests[i].context.batch_size = info.batch_size;
+            requests[i].context.queue_seconds =
+                absl::ToDoubleSeconds(scheduler::QueueTime(*batch[i], info));
+          }
+          // Each request is checked again right before it launches: one whose deadline passed
+          // or whose client left while earlier ones ran is never computed.
+          run->RunBatch(
+              requests,
+              [&batch, clock](size_t i) {
+                return scheduler::ExpiryStatus(*batch[i], clock->Now());
+              },
+              [&done](size_t i, absl::StatusOr<v1::AttendResponse> result) {
+                done(i, std::move(result));
+              });
+        },
+        [device] { return device->MemoryBudgetBytes(); });
   }
 
   server->context_ = std::make_unique<ServiceContext>();

@@ -1,5 +1,7 @@
 #include "server/service/service_metrics.h"
 
+#include "server/executor/request_runner.h"
+
 namespace attnd::server::service {
 namespace {
 
@@ -26,8 +28,12 @@ ServiceMetrics::ServiceMetrics(metrics::Registry* registry) : registry_(registry
   bytes_received_ =
       registry_->GetCounter("attnd_bytes_received_total", "Serialized request bytes received.");
   bytes_sent_ = registry_->GetCounter("attnd_bytes_sent_total", "Serialized response bytes sent.");
+  parse_copy_bytes_ = registry_->GetCounter(
+      executor::kHostCopyBytesName, executor::kHostCopyBytesHelp, {{"stage", "grpc_parse"}});
+  serialize_copy_bytes_ = registry_->GetCounter(
+      executor::kHostCopyBytesName, executor::kHostCopyBytesHelp, {{"stage", "grpc_serialize"}});
   // The series a dashboard expects exist from the start, at 0.
-  for (const char* method : {"Attend", "AttendStream", "GetServerInfo"}) {
+  for (const char* method : {"Attend", "AttendStream", "GetServerInfo", "Echo"}) {
     registry_->GetCounter("attnd_requests_total", "Requests answered, by method and status code.",
                           {{"method", method}, {"code", "OK"}});
     registry_->GetHistogram("attnd_request_duration_seconds",
@@ -52,10 +58,12 @@ void ServiceMetrics::RecordRequest(std::string_view method, absl::StatusCode cod
 
 void ServiceMetrics::AddBytesReceived(int64_t bytes) {
   bytes_received_->Increment(static_cast<double>(bytes));
+  parse_copy_bytes_->Increment(static_cast<double>(bytes));
 }
 
 void ServiceMetrics::AddBytesSent(int64_t bytes) {
   bytes_sent_->Increment(static_cast<double>(bytes));
+  serialize_copy_bytes_->Increment(static_cast<double>(bytes));
 }
 
 void ServiceMetrics::SetBuildInfo(const std::string& version, const std::string& backend,

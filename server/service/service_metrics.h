@@ -27,6 +27,9 @@ class ServiceMetrics {
   // One answered request: attnd_requests_total{method,code} and
   // attnd_request_duration_seconds{method}. On AttendStream each request counts.
   void RecordRequest(std::string_view method, absl::StatusCode code, double seconds);
+  // A message received or sent: attnd_bytes_{received,sent}_total, and the copy gRPC's protobuf
+  // parse (serialization) makes of its bytes, attnd_host_copy_bytes_total{stage="grpc_parse"}
+  // ({stage="grpc_serialize"}).
   void AddBytesReceived(int64_t bytes);
   void AddBytesSent(int64_t bytes);
   // attnd_build_info{version,backend,cuda} 1.
@@ -40,6 +43,8 @@ class ServiceMetrics {
   metrics::Registry* registry_;
   metrics::Counter* bytes_received_;
   metrics::Counter* bytes_sent_;
+  metrics::Counter* parse_copy_bytes_;
+  metrics::Counter* serialize_copy_bytes_;
 };
 
 }  // namespace attnd::server::service

@@ -2,6 +2,7 @@
 // files they write and their exit codes. (tests/integration runs the binary against attnd.)
 #include "client/attnctl/commands.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -81,6 +82,18 @@ CommandRun Attnctl(const testing::FakeServer& server, const std::string& line) {
 
 constexpr char kShape[] =
     " --batch 2 --q-len 9 --kv-len 13 --heads 4 --kv-heads 2 --head-dim 8 --seed 3";
+
+TEST(Commands, MixedLengthsSpreadEvenlyOverTheRangeInASeededOrder) {
+  std::vector<int64_t> lengths = MixedLengths(64, 2048, 32, 7);
+  ASSERT_EQ(lengths.size(), 32u);
+  EXPECT_EQ(lengths, MixedLengths(64, 2048, 32, 7));
+  EXPECT_NE(lengths, MixedLengths(64, 2048, 32, 8));
+  std::sort(lengths.begin(), lengths.end());
+  EXPECT_EQ(lengths.front(), 64);
+  EXPECT_EQ(lengths.back(), 2048);
+  EXPECT_EQ(lengths[1], 64 + 1984 / 31);
+  EXPECT_EQ(MixedLengths(5, 9, 1, 0), std::vector<int64_t>{9});
+}
 
 TEST(Commands, InfoTextAndJson) {
   testing::FakeServer server;

@@ -104,6 +104,23 @@ TEST(Flags, LoadDurationAndRate) {
   EXPECT_EQ(cl->load.json_file, "out.json");
 }
 
+TEST(Flags, LoadEchoAndMixedLengths) {
+  absl::StatusOr<CommandLine> cl = Parse(
+      "load --batch 1 --heads 8 --head-dim 64 --mixed-lengths 64-2048 --mix-requests 16"
+      " --echo --requests 10");
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_TRUE(cl->load.echo);
+  ASSERT_TRUE(cl->load.mixed_lengths.has_value());
+  EXPECT_EQ(cl->load.mixed_lengths->first, 64);
+  EXPECT_EQ(cl->load.mixed_lengths->second, 2048);
+  EXPECT_EQ(cl->load.mix_requests, 16);
+  EXPECT_EQ(*cl->load.problem.q_len, 2048);  // the largest, for describing the load
+  EXPECT_EQ(*cl->load.problem.kv_len, 2048);
+  cl = Parse("load --batch 1 --heads 8 --head-dim 64 --mixed-lengths 100,100 --requests 1");
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->load.mixed_lengths->first, 100);
+}
+
 TEST(Flags, Help) {
   for (const char* line : {"--help", "-h", "attend --help", "help"}) {
     absl::StatusOr<CommandLine> cl = Parse(line);
@@ -175,6 +192,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"NegativeRps", kLoad + " --requests 5 --rps -3", "--rps"},
         BadLine{"BadTimeout", "--timeout -1s info", "--timeout"},
         BadLine{"BadLb", "--lb random info", "want round_robin or pick_first"},
+        BadLine{"MixedLengthsReversed",
+                "load --batch 1 --heads 1 --head-dim 8 --requests 1 --mixed-lengths 9-3",
+                "want MIN-MAX with 1 <= MIN <= MAX"},
+        BadLine{"MixedLengthsWithQLen", kLoad + " --requests 1 --mixed-lengths 3-9",
+                "--mixed-lengths sets --q-len and --kv-len"},
         BadLine{"ExtraArgument", "info extra", "unexpected argument \"extra\""}),
     [](const auto& info) { return std::string(info.param.name); });
 

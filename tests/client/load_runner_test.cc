@@ -1,7 +1,10 @@
 // The load generator against the in-process fake server. Counts only: no timing assertions.
 #include "client/attnctl/load_runner.h"
 
+#include <map>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "client/tensor_gen.h"
 #include "gtest/gtest.h"
@@ -115,6 +118,41 @@ TEST(LoadRunner, EveryRequestFailingIsReported) {
   EXPECT_EQ(report.ok, 0);
   EXPECT_EQ(report.errors["UNAVAILABLE"], 6);
   EXPECT_EQ(report.throughput_rps, 0);
+}
+
+TEST(LoadRunner, SeveralRequestsAreSentInTurn) {
+  testing::FakeServer server;
+  std::mutex mu;
+  std::map<std::string, int> seen;
+  server.service().set_answer([&](const v1::AttendRequest& request, v1::AttendResponse* response) {
+    testing::FakeAttention::Answer(request, response);
+    std::lock_guard<std::mutex> lock(mu);
+    ++seen[request.request_id()];
+  });
+  std::unique_ptr<client::Client> client = Connect(server);
+  std::vector<v1::AttendRequest> requests(3, SmallRequest());
+  for (int i = 0; i < 3; ++i) requests[i].set_request_id("m" + std::to_string(i));
+  LoadOptions options;
+  options.concurrency = 4;
+  options.requests = 30;
+  LoadReport report = RunLoadTest(*client, requests, options);
+  EXPECT_EQ(report.ok, 30);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(seen, (std::map<std::string, int>{{"m0", 10}, {"m1", 10}, {"m2", 10}}));
+}
+
+TEST(LoadRunner, EchoCallsEchoNotAttend) {
+  testing::FakeServer server;  // implements no Echo: every call is UNIMPLEMENTED
+  std::unique_ptr<client::Client> client = Connect(server);
+  LoadOptions options;
+  options.concurrency = 2;
+  options.requests = 6;
+  options.echo = true;
+  LoadReport report = RunLoadTest(*client, SmallRequest(), options);
+  EXPECT_EQ(report.requests, 6);
+  EXPECT_EQ(report.ok, 0);
+  EXPECT_EQ(report.errors["UNIMPLEMENTED"], 6);
+  EXPECT_EQ(server.service().attend_calls(), 0);
 }
 
 }  // namespace

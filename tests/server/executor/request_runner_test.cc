@@ -248,5 +248,128 @@ TEST(RequestRunnerTest, RecordsPlanComputeChunkAndDeviceMetrics) {
   EXPECT_THAT(registry.Render(), HasSubstr("attnd_pool_used_bytes{device=\"cpu\"}"));
 }
 
+// A batch through RunBatch: the answers, in the order they came, by index.
+struct BatchAnswers {
+  std::vector<size_t> order;
+  std::vector<absl::StatusOr<v1::AttendResponse>> results;
+
+  explicit BatchAnswers(size_t n) : results(n, absl::UnknownError("not answered")) {}
+  AnswerFn Fn() {
+    return [this](size_t i, absl::StatusOr<v1::AttendResponse> result) {
+      order.push_back(i);
+      results[i] = std::move(result);
+    };
+  }
+};
+
+std::vector<v1::AttendRequest> MixedRequests() {
+  std::vector<v1::AttendRequest> requests;
+  for (int i = 0; i < 4; ++i) {
+    client::RequestSpec spec = SmallSpec();
+    spec.q_len = 5 + 7 * i;
+    spec.kv_len = 40 - 9 * i;
+    requests.push_back(MakeRequest(spec, 700 + i, "b" + std::to_string(i)));
+  }
+  return requests;
+}
+
+TEST(RequestRunnerBatchTest, AnswersEachInOrderWithTheBytesOfAnUnbatchedRun) {
+  auto cpu = Cpu();
+  RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
+  const std::vector<v1::AttendRequest> requests = MixedRequests();
+  std::vector<wire::DecodedRequest> decoded;
+  for (const auto& r : requests) decoded.push_back(DecodeOrFail(r));
+  std::vector<RunRequest> batch;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    batch.push_back(RunRequest{&decoded[i], requests[i].request_id(), RunContext{4, 0.25}});
+  }
+  BatchAnswers answers(batch.size());
+  runner.RunBatch(
+      batch, [](size_t) { return absl::OkStatus(); }, answers.Fn());
+  EXPECT_THAT(answers.order, ::testing::ElementsAre(0u, 1u, 2u, 3u));
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(answers.results[i].ok()) << answers.results[i].status();
+    const v1::AttendResponse& batched = *answers.results[i];
+    EXPECT_EQ(batched.request_id(), requests[i].request_id());
+    EXPECT_EQ(batched.execution().batch_size(), 4);
+    EXPECT_DOUBLE_EQ(batched.execution().queue_seconds(), 0.25);
+    EXPECT_TRUE(MatchesReference(requests[i], batched));
+    absl::StatusOr<v1::AttendResponse> alone =
+        runner.Run(decoded[i], requests[i].request_id(), RunContext{});
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    EXPECT_EQ(batched.out().data(), alone->out().data()) << "request " << i;
+    EXPECT_EQ(batched.lse().data(), alone->lse().data()) << "request " << i;
+  }
+}
+
+TEST(RequestRunnerBatchTest, ARequestAdmitRefusesIsAnsweredWithItsStatusAndNeverComputed) {
+  auto cpu = Cpu();
+  metrics::Registry registry;
+  RequestRunner runner(cpu.get(), kernels::PlannerConfig(), &registry);
+  const std::vector<v1::AttendRequest> requests = MixedRequests();
+  std::vector<wire::DecodedRequest> decoded;
+  for (const auto& r : requests) decoded.push_back(DecodeOrFail(r));
+  std::vector<RunRequest> batch;
+  for (size_t i = 0; i < 3; ++i) batch.push_back(RunRequest{&decoded[i], "r", RunContext{}});
+  std::vector<size_t> asked;
+  BatchAnswers answers(batch.size());
+  runner.RunBatch(
+      batch,
+      [&asked](size_t i) {
+        asked.push_back(i);
+        return i == 1 ? absl::DeadlineExceededError("deadline passed while the batch ran")
+                      : absl::OkStatus();
+      },
+      answers.Fn());
+  EXPECT_THAT(asked, ::testing::ElementsAre(0u, 1u, 2u));  // each right before its launch
+  EXPECT_THAT(answers.order, ::testing::ElementsAre(0u, 1u, 2u));
+  EXPECT_TRUE(answers.results[0].ok());
+  EXPECT_TRUE(absl::IsDeadlineExceeded(answers.results[1].status()));
+  EXPECT_TRUE(answers.results[2].ok());
+  EXPECT_THAT(registry.Render(),
+              HasSubstr("attnd_compute_duration_seconds_count{variant=\"cpu_chunked\"} 2"));
+  EXPECT_THAT(registry.Render(),
+              HasSubstr("attnd_stage_duration_seconds_count{stage=\"compute\"} 2"));
+}
+
+TEST(RequestRunnerBatchTest, ResourceExhaustedInABatchRunsThatRequestAloneAfterTheRest) {
+  auto cpu = Cpu();
+  FlakyExecutor flaky(cpu.get());  // the first Run fails RESOURCE_EXHAUSTED
+  metrics::Registry registry;
+  RequestRunner runner(&flaky, kernels::PlannerConfig(), &registry);
+  const std::vector<v1::AttendRequest> requests = MixedRequests();
+  std::vector<wire::DecodedRequest> decoded;
+  for (const auto& r : requests) decoded.push_back(DecodeOrFail(r));
+  std::vector<RunRequest> batch;
+  for (size_t i = 0; i < 3; ++i) batch.push_back(RunRequest{&decoded[i], "r", RunContext{}});
+  BatchAnswers answers(batch.size());
+  runner.RunBatch(
+      batch, [](size_t) { return absl::OkStatus(); }, answers.Fn());
+  EXPECT_THAT(answers.order, ::testing::ElementsAre(1u, 2u, 0u));
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(answers.results[i].ok()) << answers.results[i].status();
+    EXPECT_TRUE(MatchesReference(requests[i], *answers.results[i]));
+  }
+  EXPECT_THAT(registry.Render(), HasSubstr("attnd_oom_retries_total 1"));
+}
+
+TEST(RequestRunnerBatchTest, MemoryCostIsTheWorkspaceThePlannerChoosesUnderTheLiveBudget) {
+  auto cpu = Cpu(256 * kMiB);
+  RequestRunner runner(cpu.get(), kernels::PlannerConfig(), nullptr);
+  const v1::AttendRequest request = MakeRequest(SmallSpec(), 71);
+  const wire::DecodedRequest decoded = DecodeOrFail(request);
+  const int64_t budget = cpu->MemoryBudgetBytes();
+  absl::StatusOr<kernels::Plan> plan =
+      kernels::MakePlan(decoded.problem, cpu->capabilities(), budget, kernels::PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  // The CPU reads the request's bytes in place: its cost is the workspace alone.
+  EXPECT_EQ(runner.MemoryCost(decoded), plan->workspace_bytes);
+  EXPECT_GT(runner.MemoryCost(decoded), 0);
+
+  auto tiny = Cpu(/*host_budget=*/1024);  // fits nothing: costlier than the budget, runs alone
+  RequestRunner tiny_runner(tiny.get(), kernels::PlannerConfig(), nullptr);
+  EXPECT_GT(tiny_runner.MemoryCost(decoded), tiny->MemoryBudgetBytes());
+}
+
 }  // namespace
 }  // namespace attnd::server::executor

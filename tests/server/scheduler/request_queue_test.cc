@@ -192,15 +192,56 @@ TEST_F(RequestQueueTest, TakeAllEmptiesInServiceOrder) {
   EXPECT_TRUE(queue.empty());
 }
 
-TEST(ChooseBatchTest, TakesTheHeadOnlyAndNothingFromAnEmptyQueue) {
-  const absl::Time now = absl::FromUnixSeconds(100);
-  kernels::AttentionProblem problem;
-  std::vector<QueuedView> view(3, QueuedView{0, now, absl::InfiniteFuture(), &problem});
+TEST_F(RequestQueueTest, PopNextBatchesWhatIsLeftAfterDroppingExpiredAndCancelled) {
+  RequestQueue queue(16, 2);
   BatchPolicy policy;
-  policy.max_batch_requests = 8;  // batching beyond one request is not built yet
-  BatchChoice choice = ChooseBatch(view, now, policy);
-  EXPECT_THAT(choice.indices, ElementsAre(0u));
-  EXPECT_TRUE(ChooseBatch({}, now, policy).indices.empty());
+  policy.max_batch_requests = 8;
+  PushOk(queue, "a", 0);
+  PushOk(queue, "late", 1, clock_.Now() + absl::Seconds(1));
+  PushOk(queue, "b", 1);
+  auto outcome = std::make_shared<Outcome>();
+  auto gone = MakeItem("gone", 0, outcome);
+  CancelFlag flag = gone->cancelled;
+  ASSERT_TRUE(queue.Push(&gone, clock_.Now()).ok());
+  PushOk(queue, "c", 0);
+  flag->store(true);
+  clock_.Advance(absl::Seconds(2));
+
+  std::vector<Dropped> dropped;
+  auto batch = queue.PopNext(clock_.Now(), policy, &dropped);
+  std::vector<std::string> ids;
+  for (auto& item : batch) ids.push_back(IdOf(*item));
+  EXPECT_THAT(ids, ElementsAre("b", "a", "c"));  // service order: level 1, then level 0
+  ASSERT_EQ(dropped.size(), 2u);
+  for (const Dropped& d : dropped) {
+    if (IdOf(*d.item) == "late") {
+      EXPECT_TRUE(absl::IsDeadlineExceeded(d.status)) << d.status;
+    } else {
+      EXPECT_EQ(IdOf(*d.item), "gone");
+      EXPECT_TRUE(absl::IsCancelled(d.status)) << d.status;
+    }
+  }
+  EXPECT_TRUE(queue.empty());
+  CompleteDropped(&dropped);
+}
+
+TEST_F(RequestQueueTest, PopNextHoldsUnderADelayAndSaysUntilWhen) {
+  RequestQueue queue(16, 1);
+  BatchPolicy policy;
+  policy.max_batch_requests = 4;
+  policy.max_queue_delay = absl::Milliseconds(2);
+  auto outcome = std::make_shared<Outcome>();
+  auto item = MakeItem("a", 0, outcome);
+  item->enqueue_time = clock_.Now();
+  ASSERT_TRUE(queue.Push(&item, clock_.Now()).ok());
+  std::vector<Dropped> dropped;
+  absl::Time retry_at;
+  EXPECT_TRUE(queue.PopNext(clock_.Now(), policy, &dropped, kUnlimitedBudget, &retry_at).empty());
+  EXPECT_EQ(retry_at, clock_.Now() + absl::Milliseconds(2));
+  EXPECT_EQ(queue.size(), 1);
+  clock_.Advance(absl::Milliseconds(2));
+  EXPECT_EQ(queue.PopNext(clock_.Now(), policy, &dropped, kUnlimitedBudget, &retry_at).size(), 1u);
+  EXPECT_TRUE(dropped.empty());
 }
 
 }  // namespace

@@ -28,8 +28,8 @@ using testing::Outcome;
 // A device that records what it ran and can hold the item whose id is "block".
 class RecordingDevice {
  public:
-  RunFn Fn() {
-    return [this](const WorkItem& item, const BatchInfo& info) -> AttendResult {
+  RunBatchFn Fn() {
+    return RunEachItem([this](const WorkItem& item, const BatchInfo& info) -> AttendResult {
       {
         absl::MutexLock lock(&mu_);
         ran_.push_back(IdOf(item));
@@ -42,7 +42,7 @@ class RecordingDevice {
       v1::AttendResponse response;
       response.set_request_id(IdOf(item));
       return response;
-    };
+    });
   }
   void WaitBlocked() { started_.WaitForNotification(); }
   void Release() { release_.Notify(); }
@@ -291,6 +291,128 @@ TEST(SchedulerTest, FromConfigCopiesTheSchedulerSection) {
   EXPECT_EQ(options.batch.max_queue_delay, absl::Microseconds(250));
 }
 
+SchedulerOptions Batching(int64_t max_requests, absl::Duration delay = absl::ZeroDuration()) {
+  SchedulerOptions options = Options(64, 2, 1);
+  options.batch.max_batch_requests = max_requests;
+  options.batch.max_queue_delay = delay;
+  return options;
+}
+
+TEST(SchedulerBatchingTest, WhatWaitsBehindABusyWorkerRunsAsOneBatch) {
+  FakeClock clock;
+  metrics::Registry registry;
+  Scheduler scheduler(Batching(8), &clock, &registry);
+  RecordingDevice device;
+  scheduler.AddDevice("cpu", device.Fn());
+  auto blocker = std::make_shared<Outcome>();
+  scheduler.Submit(MakeItem("block", 0, blocker));
+  device.WaitBlocked();
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (int i = 0; i < 5; ++i) {
+    outcomes.push_back(std::make_shared<Outcome>());
+    scheduler.Submit(MakeItem("r" + std::to_string(i), i % 2, outcomes.back()));
+  }
+  device.Release();
+  ASSERT_TRUE(scheduler.WaitIdle(kForever));
+  // Priority 1 first (r1, r3), then 0, all in one batch of 5.
+  EXPECT_THAT(device.ran(), ElementsAre("block", "r1", "r3", "r0", "r2", "r4"));
+  EXPECT_THAT(device.batch_sizes(), ElementsAre(1, 5, 5, 5, 5, 5));
+  for (auto& outcome : outcomes) EXPECT_TRUE(outcome->Status().ok());
+  const std::string text = registry.Render();
+  EXPECT_THAT(text, ::testing::HasSubstr("attnd_batch_size_count 2"));
+  EXPECT_THAT(text, ::testing::HasSubstr("attnd_batch_size_sum 6"));
+  EXPECT_THAT(text, ::testing::HasSubstr("attnd_batch_tokens_count 2"));
+  EXPECT_THAT(text, ::testing::HasSubstr("attnd_queue_duration_seconds_count 6"));
+}
+
+TEST(SchedulerBatchingTest, HoldsForTheDelayOnTheInjectedClock) {
+  FakeClock clock;
+  Scheduler scheduler(Batching(4, absl::Milliseconds(5)), &clock, nullptr);
+  RecordingDevice device;
+  scheduler.AddDevice("cpu", device.Fn());
+  auto a = std::make_shared<Outcome>();
+  auto b = std::make_shared<Outcome>();
+  scheduler.Submit(MakeItem("a", 0, a));
+  clock.Advance(absl::Milliseconds(1));
+  scheduler.Submit(MakeItem("b", 0, b));
+  // Real time passes, the scheduler's clock does not: the batch stays held.
+  absl::SleepFor(absl::Milliseconds(30));
+  EXPECT_TRUE(device.ran().empty());
+  EXPECT_EQ(scheduler.queue_depth(), 2);
+  clock.Advance(absl::Milliseconds(4));  // a has waited max_queue_delay
+  ASSERT_TRUE(scheduler.WaitIdle(absl::Now() + absl::Seconds(30)));
+  EXPECT_THAT(device.ran(), ElementsAre("a", "b"));
+  EXPECT_THAT(device.batch_sizes(), ElementsAre(2, 2));
+}
+
+TEST(SchedulerBatchingTest, AFullBatchDoesNotWaitForTheDelay) {
+  FakeClock clock;
+  Scheduler scheduler(Batching(3, absl::Seconds(10)), &clock, nullptr);
+  RecordingDevice device;
+  scheduler.AddDevice("cpu", device.Fn());
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (int i = 0; i < 3; ++i) {
+    outcomes.push_back(std::make_shared<Outcome>());
+    scheduler.Submit(MakeItem("r" + std::to_string(i), 0, outcomes.back()));
+  }
+  ASSERT_TRUE(scheduler.WaitIdle(absl::Now() + absl::Seconds(30)));
+  EXPECT_THAT(device.ran(), ElementsAre("r0", "r1", "r2"));
+  EXPECT_THAT(device.batch_sizes(), ElementsAre(3, 3, 3));
+}
+
+TEST(SchedulerBatchingTest, MemoryCostSplitsBatchesUnderTheDevicesBudget) {
+  FakeClock clock;
+  Scheduler scheduler(Batching(8), &clock, nullptr, [](const WorkItem&) -> int64_t { return 400; });
+  RecordingDevice device;
+  std::atomic<int> budget_reads{0};
+  scheduler.AddDevice("gpu", device.Fn(), [&budget_reads]() -> int64_t {
+    budget_reads.fetch_add(1);
+    return 1000;
+  });
+  auto blocker = std::make_shared<Outcome>();
+  scheduler.Submit(MakeItem("block", 0, blocker));
+  device.WaitBlocked();
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (int i = 0; i < 5; ++i) {
+    outcomes.push_back(std::make_shared<Outcome>());
+    scheduler.Submit(MakeItem("r" + std::to_string(i), 0, outcomes.back()));
+  }
+  device.Release();
+  ASSERT_TRUE(scheduler.WaitIdle(kForever));
+  EXPECT_THAT(device.ran(), ElementsAre("block", "r0", "r1", "r2", "r3", "r4"));
+  EXPECT_THAT(device.batch_sizes(), ElementsAre(1, 2, 2, 2, 2, 1));
+  EXPECT_GE(budget_reads.load(), 4);  // read before every decision
+}
+
+TEST(SchedulerBatchingTest, EachItemIsAnsweredAsSoonAsTheDeviceAnswersIt) {
+  FakeClock clock;
+  Scheduler scheduler(Batching(8), &clock, nullptr);
+  absl::Notification first_answered_seen;
+  std::shared_ptr<Outcome> first;
+  RunBatchFn run = [&](absl::Span<WorkItem* const> batch, const BatchInfo&, const ItemDone& done) {
+    v1::AttendResponse response;
+    response.set_request_id(IdOf(*batch[0]));
+    done(0, response);
+    // The first is complete before the batch is through.
+    EXPECT_EQ(first->completions.load(), 1);
+    first_answered_seen.Notify();
+    done(0, response);  // a second answer is ignored
+    // batch[1] is left unanswered: the scheduler answers it INTERNAL.
+  };
+  first = std::make_shared<Outcome>();
+  auto second = std::make_shared<Outcome>();
+  scheduler.Submit(MakeItem("first", 0, first));
+  scheduler.Submit(MakeItem("second", 0, second));
+  scheduler.AddDevice("dev", run);  // both wait already: one batch of two
+  ASSERT_TRUE(scheduler.WaitIdle(kForever));
+  EXPECT_TRUE(first_answered_seen.HasBeenNotified());
+  EXPECT_EQ(first->completions.load(), 1);
+  EXPECT_TRUE(first->Status().ok());
+  EXPECT_EQ(second->completions.load(), 1);
+  EXPECT_TRUE(absl::IsInternal(second->Status())) << second->Status();
+  EXPECT_EQ(scheduler.inflight(), 0);
+}
+
 // Many threads submit while two devices with two workers each pop; some items are cancelled
 // and some expire. Every item completes exactly once, nothing cancelled before submission or
 // expired runs, and the whole thing finishes (bounded by WaitIdle's deadline, not by timing).
@@ -311,8 +433,8 @@ TEST(SchedulerTest, ConcurrentSubmitAndRunStress) {
     response.set_request_id(IdOf(item));
     return response;
   };
-  scheduler.AddDevice("dev0", run);
-  scheduler.AddDevice("dev1", run);
+  scheduler.AddDevice("dev0", RunEachItem(run));
+  scheduler.AddDevice("dev1", RunEachItem(run));
 
   constexpr int kThreads = 4;
   constexpr int kPerThread = 400;

@@ -1,0 +1,167 @@
+// Batching through the real Server on the CPU backend: requests that queue behind a busy worker
+// run as batches and answer exactly the bytes an unbatched server answers; the batch metrics
+// and the host-copy counter move; Echo answers Attend's sizes without computing.
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/common/reference_check.h"
+#include "tests/common/requests.h"
+#include "tests/server/service/test_server.h"
+
+namespace attnd::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A request that keeps the only worker busy for a while: the float64 reference over 1024²
+// scores for 8 heads, forced.
+v1::AttendRequest Blocker() {
+  client::RequestSpec spec = SmallSpec();
+  spec.batch = 1;
+  spec.q_len = 1024;
+  spec.kv_len = 1024;
+  spec.heads = 8;
+  spec.kv_heads = 8;
+  spec.head_dim = 64;
+  spec.v_head_dim = 64;
+  spec.return_lse = false;
+  spec.variant = v1::VARIANT_REFERENCE;
+  return MakeRequest(spec, 1, "blocker");
+}
+
+// Requests of two batch keys (f32 and f16), lengths all different.
+std::vector<v1::AttendRequest> Waiting() {
+  std::vector<v1::AttendRequest> requests;
+  for (int i = 0; i < 8; ++i) {
+    client::RequestSpec spec = SmallSpec();
+    spec.q_len = 3 + 5 * i;
+    spec.kv_len = 50 - 4 * i;
+    if (i % 3 == 2) spec.dtype = v1::DTYPE_F16;
+    requests.push_back(MakeRequest(spec, 100 + i, "w" + std::to_string(i)));
+  }
+  return requests;
+}
+
+double Metric(TestServer& test, const std::string& line_prefix) {
+  const std::string text = test.registry.Render();
+  const size_t at = text.find("\n" + line_prefix + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + line_prefix.size() + 2));
+}
+
+grpc::Status Call(TestServer& test, const v1::AttendRequest& request, v1::AttendResponse* response,
+                  bool echo = false) {
+  grpc::ClientContext context;
+  context.set_deadline(In(std::chrono::seconds(120)));
+  return echo ? test.stub->Echo(&context, request, response)
+              : test.stub->Attend(&context, request, response);
+}
+
+TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
+  server::Config on = TestConfig();
+  on.scheduler.max_batch_requests = 16;
+  auto batched = StartTestServer(on);
+  server::Config off = TestConfig();
+  off.scheduler.max_batch_requests = 1;
+  auto unbatched = StartTestServer(off);
+  ASSERT_NE(batched, nullptr);
+  ASSERT_NE(unbatched, nullptr);
+
+  std::thread blocker([&] {
+    v1::AttendResponse response;
+    EXPECT_TRUE(Call(*batched, Blocker(), &response).ok());
+  });
+  for (int i = 0; i < 2000 && Metric(*batched, "attnd_inflight_requests") < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(Metric(*batched, "attnd_inflight_requests"), 1);
+
+  const std::vector<v1::AttendRequest> requests = Waiting();
+  std::vector<v1::AttendResponse> responses(requests.size());
+  std::vector<grpc::Status> statuses(requests.size());
+  std::vector<std::thread> callers;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    callers.emplace_back([&, i] { statuses[i] = Call(*batched, requests[i], &responses[i]); });
+  }
+  for (std::thread& t : callers) t.join();
+  blocker.join();
+
+  int largest_batch = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    EXPECT_TRUE(MatchesReference(requests[i], responses[i])) << i;
+    largest_batch = std::max(largest_batch, responses[i].execution().batch_size());
+    v1::AttendResponse alone;
+    ASSERT_TRUE(Call(*unbatched, requests[i], &alone).ok());
+    EXPECT_EQ(alone.execution().batch_size(), 1);
+    EXPECT_EQ(responses[i].out().data(), alone.out().data()) << "request " << i;
+    EXPECT_EQ(responses[i].lse().data(), alone.lse().data()) << "request " << i;
+  }
+  // Most of what waited behind the blocker ran together (two keys: two batches at least).
+  EXPECT_GE(largest_batch, 2);
+  const double batches = Metric(*batched, "attnd_batch_size_count");
+  EXPECT_EQ(Metric(*batched, "attnd_batch_size_sum"), 1 + requests.size());
+  EXPECT_LT(batches, 1 + requests.size());
+  EXPECT_EQ(Metric(*batched, "attnd_batch_tokens_count"), batches);
+  EXPECT_EQ(Metric(*batched, "attnd_queue_duration_seconds_count"), 1 + requests.size());
+  EXPECT_EQ(Metric(*batched, "attnd_stage_duration_seconds_count{stage=\"compute\"}"),
+            1 + requests.size());
+  // Unbatched: one batch per request.
+  EXPECT_EQ(Metric(*unbatched, "attnd_batch_size_sum"),
+            Metric(*unbatched, "attnd_batch_size_count"));
+}
+
+// The host copies of a request's bytes on the CPU backend, measured: gRPC's parse of each request
+// and serialization of each response, nothing in between (the kernels read and write the
+// messages in place). On a GPU staging_in / staging_out add one copy each way (bench/RESULTS.md).
+TEST(BatchingTest, HostCopiesOnTheCpuAreOneEachWay) {
+  auto test = StartTestServer();
+  ASSERT_NE(test, nullptr);
+  for (const v1::AttendRequest& request : Waiting()) {
+    v1::AttendResponse response;
+    ASSERT_TRUE(Call(*test, request, &response).ok());
+  }
+  const double received = Metric(*test, "attnd_bytes_received_total");
+  const double sent = Metric(*test, "attnd_bytes_sent_total");
+  EXPECT_GT(received, 0);
+  const double in = Metric(*test, "attnd_host_copy_bytes_total{stage=\"grpc_parse\"}") +
+                    Metric(*test, "attnd_host_copy_bytes_total{stage=\"staging_in\"}");
+  const double out = Metric(*test, "attnd_host_copy_bytes_total{stage=\"staging_out\"}") +
+                     Metric(*test, "attnd_host_copy_bytes_total{stage=\"grpc_serialize\"}");
+  EXPECT_DOUBLE_EQ(in / received, 1.0);
+  EXPECT_DOUBLE_EQ(out / sent, 1.0);
+  EXPECT_EQ(Metric(*test, "attnd_host_copy_bytes_total{stage=\"staging_in\"}"), 0);
+}
+
+TEST(BatchingTest, EchoAnswersAttendsSizesWithoutComputing) {
+  auto test = StartTestServer();
+  ASSERT_NE(test, nullptr);
+  client::RequestSpec spec = SmallSpec();
+  spec.v_head_dim = 24;  // out differs from q in size
+  const v1::AttendRequest request = MakeRequest(spec, 9, "echo");
+  v1::AttendResponse echo;
+  ASSERT_TRUE(Call(*test, request, &echo, /*echo=*/true).ok());
+  v1::AttendResponse attend;
+  ASSERT_TRUE(Call(*test, request, &attend).ok());
+  EXPECT_EQ(echo.request_id(), "echo");
+  EXPECT_EQ(echo.execution().device(), "echo");
+  EXPECT_EQ(echo.out().dtype(), attend.out().dtype());
+  EXPECT_THAT(echo.out().shape(), ::testing::ElementsAreArray(attend.out().shape()));
+  EXPECT_EQ(echo.out().data().size(), attend.out().data().size());
+  EXPECT_EQ(echo.lse().data().size(), attend.lse().data().size());
+  const std::string text = test->registry.Render();
+  EXPECT_THAT(text, HasSubstr("attnd_requests_total{method=\"Echo\",code=\"OK\"} 1"));
+  EXPECT_THAT(text, HasSubstr("attnd_plans_total{variant=\"cpu_chunked\"} 1"));  // Attend's only
+
+  v1::AttendRequest bad = request;
+  bad.mutable_q()->mutable_data()->pop_back();
+  grpc::Status status = Call(*test, bad, &echo, /*echo=*/true);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+}  // namespace
+}  // namespace attnd::testing
