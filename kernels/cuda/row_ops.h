@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/elem_io.h"
 #include "kernels/cuda/steps.h"
@@ -200,17 +201,117 @@ ATTND_HOST_DEVICE void MergeRow(const Group& group, const MergeStep& step, int64
   }
 }
 
-// Cached path, step 1: v[u] = s_j of column j = rank + u·size (-inf where masked or past the
-// row); returns the group's max. Every read of the row happens here, before the reduction.
+// The cached path: each thread keeps kItems columns of the row in registers. Two layouts of
+// them, by kVec:
+//   kVec 1  item u is column u·size + rank: each load and store instruction of the group covers
+//           consecutive elements. Used without a bias (measured on the H100: faster there than
+//           kVec 4, 51.6 against 45.7 TFLOP/s on SD 2.1 self-attention).
+//   kVec 4  item u is column ((u / 4)·size + rank)·4 + u % 4: a thread owns chunks of 4
+//           consecutive columns, read as one 16-byte score load (and one 8-byte load of a 16-bit
+//           contiguous bias) and written as one P store, when the row is 16-byte aligned and a
+//           multiple of 4 long; other rows move the same columns one element at a time. Used with
+//           a bias, whose dtype is then a template parameter (no per-element switch): measured
+//           63.6 -> 87.7 TFLOP/s with a dense bf16 bias [B, H, M, M].
+template <int kVec, class Group>
+ATTND_HOST_DEVICE int64_t ColumnOf(const Group& group, int u) {
+  return (static_cast<int64_t>(u / kVec) * group.size() + group.rank()) * kVec + u % kVec;
+}
+
+// Whether a row's chunks of 4 may move as vectors: the row starts 16-byte aligned and holds
+// whole chunks (then P's 16-bit row, starting at the same address, is 8-byte aligned per chunk).
+ATTND_HOST_DEVICE inline bool VectorRow(const float* s_row, int64_t row_cols) {
+  return row_cols % 4 == 0 && reinterpret_cast<uintptr_t>(s_row) % 16 == 0;
+}
+
+// x[e] = bias of column j0 + e, e < 4 (every column < row_cols): one 16- or 8-byte load when
+// `vector` and the row's bias is contiguous and aligned at j0, else element by element.
+template <DType kBias>
+ATTND_HOST_DEVICE void LoadBiasChunk(const ScoreMask& mask, const RowPos& pos, int64_t j0,
+                                     bool vector, float (&x)[4]) {
+  const int64_t col = mask.bias_index.col;
+  const int64_t first = pos.bias_base + j0 * col;
+#if defined(__CUDA_ARCH__)
+  constexpr uintptr_t kAlign = kBias == DType::kF32 ? 16 : 8;
+  if (vector && col == 1 && first % 4 == 0 &&
+      reinterpret_cast<uintptr_t>(mask.bias) % kAlign == 0) {
+    if constexpr (kBias == DType::kF32) {
+      const float4 f = *reinterpret_cast<const float4*>(static_cast<const float*>(mask.bias) + first);
+      x[0] = f.x, x[1] = f.y, x[2] = f.z, x[3] = f.w;
+    } else {
+      const uint2 w =
+          *reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(mask.bias) + first);
+      const uint16_t h[4] = {static_cast<uint16_t>(w.x), static_cast<uint16_t>(w.x >> 16),
+                             static_cast<uint16_t>(w.y), static_cast<uint16_t>(w.y >> 16)};
+      ATTND_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        x[e] = kBias == DType::kF16 ? F16BitsToFloat(h[e]) : Bf16BitsToFloat(h[e]);
+      }
+    }
+    return;
+  }
+#else
+  (void)vector;
+#endif
+  ATTND_UNROLL
+  for (int e = 0; e < 4; ++e) x[e] = ElemIO<kBias>::Load(mask.bias, first + e * col);
+}
+
+// Step 1 without a bias (kVec 1): v[u] = s_j of item u's column j (-inf where masked or past
+// the row); returns the group's max. Every read of the row happens here, before the reduction.
 template <int kItems, class Group>
-ATTND_HOST_DEVICE float LoadRow(const Group& group, const ScoreMask& mask, const RowPos& pos,
-                                const float* s_row, KeyRange cols, float (&v)[kItems]) {
+ATTND_HOST_DEVICE float LoadRowPlain(const Group& group, const float* s_row, KeyRange cols,
+                                     float (&v)[kItems]) {
   float max = ATTND_NEG_INF;
   ATTND_UNROLL
   for (int u = 0; u < kItems; ++u) {
-    const int64_t j = static_cast<int64_t>(u) * group.size() + group.rank();
-    v[u] = j >= cols.lo && j < cols.hi ? BiasedScore(mask, pos, s_row, j) : ATTND_NEG_INF;
+    const int64_t j = ColumnOf<1>(group, u);
+    v[u] = j >= cols.lo && j < cols.hi ? s_row[j] : ATTND_NEG_INF;
     max = v[u] > max ? v[u] : max;
+  }
+  return group.Max(max);
+}
+
+// Step 1 with a bias of dtype kBias (kVec 4): the same, with s_j = S + bias.
+template <int kItems, DType kBias, class Group>
+ATTND_HOST_DEVICE float LoadRowBiased(const Group& group, const ScoreMask& mask,
+                                      const RowPos& pos, const float* s_row, int64_t row_cols,
+                                      KeyRange cols, float (&v)[kItems]) {
+  static_assert(kItems % 4 == 0, "the biased path moves whole chunks");
+  const bool vector_row = VectorRow(s_row, row_cols);
+  float max = ATTND_NEG_INF;
+  ATTND_UNROLL
+  for (int c = 0; c < kItems / 4; ++c) {
+    const int64_t j0 = ColumnOf<4>(group, 4 * c);
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float bias[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (j0 < cols.hi && j0 + 4 > cols.lo) {  // the chunk sees a column
+      const bool whole = vector_row && j0 < row_cols;  // then j0 + 4 <= row_cols
+#if defined(__CUDA_ARCH__)
+      if (whole) {
+        const float4 f = *reinterpret_cast<const float4*>(s_row + j0);
+        s[0] = f.x, s[1] = f.y, s[2] = f.z, s[3] = f.w;
+        LoadBiasChunk<kBias>(mask, pos, j0, true, bias);
+      } else
+#endif
+      {
+        ATTND_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const int64_t j = j0 + e;
+          if (j >= cols.lo && j < cols.hi) {
+            s[e] = s_row[j];
+            bias[e] = ElemIO<kBias>::Load(mask.bias, pos.bias_base + j * mask.bias_index.col);
+          }
+        }
+      }
+      (void)whole;
+    }
+    ATTND_UNROLL
+    for (int e = 0; e < 4; ++e) {
+      const int64_t j = j0 + e;
+      float& out = v[4 * c + e];
+      out = j >= cols.lo && j < cols.hi ? s[e] + bias[e] : ATTND_NEG_INF;
+      max = out > max ? out : max;
+    }
   }
   return group.Max(max);
 }
@@ -228,16 +329,83 @@ ATTND_HOST_DEVICE float ExpRow(const Group& group, float (&v)[kItems], float max
   return group.Sum(sum);
 }
 
-// Step 3: P[r, j] = v[u]·scale for every column of the row (after the reductions: no read of
-// the row is left, so the in-place 16-bit P needs no further sync).
-template <int kItems, DType kP, class Group>
+// Step 3: P[r, j] = v[u]·scale for every column of the row, in layout kVec (after the
+// reductions: no read of the row is left, so the in-place 16-bit P needs no further sync).
+template <int kItems, int kVec, DType kP, class Group>
 ATTND_HOST_DEVICE void StoreRow(const Group& group, int64_t row_cols, float* s_row,
                                 const float (&v)[kItems], float scale) {
+#if defined(__CUDA_ARCH__)
+  if (kVec == 4 && VectorRow(s_row, row_cols)) {
+    ATTND_UNROLL
+    for (int c = 0; c < kItems / 4; ++c) {
+      const int64_t j0 = ColumnOf<4>(group, 4 * c);
+      if (j0 >= row_cols) continue;
+      const float* x = v + 4 * c;
+      if constexpr (kP == DType::kF32) {
+        *reinterpret_cast<float4*>(s_row + j0) =
+            make_float4(x[0] * scale, x[1] * scale, x[2] * scale, x[3] * scale);
+      } else {
+        uint16_t h[4];
+        ATTND_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          h[e] = kP == DType::kF16 ? FloatToF16Bits(x[e] * scale) : FloatToBf16Bits(x[e] * scale);
+        }
+        *reinterpret_cast<uint2*>(reinterpret_cast<uint16_t*>(s_row) + j0) =
+            make_uint2(h[0] | (static_cast<uint32_t>(h[1]) << 16),
+                       h[2] | (static_cast<uint32_t>(h[3]) << 16));
+      }
+    }
+    return;
+  }
+#endif
   ATTND_UNROLL
   for (int u = 0; u < kItems; ++u) {
-    const int64_t j = static_cast<int64_t>(u) * group.size() + group.rank();
+    const int64_t j = ColumnOf<kVec>(group, u);
     if (j < row_cols) ElemIO<kP>::Store(s_row, j, v[u] * scale);
   }
+}
+
+// The exp and sum of a loaded row (step 2) and its P (step 3), for the row's running maximum
+// `max`; returns the sum. Shared by the softmax and the merge.
+struct CachedRowResult {
+  float max;  // the row's (tile's) own max, before any running max
+  float sum;  // sum of exp(s - exp_max)
+};
+
+// Steps 1-3 in the layout the bias calls for: P = exp(s - exp_max)·scale where exp_max is
+// max(running_max, the row's max) and scale is 1/sum when `normalise`, else 1.
+template <int kItems, DType kP, class Group>
+ATTND_HOST_DEVICE CachedRowResult CachedRow(const Group& group, const ScoreMask& mask,
+                                            const RowPos& pos, float* s_row, int64_t row_cols,
+                                            KeyRange cols, float running_max, bool normalise) {
+  float v[kItems];
+  CachedRowResult result{ATTND_NEG_INF, 0.0f};
+  const auto finish = [&](auto vec_tag) {
+    constexpr int kVec = decltype(vec_tag)::value;
+    const float exp_max = running_max > result.max ? running_max : result.max;
+    result.sum = ExpRow(group, v, exp_max);
+    const float scale = normalise ? (result.sum > 0.0f ? 1.0f / result.sum : 0.0f) : 1.0f;
+    StoreRow<kItems, kVec, kP>(group, row_cols, s_row, v, scale);
+  };
+  if (mask.bias == nullptr) {
+    result.max = LoadRowPlain(group, s_row, cols, v);
+    finish(std::integral_constant<int, 1>{});
+    return result;
+  }
+  switch (mask.bias_dtype) {
+    case DType::kF16:
+      result.max = LoadRowBiased<kItems, DType::kF16>(group, mask, pos, s_row, row_cols, cols, v);
+      break;
+    case DType::kBF16:
+      result.max = LoadRowBiased<kItems, DType::kBF16>(group, mask, pos, s_row, row_cols, cols, v);
+      break;
+    case DType::kF32:
+    default:
+      result.max = LoadRowBiased<kItems, DType::kF32>(group, mask, pos, s_row, row_cols, cols, v);
+      break;
+  }
+  finish(std::integral_constant<int, 4>{});
+  return result;
 }
 
 // SoftmaxRow, cached: needs g.cols <= group.size()·kItems.
@@ -247,12 +415,11 @@ ATTND_HOST_DEVICE void SoftmaxRowCached(const Group& group, const SoftmaxStep& s
   const RowPos pos = ScoreRowPos(step.mask, g, r);
   float* s_row = step.scores + r * g.cols;
   const KeyRange cols = VisibleColumns(step.mask, g, pos);
-  float v[kItems];
-  const float max = LoadRow(group, step.mask, pos, s_row, cols, v);
-  const float sum = ExpRow(group, v, max);
-  StoreRow<kItems, kP>(group, g.cols, s_row, v, sum > 0.0f ? 1.0f / sum : 0.0f);
+  const CachedRowResult row =
+      CachedRow<kItems, kP>(group, step.mask, pos, s_row, g.cols, cols, ATTND_NEG_INF, true);
   if (step.lse != nullptr && group.rank() == 0) {
-    step.lse[pos.z * g.q_len + pos.i] = max == ATTND_NEG_INF ? ATTND_NEG_INF : max + logf(sum);
+    step.lse[pos.z * g.q_len + pos.i] =
+        row.max == ATTND_NEG_INF ? ATTND_NEG_INF : row.max + logf(row.sum);
   }
 }
 
@@ -265,15 +432,14 @@ ATTND_HOST_DEVICE void MergeRowCached(const Group& group, const MergeStep& step,
   const float old_max = step.first ? ATTND_NEG_INF : step.row_max[r];
   const float old_sum = step.first ? 0.0f : step.row_sum[r];
   const KeyRange cols = VisibleColumns(step.mask, g, pos);
-  float v[kItems];
-  const float tile_max = LoadRow(group, step.mask, pos, s_row, cols, v);
-  const float new_max = old_max > tile_max ? old_max : tile_max;
-  const float tile_sum = ExpRow(group, v, new_max);  // already relative to the new max
+  // P relative to the new running max; the tile's sum comes back relative to it too.
+  const CachedRowResult tile =
+      CachedRow<kItems, kP>(group, step.mask, pos, s_row, g.cols, cols, old_max, false);
+  const float new_max = old_max > tile.max ? old_max : tile.max;
   const float old_scale = old_max == ATTND_NEG_INF ? 0.0f : expf(old_max - new_max);
-  StoreRow<kItems, kP>(group, g.cols, s_row, v, 1.0f);
   if (group.rank() == 0) {  // every thread read old_max/old_sum before the reductions
     step.row_max[r] = new_max;
-    step.row_sum[r] = old_sum * old_scale + tile_sum;
+    step.row_sum[r] = old_sum * old_scale + tile.sum;
   }
   if (!step.first && new_max != old_max) {
     float* acc_row = step.acc + r * step.v_head_dim;
