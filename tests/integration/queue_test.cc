@@ -1,9 +1,18 @@
 // The queue under pressure, through a real attnd: a full queue answers RESOURCE_EXHAUSTED at
-// once, a request whose deadline passes while queued is answered DEADLINE_EXCEEDED and never
+// once (with the queue capped at Q and Q + k sent at once, exactly k are refused, each within
+// 5 ms), a request whose deadline passes while queued is answered DEADLINE_EXCEEDED and never
 // computed, and the request counters add up exactly.
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/barrier.h"
+#include "attnd/v1/attention.grpc.pb.h"
+#include "grpcpp/create_channel.h"
 
 #include "client/client.h"
 #include "client/tensor_gen.h"
@@ -83,6 +92,83 @@ TEST(QueueTest, FullQueueRefusesAtOnceAndCountersAddUp) {
   EXPECT_EQ(MetricValue(metrics, "attnd_requests_total", {"method=\"Attend\"", "code=\"OK\""}), ok);
   // The server goes on serving.
   EXPECT_TRUE(client->Attend(SmallRequest("after"), absl::Seconds(30)).ok());
+}
+
+// Q + k requests at once against a queue capped at Q whose only worker is held (its first launch
+// stalls 2 s through ATTND_TEST_FAULTS): exactly k are refused RESOURCE_EXHAUSTED, each answered
+// within 5 ms of being sent (measured at the client, so an upper bound on the server's part),
+// the Q queued ones and the holder succeed, and attnd_requests_total adds up exactly by code.
+TEST(QueueTest, QPlusKAtOnceShedsExactlyKWithin5msAndCountersAddUp) {
+#ifndef ATTND_TEST_HOOKS
+  GTEST_SKIP() << "attnd built without ATTND_TEST_HOOKS: the worker cannot be held";
+#endif
+  constexpr int kQ = 6;
+  constexpr int kK = 4;
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(
+      absl::StrCat("scheduler:\n  max_queue_requests: ", kQ, "\n  workers: 1\n"), {},
+      {"ATTND_TEST_FAULTS=slow_kernel_ms=2000,slow_kernels=1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel = grpc::CreateChannel((*server)->target(), grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10))));
+  auto stub = v1::Attention::NewStub(channel);
+
+  std::thread holder([&] {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    v1::AttendResponse response;
+    EXPECT_TRUE(stub->Attend(&context, SmallRequest("holder"), &response).ok());
+  });
+  ASSERT_TRUE(WaitForMetric(**server, "attnd_inflight_requests", 1));
+
+  // Every request serialized and every thread waiting at the barrier before any is sent.
+  std::vector<v1::AttendRequest> requests;
+  for (int i = 0; i < kQ + kK; ++i) requests.push_back(SmallRequest(absl::StrCat("burst", i)));
+  std::vector<grpc::StatusCode> codes(kQ + kK);
+  std::vector<double> latency_ms(kQ + kK);
+  absl::Barrier* start = new absl::Barrier(kQ + kK);  // deleted by the last thread through it
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kQ + kK; ++i) {
+    threads.emplace_back([&, i] {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+      v1::AttendResponse response;
+      if (start->Block()) delete start;
+      const absl::Time sent = absl::Now();
+      codes[i] = stub->Attend(&context, requests[i], &response).error_code();
+      latency_ms[i] = absl::ToDoubleMilliseconds(absl::Now() - sent);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  holder.join();
+
+  int ok = 0;
+  std::vector<double> refused_ms;
+  for (int i = 0; i < kQ + kK; ++i) {
+    if (codes[i] == grpc::StatusCode::OK) ++ok;
+    if (codes[i] == grpc::StatusCode::RESOURCE_EXHAUSTED) refused_ms.push_back(latency_ms[i]);
+  }
+  std::sort(refused_ms.begin(), refused_ms.end());
+  std::string measured;
+  for (double ms : refused_ms) absl::StrAppend(&measured, measured.empty() ? "" : ", ", ms);
+  std::printf("Q=%d k=%d: %zu refused, in ms: %s\n", kQ, kK, refused_ms.size(), measured.c_str());
+  RecordProperty("refused_latency_ms", measured);
+  EXPECT_EQ(ok, kQ);
+  ASSERT_EQ(static_cast<int>(refused_ms.size()), kK);
+  EXPECT_LT(refused_ms.back(), 5.0) << "slowest refusal";
+
+  // Counted as each call ends on the server, which may be just after the client has its answer.
+  EXPECT_TRUE(WaitForMetric(**server, "attnd_requests_total", 1 + kQ + kK, absl::Seconds(5)));
+  const std::string metrics = Metrics(**server);
+  const double total = MetricValue(metrics, "attnd_requests_total", {"method=\"Attend\""});
+  const double ok_count =
+      MetricValue(metrics, "attnd_requests_total", {"method=\"Attend\"", "code=\"OK\""});
+  const double shed = MetricValue(metrics, "attnd_requests_total",
+                                  {"method=\"Attend\"", "code=\"RESOURCE_EXHAUSTED\""});
+  EXPECT_EQ(total, 1 + kQ + kK) << metrics;
+  EXPECT_EQ(ok_count, 1 + kQ);
+  EXPECT_EQ(shed, kK);
+  EXPECT_EQ(total, ok_count + shed);  // no other code
+  EXPECT_EQ(MetricValue(metrics, "attnd_queue_depth"), 0);
 }
 
 TEST(QueueTest, ExpiredDeadlineIsNeverComputed) {
