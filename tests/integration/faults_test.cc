@@ -92,8 +92,8 @@ TEST_P(FaultsTest, StickyErrorIsNotServingWithinOneSecondAndExitsNonZero) {
   }
   // Watch health from before the fault: the change is pushed, so it is seen even though the
   // process stops answering new calls as it fails fast.
-  HealthWatch watch(channel, "attnd.v1.Attention", absl::Seconds(30));
-  absl::StatusOr<int> first = watch.Next();
+  auto watch = std::make_unique<HealthWatch>(channel, "attnd.v1.Attention", absl::Seconds(30));
+  absl::StatusOr<int> first = watch->Next();
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_EQ(*first, kHealthServing);
 
@@ -101,7 +101,7 @@ TEST_P(FaultsTest, StickyErrorIsNotServingWithinOneSecondAndExitsNonZero) {
   std::atomic<int64_t> not_serving_after_us{-1};
   std::thread watcher([&] {
     for (;;) {
-      absl::StatusOr<int> next = watch.Next();
+      absl::StatusOr<int> next = watch->Next();
       if (!next.ok()) return;
       if (*next == kHealthNotServing) {
         not_serving_after_us = absl::ToInt64Microseconds(absl::Now() - sent);
@@ -113,6 +113,7 @@ TEST_P(FaultsTest, StickyErrorIsNotServingWithinOneSecondAndExitsNonZero) {
   const grpc::Status failed = Call(*stub, MakeRequest(SmallSpec(), 2), &context);
   EXPECT_EQ(failed.error_code(), grpc::StatusCode::UNAVAILABLE) << failed.error_message();
   watcher.join();
+  watch.reset();  // done with it (attnd still holds its shutdown for the 5 s grace: see docs)
   // From sending the request that meets the error (an upper bound on the time from the error).
   const int64_t us = not_serving_after_us.load();
   std::printf("sticky error -> NOT_SERVING after %.1f ms (bound 1000 ms)\n", us / 1000.0);
