@@ -77,6 +77,9 @@ void ExpectBaselineThenServes(const ServerProcess& server, const std::string& wh
   grpc::ClientContext context;
   const grpc::Status after = Call(*stub, MakeRequest(SmallSpec(), 99, "after"), &context);
   EXPECT_TRUE(after.ok()) << what << ": " << after.error_message();
+  // Idle again before the caller goes on: the gauges come down just after the answer leaves,
+  // and a next phase that waits for "in flight >= 1" must not see this request's.
+  EXPECT_TRUE(WaitForBaseline(server, absl::Seconds(20), &why)) << what << ", after: " << why;
 }
 
 // --- Sticky device error -----------------------------------------------------------------------
