@@ -72,8 +72,9 @@ absl::Status CpuExecutor::Run(const kernels::Plan& plan, const kernels::Attentio
   faults::FaultInjector* const injector = faults::Active();  // null in production
   if (injector != nullptr && injector->FailAllocation()) {
     allocation_failures_.fetch_add(1);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "cpu could not get ", plan.workspace_bytes, " workspace bytes (injected allocation failure)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cpu could not get ", plan.workspace_bytes,
+                     " workspace bytes (injected allocation failure)"));
   }
   // Held for the duration of the run, so that concurrent plans see a smaller budget.
   in_use_bytes_.fetch_add(plan.workspace_bytes);

@@ -77,7 +77,7 @@ absl::StatusOr<void*> DevicePool::Allocate(int64_t bytes, cudaStream_t stream) {
                         (injector != nullptr && injector->FailAllocation());
   const cudaError_t error =
       injected ? cudaErrorMemoryAllocation
-          : cudaMallocFromPoolAsync(&ptr, static_cast<size_t>(size), pool_, stream);
+               : cudaMallocFromPoolAsync(&ptr, static_cast<size_t>(size), pool_, stream);
   if (error != cudaSuccess) {
     ledger_.Give(size);
     if (error == cudaErrorMemoryAllocation) {

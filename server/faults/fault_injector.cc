@@ -41,9 +41,8 @@ absl::StatusOr<FaultSpec> ParseFaultSpec(const std::string& text) {
     }
     int64_t value = 0;
     if (kv.size() != 2 || !absl::SimpleAtoi(kv[1], &value) || value < -1) {
-      return absl::InvalidArgumentError(absl::StrCat("fault spec: ", kv[0], " = '",
-                                                     kv.size() == 2 ? kv[1] : "",
-                                                     "' is not an integer >= -1"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fault spec: ", kv[0], " = '", kv.size() == 2 ? kv[1] : "", "' is not an integer >= -1"));
     }
     *field->second = value;
   }
@@ -65,7 +64,8 @@ bool IsInjectedStickyError(const absl::Status& status) {
 absl::StatusOr<std::optional<FaultSpec>> FaultSpecFromEnvironment() {
   const char* spec_text = std::getenv("ATTND_TEST_FAULTS");
   const char* leak_text = std::getenv("ATTND_TEST_LEAK_BYTES_PER_REQUEST");
-  if ((spec_text == nullptr || *spec_text == '\0') && (leak_text == nullptr || *leak_text == '\0')) {
+  if ((spec_text == nullptr || *spec_text == '\0') &&
+      (leak_text == nullptr || *leak_text == '\0')) {
     return std::nullopt;
   }
   absl::StatusOr<FaultSpec> spec = ParseFaultSpec(spec_text == nullptr ? "" : spec_text);
@@ -75,8 +75,8 @@ absl::StatusOr<std::optional<FaultSpec>> FaultSpecFromEnvironment() {
   if (leak_text != nullptr && *leak_text != '\0' &&
       (!absl::SimpleAtoi(leak_text, &spec->leak_bytes_per_request) ||
        spec->leak_bytes_per_request < 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("ATTND_TEST_LEAK_BYTES_PER_REQUEST = '",
-                                                   leak_text, "' is not a byte count"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("ATTND_TEST_LEAK_BYTES_PER_REQUEST = '", leak_text, "' is not a byte count"));
   }
   return std::optional<FaultSpec>(*spec);
 }

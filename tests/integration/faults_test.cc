@@ -10,8 +10,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -49,10 +49,10 @@ class FaultsTest : public ::testing::TestWithParam<std::string> {
   // attnd on this backend, one worker, with ATTND_TEST_FAULTS=`faults` and `yaml` sections.
   std::unique_ptr<ServerProcess> StartWithFaults(const std::string& faults,
                                                  const std::string& yaml = "") {
-    absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(
-        absl::StrCat("backend:\n  kind: ", GetParam(), "\n  cpu_threads: 1\nscheduler:\n  workers: 1\n",
-                     yaml), {},
-        {absl::StrCat("ATTND_TEST_FAULTS=", faults)});
+    absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+        ServerProcess::Start(absl::StrCat("backend:\n  kind: ", GetParam(),
+                                          "\n  cpu_threads: 1\nscheduler:\n  workers: 1\n", yaml),
+                             {}, {absl::StrCat("ATTND_TEST_FAULTS=", faults)});
     EXPECT_TRUE(server.ok()) << server.status();
     return server.ok() ? *std::move(server) : nullptr;
   }
@@ -210,9 +210,9 @@ TEST_P(FaultsTest, CancelledWhileRunningOrQueuedLeavesStateAtBaseline) {
   auto stub = StubFor(*server);
 
   // Running: cancelled while its kernel runs.
-  grpc::Status running =
-      CallAndCancelWhen(*server, *stub, MakeRequest(SmallSpec(), 1, "running"),
-                        [](const std::string& t) { return AtLeast(t, "attnd_inflight_requests", 1); });
+  grpc::Status running = CallAndCancelWhen(
+      *server, *stub, MakeRequest(SmallSpec(), 1, "running"),
+      [](const std::string& t) { return AtLeast(t, "attnd_inflight_requests", 1); });
   EXPECT_EQ(running.error_code(), grpc::StatusCode::CANCELLED) << running.error_message();
   ExpectBaselineThenServes(*server, "cancelled while running");
 
@@ -247,8 +247,8 @@ TEST_P(FaultsTest, CancelledInABatchBeforeLaunchIsNeverComputed) {
     EXPECT_TRUE(Call(*stub, MakeRequest(SmallSpec(), 2, "first"), &context).ok());
   });
   ASSERT_TRUE(WaitForMetric(*server, "attnd_queue_depth", 1));
-  const double computed_before =
-      MetricValue(MetricsText(*server), "attnd_stage_duration_seconds_count", {"stage=\"compute\""});
+  const double computed_before = MetricValue(
+      MetricsText(*server), "attnd_stage_duration_seconds_count", {"stage=\"compute\""});
   grpc::Status second = CallAndCancelWhen(
       *server, *stub, MakeRequest(SmallSpec(), 3, "second"),
       [](const std::string& t) { return AtLeast(t, "attnd_inflight_requests", 2); });
@@ -275,11 +275,12 @@ TEST_P(FaultsTest, CancelledDuringCopyOutLeavesStateAtBaseline) {
   std::unique_ptr<ServerProcess> server = StartWithFaults("slow_copy_out_ms=1500");
   ASSERT_NE(server, nullptr);
   auto stub = StubFor(*server);
-  grpc::Status status = CallAndCancelWhen(
-      *server, *stub, MakeRequest(SmallSpec(), 1, "copy-out"), [](const std::string& t) {
-        // Running, and its kernel (microseconds) long done: in the stalled stage after it.
-        return AtLeast(t, "attnd_inflight_requests", 1);
-      });
+  grpc::Status status = CallAndCancelWhen(*server, *stub, MakeRequest(SmallSpec(), 1, "copy-out"),
+                                          [](const std::string& t) {
+                                            // Running, and its kernel (microseconds) long done: in
+                                            // the stalled stage after it.
+                                            return AtLeast(t, "attnd_inflight_requests", 1);
+                                          });
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED) << status.error_message();
   ExpectBaselineThenServes(*server, "cancelled during copy-out");
 }

@@ -17,10 +17,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/barrier.h"
 #include "attnd/v1/attention.grpc.pb.h"
-#include "grpcpp/create_channel.h"
-
 #include "client/client.h"
 #include "client/tensor_gen.h"
+#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "tests/integration/server_process.h"
 
@@ -190,8 +189,8 @@ TEST(QueueTest, QPlusKAtOnceShedsExactlyKWithin5msAndCountersAddUp) {
   // The client's own figure (send to answer) is printed beside it: it adds the client's threads,
   // both ends' gRPC work and the server's handling of the burst's earlier requests, so on a
   // loaded machine it can pass 5 ms while attnd's part stays far below.
-  const auto [bucket_le, within] = LargestBucketWithin(metrics, "attnd_request_duration_seconds",
-                                                       "method=\"Attend\"", 0.005);
+  const auto [bucket_le, within] =
+      LargestBucketWithin(metrics, "attnd_request_duration_seconds", "method=\"Attend\"", 0.005);
   // The tightest bucket that still holds all k refusals, for the record.
   double all_within = bucket_le;
   for (double limit = bucket_le / 2; limit >= 1e-4; limit /= 2) {

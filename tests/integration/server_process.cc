@@ -315,7 +315,6 @@ double MetricValue(const std::string& metrics_text, const std::string& name,
   return total;
 }
 
-
 pid_t SpawnCommand(const std::vector<std::string>& argv) {
   const pid_t pid = fork();
   if (pid == 0) {

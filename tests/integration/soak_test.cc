@@ -99,10 +99,10 @@ void Client(const ServerProcess& server, int kind, uint32_t seed, const std::ato
       grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials()));
   for (int i = 0; !stop.load(); ++i) {
     if (kind == 3) {
-      const pid_t pid = SpawnCommand(
-          {ATTNCTL_BINARY, "--target", server.target(), "attend", "--batch", "1", "--q-len",
-           absl::StrCat(1 + rng() % 300), "--kv-len", absl::StrCat(1 + rng() % 600), "--heads",
-           "4", "--head-dim", "64", "--seed", absl::StrCat(rng() % 1000)});
+      const pid_t pid = SpawnCommand({ATTNCTL_BINARY, "--target", server.target(), "attend",
+                                      "--batch", "1", "--q-len", absl::StrCat(1 + rng() % 300),
+                                      "--kv-len", absl::StrCat(1 + rng() % 600), "--heads", "4",
+                                      "--head-dim", "64", "--seed", absl::StrCat(rng() % 1000)});
       absl::SleepFor(absl::Milliseconds(20 + rng() % 150));
       KillAndReap(pid);
       ++counts->killed;
@@ -112,9 +112,9 @@ void Client(const ServerProcess& server, int kind, uint32_t seed, const std::ato
     v1::AttendResponse response;
     const v1::AttendRequest request =
         kind == 2 ? Malformed(&rng) : Jittered(&rng, absl::StrCat("soak", kind, "-", i));
-    context.set_deadline(absl::ToChronoTime(
-        absl::Now() + (kind == 1 && i % 2 == 0 ? absl::Microseconds(rng() % 3000)
-                                                : absl::Seconds(30))));
+    context.set_deadline(
+        absl::ToChronoTime(absl::Now() + (kind == 1 && i % 2 == 0 ? absl::Microseconds(rng() % 3000)
+                                                                  : absl::Seconds(30))));
     std::thread canceller;
     if (kind == 1 && i % 2 == 1) {
       canceller = std::thread([&context, delay = rng() % 5000] {
@@ -179,10 +179,10 @@ TEST(SoakTest, ResidentMemoryAndPoolReturnToBaselineUnderMixedLoad) {
       absl::ToDoubleSeconds(total), absl::ToDoubleSeconds(warm_up),
       static_cast<long long>(counts.ok.load()),
       static_cast<long long>(counts.ok.load() - ok_at_warm_up),
-      static_cast<long long>(counts.refused.load()), static_cast<long long>(counts.cancelled.load()),
-      static_cast<long long>(counts.killed.load()), static_cast<long long>(counts.other.load()),
-      at_start / double(kMiB), after_warm_up / double(kMiB), at_end / double(kMiB),
-      growth / double(kMiB));
+      static_cast<long long>(counts.refused.load()),
+      static_cast<long long>(counts.cancelled.load()), static_cast<long long>(counts.killed.load()),
+      static_cast<long long>(counts.other.load()), at_start / double(kMiB),
+      after_warm_up / double(kMiB), at_end / double(kMiB), growth / double(kMiB));
   RecordProperty("rss_growth_bytes", std::to_string(growth));
   EXPECT_LE(growth, kMaxGrowthBytes) << "attnd's resident memory grew after warm-up";
   EXPECT_EQ(counts.other.load(), 0);

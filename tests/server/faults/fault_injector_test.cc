@@ -34,8 +34,7 @@ TEST(FaultSpecTest, ParsesEveryKey) {
 
 TEST(FaultSpecTest, ErrorsNameTheKeyAndValue) {
   EXPECT_THAT(ParseFaultSpec("alloc_fail_on=2").status().message(), HasSubstr("'alloc_fail_on'"));
-  EXPECT_THAT(ParseFaultSpec("sticky_at=soon").status().message(),
-              HasSubstr("sticky_at = 'soon'"));
+  EXPECT_THAT(ParseFaultSpec("sticky_at=soon").status().message(), HasSubstr("sticky_at = 'soon'"));
   EXPECT_THAT(ParseFaultSpec("slow_kernel_ms").status().message(), HasSubstr("slow_kernel_ms"));
   EXPECT_THAT(ParseFaultSpec("slow_kernels=-2").status().message(), HasSubstr("slow_kernels"));
 }
