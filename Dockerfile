@@ -63,7 +63,7 @@ COPY . .
 # ATTND_CUDA=ON: a missing nvcc is an error here, not a quiet CPU-only image; likewise the
 # build must have found cuDNN (the `cudnn` variant).
 RUN ATTND_CUDA=ON ATTND_BUILD_TYPE=Release scripts/build.sh \
-      -DATTND_TESTS=OFF -DATTND_BENCH=OFF "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES}" \
+      -DATTND_TESTS=OFF -DATTND_BENCH=OFF -DATTND_TEST_HOOKS=OFF "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES}" \
       | tee /tmp/build.log \
  && grep -q 'attnd: cuDNN variant ON' /tmp/build.log \
  && install -D -m 0755 build/server/attnd /out/usr/local/bin/attnd \

@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "server/config/config.h"
 #include "server/executor/fatal_device_error.h"
+#include "server/faults/fault_injector.h"
 #include "server/logging/logging.h"
 #include "server/metrics/metrics.h"
 #include "server/service/server.h"
@@ -202,6 +203,24 @@ int Main(int argc, char** argv) {
                                      "\": must be debug, info, warning or error"));
   }
   logging::Configure(level, config->logging.format != "text");
+
+#ifdef ATTND_TEST_HOOKS
+  // Fault injection for the reliability tests (server/faults); release images are built without
+  // ATTND_TEST_HOOKS, so there these variables mean nothing.
+  std::unique_ptr<faults::ScriptedFaults> test_faults;
+  {
+    absl::StatusOr<std::optional<faults::FaultSpec>> spec = faults::FaultSpecFromEnvironment();
+    if (!spec.ok()) return StartupError(std::string(spec.status().message()));
+    if (spec->has_value()) {
+      test_faults = std::make_unique<faults::ScriptedFaults>(**spec);
+      faults::Install(test_faults.get());
+      const char* text = std::getenv("ATTND_TEST_FAULTS");
+      logging::Log(logging::Level::kWarning, "test_faults_enabled",
+                   {F("faults", text != nullptr ? text : ""),
+                    F("leak_bytes_per_request", (*spec)->leak_bytes_per_request)});
+    }
+  }
+#endif
 
   metrics::Registry registry;
   std::unique_ptr<metrics::HttpExporter> exporter;

@@ -5,7 +5,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "kernels/cpu_attention.h"
+#include "server/executor/fatal_device_error.h"
+#include "server/faults/fault_injector.h"
 
 namespace attnd::server::executor {
 
@@ -52,14 +55,31 @@ MemoryStats CpuExecutor::Memory() const {
   stats.free_bytes = info.available_bytes;
   stats.reserved_bytes = CpuBudgetBytes(memory_, info.available_bytes, /*in_use_bytes=*/0);
   stats.used_bytes = in_use_bytes_.load();
+  stats.allocation_failures = allocation_failures_.load();
   return stats;
+}
+
+absl::Status CpuExecutor::Health() const {
+  if (!broken_.load()) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(name_, " failed with a sticky device error (",
+                                             FirstFatalDeviceError().message(),
+                                             "); attnd is restarting, retry on another replica"));
 }
 
 absl::Status CpuExecutor::Run(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
                               const kernels::AttentionTensors& tensors) {
+  if (absl::Status health = Health(); !health.ok()) return health;
+  faults::FaultInjector* const injector = faults::Active();  // null in production
+  if (injector != nullptr && injector->FailAllocation()) {
+    allocation_failures_.fetch_add(1);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cpu could not get ", plan.workspace_bytes,
+                     " workspace bytes (injected allocation failure)"));
+  }
   // Held for the duration of the run, so that concurrent plans see a smaller budget.
   in_use_bytes_.fetch_add(plan.workspace_bytes);
   absl::Status status;
+  if (injector != nullptr) absl::SleepFor(injector->KernelDelay());
   switch (plan.variant) {
     case kernels::Variant::kCpuChunked:
       status = kernels::RunCpuChunked(plan, problem, tensors);
@@ -72,6 +92,14 @@ absl::Status CpuExecutor::Run(const kernels::Plan& plan, const kernels::Attentio
           absl::StrCat("variant ", std::string(kernels::VariantName(plan.variant)),
                        " cannot run on the cpu device"));
       break;
+  }
+  if (injector != nullptr) {
+    absl::SleepFor(injector->CopyOutDelay());
+    if (status.ok() && injector->StickyError()) {
+      status = faults::InjectedStickyError();
+      if (!broken_.exchange(true)) OnFatalDeviceError(name_, status);
+      status = Health();
+    }
   }
   in_use_bytes_.fetch_sub(plan.workspace_bytes);
   return status;

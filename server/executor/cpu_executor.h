@@ -30,8 +30,14 @@ class CpuExecutor final : public Executor {
   const std::string& name() const override { return name_; }
   const std::string& kind() const override { return kind_; }
   const kernels::Capabilities& capabilities() const override { return capabilities_; }
+  // UNAVAILABLE once an injected sticky error (server/faults) broke it; the CPU meets no real one.
+  absl::Status Health() const override;
   int64_t MemoryBudgetBytes() const override;
   MemoryStats Memory() const override;
+  // Consults the process's fault injector (server/faults), if any: an injected allocation
+  // failure is RESOURCE_EXHAUSTED before computing, a slow kernel stalls before it, a slow
+  // copy-out after it (holding the workspace, as a GPU holds its block until the copy is back),
+  // and a sticky error marks the device broken and reports OnFatalDeviceError.
   absl::Status Run(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
                    const kernels::AttentionTensors& tensors) override;
 
@@ -47,6 +53,8 @@ class CpuExecutor final : public Executor {
   kernels::Capabilities capabilities_;
 
   std::atomic<int64_t> in_use_bytes_{0};
+  std::atomic<int64_t> allocation_failures_{0};  // injected ones: the CPU has no pool to refuse
+  std::atomic<bool> broken_{false};
 };
 
 }  // namespace attnd::server::executor

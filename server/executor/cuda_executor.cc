@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,7 @@
 #include "server/executor/device_pool.h"
 #include "server/executor/fatal_device_error.h"
 #include "server/executor/staging_pool.h"
+#include "server/faults/fault_injector.h"
 #include "server/logging/logging.h"
 #ifdef ATTND_WITH_CUDNN
 #include "kernels/cuda/cudnn/cudnn_attention.h"
@@ -39,6 +41,11 @@ cudaStream_t StreamOf(const kernels::cuda::CudaContext& context) {
 // Makes `device` current on this thread (worker threads may serve several devices).
 absl::Status UseDevice(int device) { return ATTND_CUDA_STATUS(cudaSetDevice(device)); }
 
+// A stall injected by server/faults (a slow kernel or copy-out), on the launching thread.
+void Stall(absl::Duration d) {
+  if (d > absl::ZeroDuration()) std::this_thread::sleep_for(absl::ToChronoNanoseconds(d));
+}
+
 // Copies the inputs in, runs the plan and copies the outputs out, all queued on the copier's
 // stream; the outputs are on the host when this returns OK.
 absl::Status StageAndRun(StagedCopier* copier, const kernels::Plan& plan,
@@ -59,10 +66,16 @@ absl::Status StageAndRun(StagedCopier* copier, const kernels::Plan& plan,
     absl::Status s = in(device.kv_lengths, host.kv_lengths, layout.kv_lengths_bytes);
     if (!s.ok()) return s;
   }
+  faults::FaultInjector* const injector = faults::Active();  // null in production
+  if (injector != nullptr) Stall(injector->KernelDelay());
   if (absl::Status s =
           kernels::cuda::RunCuda(plan, problem, device, workspace, plan.workspace_bytes, context);
       !s.ok()) {
     return s;
+  }
+  if (injector != nullptr) {
+    if (injector->StickyError()) return faults::InjectedStickyError();  // CheckDevice: broken
+    Stall(injector->CopyOutDelay());
   }
   if (absl::Status s = copier->ToHost(host.out, device.out, layout.out_bytes); !s.ok()) return s;
   if (problem.return_lse) {
@@ -459,6 +472,11 @@ absl::Status CudaExecutor::RunOnLane(Lane* lane, const std::vector<void*>& slabs
 }
 
 absl::Status CudaExecutor::CheckDevice(Lane* lane, absl::Status status) {
+  // A sticky error from server/faults leaves CUDA itself healthy: take its word for it.
+  if (faults::IsInjectedStickyError(status)) {
+    MarkBroken(status);
+    return Broken();
+  }
   // A sticky error stays: after clearing the last error, synchronizing (or asking again) still
   // reports it. A non-sticky one (a bad launch configuration, a cuBLAS refusal) clears.
   const cudaError_t last = cudaGetLastError();

@@ -2,10 +2,12 @@
 
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "server/executor/cuda_status.h"
 #include "server/executor/device_pool.h"
+#include "server/faults/fault_injector.h"
 
 namespace attnd::server::executor {
 namespace {
@@ -24,6 +26,11 @@ double EventSeconds(cudaEvent_t start, cudaEvent_t end) {
     return 0;
   }
   return static_cast<double>(ms) * 1e-3;
+}
+
+// A stall injected by server/faults (a slow kernel or copy-out), on the launching thread.
+void Stall(absl::Duration d) {
+  if (d > absl::ZeroDuration()) std::this_thread::sleep_for(absl::ToChronoNanoseconds(d));
 }
 
 }  // namespace
@@ -134,12 +141,16 @@ absl::Status RequestPipeline::Enqueue(Slot* slot, const BatchEntry& entry, char*
   if (problem.return_lse) device.lse = reinterpret_cast<float*>(base + l.lse);
   CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(compute, e.in_done, 0));
   CUDA_RETURN_IF_ERROR(cudaEventRecord(e.compute_start, compute));
+  faults::FaultInjector* const injector = faults::Active();  // null in production
+  if (injector != nullptr) Stall(injector->KernelDelay());
   // Never a null workspace (RunCuda checks), even for a plan that needs none: the block's end.
   if (absl::Status s = kernels::cuda::RunCuda(*entry.plan, problem, device, base + l.workspace,
                                               entry.plan->workspace_bytes, *resources_.compute);
       !s.ok()) {
     return s;
   }
+  // check_device_ turns it into the executor's broken state (CudaExecutor::CheckDevice).
+  if (injector != nullptr && injector->StickyError()) return faults::InjectedStickyError();
   CUDA_RETURN_IF_ERROR(cudaEventRecord(e.compute_done, compute));
 
   CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(copy_out, e.compute_done, 0));
@@ -156,6 +167,9 @@ absl::Status RequestPipeline::Enqueue(Slot* slot, const BatchEntry& entry, char*
 void RequestPipeline::Retire(Slot* slot) {
   slot->busy = false;
   StageTimes times;
+  if (faults::FaultInjector* injector = faults::Active(); injector != nullptr) {
+    Stall(injector->CopyOutDelay());  // the request is in its copy-out stage meanwhile
+  }
   absl::Status status = ATTND_CUDA_STATUS(cudaEventSynchronize(slot->events->out_done));
   if (status.ok()) {
     // The one host copy on the way out: the slab into the response message's bytes.

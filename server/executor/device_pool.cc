@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/executor/cuda_status.h"
+#include "server/faults/fault_injector.h"
 
 namespace attnd::server::executor {
 namespace {
@@ -71,10 +72,12 @@ absl::StatusOr<void*> DevicePool::Allocate(int64_t bytes, cudaStream_t stream) {
   const int64_t size = AlignDeviceBytes(std::max<int64_t>(bytes, 1));
   if (absl::Status booked = ledger_.Take(size); !booked.ok()) return booked;
   void* ptr = nullptr;
+  faults::FaultInjector* const injector = faults::Active();  // null in production
+  const bool injected = (injected_failures_.load() > 0 && injected_failures_.fetch_sub(1) > 0) ||
+                        (injector != nullptr && injector->FailAllocation());
   const cudaError_t error =
-      injected_failures_.load() > 0 && injected_failures_.fetch_sub(1) > 0
-          ? cudaErrorMemoryAllocation
-          : cudaMallocFromPoolAsync(&ptr, static_cast<size_t>(size), pool_, stream);
+      injected ? cudaErrorMemoryAllocation
+               : cudaMallocFromPoolAsync(&ptr, static_cast<size_t>(size), pool_, stream);
   if (error != cudaSuccess) {
     ledger_.Give(size);
     if (error == cudaErrorMemoryAllocation) {

@@ -1,13 +1,16 @@
 #include "server/executor/request_runner.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <new>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/faults/fault_injector.h"
 
 namespace attnd::server::executor {
 
@@ -335,9 +338,29 @@ class RequestRunner::Callbacks final : public BatchCallbacks {
   const AnswerFn* const answer_;
 };
 
+namespace {
+
+// The test-only leak (server/faults: LeakBytesPerRequest): bytes allocated, touched so that they
+// are resident, and never freed. The sink keeps the compiler from eliding the allocation.
+void LeakForTesting(faults::FaultInjector* injector, size_t requests) {
+  static std::atomic<char*> sink{nullptr};
+  const int64_t bytes = injector->LeakBytesPerRequest();
+  if (bytes <= 0) return;
+  for (size_t i = 0; i < requests; ++i) {
+    char* leaked = new char[static_cast<size_t>(bytes)];
+    std::memset(leaked, 0x5a, static_cast<size_t>(bytes));
+    sink.store(leaked, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
 void RequestRunner::RunBatch(absl::Span<const RunRequest> requests, const AdmitFn& admit,
                              const AnswerFn& answer) {
   const size_t n = requests.size();
+  if (faults::FaultInjector* injector = faults::Active(); injector != nullptr) {
+    LeakForTesting(injector, n);
+  }
   // Read once for the batch; each request plans with its share of it, as up to
   // RequestsInFlight() of them hold device memory at once.
   const int64_t live_budget = executor_->MemoryBudgetBytes();

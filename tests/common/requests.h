@@ -22,6 +22,10 @@ client::RequestSpec SmallSpec();
 v1::AttendRequest MakeRequest(client::RequestSpec spec, uint64_t seed,
                               const std::string& request_id = "req");
 
+// Overwrites a few elements of q, k and v with NaN, +Inf and -Inf (in each tensor's dtype), at
+// positions chosen by `seed`: a request whose inputs are poisoned, for the isolation tests.
+void PoisonWithNonFinite(v1::AttendRequest* request, uint64_t seed);
+
 // wire::DecodeRequest with the default limits, as the server's executor sees the request. A
 // request that does not decode is a test failure (and an empty problem). The result points into
 // `request`, which must outlive it.

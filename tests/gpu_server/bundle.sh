@@ -19,6 +19,7 @@ bins=(
   "$build/tests/server/cuda_executor/cuda_executor_gpu_test"
   "$build/tests/server/cuda_executor/cuda_executor_host_test"
   "$build/tests/gpu_server/memory_promise_gpu_test"
+  "$build/tests/integration/integration_faults_test"
 )
 ../shared/device/bundle.sh "$dest" "${bins[@]}"
 # Needs no library the GPU machine lacks (the shared script stops on a binary with none to copy).

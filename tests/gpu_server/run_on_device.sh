@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine, after tests/gpu_server/bundle.sh built and packed everything on the build
-# machine: the CUDA executor's GPU tests, the memory promise through attnd (pool limited to 4 GiB;
-# a second process holding all but 3 GiB), and attnctl attend --check against a served attnd.
+# machine: the CUDA executor's GPU tests (its injected faults included), the memory promise through
+# attnd (pool limited to 4 GiB; a second process holding all but 3 GiB), the live fault tests on
+# the GPU backend, and attnctl attend --check against a served attnd.
 # Logs, gtest XML and metrics go to OUT_DIR; a summary to stdout.
 #
 #   tar -xJf .device/gpu-server/bundle.tar.xz -C /tmp && /tmp/bundle/run_on_device.sh OUT_DIR
@@ -37,6 +38,9 @@ step cuda_executor_gpu_test 120 "$bundle/bin/cuda_executor_gpu_test" \
   --gtest_output="xml:$out/cuda_executor_gpu_test.xml"
 step memory_promise 240 "$bundle/bin/memory_promise_gpu_test" \
   --gtest_output="xml:$out/memory_promise.xml"
+# Injected faults through a live attnd on the GPU (docs/reliability.md); the CPU ones ran in CI.
+step faults 300 "$bundle/bin/integration_faults_test" --gtest_filter='*/Cuda' \
+  --gtest_output="xml:$out/faults.xml"
 
 # attnctl against a served attnd.
 cat > "$out/attnd.yaml" <<'YAML'

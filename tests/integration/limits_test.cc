@@ -131,7 +131,7 @@ TEST(TensorElementsTest, AtTheLimitServedOnePastRefused) {
   // q [1, 17, 1, 241]: 4097 = 17 × 241 elements.
   ExpectRefusedThenServing(*c, MakeRequest(Shape(1, 17, 16, 1, 241), 3),
                            absl::StatusCode::kInvalidArgument,
-                           {"4097", "limits.max_tensor_elements = 4096"});
+                           {"q.shape", "4097", "limits.max_tensor_elements = 4096"});
 }
 
 TEST(TokensTest, AtTheLimitServedOnePastRefusedOnEitherSide) {

@@ -52,7 +52,8 @@ int ExitCode(int status) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
-    const std::string& extra_yaml, const std::vector<std::string>& extra_args) {
+    const std::string& extra_yaml, const std::vector<std::string>& extra_args,
+    const std::vector<std::string>& extra_env) {
   // Sections named in extra_yaml replace these; YAML refuses duplicate top-level keys, so the
   // base names only what extra_yaml never repeats in these tests.
   std::string base = "logging:\n  level: info\n  format: json\n";
@@ -80,6 +81,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     dup2(pipe_fds[1], STDOUT_FILENO);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
+    for (const std::string& entry : extra_env) putenv(const_cast<char*>(entry.c_str()));
     std::vector<char*> args = ArgvPointers(argv);
     execv(args[0], args.data());
     _exit(127);
@@ -158,19 +160,29 @@ std::string ServerProcess::Log() const {
   return log_;
 }
 
-absl::StatusOr<int64_t> ServerProcess::PeakRssBytes() const {
-  std::ifstream status(absl::StrCat("/proc/", pid_, "/status"));
+namespace {
+
+// A "Name:   1234 kB" line of /proc/PID/status, in bytes.
+absl::StatusOr<int64_t> StatusBytes(pid_t pid, const std::string& name) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
+  const std::string prefix = name + ":";
   while (std::getline(status, line)) {
-    if (absl::StartsWith(line, "VmHWM:")) {
+    if (absl::StartsWith(line, prefix)) {
       int64_t kib = 0;
-      absl::string_view value = absl::StripAsciiWhitespace(line.substr(6));
+      absl::string_view value = absl::StripAsciiWhitespace(line.substr(prefix.size()));
       value = absl::StripSuffix(value, "kB");
       if (absl::SimpleAtoi(absl::StripAsciiWhitespace(value), &kib)) return kib * 1024;
     }
   }
-  return absl::NotFoundError("no VmHWM in /proc/PID/status");
+  return absl::NotFoundError(absl::StrCat("no ", name, " in /proc/PID/status"));
 }
+
+}  // namespace
+
+absl::StatusOr<int64_t> ServerProcess::PeakRssBytes() const { return StatusBytes(pid_, "VmHWM"); }
+
+absl::StatusOr<int64_t> ServerProcess::RssBytes() const { return StatusBytes(pid_, "VmRSS"); }
 
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input,
                          absl::Duration timeout) {
@@ -301,6 +313,49 @@ double MetricValue(const std::string& metrics_text, const std::string& name,
     if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) total += value;
   }
   return total;
+}
+
+pid_t SpawnCommand(const std::vector<std::string>& argv) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int null_fd = open("/dev/null", O_RDWR);
+    dup2(null_fd, STDIN_FILENO);
+    dup2(null_fd, STDOUT_FILENO);
+    dup2(null_fd, STDERR_FILENO);
+    std::vector<char*> args = ArgvPointers(argv);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+void KillAndReap(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGKILL);
+  int status;
+  waitpid(pid, &status, 0);
+}
+
+std::string MetricsText(const ServerProcess& server) {
+  absl::StatusOr<std::string> text = HttpGet(server.metrics_address(), "/metrics");
+  return text.ok() ? *text : "";
+}
+
+bool WaitForBaseline(const ServerProcess& server, absl::Duration timeout, std::string* why) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    const std::string text = MetricsText(server);
+    const double queued = MetricValue(text, "attnd_queue_depth");
+    const double inflight = MetricValue(text, "attnd_inflight_requests");
+    const double pool = MetricValue(text, "attnd_pool_used_bytes");
+    if (!text.empty() && queued == 0 && inflight == 0 && pool == 0) return true;
+    if (absl::Now() > deadline) {
+      *why = absl::StrCat("attnd_queue_depth ", queued, ", attnd_inflight_requests ", inflight,
+                          ", attnd_pool_used_bytes ", pool, text.empty() ? " (no /metrics)" : "");
+      return false;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
 }
 
 }  // namespace attnd::testing

@@ -23,8 +23,10 @@ class ServerProcess {
  public:
   // Starts ATTND_BINARY with a config made of a loopback, port-0 base plus `extra_yaml` (whole
   // sections, e.g. "scheduler:\n  max_queue_requests: 2\n"), and waits for its "serving" line.
+  // `extra_env`: "NAME=value" entries added to its environment (ATTND_TEST_FAULTS=...).
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
-      const std::string& extra_yaml = "", const std::vector<std::string>& extra_args = {});
+      const std::string& extra_yaml = "", const std::vector<std::string>& extra_args = {},
+      const std::vector<std::string>& extra_env = {});
   ~ServerProcess();  // SIGKILLs the process if it still runs
 
   const std::string& target() const { return target_; }            // "127.0.0.1:PORT"
@@ -38,6 +40,8 @@ class ServerProcess {
   std::string Log() const;
   // Peak resident set size (VmHWM) of the live process, in bytes.
   absl::StatusOr<int64_t> PeakRssBytes() const;
+  // Resident set size (VmRSS) now, in bytes.
+  absl::StatusOr<int64_t> RssBytes() const;
 
  private:
   ServerProcess() = default;
@@ -72,6 +76,20 @@ int FreeLoopbackPort();
 // `at_least`; false after `timeout`. For tests that must know a request is running.
 bool WaitForMetric(const ServerProcess& server, const std::string& name, double at_least,
                    absl::Duration timeout = absl::Seconds(30));
+
+// Starts argv[0] (stdout and stderr to /dev/null) and returns its pid without waiting: a client
+// for tests that kill it mid-request. -1 when it cannot start.
+pid_t SpawnCommand(const std::vector<std::string>& argv);
+// SIGKILLs a SpawnCommand child and reaps it.
+void KillAndReap(pid_t pid);
+
+// The server's /metrics text ("" when unreachable).
+std::string MetricsText(const ServerProcess& server);
+
+// Polls /metrics until no request waits or runs and no workspace is in use
+// (attnd_queue_depth, attnd_inflight_requests and attnd_pool_used_bytes all 0): every piece of
+// per-request state back at its baseline. False after `timeout`, with the last values in `why`.
+bool WaitForBaseline(const ServerProcess& server, absl::Duration timeout, std::string* why);
 
 // The value of a metric line `name{labels} value` in Prometheus text, summed over every child
 // whose label set contains all of `label_filter` ("code=\"OK\"", ...). 0 when absent.
