@@ -14,6 +14,9 @@ apt_packages=(
   prometheus  # promtool and a real Prometheus server for the metrics tests
   procps      # ps/pkill used by tests
   python3-venv  # .deps/deploy-tools: the pinned linters and validators of tests/deploy
+  # scripts/fuzz.sh: clang 14 and its runtime libraries (libFuzzer, ASan, UBSan:
+  # libclang_rt.fuzzer-x86_64.a and the sanitizers' runtimes are in libclang-rt-14-dev)
+  clang libclang-rt-14-dev
 )
 
 # CUDA present: cuDNN's fused attention (kernels/cuda/cudnn) is written against cudnn-frontend, the

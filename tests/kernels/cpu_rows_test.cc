@@ -65,6 +65,17 @@ TEST(CpuRowsTest, ExpEdges) {
   }
 }
 
+// NaN in, NaN out, in the vector blocks and the scalar tail alike (and, under UBSan, without
+// converting NaN to an integer: tests/fuzz found that).
+TEST(CpuRowsTest, ExpOfNanIsNan) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const CpuRowKernels* rows : Builds()) {
+    std::vector<float> e(19, nan);  // two AVX2 blocks and a tail of 3
+    rows->exp_inplace(e.data(), static_cast<int64_t>(e.size()));
+    for (size_t i = 0; i < e.size(); ++i) EXPECT_TRUE(std::isnan(e[i])) << rows->name << " " << i;
+  }
+}
+
 // Two tiles of one row, by hand: tile 1 = (1, 2, [masked 9]), tile 2 = (3, [masked 7]) with a
 // bias of 0.5 on the visible key of tile 2.
 TEST(CpuRowsTest, OnlineSoftmaxStep) {
