@@ -273,7 +273,8 @@ TEST(PlannerTest, GpuSpeedOrder) {
   EXPECT_TRUE(Contains(std::string(plan.status().message()), "cudnn needs f16 or bf16"));
 
   // By measurement (kernels/measured_rates.h): beyond head dim 256 chunked, not cudnn (90 against
-  // 307 TFLOP/s at D 512); with a bias and without cuDNN, fused (72) before naive (67).
+  // 307 TFLOP/s at D 512); with a dense bias and without cuDNN, naive (98.6) while its full score
+  // matrix fits (2 GiB here), else fused (92.2) before chunked (87.2).
   AttentionProblem d512 = f16;
   d512.dtype = DType::kBF16;
   d512.head_dim = 512;
@@ -290,6 +291,11 @@ TEST(PlannerTest, GpuSpeedOrder) {
   biased.bias_shape[2] = biased.bias_shape[3] = 4096;
   plan = MakePlan(biased, FakeCuda({Variant::kNaive, Variant::kChunked, Variant::kFused}),
                   16 * kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kNaive);
+  EXPECT_TRUE(Contains(plan->reason, "measured 98.6 TFLOP/s")) << plan->reason;
+  plan = MakePlan(biased, FakeCuda({Variant::kNaive, Variant::kChunked, Variant::kFused}), kGiB,
+                  PlannerConfig());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->variant, Variant::kFused);
 
