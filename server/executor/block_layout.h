@@ -61,6 +61,18 @@ struct BlockLayout {
     return q_bytes + k_bytes + v_bytes + bias_bytes + kv_lengths_bytes;
   }
   int64_t output_bytes() const { return out_bytes + lse_bytes; }
+  // The request's tensors in a block of this layout that starts at `base` (device memory).
+  kernels::AttentionTensors TensorsAt(const kernels::AttentionProblem& p, char* base) const {
+    kernels::AttentionTensors t;
+    t.q = base + q;
+    t.k = base + k;
+    t.v = base + v;
+    if (p.has_bias) t.bias = base + bias;
+    if (p.has_kv_lengths) t.kv_lengths = reinterpret_cast<const int64_t*>(base + kv_lengths);
+    t.out = base + out;
+    if (p.return_lse) t.lse = reinterpret_cast<float*>(base + lse);
+    return t;
+  }
   // Whether the inputs fit one staging slab and the outputs another (one DMA each way).
   bool FitsSlabs(int64_t slab_bytes) const {
     return input_span() <= slab_bytes && output_span() <= slab_bytes;

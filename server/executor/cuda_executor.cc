@@ -443,16 +443,7 @@ absl::Status CudaExecutor::RunOnLane(Lane* lane, const std::vector<void*>& slabs
   if (!block.ok()) return block.status();
   char* base = static_cast<char*>(*block);
 
-  kernels::AttentionTensors device;
-  device.q = base + layout.q;
-  device.k = base + layout.k;
-  device.v = base + layout.v;
-  if (problem.has_bias) device.bias = base + layout.bias;
-  if (problem.has_kv_lengths) {
-    device.kv_lengths = reinterpret_cast<const int64_t*>(base + layout.kv_lengths);
-  }
-  device.out = base + layout.out;
-  if (problem.return_lse) device.lse = reinterpret_cast<float*>(base + layout.lse);
+  const kernels::AttentionTensors device = layout.TensorsAt(problem, base);
   // Never null (RunCuda checks), even for a plan that needs none: the block's end then.
   void* workspace = base + layout.workspace;
 

@@ -129,16 +129,7 @@ absl::Status RequestPipeline::Enqueue(Slot* slot, const BatchEntry& entry, char*
                                        cudaMemcpyHostToDevice, copy_in));
   CUDA_RETURN_IF_ERROR(cudaEventRecord(e.in_done, copy_in));
 
-  kernels::AttentionTensors device;
-  device.q = base + l.q;
-  device.k = base + l.k;
-  device.v = base + l.v;
-  if (problem.has_bias) device.bias = base + l.bias;
-  if (problem.has_kv_lengths) {
-    device.kv_lengths = reinterpret_cast<const int64_t*>(base + l.kv_lengths);
-  }
-  device.out = base + l.out;
-  if (problem.return_lse) device.lse = reinterpret_cast<float*>(base + l.lse);
+  const kernels::AttentionTensors device = l.TensorsAt(problem, base);
   CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(compute, e.in_done, 0));
   CUDA_RETURN_IF_ERROR(cudaEventRecord(e.compute_start, compute));
   faults::FaultInjector* const injector = faults::Active();  // null in production
