@@ -204,7 +204,9 @@ TEST(QueueTest, QPlusKAtOnceShedsExactlyKWithin5msAndCountersAddUp) {
       "ms); client, send to answer, in ms: %s\n",
       kQ, kK, refused_ms.size(), within, bucket_le * 1e3, kK, all_within * 1e3, measured.c_str());
   RecordProperty("refused_client_latency_ms", measured);
-  EXPECT_EQ(within, kK) << "refusals answered within " << bucket_le * 1e3 << " ms of arrival";
+  if (!kSanitizedBuild) {
+    EXPECT_EQ(within, kK) << "refusals answered within " << bucket_le * 1e3 << " ms of arrival";
+  }
   const double total = MetricValue(metrics, "attnd_requests_total", {"method=\"Attend\""});
   const double ok_count =
       MetricValue(metrics, "attnd_requests_total", {"method=\"Attend\"", "code=\"OK\""});

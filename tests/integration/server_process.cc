@@ -170,7 +170,8 @@ absl::StatusOr<int64_t> StatusBytes(pid_t pid, const std::string& name) {
   while (std::getline(status, line)) {
     if (absl::StartsWith(line, prefix)) {
       int64_t kib = 0;
-      absl::string_view value = absl::StripAsciiWhitespace(line.substr(prefix.size()));
+      const std::string rest = line.substr(prefix.size());  // outlives the views into it
+      absl::string_view value = absl::StripAsciiWhitespace(rest);
       value = absl::StripSuffix(value, "kB");
       if (absl::SimpleAtoi(absl::StripAsciiWhitespace(value), &kib)) return kib * 1024;
     }

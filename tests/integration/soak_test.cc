@@ -184,7 +184,9 @@ TEST(SoakTest, ResidentMemoryAndPoolReturnToBaselineUnderMixedLoad) {
       static_cast<long long>(counts.other.load()), at_start / double(kMiB),
       after_warm_up / double(kMiB), at_end / double(kMiB), growth / double(kMiB));
   RecordProperty("rss_growth_bytes", std::to_string(growth));
-  EXPECT_LE(growth, kMaxGrowthBytes) << "attnd's resident memory grew after warm-up";
+  if (!kSanitizedBuild) {
+    EXPECT_LE(growth, kMaxGrowthBytes) << "attnd's resident memory grew after warm-up";
+  }
   EXPECT_EQ(counts.other.load(), 0);
   EXPECT_GT(counts.ok.load() - ok_at_warm_up, 0);
   EXPECT_GT(counts.refused.load(), 0);
