@@ -224,15 +224,15 @@ ATTND_HOST_DEVICE inline bool VectorRow(const float* s_row, int64_t row_cols) {
 }
 
 // x[e] = bias of column j0 + e, e < 4 (every column < row_cols): one 16- or 8-byte load when
-// `vector` and the row's bias is contiguous and aligned at j0, else element by element.
+// the row's bias is contiguous and aligned at j0, else element by element.
 template <DType kBias>
 ATTND_HOST_DEVICE void LoadBiasChunk(const ScoreMask& mask, const RowPos& pos, int64_t j0,
-                                     bool vector, float (&x)[4]) {
+                                     float (&x)[4]) {
   const int64_t col = mask.bias_index.col;
   const int64_t first = pos.bias_base + j0 * col;
 #if defined(__CUDA_ARCH__)
   constexpr uintptr_t kAlign = kBias == DType::kF32 ? 16 : 8;
-  if (vector && col == 1 && first % 4 == 0 &&
+  if (col == 1 && first % 4 == 0 &&
       reinterpret_cast<uintptr_t>(mask.bias) % kAlign == 0) {
     if constexpr (kBias == DType::kF32) {
       const float4 f = *reinterpret_cast<const float4*>(static_cast<const float*>(mask.bias) + first);
@@ -249,8 +249,6 @@ ATTND_HOST_DEVICE void LoadBiasChunk(const ScoreMask& mask, const RowPos& pos, i
     }
     return;
   }
-#else
-  (void)vector;
 #endif
   ATTND_UNROLL
   for (int e = 0; e < 4; ++e) x[e] = ElemIO<kBias>::Load(mask.bias, first + e * col);
@@ -290,7 +288,7 @@ ATTND_HOST_DEVICE float LoadRowBiased(const Group& group, const ScoreMask& mask,
       if (whole) {
         const float4 f = *reinterpret_cast<const float4*>(s_row + j0);
         s[0] = f.x, s[1] = f.y, s[2] = f.z, s[3] = f.w;
-        LoadBiasChunk<kBias>(mask, pos, j0, true, bias);
+        LoadBiasChunk<kBias>(mask, pos, j0, bias);
       } else
 #endif
       {
