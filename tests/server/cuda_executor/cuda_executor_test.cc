@@ -24,6 +24,7 @@
 #include "tests/common/reference_check.h"
 #include "tests/common/requests.h"
 #include "tests/server/cuda_executor/fault_kernel.h"
+#include "tests/server/cuda_executor/skip_without_gpu.h"
 
 namespace attnd::server::executor {
 namespace {
@@ -34,11 +35,6 @@ using testing::MakeRequest;
 using testing::SmallSpec;
 
 constexpr int64_t kMiB = int64_t{1} << 20;
-
-#define SKIP_WITHOUT_GPU()                                                 \
-  do {                                                                     \
-    if (kernels::CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device"; \
-  } while (false)
 
 std::unique_ptr<CudaExecutor> Gpu(int64_t pool_bytes = 1024 * kMiB, int workers = 1) {
   CudaExecutorOptions options;

@@ -24,6 +24,7 @@
 #include "server/metrics/metrics.h"
 #include "tests/common/reference_check.h"
 #include "tests/common/requests.h"
+#include "tests/server/cuda_executor/skip_without_gpu.h"
 
 namespace attnd::server::executor {
 namespace {
@@ -37,11 +38,6 @@ using testing::MakeRequest;
 using testing::SmallSpec;
 
 constexpr int64_t kMiB = int64_t{1} << 20;
-
-#define SKIP_WITHOUT_GPU()                                                 \
-  do {                                                                     \
-    if (kernels::CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device"; \
-  } while (false)
 
 std::unique_ptr<CudaExecutor> Gpu(int64_t pool_bytes, int64_t slab_bytes = 1 * kMiB) {
   CudaExecutorOptions options;
