@@ -1,7 +1,10 @@
 // What the `fused` variant (kernels/cuda/fused) takes, in plain C++ so the planner can ask
 // without CUDA: f16 or bf16, head dims D and Dv that are multiples of 8 up to
-// kFusedMaxHeadDim, sequences of at most 2^31 - 1 rows (positions are 32-bit in the kernel). Everything else of the API
-// (layouts, masks, kv_lengths, GQA, bias in any dtype, LSE) it takes.
+// kFusedMaxHeadDim, sequences of at most 2^31 - 1 rows (positions are 32-bit in the kernel).
+// Everything else of the API (layouts, masks, kv_lengths, GQA, bias in any dtype, LSE) it takes.
+//
+// Also the decisions of its split-KV path (kernels/cuda/fused/split_kv.cuh) that the planner
+// needs: whether a problem takes it, into how many key splits, and the workspace it needs.
 #ifndef ATTND_KERNELS_FUSED_SUPPORT_H_
 #define ATTND_KERNELS_FUSED_SUPPORT_H_
 
@@ -10,13 +13,68 @@
 
 #include "kernels/problem.h"
 
+// The padded head dims the fused kernels are instantiated for, smallest first; a problem runs on
+// the first that holds max(D, Dv). The one list: kernels/cuda/fused instantiates from it.
+#define ATTND_FUSED_DIMS 32, 64, 80, 96, 128, 160, 192, 256
+
 namespace attnd::kernels {
+
+inline constexpr int kFusedDims[] = {ATTND_FUSED_DIMS};
 
 // The largest padded head dim the fused kernel is instantiated for.
 constexpr int64_t kFusedMaxHeadDim = 256;
+static_assert(kFusedDims[sizeof(kFusedDims) / sizeof(kFusedDims[0]) - 1] == kFusedMaxHeadDim,
+              "kFusedMaxHeadDim is the last of ATTND_FUSED_DIMS");
 
 // "" when the fused kernel takes `problem`, else why not ("fused takes f16 or bf16, not f32").
 std::string FusedRefusal(const AttentionProblem& problem);
+
+// The padded head dim (kernel instantiation) of `problem`: the first of kFusedDims >= max(D, Dv),
+// 0 if none.
+int FusedPaddedDim(const AttentionProblem& problem);
+
+// The split-KV path: problems with at most kFusedSplitMaxQueryRows query rows and at least
+// kFusedSplitMinKeys keys (decode-like) run it instead of the one-pass kernel.
+inline constexpr int64_t kFusedSplitMaxQueryRows = 16;
+inline constexpr int64_t kFusedSplitMinKeys = 1024;
+// Bounds of the split count: at most kFusedMaxSplits (the combine kernel holds one weight per
+// split in shared memory), and at least kFusedMinKeysPerSplit keys per split.
+inline constexpr int kFusedMaxSplits = 64;
+inline constexpr int64_t kFusedMinKeysPerSplit = 256;
+// The card the split count is sized for (no device query, so the planner stays pure): the
+// H100's and H200's 132 SMs.
+inline constexpr int kFusedAssumedSms = 132;
+
+struct FusedSplitPlan {
+  int splits = 0;       // key splits per (batch, kv head, row tile); 0: the path does not apply
+  int64_t row_tiles = 0;  // 16-row tiles of the group · Mq query rows that read one kv head
+  int64_t ctas = 0;       // B · Hkv · row_tiles · splits
+};
+
+// The split plan of `problem`: splits == 0 unless FusedRefusal is empty, Mq <= 16 and Mk >= 1024.
+// Then the split count is the smallest in [1, min(64, Mk / 256)] whose CTAs fill the card's CTA
+// slots (132 SMs × SplitKvCtasPerSm) to within 95% of the best wave efficiency any allowed count
+// reaches; wave efficiency = waves / ceil(waves), waves = CTAs / slots. It may be 1: the split
+// kernel then still wins over the one-pass kernel by reading K and V once per kv head (not once
+// per query head) and by not padding a few query rows to a 128-row tile.
+// Worked examples (bf16, D 128: two CTAs per SM, 264 slots):
+//   B 64, Hq 32, Hkv 8, Mq 1, Mk 8192: 4 rows, 1 tile, 512 CTAs per split = 1.94 waves (0.97):
+//     1 split (the best, 17 splits of 482 keys, would reach 0.999; 0.97 >= 0.95 · 0.999).
+//   B 8, Hq 32, Hkv 8, Mq 1, Mk 32768: 64 CTAs per split; 1, 2, 3 splits: 0.24, 0.48, 0.73
+//     waves; 4 splits: 256 CTAs, 0.97 of one wave: 4 splits of 8192 keys.
+FusedSplitPlan FusedSplitKv(const AttentionProblem& problem);
+
+// The fused variant's workspace, in 256-byte aligned pieces. The split path: the partial
+// results of every split; otherwise (as before the split path) room for the LSE [B, Hq, Mq] f32,
+// which the one-pass kernel does not use.
+struct FusedWorkspaceLayout {
+  int64_t partial_o = 0;    // f32 [B·Hq·Mq, splits, Dv]: each split's normalised output
+  int64_t partial_lse = 0;  // f32 [B·Hq·Mq, splits]: each split's LSE, base 2 (-inf: no key)
+  int64_t bytes = 0;        // the whole workspace
+  bool split = false;       // the split path's layout
+
+  static FusedWorkspaceLayout For(const AttentionProblem& problem);
+};
 
 }  // namespace attnd::kernels
 

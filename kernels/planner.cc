@@ -204,8 +204,11 @@ int64_t WorkspaceBytes(const AttentionProblem& p, Variant variant, int64_t q_chu
       // Each plus the GEMM pointer arrays, in 256-byte aligned pieces: the layout RunCuda carves.
       return cuda::CudaWorkspaceLayout::For(p, variant, q_chunk, kv_chunk).bytes;
     case Variant::kCudnn:
-    case Variant::kFused:
       return Product({p.batch, p.q_heads, p.q_len, 4});  // the LSE [B, Hq, Mq] f32
+    case Variant::kFused:
+      // The split-KV path's partial outputs and LSEs when it applies (FusedSplitKv), else the
+      // LSE [B, Hq, Mq] f32 as for cudnn: the layout RunFused carves.
+      return FusedWorkspaceLayout::For(p).bytes;
   }
   return 0;
 }

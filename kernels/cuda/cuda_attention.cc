@@ -180,7 +180,7 @@ absl::Status RunCuda(const Plan& plan, const AttentionProblem& problem,
                                                        " is smaller than the plan's ",
                                                        plan.workspace_bytes));
       }
-      return RunFused(problem, tensors, context.stream);
+      return RunFused(problem, tensors, workspace, workspace_bytes, context.stream);
     case Variant::kNaive:
     case Variant::kSliced:
     case Variant::kChunked:

@@ -15,6 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/fused/fused_kernel.cuh"
 #include "kernels/cuda/fused/fused_params.h"
+#include "kernels/cuda/fused/split_kv.h"
+#include "kernels/cuda/workspace_layout.h"
+#include "kernels/fused_support.h"
 #include "kernels/mask.h"
 #include "kernels/tensor_index.h"
 
@@ -24,17 +27,12 @@ namespace {
 using fused::FusedParams;
 using fused::TileShape;
 
-// The padded head dims instantiated, smallest first; a problem runs on the first that holds
-// max(D, Dv). Each has its own tile (ShapeFor), 4 warps: up to 128, two m-tiles per warp (128
-// query rows) and 64 keys per block up to D 64, 32 above (S and O: 2·8·4 + 2·16·4 = 160
-// floats at D 128); above 128, one m-tile per warp (64 rows) and 64 keys, so that O fits the
-// registers (D 256: 128 floats) and two CTAs fit an SM's shared memory (D 256:
-// 3 × 64 × 264 × 2 bytes = 99 KiB each).
-#define ATTND_FUSED_DIMS 32, 64, 80, 96, 128, 160, 192, 256
-constexpr int kDims[] = {ATTND_FUSED_DIMS};
-static_assert(kDims[sizeof(kDims) / sizeof(kDims[0]) - 1] == kFusedMaxHeadDim,
-              "kernels/fused_support.h promises head dims up to kFusedMaxHeadDim");
-
+// The padded head dims instantiated are ATTND_FUSED_DIMS (kernels/fused_support.h); a problem
+// runs on the first that holds max(D, Dv). Each has its own tile (ShapeFor), 4 warps: up to 128,
+// two m-tiles per warp (128 query rows) and 64 keys per block up to D 64, 32 above (S and O:
+// 2·8·4 + 2·16·4 = 160 floats at D 128); above 128, one m-tile per warp (64 rows) and 64 keys,
+// so that O fits the registers (D 256: 128 floats) and two CTAs fit an SM's shared memory
+// (D 256: 3 × 64 × 264 × 2 bytes = 99 KiB each).
 template <int kDim>
 using ShapeFor = TileShape<kDim, 4, (kDim <= 128 ? 2 : 1), (kDim <= 64 ? 64 : 32)>;
 
@@ -63,7 +61,7 @@ absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaSt
   return absl::OkStatus();
 }
 
-// Launches the instantiation for padded head dim `dim`, one of kDims.
+// Launches the instantiation for padded head dim `dim`, one of ATTND_FUSED_DIMS.
 template <class T, int kDim, int... kRest>
 absl::Status LaunchFor(int dim, const FusedParams& params, const AttentionProblem& p,
                        cudaStream_t stream) {
@@ -77,24 +75,30 @@ absl::Status LaunchFor(int dim, const FusedParams& params, const AttentionProble
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// The padded head dim (the kernel instantiation) that runs `p`, 0 if none.
-int FusedKernelDim(const AttentionProblem& p) {
-  const int64_t need = std::max(p.head_dim, p.v_head_dim);
-  for (int d : kDims) {
-    if (need <= d) return d;
-  }
-  return 0;
-}
-
 }  // namespace
 
 
-absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void* stream) {
+absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void* workspace,
+                      int64_t workspace_bytes, void* stream) {
   if (const std::string why = FusedRefusal(p); !why.empty()) {
     return absl::InvalidArgumentError(why);
   }
   if (!Aligned16(t.q) || !Aligned16(t.k) || !Aligned16(t.v) || !Aligned16(t.out)) {
     return absl::InvalidArgumentError("fused needs q, k, v and out 16-byte aligned");
+  }
+  const FusedSplitPlan split = FusedSplitKv(p);
+  const FusedWorkspaceLayout layout = FusedWorkspaceLayout::For(p);
+  if (split.splits > 0) {
+    if (workspace_bytes < layout.bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("fused split-KV (", split.splits, " splits) needs ", layout.bytes,
+                       " workspace bytes but workspace_bytes = ", workspace_bytes));
+    }
+    if (workspace == nullptr ||
+        reinterpret_cast<uintptr_t>(workspace) % kCudaWorkspaceAlign != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fused split-KV needs a non-null workspace, ", kCudaWorkspaceAlign, "-byte aligned"));
+    }
   }
   if (p.batch == 0 || p.q_len == 0 || p.q_heads == 0) return absl::OkStatus();
   FusedParams params;
@@ -120,7 +124,8 @@ absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void
   params.head_dim = static_cast<int>(p.head_dim);
   params.v_head_dim = static_cast<int>(p.v_head_dim);
   params.scale_log2 = static_cast<float>(p.scale * 1.4426950408889634);
-  const int dim = FusedKernelDim(p);
+  const int dim = FusedPaddedDim(p);
+  if (split.splits > 0) return RunSplitKv(params, p, split, layout, dim, workspace, stream);
   auto* s = static_cast<cudaStream_t>(stream);
   return p.dtype == DType::kF16 ? LaunchFor<__half, ATTND_FUSED_DIMS>(dim, params, p, s)
                                 : LaunchFor<__nv_bfloat16, ATTND_FUSED_DIMS>(dim, params, p, s);

@@ -4,9 +4,14 @@
 //
 // It takes f16 and bf16, head dims D and Dv that are multiples of 8 up to 256, both layouts,
 // every mask (causal either alignment, sliding window, kv_lengths), GQA/MQA, an additive bias
-// broadcast to [B, Hq, Mq, Mk] in any dtype, and the LSE. It needs no workspace.
+// broadcast to [B, Hq, Mq, Mk] in any dtype, and the LSE. Decode-like problems (FusedSplitKv in
+// kernels/fused_support.h: Mq <= 16, Mk >= 1024) run the split-KV path (split_kv.cuh), whose
+// partial results take FusedWorkspaceLayout::For(problem).bytes of workspace; the one-pass
+// kernel takes none.
 #ifndef ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
 #define ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
+
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "kernels/fused_support.h"  // FusedRefusal
@@ -14,11 +19,13 @@
 
 namespace attnd::kernels::cuda {
 
-// Runs the fused kernel on `stream` (does not synchronize). INVALID_ARGUMENT when FusedRefusal
-// is not empty or a tensor is not 16-byte aligned; INTERNAL for a launch error. kv_lengths
-// outside [0, Mk] are clamped into it.
+// Runs the fused kernel on `stream` (does not synchronize), allocating nothing. INVALID_ARGUMENT
+// when FusedRefusal is not empty, a tensor is not 16-byte aligned, or the split path's workspace
+// is smaller than FusedWorkspaceLayout::For(problem).bytes, null or not 256-byte aligned (the
+// one-pass kernel ignores `workspace`); INTERNAL for a launch error. kv_lengths outside [0, Mk]
+// are clamped into it.
 absl::Status RunFused(const AttentionProblem& problem, const AttentionTensors& tensors,
-                      void* stream);
+                      void* workspace, int64_t workspace_bytes, void* stream);
 
 }  // namespace attnd::kernels::cuda
 
