@@ -5,8 +5,9 @@
 //                   [--variants naive,sliced,chunked,fused[,cudnn]] [--shapes all|quick]
 //                   [--only LABEL] [--q-chunk N] [--kv-chunk N]
 //
-// --only runs the shapes whose label contains LABEL; --q-chunk/--kv-chunk override the chunks of
-// sliced and chunked (the planner's otherwise), for tile-size sweeps.
+// --only runs the shapes whose label contains LABEL (`--only decode`: the two decode shapes,
+// Mq 1 with GQA 32/8); --q-chunk/--kv-chunk override the chunks of sliced and chunked (the
+// planner's otherwise), for tile-size sweeps.
 // The variants default to naive, sliced, chunked and fused, and cudnn when built with cuDNN
 // (ATTND_WITH_CUDNN). cudnn goes through the same path as the others (MakePlan with it forced,
 // RunCuda), after CudnnSupports says yes; where cuDNN says no the line reads "refused: " and
@@ -19,7 +20,9 @@
 // For chunked it also prints its memory-traffic bound: cuda::ChunkedTrafficBytes (the bytes its
 // plan must move, formula in kernels/cuda/pipeline.h) at the device-to-device copy rate measured
 // at the start of the run (2.96 TB/s on the README's H100), and the ratio of that time to the
-// measured one. Inputs are BHMK (PyTorch
+// measured one. Decode shapes (Mq <= 16) are memory-bound: for them each line also gives the
+// bytes any kernel must move (DecodeBytes: K and V once, Q and O) per second and that rate over
+// the copy rate; the CSV carries q_len, io_bytes and copy_bytes_per_s for table.py. Inputs are BHMK (PyTorch
 // SDPA's layout, for bench/gpu/peers.py), random normals.
 #include <cuda_runtime.h>
 
@@ -57,11 +60,25 @@ constexpr int64_t kMargin = int64_t{2} << 30;
 
 struct Shape {
   std::string label;
-  int64_t batch, heads, kv_heads, len, dim;
+  int64_t batch, heads, kv_heads, len, dim;  // len: Mk, and Mq unless q_len is set
   DType dtype;
   bool causal;
   int bias = 0;  // 0 none, 1 dense [B, H, M, M], 2 [B, 1, M, M]
+  int64_t q_len = 0;  // Mq when it differs from len (the decode shapes: 1)
 };
+
+// Decode shapes (Mq <= 16) are memory-bound: for them the bench reports bytes, not flops.
+// The bytes any kernel must move: K and V read once, Q read, O written,
+// B·Mk·Hkv·(D + Dv)·e + B·Mq·Hq·(D + Dv)·e (e: bytes per element); the shape
+// (64, 32/8, 1, 8192, 128, bf16): 2147483648 + 1048576 = 2148532224 bytes.
+bool IsDecode(const AttentionProblem& p) { return p.q_len <= 16 && p.q_len < p.kv_len; }
+double DecodeBytes(const AttentionProblem& p) {
+  const double e = static_cast<double>(DTypeSize(p.dtype));
+  const double dims = static_cast<double>(p.head_dim + p.v_head_dim);
+  return e * dims *
+         (static_cast<double>(p.batch * p.kv_len * p.kv_heads) +
+          static_cast<double>(p.batch * p.q_len * p.q_heads));
+}
 
 std::vector<Shape> Shapes(bool quick) {
   std::vector<Shape> s = {
@@ -85,6 +102,9 @@ std::vector<Shape> Shapes(bool quick) {
       {"1x32x1024x64 bf16", 1, 32, 32, 1024, 64, DType::kBF16, false},
       {"1x32x16384x64 f16 causal", 1, 32, 32, 16384, 64, DType::kF16, true},
       {"1x16x8192x256 bf16 causal", 1, 16, 16, 8192, 256, DType::kBF16, true},
+      // Decode (Mq 1, GQA 32/8): --only decode runs just these.
+      {"64x32/8x1x8192x128 bf16 decode", 64, 32, 8, 8192, 128, DType::kBF16, false, 0, 1},
+      {"8x32/8x1x32768x128 bf16 decode", 8, 32, 8, 32768, 128, DType::kBF16, false, 0, 1},
   };
   s.insert(s.end(), more.begin(), more.end());
   return s;
@@ -95,7 +115,7 @@ AttentionProblem ProblemOf(const Shape& s) {
   p.dtype = s.dtype;
   p.layout = Layout::kBHMK;
   p.batch = s.batch;
-  p.q_len = s.len;
+  p.q_len = s.q_len > 0 ? s.q_len : s.len;
   p.kv_len = s.len;
   p.q_heads = s.heads;
   p.kv_heads = s.kv_heads;
@@ -108,7 +128,7 @@ AttentionProblem ProblemOf(const Shape& s) {
     p.bias_dtype = s.dtype;
     p.bias_shape[0] = s.batch;
     p.bias_shape[1] = s.bias == 1 ? s.heads : 1;
-    p.bias_shape[2] = s.len;
+    p.bias_shape[2] = p.q_len;
     p.bias_shape[3] = s.len;
   }
   return p;
@@ -343,7 +363,8 @@ absl::Status Bench(const Options& o) {
     if (csv == nullptr) return absl::InvalidArgumentError(absl::StrCat("cannot write ", o.csv));
     std::fprintf(csv,
                  "shape,batch,heads,kv_heads,len,dim,dtype,causal,bias,variant,status,ms,tflops,"
-                 "workspace_bytes,q_chunk,kv_chunk,bound_ms,beyond_bytes\n");
+                 "workspace_bytes,q_chunk,kv_chunk,bound_ms,beyond_bytes,q_len,io_bytes,"
+                 "copy_bytes_per_s\n");
   }
   std::printf("%-36s %-8s %9s %9s %12s %10s %14s %10s %7s\n", "shape", "variant", "ms", "TFLOP/s",
               "extra MiB", "beyond MiB", "chunks", "bound ms", "/bound");
@@ -393,12 +414,19 @@ absl::Status Bench(const Options& o) {
                     r->ms, r->tflops, ws_mib, static_cast<double>(r->beyond_bytes) / (1 << 20),
                     chunks.c_str());
         if (r->bound_ms > 0) std::printf(" %10.3f %7.2f", r->bound_ms, r->bound_ms / r->ms);
+        if (IsDecode(p)) {
+          // Bytes moved per second over the copy rate (both count bytes read plus written).
+          const double rate = DecodeBytes(p) / (r->ms * 1e-3);
+          std::printf("  %.2f TB/s, %.3f of copy", rate / 1e12, rate / *copy_rate);
+        }
         std::printf("\n");
       }
       std::fflush(stdout);
       if (csv != nullptr) {
         std::fprintf(
-            csv, "%s,%lld,%lld,%lld,%lld,%lld,%s,%d,%d,%s,%s,%.4f,%.2f,%lld,%lld,%lld,%.4f,%lld\n",
+            csv,
+            "%s,%lld,%lld,%lld,%lld,%lld,%s,%d,%d,%s,%s,%.4f,%.2f,%lld,%lld,%lld,%.4f,%lld,%lld,%.0f,"
+            "%.6g\n",
             Csv(shape.label).c_str(), static_cast<long long>(shape.batch),
             static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
             static_cast<long long>(shape.len), static_cast<long long>(shape.dim),
@@ -406,7 +434,8 @@ absl::Status Bench(const Options& o) {
             Csv(r->status).c_str(), r->ms, r->tflops,
             static_cast<long long>(r->plan.workspace_bytes),
             static_cast<long long>(r->plan.q_chunk), static_cast<long long>(r->plan.kv_chunk),
-            r->bound_ms, static_cast<long long>(r->beyond_bytes));
+            r->bound_ms, static_cast<long long>(r->beyond_bytes),
+            static_cast<long long>(p.q_len), IsDecode(p) ? DecodeBytes(p) : 0.0, *copy_rate);
         std::fflush(csv);
       }
     }

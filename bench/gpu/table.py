@@ -11,6 +11,15 @@ to xformers (the issue asks >= 0.5) and to its own memory-traffic bound (bytes i
 / the copy rate measured in the run, 2.96 TB/s on the H100; see kernels/cuda/pipeline.h; the
 issue asks >= 0.8), naive's ratio to the math backend, and each variant's extra memory (the
 plan's workspace). Below the table: why each missing figure is missing.
+
+Decode shapes (q_len <= 16 and below len: memory-bound) get a table of their own below the
+first: per attnd variant and peer the time in ms and, in parentheses, the fraction of the
+device-to-device copy rate that attnd_gpu_bench measured at its start that the bytes any kernel
+must move make at that time: io_bytes / (ms · 1e-3) / copy_bytes_per_s, io_bytes =
+B·Mk·Hkv·(D + Dv)·e + B·Mq·Hq·(D + Dv)·e (K and V read once, Q read, O written; e bytes per
+element; both rates count bytes read plus written). Then the best peer's time over fused's
+(above 1: fused is faster).
+Peers that refused enable_gqa ran on K and V expanded with repeat_interleave (noted below).
 """
 import csv
 import sys
@@ -27,9 +36,67 @@ def fmt(x, digits=1):
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def main():
-    attnd, peers = read(sys.argv[1]), read(sys.argv[2]) if len(sys.argv) > 2 else []
+def is_decode(row):
+    q_len = int(row.get("q_len") or row["len"])
+    return q_len <= 16 and q_len < int(row["len"])
+
+
+def decode_table(attnd, peers, variants):
+    rows = [r for r in attnd if is_decode(r)]
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    if not shapes:
+        return
+    ours = {(r["shape"], r["variant"]): r for r in rows}
+    theirs = {(r["shape"], r["backend"]): r for r in peers}
+    head = (["decode shape", "GB moved", "copy TB/s"] + variants + PEERS +
+            ["best peer ms / fused ms"])
+    print()
+    print("Decode shapes: ms (fraction of the measured copy rate)")
+    print()
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    notes = []
+    for shape in shapes:
+        any_row = next(r for r in rows if r["shape"] == shape)
+        io_bytes, copy = float(any_row["io_bytes"]), float(any_row["copy_bytes_per_s"])
+
+        def cell(r):
+            if not r or r["status"] != "ok":
+                return "—", None
+            ms = float(r["ms"])
+            return f"{ms:.3f} ({io_bytes / (ms * 1e-3) / copy:.2f})", ms
+
+        cells = [shape, f"{io_bytes / 1e9:.3f}", f"{copy / 1e12:.2f}"]
+        for v in variants:
+            r = ours.get((shape, v))
+            cells.append(cell(r)[0])
+            if r and r["status"] != "ok":
+                notes.append(f"{shape}, {v}: {r['status']}")
+        peer_ms = []
+        for p in PEERS:
+            r = theirs.get((shape, p))
+            text, ms = cell(r)
+            cells.append(text)
+            if ms is not None:
+                peer_ms.append(ms)
+            if r and r["status"] != "ok":
+                notes.append(f"{shape}, PyTorch {p}: {r['status']}")
+            if r and r["status"] == "ok" and r.get("gqa") == "repeat_interleave":
+                notes.append(f"{shape}, PyTorch {p}: K and V expanded with repeat_interleave "
+                             "(it refused enable_gqa)")
+        fused = cell(ours.get((shape, "fused")))[1]
+        cells.append(f"{min(peer_ms) / fused:.2f}" if fused and peer_ms else "—")
+        print("| " + " | ".join(cells) + " |")
+    if notes:
+        print()
+        for n in notes:
+            print(f"- {n}")
+
+
+def main_table(attnd, peers):
     shapes = list(dict.fromkeys(r["shape"] for r in attnd))
+    if not shapes:
+        return
     variants = list(dict.fromkeys(r["variant"] for r in attnd))
     ours = {(r["shape"], r["variant"]): r for r in attnd}
     theirs = {(r["shape"], r["backend"]): r for r in peers}
@@ -98,6 +165,12 @@ def main():
         print("Missing figures:")
         for n in notes:
             print(f"- {n}")
+
+
+def main():
+    attnd, peers = read(sys.argv[1]), read(sys.argv[2]) if len(sys.argv) > 2 else []
+    main_table([r for r in attnd if not is_decode(r)], peers)
+    decode_table(attnd, peers, list(dict.fromkeys(r["variant"] for r in attnd)))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@
 #include "kernels/fused_support.h"
 #include "kernels/planner.h"
 #include "kernels/problem.h"
+#include "tests/gpu/device_support.h"
 #include "tests/gpu/gpu_cases.h"
 #include "tests/kernels/test_util.h"
 
@@ -31,65 +32,11 @@ namespace attnd::kernels {
 namespace {
 
 using cuda::CudaContext;
+using testing::DeviceBuffer;
 using testing::GpuCase;
+using testing::HaveDevice;
 using testing::OwnedTensors;
-
-#define ASSERT_CUDA_OK(call)                                                       \
-  do {                                                                             \
-    const cudaError_t error_ = (call);                                             \
-    ASSERT_EQ(error_, cudaSuccess) << #call << ": " << cudaGetErrorString(error_); \
-  } while (false)
-
-// A device buffer freed on scope exit.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  ~DeviceBuffer() {
-    if (data_ != nullptr) cudaFree(data_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-  cudaError_t Allocate(size_t bytes) {
-    bytes_ = bytes;
-    return bytes == 0 ? cudaSuccess : cudaMalloc(&data_, bytes);
-  }
-  cudaError_t Upload(const void* host, size_t bytes) {
-    if (cudaError_t e = Allocate(bytes); e != cudaSuccess) return e;
-    return bytes == 0 ? cudaSuccess : cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice);
-  }
-  cudaError_t Download(void* host) const {
-    return bytes_ == 0 ? cudaSuccess : cudaMemcpy(host, data_, bytes_, cudaMemcpyDeviceToHost);
-  }
-  void* get() const { return data_; }
-
- private:
-  void* data_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-bool HaveDevice() { return CudaDeviceCount() > 0; }
-
-// One context for the whole binary (a context per test would be slow and is not what the server
-// does either).
-CudaContext* SharedContext() {
-  static CudaContext* context = [] {
-    auto* c = new CudaContext();
-    const absl::Status s = cuda::CreateCudaContext(0, c);
-    if (!s.ok()) {
-      ADD_FAILURE() << "CreateCudaContext: " << s;
-      return static_cast<CudaContext*>(nullptr);
-    }
-    return c;
-  }();
-  return context;
-}
-
-#define SKIP_WITHOUT_DEVICE()                                 \
-  do {                                                        \
-    if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";      \
-    ASSERT_NE(SharedContext(), nullptr) << "no CUDA context"; \
-  } while (false)
+using testing::SharedContext;
 
 // Inputs of one case on the device.
 struct DeviceInputs {
