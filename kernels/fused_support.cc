@@ -56,10 +56,9 @@ FusedSplitPlan FusedSplitKv(const AttentionProblem& p) {
   const int64_t rows = p.group_size() * p.q_len;  // query rows that read one kv head
   plan.row_tiles = (rows + fused_split::kSplitRows - 1) / fused_split::kSplitRows;
   const int64_t per_split = SaturatingMul(SaturatingMul(p.batch, p.kv_heads), plan.row_tiles);
-  const double slots =
-      static_cast<double>(kFusedAssumedSms) * fused_split::SplitKvCtasPerSm(dim);
-  const int max_splits = static_cast<int>(
-      std::clamp<int64_t>(p.kv_len / kFusedMinKeysPerSplit, 1, kFusedMaxSplits));
+  const double slots = static_cast<double>(kFusedAssumedSms) * fused_split::SplitKvCtasPerSm(dim);
+  const int max_splits =
+      static_cast<int>(std::clamp<int64_t>(p.kv_len / kFusedMinKeysPerSplit, 1, kFusedMaxSplits));
   auto efficiency = [&](int splits) {
     const double waves = static_cast<double>(per_split) * splits / slots;
     return waves / std::ceil(waves);

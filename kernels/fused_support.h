@@ -46,7 +46,7 @@ inline constexpr int64_t kFusedMinKeysPerSplit = 256;
 inline constexpr int kFusedAssumedSms = 132;
 
 struct FusedSplitPlan {
-  int splits = 0;       // key splits per (batch, kv head, row tile); 0: the path does not apply
+  int splits = 0;         // key splits per (batch, kv head, row tile); 0: the path does not apply
   int64_t row_tiles = 0;  // 16-row tiles of the group · Mq query rows that read one kv head
   int64_t ctas = 0;       // B · Hkv · row_tiles · splits
 };

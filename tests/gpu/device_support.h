@@ -42,9 +42,9 @@ bool HaveDevice();
 // server does either); null (with a test failure) when it cannot be made.
 cuda::CudaContext* SharedContext();
 
-#define SKIP_WITHOUT_DEVICE()                                                      \
-  do {                                                                             \
-    if (!::attnd::kernels::testing::HaveDevice()) GTEST_SKIP() << "no CUDA device"; \
+#define SKIP_WITHOUT_DEVICE()                                                            \
+  do {                                                                                   \
+    if (!::attnd::kernels::testing::HaveDevice()) GTEST_SKIP() << "no CUDA device";      \
     ASSERT_NE(::attnd::kernels::testing::SharedContext(), nullptr) << "no CUDA context"; \
   } while (false)
 

@@ -51,21 +51,21 @@ TEST(FusedSupportTest, SplitTile) {
   EXPECT_EQ(SplitKvTileFor(128).SmemBytes(), (16 + 384) * 136 * 2);  // 108800
   EXPECT_EQ(SplitKvTileFor(256).block_n(), 32);
   EXPECT_EQ(SplitKvTileFor(256).SmemBytes(), (16 + 192) * 264 * 2);  // 109824
-  EXPECT_EQ(SplitKvCtasPerSm(128), 2);  // 233472 / 109824
-  EXPECT_EQ(SplitKvCtasPerSm(256), 2);  // 233472 / 110848
-  EXPECT_EQ(SplitKvCtasPerSm(64), 3);   // (16 + 384) · 72 · 2 = 57600: 233472 / 58624
-  EXPECT_EQ(SplitKvCtasPerSm(32), 7);   // 32000: 233472 / 33024
+  EXPECT_EQ(SplitKvCtasPerSm(128), 2);                               // 233472 / 109824
+  EXPECT_EQ(SplitKvCtasPerSm(256), 2);                               // 233472 / 110848
+  EXPECT_EQ(SplitKvCtasPerSm(64), 3);  // (16 + 384) · 72 · 2 = 57600: 233472 / 58624
+  EXPECT_EQ(SplitKvCtasPerSm(32), 7);  // 32000: 233472 / 33024
 }
 
 TEST(FusedSupportTest, WhoTakesTheSplitPath) {
   EXPECT_GT(FusedSplitKv(Decode(64, 32, 8, 1, 8192)).splits, 0);
-  EXPECT_GT(FusedSplitKv(Decode(2, 8, 2, 16, 1024)).splits, 0);       // the edges
-  EXPECT_EQ(FusedSplitKv(Decode(2, 8, 2, 17, 8192)).splits, 0);       // Mq > 16
-  EXPECT_EQ(FusedSplitKv(Decode(2, 8, 2, 1, 1023)).splits, 0);        // Mk < 1024
+  EXPECT_GT(FusedSplitKv(Decode(2, 8, 2, 16, 1024)).splits, 0);  // the edges
+  EXPECT_EQ(FusedSplitKv(Decode(2, 8, 2, 17, 8192)).splits, 0);  // Mq > 16
+  EXPECT_EQ(FusedSplitKv(Decode(2, 8, 2, 1, 1023)).splits, 0);   // Mk < 1024
   EXPECT_EQ(FusedSplitKv(Decode(2, 8, 2, 1, 77)).splits, 0);
   EXPECT_EQ(FusedSplitKv(Decode(2, 8, 2, 1, 8192, 128, DType::kF32)).splits, 0);  // no fused
   EXPECT_EQ(FusedSplitKv(Decode(2, 8, 2, 1, 8192, 264)).splits, 0);
-  EXPECT_EQ(FusedSplitKv(Decode(0, 8, 2, 1, 8192)).splits, 0);        // nothing to run
+  EXPECT_EQ(FusedSplitKv(Decode(0, 8, 2, 1, 8192)).splits, 0);  // nothing to run
 }
 
 // Worked examples of the wave rule (fused_support.h), 132 SMs.
@@ -169,8 +169,7 @@ TEST(FusedSupportTest, PlannerReservesThePartials) {
   // 256 rows · 4 splits: O 1024 · 128 · 4 = 524288, LSE 1024 · 4 = 4096.
   EXPECT_EQ(plan->workspace_bytes, 524288 + 4096);
   // A budget below it: RESOURCE_EXHAUSTED (fused has no chunks to shrink).
-  EXPECT_EQ(MakePlan(p, caps, 4096, config).status().code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(MakePlan(p, caps, 4096, config).status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 }  // namespace

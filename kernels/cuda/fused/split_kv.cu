@@ -23,11 +23,11 @@ absl::Status Launch(const SplitKvParams& sp, const AttentionProblem& p, cudaStre
   auto* partial = &fused::SplitKvPartialKernel<T, Shape>;
   // Above 48 KiB of dynamic shared memory a kernel must opt in, on each device (a host-side
   // attribute write, no device work).
-  const cudaError_t opt_in = cudaFuncSetAttribute(
-      partial, cudaFuncAttributeMaxDynamicSharedMemorySize, Shape::kSmemBytes);
+  const cudaError_t opt_in =
+      cudaFuncSetAttribute(partial, cudaFuncAttributeMaxDynamicSharedMemorySize, Shape::kSmemBytes);
   if (opt_in != cudaSuccess) {
-    return absl::InternalError(absl::StrCat("fused split-KV kernel (dim ", kDim,
-                                            ") shared memory ", Shape::kSmemBytes,
+    return absl::InternalError(absl::StrCat("fused split-KV kernel (dim ", kDim, ") shared memory ",
+                                            Shape::kSmemBytes,
                                             " bytes: ", cudaGetErrorString(opt_in)));
   }
   const int64_t grid_x = int64_t{sp.row_tiles} * sp.splits;
@@ -68,9 +68,9 @@ absl::Status RunSplitKv(const fused::FusedParams& params, const AttentionProblem
                         void* workspace, void* stream) {
   // The grid's y and z axes hold Hkv and B; the combine kernel one weight per split.
   if (p.kv_heads > 65535 || p.batch > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("fused split-KV takes at most 65535 kv heads "
-                                                   "and batch elements (Hkv ",
-                                                   p.kv_heads, ", B ", p.batch, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("fused split-KV takes at most 65535 kv heads and batch elements (Hkv ",
+                     p.kv_heads, ", B ", p.batch, ")"));
   }
   if (plan.splits < 1 || plan.splits > kFusedMaxSplits || plan.row_tiles < 1 ||
       plan.row_tiles * plan.splits > (int64_t{1} << 31) - 1) {

@@ -47,7 +47,7 @@ struct SplitKvParams {
   FusedParams fused;
   float* partial_o = nullptr;    // [B·Hq·Mq, splits, Dv] f32, row = (b·Hq + h)·Mq + i
   float* partial_lse = nullptr;  // [B·Hq·Mq, splits] f32, base 2
-  int64_t rows = 0;  // B·Hq·Mq output rows
+  int64_t rows = 0;              // B·Hq·Mq output rows
   int splits = 1;
   int row_tiles = 1;  // 16-row tiles of group · Mq
 };
@@ -156,7 +156,7 @@ __global__ void __launch_bounds__(Shape::kThreads) SplitKvPartialKernel(const Sp
 
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  const int tile = static_cast<int>(blockIdx.x) % sp.row_tiles;  // row tiles of a split adjacent:
+  const int tile = static_cast<int>(blockIdx.x) % sp.row_tiles;   // row tiles of a split adjacent:
   const int split = static_cast<int>(blockIdx.x) / sp.row_tiles;  // they share K/V in L2
   const int64_t kv_h = blockIdx.y;
   const int64_t b = blockIdx.z;
@@ -166,7 +166,8 @@ __global__ void __launch_bounds__(Shape::kThreads) SplitKvPartialKernel(const Sp
   int valid_keys = static_cast<int>(p.kv_len);
   if (p.kv_lengths != nullptr) {
     const int64_t given = p.kv_lengths[b];
-    valid_keys = given < 0 ? 0 : (given > p.kv_len ? static_cast<int>(p.kv_len) : static_cast<int>(given));
+    valid_keys =
+        given < 0 ? 0 : (given > p.kv_len ? static_cast<int>(p.kv_len) : static_cast<int>(given));
   }
 
   // The union [key_lo, key_hi) of the rows' keys, and [all_lo, all_hi), the keys every row sees.
@@ -192,7 +193,8 @@ __global__ void __launch_bounds__(Shape::kThreads) SplitKvPartialKernel(const Sp
   const int64_t split_len = (per_split + Shape::kBlockN - 1) / Shape::kBlockN * Shape::kBlockN;
   const int64_t share_lo = key_lo + split * split_len;
   const int cta_lo = static_cast<int>(share_lo < key_hi ? share_lo : key_hi);
-  const int cta_hi = static_cast<int>(share_lo + split_len < key_hi ? share_lo + split_len : key_hi);
+  const int cta_hi =
+      static_cast<int>(share_lo + split_len < key_hi ? share_lo + split_len : key_hi);
   const int n_blocks = (cta_hi - cta_lo + Shape::kBlockN - 1) / Shape::kBlockN;
   // Keys in [full_lo, full_hi) are seen by every row and belong to this share.
   const int full_lo = static_cast<int>(all_lo);
@@ -220,10 +222,10 @@ __global__ void __launch_bounds__(Shape::kThreads) SplitKvPartialKernel(const Sp
   auto load_block = [&](int n) {
     const int stage = n % Shape::kStages;
     const int64_t kb = cta_lo + int64_t{n} * Shape::kBlockN;
-    LoadKeyRows<Shape>(KTile<T, Shape>(ring, stage), k_head, p.k_strides.seq, kb,
-                                    cta_hi, p.head_dim);
-    LoadKeyRows<Shape>(VTile<T, Shape>(ring, stage), v_head, p.v_strides.seq, kb,
-                                    cta_hi, p.v_head_dim);
+    LoadKeyRows<Shape>(KTile<T, Shape>(ring, stage), k_head, p.k_strides.seq, kb, cta_hi,
+                       p.head_dim);
+    LoadKeyRows<Shape>(VTile<T, Shape>(ring, stage), v_head, p.v_strides.seq, kb, cta_hi,
+                       p.v_head_dim);
   };
 
   // Prologue: Q with block 0 in the first group, then blocks 1 .. kStages - 2, one group each
@@ -262,8 +264,8 @@ __global__ void __launch_bounds__(Shape::kThreads) SplitKvPartialKernel(const Sp
       uint32_t a[4];
       LdMatrixX4(a, q_tile + (lane % 16) * Shape::kStride + kk * 16 + (lane / 16) * 8);
       uint32_t bk[4];
-      LdMatrixX4(bk, k_tile + (16 * warp + lane % 8 + (lane / 16) * 8) * Shape::kStride +
-                         kk * 16 + ((lane / 8) % 2) * 8);
+      LdMatrixX4(bk, k_tile + (16 * warp + lane % 8 + (lane / 16) * 8) * Shape::kStride + kk * 16 +
+                         ((lane / 8) % 2) * 8);
       Mma16816<T>(s[0], a, bk[0], bk[1]);
       Mma16816<T>(s[1], a, bk[2], bk[3]);
     }
@@ -297,8 +299,8 @@ __global__ void __launch_bounds__(Shape::kThreads) SplitKvPartialKernel(const Sp
     // Online softmax over the warp's keys: new row max, rescale, exponentiate.
 #pragma unroll
     for (int t = 0; t < 2; ++t) {
-      float block_max = fmaxf(m[t], fmaxf(fmaxf(s[0][2 * t], s[0][2 * t + 1]),
-                                          fmaxf(s[1][2 * t], s[1][2 * t + 1])));
+      float block_max = fmaxf(
+          m[t], fmaxf(fmaxf(s[0][2 * t], s[0][2 * t + 1]), fmaxf(s[1][2 * t], s[1][2 * t + 1])));
       block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 1));
       block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 2));
       // A row that has seen nothing yet keeps max -inf; exponentiate against 0 so that its
@@ -339,9 +341,9 @@ __global__ void __launch_bounds__(Shape::kThreads) SplitKvPartialKernel(const Sp
   CpAsyncWait<0>();
   __syncthreads();
 
-  float* merge_o = reinterpret_cast<float*>(ring);                 // [kWarps, 16, kDim]
+  float* merge_o = reinterpret_cast<float*>(ring);                        // [kWarps, 16, kDim]
   float* merge_m = merge_o + Shape::kWarps * Shape::kRows * Shape::kDim;  // [kWarps, 16]
-  float* merge_l = merge_m + Shape::kWarps * Shape::kRows;               // [kWarps, 16]
+  float* merge_l = merge_m + Shape::kWarps * Shape::kRows;                // [kWarps, 16]
 #pragma unroll
   for (int t = 0; t < 2; ++t) {
     const int r = lane / 4 + 8 * t;
@@ -428,7 +430,8 @@ __global__ void __launch_bounds__(32 * kCombineWarps) SplitKvCombineKernel(const
   float max_lse = -INFINITY;
   for (int s = lane; s < sp.splits; s += 32) max_lse = fmaxf(max_lse, lse_s[s]);
 #pragma unroll
-  for (int x = 16; x >= 1; x /= 2) max_lse = fmaxf(max_lse, __shfl_xor_sync(0xffffffffu, max_lse, x));
+  for (int x = 16; x >= 1; x /= 2)
+    max_lse = fmaxf(max_lse, __shfl_xor_sync(0xffffffffu, max_lse, x));
   float sum = 0.0f;
   if (max_lse != -INFINITY) {
     for (int s = lane; s < sp.splits; s += 32) sum += Exp2(lse_s[s] - max_lse);

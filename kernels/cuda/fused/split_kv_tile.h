@@ -23,7 +23,9 @@ struct SplitKvTile {
 
   constexpr int block_n() const { return kWarpKeys * warps; }
   constexpr int threads() const { return 32 * warps; }
-  constexpr int stride() const { return dim + 8; }  // shared row stride (+16 bytes: no bank conflicts)
+  constexpr int stride() const {
+    return dim + 8;
+  }  // shared row stride (+16 bytes: no bank conflicts)
   // Q [16, stride] then the ring of stages × (K, V) [block_n, stride], 16-bit elements.
   constexpr int64_t SmemBytes() const {
     return int64_t{kSplitRows + 2 * stages * block_n()} * stride() * 2;
