@@ -10,10 +10,13 @@
 namespace attnd::kernels {
 
 std::string FusedRefusal(const AttentionProblem& p) {
-  if (p.dtype == DType::kF32) return "fused takes f16 or bf16, not f32";
   if (p.head_dim % 8 != 0 || p.v_head_dim % 8 != 0) {
     return absl::StrCat("fused needs head dims that are multiples of 8 (D ", p.head_dim, ", Dv ",
                         p.v_head_dim, ")");
+  }
+  if (p.dtype == DType::kF32 && std::max(p.head_dim, p.v_head_dim) > kFusedF32MaxHeadDim) {
+    return absl::StrCat("fused takes f32 head dims up to ", kFusedF32MaxHeadDim, " (D ",
+                        p.head_dim, ", Dv ", p.v_head_dim, ")");
   }
   if (std::max(p.head_dim, p.v_head_dim) > kFusedMaxHeadDim) {
     return absl::StrCat("fused takes head dims up to ", kFusedMaxHeadDim, " (D ", p.head_dim,

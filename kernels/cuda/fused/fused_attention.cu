@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/fused/fused_f32.h"
 #include "kernels/cuda/fused/fused_kernel.cuh"
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/mask.h"
@@ -90,6 +91,7 @@ int FusedKernelDim(const AttentionProblem& p) {
 
 
 absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void* stream) {
+  if (p.dtype == DType::kF32) return RunFusedF32(p, t, stream);  // its own kernel and checks
   if (const std::string why = FusedRefusal(p); !why.empty()) {
     return absl::InvalidArgumentError(why);
   }

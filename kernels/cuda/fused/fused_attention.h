@@ -4,7 +4,8 @@
 //
 // It takes f16 and bf16, head dims D and Dv that are multiples of 8 up to 256, both layouts,
 // every mask (causal either alignment, sliding window, kv_lengths), GQA/MQA, an additive bias
-// broadcast to [B, Hq, Mq, Mk] in any dtype, and the LSE. It needs no workspace.
+// broadcast to [B, Hq, Mq, Mk] in any dtype, and the LSE. It needs no workspace. f32 takes the
+// same options up to kFusedF32MaxHeadDim on its own kernel (fused_f32.h: 3xTF32, f32 accuracy).
 #ifndef ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
 #define ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
 
