@@ -18,7 +18,8 @@ constexpr int64_t kFusedMaxHeadDim = 256;
 // The same for the f32 kernel (kernels/cuda/fused/fused_f32.cu).
 constexpr int64_t kFusedF32MaxHeadDim = 256;
 
-// "" when the fused kernel takes `problem`, else why not ("fused takes f32 head dims up to 256 (D 264, Dv 264)").
+// "" when the fused kernel takes `problem`, else why not, e.g. "fused takes f32 head dims up to
+// 256 (D 264, Dv 264)".
 std::string FusedRefusal(const AttentionProblem& problem);
 
 }  // namespace attnd::kernels

@@ -61,8 +61,8 @@ struct F32TileShape {
   static constexpr int SmemBytes() { return (kQElems + 2 * kKvElems) * 4; }  // Q, K, V
 };
 
-// Starts copying rows [row0, row0 + kTileRows) of one head into a shared f32 tile, zero-filling rows
-// at or past `limit` and the columns from `dim` to kDim (dim is a multiple of 4). Addresses
+// Starts copying rows [row0, row0 + kTileRows) of one head into a shared f32 tile, zero-filling
+// rows at or past `limit` and the columns from `dim` to kDim (dim is a multiple of 4). Addresses
 // pass through Opaque for the reason LoadRows (fused_kernel.cuh) gives.
 template <class Shape, int kTileRows>
 __device__ __forceinline__ void LoadRowsF32(float* tile, const float* head_base,
@@ -110,7 +110,9 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
   int valid_keys = static_cast<int>(p.kv_len);
   if (p.kv_lengths != nullptr) {
     const int64_t given = p.kv_lengths[b];
-    valid_keys = given < 0 ? 0 : (given > p.kv_len ? static_cast<int>(p.kv_len) : static_cast<int>(given));
+    valid_keys = given < 0 ? 0
+                           : (given > p.kv_len ? static_cast<int>(p.kv_len)
+                                               : static_cast<int>(given));
   }
   const KeyRange first_row = p.mask.Visible(q0, valid_keys);
   const KeyRange last_row = p.mask.Visible(q_last, valid_keys);
@@ -124,9 +126,12 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
   // The thread's rows are row_base + RowOffset(r): rows g and g + 8 of each of its m-tiles.
   const int row_base = static_cast<int>(q0) + Shape::kWarpRows * warp + g;
 
-  const float* q_head = static_cast<const float*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-  const float* k_head = static_cast<const float*>(p.k) + b * p.k_strides.batch + kv_h * p.k_strides.head;
-  const float* v_head = static_cast<const float*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
+  const float* q_head =
+      static_cast<const float*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
+  const float* k_head =
+      static_cast<const float*>(p.k) + b * p.k_strides.batch + kv_h * p.k_strides.head;
+  const float* v_head =
+      static_cast<const float*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
   if (n_blocks > 0) {
     LoadRowsF32<Shape, Shape::kBlockM>(q_tile, q_head, p.q_strides.seq, q0, p.q_len, p.head_dim);
   }
@@ -159,7 +164,9 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
 #pragma unroll
   for (int mt = 0; mt < kM; ++mt) {
 #pragma unroll
-    for (int d = 0; d < Shape::kOTiles; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.0f;
+    for (int d = 0; d < Shape::kOTiles; ++d) {
+      o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.0f;
+    }
   }
   float m[Shape::kRows];  // running max, base-2 units
   float l[Shape::kRows];  // this thread's share of the running sum
@@ -182,7 +189,9 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
 #pragma unroll
     for (int mt = 0; mt < kM; ++mt) {
 #pragma unroll
-      for (int j = 0; j < Shape::kSTiles; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
+      for (int j = 0; j < Shape::kSTiles; ++j) {
+        s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
+      }
     }
 #pragma unroll
     for (int kk = 0; kk < Shape::kDim / 8; ++kk) {
