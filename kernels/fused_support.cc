@@ -14,10 +14,13 @@
 namespace attnd::kernels {
 
 std::string FusedRefusal(const AttentionProblem& p) {
-  if (p.dtype == DType::kF32) return "fused takes f16 or bf16, not f32";
   if (p.head_dim % 8 != 0 || p.v_head_dim % 8 != 0) {
     return absl::StrCat("fused needs head dims that are multiples of 8 (D ", p.head_dim, ", Dv ",
                         p.v_head_dim, ")");
+  }
+  if (p.dtype == DType::kF32 && std::max(p.head_dim, p.v_head_dim) > kFusedF32MaxHeadDim) {
+    return absl::StrCat("fused takes f32 head dims up to ", kFusedF32MaxHeadDim, " (D ",
+                        p.head_dim, ", Dv ", p.v_head_dim, ")");
   }
   if (std::max(p.head_dim, p.v_head_dim) > kFusedMaxHeadDim) {
     return absl::StrCat("fused takes head dims up to ", kFusedMaxHeadDim, " (D ", p.head_dim,
@@ -44,7 +47,8 @@ int FusedPaddedDim(const AttentionProblem& p) {
 // real row in 128 re-read K and V per query head and leave the card idle when B · Hq is small.
 FusedSplitPlan FusedSplitKv(const AttentionProblem& p) {
   FusedSplitPlan plan;
-  if (!FusedRefusal(p).empty() || p.q_len > kFusedSplitMaxQueryRows ||
+  // f32 runs its own one-pass kernel (kernels/cuda/fused/fused_f32.h), which has no split path.
+  if (p.dtype == DType::kF32 || !FusedRefusal(p).empty() || p.q_len > kFusedSplitMaxQueryRows ||
       p.kv_len < kFusedSplitMinKeys) {
     return plan;
   }

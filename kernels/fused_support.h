@@ -1,7 +1,8 @@
 // What the `fused` variant (kernels/cuda/fused) takes, in plain C++ so the planner can ask
-// without CUDA: f16 or bf16, head dims D and Dv that are multiples of 8 up to
-// kFusedMaxHeadDim, sequences of at most 2^31 - 1 rows (positions are 32-bit in the kernel).
-// Everything else of the API (layouts, masks, kv_lengths, GQA, bias in any dtype, LSE) it takes.
+// without CUDA: f16 or bf16 with head dims D and Dv that are multiples of 8 up to
+// kFusedMaxHeadDim, f32 (3xTF32, f32 accuracy) with such head dims up to kFusedF32MaxHeadDim,
+// sequences of at most 2^31 - 1 rows (positions are 32-bit in the kernel). Everything else of
+// the API (layouts, masks, kv_lengths, GQA, bias in any dtype, LSE) it takes.
 //
 // Also the decisions of its split-KV path (kernels/cuda/fused/split_kv.cuh) that the planner
 // needs: whether a problem takes it, into how many key splits, and the workspace it needs.
@@ -25,8 +26,11 @@ inline constexpr int kFusedDims[] = {ATTND_FUSED_DIMS};
 constexpr int64_t kFusedMaxHeadDim = 256;
 static_assert(kFusedDims[sizeof(kFusedDims) / sizeof(kFusedDims[0]) - 1] == kFusedMaxHeadDim,
               "kFusedMaxHeadDim is the last of ATTND_FUSED_DIMS");
+// The same for the f32 kernel (kernels/cuda/fused/fused_f32.cu).
+constexpr int64_t kFusedF32MaxHeadDim = 256;
 
-// "" when the fused kernel takes `problem`, else why not ("fused takes f16 or bf16, not f32").
+// "" when the fused kernel takes `problem`, else why not, e.g. "fused takes f32 head dims up to
+// 256 (D 264, Dv 264)".
 std::string FusedRefusal(const AttentionProblem& problem);
 
 // The padded head dim (kernel instantiation) of `problem`: the first of kFusedDims >= max(D, Dv),

@@ -92,6 +92,7 @@ std::vector<Shape> Shapes(bool quick) {
       {"1x8x8192x256 bf16", 1, 8, 8, 8192, 256, DType::kBF16, false},
       {"1x8x65536x128 bf16 causal", 1, 8, 8, 65536, 128, DType::kBF16, true},
       {"2x5x4096x64 f32", 2, 5, 5, 4096, 64, DType::kF32, false},
+      {"1x16x4096x128 f32", 1, 16, 16, 4096, 128, DType::kF32, false},
       {"1x32x4096x128 bf16 dense bias", 1, 32, 32, 4096, 128, DType::kBF16, false, 1},
       {"1x32x4096x128 bf16 bias [B,1,M,M]", 1, 32, 32, 4096, 128, DType::kBF16, false, 2},
       {"1x8x8192x512 bf16", 1, 8, 8, 8192, 512, DType::kBF16, false},

@@ -179,10 +179,12 @@ TEST_F(CudaApiTest, RefusesBadRuns) {
   EXPECT_TRUE(s.ok()) << s;
   ASSERT_CUDA_OK(cudaStreamSynchronize(static_cast<cudaStream_t>(context.stream)));
 
-  // fused: what FusedRefusal refuses, and tensors that are not 16-byte aligned.
+  // fused: what FusedRefusal refuses (f32 beyond its head dims), and tensors that are not
+  // 16-byte aligned.
   Plan fused;
   fused.variant = Variant::kFused;
   AttentionProblem f32 = p_;
+  f32.head_dim = f32.v_head_dim = kFusedF32MaxHeadDim + 8;
   s = cuda::RunCuda(fused, f32, t_, nullptr, 0, context);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   AttentionProblem half = p_;
@@ -199,6 +201,8 @@ TEST_F(CudaApiTest, RefusesBadRuns) {
   s = cuda::RunCuda(fused, half, unaligned, nullptr, 0, context);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   s = cuda::RunCuda(fused, half, t_, nullptr, 0, context);
+  EXPECT_TRUE(s.ok()) << s;
+  s = cuda::RunCuda(fused, p_, t_, nullptr, 0, context);  // f32 at D 16
   EXPECT_TRUE(s.ok()) << s;
   ASSERT_CUDA_OK(cudaStreamSynchronize(static_cast<cudaStream_t>(context.stream)));
 

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/fused/fused_f32.h"
 #include "kernels/cuda/fused/fused_kernel.cuh"
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/split_kv.h"
@@ -80,6 +81,7 @@ bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void* workspace,
                       int64_t workspace_bytes, void* stream) {
+  if (p.dtype == DType::kF32) return RunFusedF32(p, t, stream);  // its own kernel and checks
   if (const std::string why = FusedRefusal(p); !why.empty()) {
     return absl::InvalidArgumentError(why);
   }

@@ -8,6 +8,8 @@
 // kernels/fused_support.h: Mq <= 16, Mk >= 1024) run the split-KV path (split_kv.cuh), whose
 // partial results take FusedWorkspaceLayout::For(problem).bytes of workspace; the one-pass
 // kernel takes none.
+// f32 takes the same options up to kFusedF32MaxHeadDim on its own kernel (fused_f32.h: 3xTF32,
+// f32 accuracy; no split-KV path, no workspace).
 #ifndef ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
 #define ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
 
