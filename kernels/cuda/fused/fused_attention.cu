@@ -103,29 +103,7 @@ absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void
     }
   }
   if (p.batch == 0 || p.q_len == 0 || p.q_heads == 0) return absl::OkStatus();
-  FusedParams params;
-  params.q = t.q;
-  params.k = t.k;
-  params.v = t.v;
-  params.out = t.out;
-  params.lse = p.return_lse ? t.lse : nullptr;
-  params.bias = p.has_bias ? t.bias : nullptr;
-  params.bias_dtype = p.bias_dtype;
-  params.bias_index = BiasIndex::For(p);
-  params.kv_lengths = p.has_kv_lengths ? t.kv_lengths : nullptr;
-  const ProblemStrides strides = ProblemStrides::For(p);
-  params.q_strides = strides.q;
-  params.k_strides = strides.k;
-  params.v_strides = strides.v;
-  params.out_strides = strides.out;
-  params.mask = MaskPolicy::FromProblem(p);
-  params.q_heads = p.q_heads;
-  params.group = p.group_size();
-  params.q_len = p.q_len;
-  params.kv_len = p.kv_len;
-  params.head_dim = static_cast<int>(p.head_dim);
-  params.v_head_dim = static_cast<int>(p.v_head_dim);
-  params.scale_log2 = static_cast<float>(p.scale * 1.4426950408889634);
+  const FusedParams params = FusedParams::For(p, t);
   const int dim = FusedPaddedDim(p);
   if (split.splits > 0) return RunSplitKv(params, p, split, layout, dim, workspace, stream);
   auto* s = static_cast<cudaStream_t>(stream);

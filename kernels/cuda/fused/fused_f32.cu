@@ -105,41 +105,12 @@ absl::Status Check(const AttentionProblem& p, const AttentionTensors& t, bool* e
   return absl::OkStatus();
 }
 
-// The kernel's parameters, filled as RunFused fills them for the 16-bit kernel (the same
-// FusedParams; one function for both once the split-KV branch has landed).
-FusedParams ParamsFor(const AttentionProblem& p, const AttentionTensors& t) {
-  FusedParams params;
-  params.q = t.q;
-  params.k = t.k;
-  params.v = t.v;
-  params.out = t.out;
-  params.lse = p.return_lse ? t.lse : nullptr;
-  params.bias = p.has_bias ? t.bias : nullptr;
-  params.bias_dtype = p.bias_dtype;
-  params.bias_index = BiasIndex::For(p);
-  params.kv_lengths = p.has_kv_lengths ? t.kv_lengths : nullptr;
-  const ProblemStrides strides = ProblemStrides::For(p);
-  params.q_strides = strides.q;
-  params.k_strides = strides.k;
-  params.v_strides = strides.v;
-  params.out_strides = strides.out;
-  params.mask = MaskPolicy::FromProblem(p);
-  params.q_heads = p.q_heads;
-  params.group = p.group_size();
-  params.q_len = p.q_len;
-  params.kv_len = p.kv_len;
-  params.head_dim = static_cast<int>(p.head_dim);
-  params.v_head_dim = static_cast<int>(p.v_head_dim);
-  params.scale_log2 = static_cast<float>(p.scale * 1.4426950408889634);
-  return params;
-}
-
 }  // namespace
 
 absl::Status RunFusedF32(const AttentionProblem& p, const AttentionTensors& t, void* stream) {
   bool empty = false;
   if (absl::Status s = Check(p, t, &empty); !s.ok() || empty) return s;
-  return LaunchFor<ATTND_FUSED_F32_DIMS>(F32KernelDim(p), ParamsFor(p, t), p,
+  return LaunchFor<ATTND_FUSED_F32_DIMS>(F32KernelDim(p), FusedParams::For(p, t), p,
                                          static_cast<cudaStream_t>(stream));
 }
 
@@ -151,7 +122,7 @@ absl::Status RunFusedTf32ForTest(const AttentionProblem& p, const AttentionTenso
     return absl::InvalidArgumentError(absl::StrCat(
         "the plain-TF32 test kernel takes max(D, Dv) in (96, ", kTf32TestDim, "] only"));
   }
-  return Launch<F32ShapeFor<kTf32TestDim, 1>>(ParamsFor(p, t), p,
+  return Launch<F32ShapeFor<kTf32TestDim, 1>>(FusedParams::For(p, t), p,
                                               static_cast<cudaStream_t>(stream));
 }
 

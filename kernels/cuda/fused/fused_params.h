@@ -30,6 +30,35 @@ struct FusedParams {
   int head_dim = 0;    // D, a multiple of 8, at most the kernel's padded dim
   int v_head_dim = 0;  // Dv, likewise
   float scale_log2 = 0.0f;  // scale · log2(e): the kernel works in base 2
+
+  // The parameters of `p` on `t` (device pointers): the one fill of the 16-bit, split-KV and f32
+  // kernels.
+  static FusedParams For(const AttentionProblem& p, const AttentionTensors& t) {
+    FusedParams params;
+    params.q = t.q;
+    params.k = t.k;
+    params.v = t.v;
+    params.out = t.out;
+    params.lse = p.return_lse ? t.lse : nullptr;
+    params.bias = p.has_bias ? t.bias : nullptr;
+    params.bias_dtype = p.bias_dtype;
+    params.bias_index = BiasIndex::For(p);
+    params.kv_lengths = p.has_kv_lengths ? t.kv_lengths : nullptr;
+    const ProblemStrides strides = ProblemStrides::For(p);
+    params.q_strides = strides.q;
+    params.k_strides = strides.k;
+    params.v_strides = strides.v;
+    params.out_strides = strides.out;
+    params.mask = MaskPolicy::FromProblem(p);
+    params.q_heads = p.q_heads;
+    params.group = p.group_size();
+    params.q_len = p.q_len;
+    params.kv_len = p.kv_len;
+    params.head_dim = static_cast<int>(p.head_dim);
+    params.v_head_dim = static_cast<int>(p.v_head_dim);
+    params.scale_log2 = static_cast<float>(p.scale * 1.4426950408889634);
+    return params;
+  }
 };
 
 }  // namespace attnd::kernels::cuda::fused
