@@ -43,6 +43,15 @@ std::string Name(Variant v) { return std::string(VariantName(v)); }
 constexpr int64_t kCpuTileQ = 256;
 constexpr int64_t kCpuTileKv = 1024;
 
+// The GPU variants' query slice (sliced, chunked) before the budget and max_q_chunk bound it.
+// Every slice costs its own launches (scores GEMM, row kernel, values GEMM, per key tile; about
+// 25 us a slice on the H100: chunked at 1024-row slices ran 0.87x naive's single slice at
+// 2x5x4096x64 f16 and 0.89x at 1x32x4096x128 bf16, bench/RESULTS.md), so without a mask a slice
+// is as tall as the budget lets it be. Under a causal mask or a window, a slice of r rows also
+// computes the hidden half of its r x r diagonal block, a fraction r / Mq of the visible work:
+// there slices stay at kGpuMaskedSliceRows (1024: a quarter wasted at Mq 4096, 1/16 at 16384).
+constexpr int64_t kGpuMaskedSliceRows = 1024;
+
 // The largest chunk <= cap that splits `len` into equal parts (the last one at most 1 shorter).
 int64_t BalancedChunk(int64_t len, int64_t cap) {
   if (cap >= len) return len;
@@ -54,6 +63,12 @@ bool HasQueryChunks(Variant v) {
   return v == Variant::kSliced || v == Variant::kChunked || v == Variant::kCpuChunked;
 }
 bool HasKeyChunks(Variant v) { return v == Variant::kChunked || v == Variant::kCpuChunked; }
+
+// The tallest query slice the GPU variants start from (see kGpuMaskedSliceRows).
+int64_t GpuSliceRowCap(const AttentionProblem& p) {
+  const bool masked = p.causal != Causal::kNone || p.window_left >= 0 || p.window_right >= 0;
+  return masked ? kGpuMaskedSliceRows : p.q_len;
+}
 
 int64_t Product(std::initializer_list<int64_t> factors) {
   int64_t p = 1;
@@ -141,6 +156,8 @@ Chunks ChooseChunks(const AttentionProblem& p, Variant v, const Capabilities& ca
   if (v == Variant::kCpuChunked) {
     if (!q_fixed) c.q_chunk = BalancedChunk(p.q_len, std::min(c.q_chunk, kCpuTileQ));
     if (!kv_fixed) c.kv_chunk = BalancedChunk(p.kv_len, std::min(c.kv_chunk, kCpuTileKv));
+  } else if (!q_fixed) {
+    c.q_chunk = std::min(c.q_chunk, GpuSliceRowCap(p));
   }
   for (;;) {
     c.bytes = WorkspaceBytes(p, v, c.q_chunk, c.kv_chunk, threads);

@@ -26,7 +26,10 @@ struct PlannerConfig {
   int64_t kv_chunk_override = 0;
   int64_t min_q_chunk = 16;       // below these the budget is too small: RESOURCE_EXHAUSTED
   int64_t min_kv_chunk = 16;
-  int64_t max_q_chunk = 1024;     // larger tiles stop paying on the CPU
+  // The largest tiles. cpu_chunked starts from its own cache-sized tile below these; the GPU
+  // variants from these (query slices of masked problems from 1024 rows, see planner.cc). Key
+  // tiles above 4096 columns leave the row kernels' register-cached path (a second score read).
+  int64_t max_q_chunk = 8192;
   int64_t max_kv_chunk = 4096;
 };
 

@@ -221,11 +221,12 @@ TEST(PlannerTest, GpuSpeedOrder) {
   EXPECT_EQ(plan->q_chunk, 8192);
   EXPECT_EQ(plan->kv_chunk, 8192);
 
-  // 1 GiB: naive does not fit; sliced at q 1024 needs 8·1024·8192·4 = 256 MiB.
+  // 1 GiB: naive does not fit; sliced starts from the whole 8192 rows (no mask), halves to
+  // 4096 (1 GiB + the 256-byte pointers: just over) and fits at 2048: 8·2048·8192·4 = 512 MiB.
   plan = MakePlan(f32, no_fused, kGiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->variant, Variant::kSliced);
-  EXPECT_EQ(plan->q_chunk, 1024);
+  EXPECT_EQ(plan->q_chunk, 2048);
   EXPECT_EQ(plan->kv_chunk, 8192);
   EXPECT_TRUE(Contains(plan->reason, "full scores need 2 GiB > budget 1 GiB")) << plan->reason;
 
@@ -236,8 +237,9 @@ TEST(PlannerTest, GpuSpeedOrder) {
   EXPECT_EQ(plan->q_chunk, 256);
 
   // 1 MiB: sliced needs 4 MiB even at q 16; chunked (32·q·kv + 2112·q bytes + 256 for the GEMM
-  // pointers) shrinks from 1024×4096: kv 2048, kv 1024, q 512 (tie), kv 512, q 256, kv 256,
-  // q 128 (2 MiB + 264 KiB), kv 128: 524288 + 270336 + 256 = 794880 fits.
+  // pointers) shrinks from 8192×4096: q 4096, q 2048 (tie), kv 2048, q 1024 (tie), kv 1024,
+  // q 512, kv 512, q 256, kv 256, q 128 (1 MiB + 264 KiB), kv 128: 524288 + 270336 + 256 =
+  // 794880 fits.
   plan = MakePlan(f32, no_fused, kMiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->variant, Variant::kChunked);
@@ -311,6 +313,68 @@ TEST(PlannerTest, GpuSpeedOrder) {
   // Nothing fits a zero budget, not even the LSE.
   EXPECT_EQ(MakePlan(f16, all, 0, PlannerConfig()).status().code(),
             absl::StatusCode::kResourceExhausted);
+}
+
+// The GPU variants' query slices: as tall as the budget allows without a mask (each slice
+// costs its own launches); 1024 rows under a causal mask or a window, where a slice of r rows
+// also computes the hidden half of its r x r diagonal block; max_q_chunk bounds both.
+TEST(PlannerTest, GpuSliceHeight) {
+  const Capabilities cuda = FakeCuda({Variant::kSliced, Variant::kChunked});
+  PlannerConfig chunked;
+  chunked.forced_variant = Variant::kChunked;
+  PlannerConfig sliced;
+  sliced.forced_variant = Variant::kSliced;
+
+  // bf16 B=1 H=32 Mq=Mk=4096: chunked's whole 4096-row slice is 32·4096·4096·4 = 2 GiB of scores.
+  AttentionProblem p = Square(4096, DType::kBF16, 32);
+  absl::StatusOr<Plan> plan = MakePlan(p, cuda, 4 * kGiB, chunked);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 4096);
+  EXPECT_EQ(plan->kv_chunk, 4096);
+  plan = MakePlan(p, cuda, 4 * kGiB, sliced);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 4096);
+  // The budget still decides: under 1 GiB the slice halves to 2048 rows (1 GiB + state: over),
+  // then the now larger key tile to 2048 (512 MiB + 32·2048·(4 + 4 + 64·4) bytes of m, l, acc).
+  plan = MakePlan(p, cuda, kGiB, chunked);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 2048);
+  EXPECT_EQ(plan->kv_chunk, 2048);
+
+  for (Causal causal : {Causal::kTopLeft, Causal::kBottomRight}) {
+    AttentionProblem masked = p;
+    masked.causal = causal;
+    plan = MakePlan(masked, cuda, 4 * kGiB, chunked);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_EQ(plan->q_chunk, 1024) << CausalName(causal);
+    EXPECT_EQ(plan->kv_chunk, 4096);
+    plan = MakePlan(masked, cuda, 4 * kGiB, sliced);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_EQ(plan->q_chunk, 1024) << CausalName(causal);
+  }
+  AttentionProblem windowed = p;
+  windowed.window_left = 256;
+  plan = MakePlan(windowed, cuda, 4 * kGiB, chunked);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 1024);
+
+  // Longer than max_q_chunk (8192): the slice stops there; a smaller config bound wins; an
+  // override is taken as it is, mask or not.
+  AttentionProblem long_p = Square(20000, DType::kF16, 2);
+  plan = MakePlan(long_p, cuda, 16 * kGiB, chunked);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 8192);
+  PlannerConfig small = chunked;
+  small.max_q_chunk = 512;
+  plan = MakePlan(long_p, cuda, 16 * kGiB, small);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 512);
+  PlannerConfig overridden = chunked;
+  overridden.q_chunk_override = 3000;
+  long_p.causal = Causal::kTopLeft;
+  plan = MakePlan(long_p, cuda, 16 * kGiB, overridden);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 3000);
 }
 
 TEST(PlannerTest, SameInputsSamePlan) {
