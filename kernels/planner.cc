@@ -50,6 +50,8 @@ constexpr int64_t kCpuTileKv = 1024;
 // is as tall as the budget lets it be. Under a causal mask or a window, a slice of r rows also
 // computes the hidden half of its r x r diagonal block, a fraction r / Mq of the visible work:
 // there slices stay at kGpuMaskedSliceRows (1024: a quarter wasted at Mq 4096, 1/16 at 16384).
+// Slices run on Capabilities::threads CUDA lanes (kernels/cuda/workspace_layout.h), each lane
+// with its own workspace, so the budget is split between them.
 constexpr int64_t kGpuMaskedSliceRows = 1024;
 
 // The largest chunk <= cap that splits `len` into equal parts (the last one at most 1 shorter).
@@ -64,10 +66,12 @@ bool HasQueryChunks(Variant v) {
 }
 bool HasKeyChunks(Variant v) { return v == Variant::kChunked || v == Variant::kCpuChunked; }
 
-// The tallest query slice the GPU variants start from (see kGpuMaskedSliceRows).
-int64_t GpuSliceRowCap(const AttentionProblem& p) {
+// The tallest query slice the GPU variants start from (see kGpuMaskedSliceRows): without a mask
+// the rows split evenly over the `lanes` streams (one slice each), so that they overlap.
+int64_t GpuSliceRowCap(const AttentionProblem& p, int lanes) {
   const bool masked = p.causal != Causal::kNone || p.window_left >= 0 || p.window_right >= 0;
-  return masked ? kGpuMaskedSliceRows : p.q_len;
+  if (masked) return kGpuMaskedSliceRows;
+  return BalancedChunk(p.q_len, (p.q_len + lanes - 1) / std::max(1, lanes));
 }
 
 int64_t Product(std::initializer_list<int64_t> factors) {
@@ -148,7 +152,8 @@ Chunks ChooseChunks(const AttentionProblem& p, Variant v, const Capabilities& ca
   };
   const int64_t min_q = std::clamp<int64_t>(config.min_q_chunk, 1, p.q_len);
   const int64_t min_kv = std::clamp<int64_t>(config.min_kv_chunk, 1, p.kv_len);
-  const int threads = v == Variant::kCpuChunked ? std::max(1, caps.threads) : 1;
+  // cpu_chunked's worker threads, or the CUDA lanes (streams) of sliced and chunked.
+  const int threads = std::max(1, caps.threads);
 
   Chunks c;
   c.q_chunk = start(q_axis, config.q_chunk_override, config.max_q_chunk, p.q_len);
@@ -157,7 +162,7 @@ Chunks ChooseChunks(const AttentionProblem& p, Variant v, const Capabilities& ca
     if (!q_fixed) c.q_chunk = BalancedChunk(p.q_len, std::min(c.q_chunk, kCpuTileQ));
     if (!kv_fixed) c.kv_chunk = BalancedChunk(p.kv_len, std::min(c.kv_chunk, kCpuTileKv));
   } else if (!q_fixed) {
-    c.q_chunk = std::min(c.q_chunk, GpuSliceRowCap(p));
+    c.q_chunk = std::min(c.q_chunk, GpuSliceRowCap(p, threads));
   }
   for (;;) {
     c.bytes = WorkspaceBytes(p, v, c.q_chunk, c.kv_chunk, threads);
@@ -175,7 +180,15 @@ Chunks ChooseChunks(const AttentionProblem& p, Variant v, const Capabilities& ca
       break;
     }
   }
-  c.threads = v == Variant::kCpuChunked ? CpuThreadsUsed(p, c.q_chunk, threads) : 1;
+  c.threads = v == Variant::kCpuChunked ? CpuThreadsUsed(p, c.q_chunk, threads)
+                                         : cuda::CudaLanesUsed(p, v, c.q_chunk, threads);
+  if (!c.fits && caps.is_cuda && threads > 1) {
+    // A second lane doubles the workspace; it must never be why a request is refused.
+    Capabilities one_lane = caps;
+    one_lane.threads = 1;
+    const Chunks single = ChooseChunks(p, v, one_lane, budget, config);
+    if (single.fits) return single;
+  }
   return c;
 }
 
@@ -189,6 +202,9 @@ Plan MakePlanFrom(Variant v, const Chunks& c, std::string why) {
   plan.reason = absl::StrCat(Name(v), ": ", why, "; q_chunk ", c.q_chunk, " kv_chunk ", c.kv_chunk,
                              " use ", HumanBytes(c.bytes));
   if (v == Variant::kCpuChunked) absl::StrAppend(&plan.reason, " on ", c.threads, " threads");
+  if (c.threads > 1 && v != Variant::kCpuChunked) {
+    absl::StrAppend(&plan.reason, " on ", c.threads, " streams");
+  }
   return plan;
 }
 
@@ -218,8 +234,11 @@ int64_t WorkspaceBytes(const AttentionProblem& p, Variant variant, int64_t q_chu
     case Variant::kNaive:     // S [B, Hq, Mq, Mk] f32
     case Variant::kSliced:    // S [B, Hq, q_chunk, Mk]
     case Variant::kChunked:   // S [B, Hq, q_chunk, kv_chunk], m, l, acc [B, Hq, q_chunk, Dv]
-      // Each plus the GEMM pointer arrays, in 256-byte aligned pieces: the layout RunCuda carves.
-      return cuda::CudaWorkspaceLayout::For(p, variant, q_chunk, kv_chunk).bytes;
+      // Each plus the GEMM pointer arrays, in 256-byte aligned pieces, once per lane (`threads`
+      // lanes at most, one per query slice): the layout RunCuda carves.
+      return cuda::CudaWorkspaceLayout::For(p, variant, q_chunk, kv_chunk,
+                                            cuda::CudaLanesUsed(p, variant, q_chunk, threads))
+          .bytes;
     case Variant::kCudnn:
       return Product({p.batch, p.q_heads, p.q_len, 4});  // the LSE [B, Hq, Mq] f32
     case Variant::kFused:

@@ -3,11 +3,13 @@
 //
 //   attnd_gpu_bench [--iters 20] [--warmup 3] [--csv FILE]
 //                   [--variants naive,sliced,chunked,fused[,cudnn]] [--shapes all|quick]
-//                   [--only LABEL] [--q-chunk N] [--kv-chunk N]
+//                   [--only LABEL] [--q-chunk N] [--kv-chunk N] [--lanes N]
 //
 // --only runs the shapes whose label contains LABEL (`--only decode`: the two decode shapes,
 // Mq 1 with GQA 32/8); --q-chunk/--kv-chunk override the chunks of sliced and chunked (the
-// planner's otherwise), for tile-size sweeps.
+// planner's otherwise), for tile-size sweeps; --lanes N the streams sliced and chunked spread
+// their query slices over (default kCudaLanes, as the CUDA executor offers; 1 for the one-stream
+// baseline).
 // The variants default to naive, sliced, chunked and fused, and cudnn when built with cuDNN
 // (ATTND_WITH_CUDNN). cudnn goes through the same path as the others (MakePlan with it forced,
 // RunCuda), after CudnnSupports says yes; where cuDNN says no the line reads "refused: " and
@@ -41,6 +43,7 @@
 #include "absl/strings/str_split.h"
 #include "kernels/cuda/cuda_attention.h"
 #include "kernels/cuda/pipeline.h"
+#include "kernels/cuda/workspace_layout.h"
 #include "kernels/device_query.h"
 #include "kernels/dtype_convert.h"
 #include "kernels/planner.h"
@@ -214,6 +217,7 @@ struct Options {
   std::string only;          // run only the shapes whose label contains this
   int64_t q_chunk = 0;       // chunk overrides for sliced and chunked (0: the planner's)
   int64_t kv_chunk = 0;
+  int lanes = cuda::kCudaLanes;  // streams for sliced and chunked, as the CUDA executor offers
 };
 
 struct Result {
@@ -250,7 +254,7 @@ std::string OneLine(std::string s) {
 // does not offer to cuDNN) and the workspace is CudnnWorkspaceBytes, as the executor sets it.
 // A status message instead of a plan (returned as the error's message) for what does not run.
 absl::StatusOr<Plan> PlanVariant(const AttentionProblem& p, Variant v, int64_t budget,
-                                 int64_t q_chunk, int64_t kv_chunk,
+                                 int64_t q_chunk, int64_t kv_chunk, int lanes,
                                  const cuda::CudaContext& context) {
 #if defined(ATTND_WITH_CUDNN)
   if (v == Variant::kCudnn) {
@@ -267,6 +271,7 @@ absl::StatusOr<Plan> PlanVariant(const AttentionProblem& p, Variant v, int64_t b
   Capabilities caps;
   caps.is_cuda = true;
   caps.variants = cuda::CudaVariants();
+  caps.threads = lanes;
   PlannerConfig config;
   config.forced_variant = v;
   config.q_chunk_override = q_chunk;
@@ -297,7 +302,7 @@ absl::StatusOr<Result> RunVariant(const AttentionProblem& p, const AttentionTens
   Result r;
   const bool chunks = v == Variant::kSliced || v == Variant::kChunked;
   absl::StatusOr<Plan> plan =
-      PlanVariant(p, v, budget, chunks ? o.q_chunk : 0, chunks ? o.kv_chunk : 0, context);
+      PlanVariant(p, v, budget, chunks ? o.q_chunk : 0, chunks ? o.kv_chunk : 0, o.lanes, context);
   if (!plan.ok()) {
     r.status = OneLine(std::string(plan.status().message()));
     return r;
@@ -472,6 +477,8 @@ int main(int argc, char** argv) {
       o.q_chunk = std::max(0, std::atoi(argv[++i]));
     } else if (arg == "--kv-chunk" && has_value) {
       o.kv_chunk = std::max(0, std::atoi(argv[++i]));
+    } else if (arg == "--lanes" && has_value) {
+      o.lanes = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--variants" && has_value) {
       o.variants.clear();
       for (const std::string& name : std::vector<std::string>(absl::StrSplit(argv[++i], ','))) {
@@ -486,7 +493,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: %s [--iters N] [--warmup N] [--csv FILE] [--shapes all|quick] "
                    "[--variants naive,sliced,chunked,fused,cudnn] [--only LABEL] [--q-chunk N] "
-                   "[--kv-chunk N]\n",
+                   "[--kv-chunk N] [--lanes N]\n",
                    argv[0]);
       return 2;
     }

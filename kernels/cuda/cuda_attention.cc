@@ -29,24 +29,40 @@ namespace {
 // cuBLAS's workspace per context: NVIDIA recommends 32 MiB on Hopper.
 constexpr int64_t kCublasWorkspaceBytes = int64_t{32} << 20;
 
-absl::Status BuildContext(int device, CudaContext* c) {
-  c->device = device;
-  CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
+// A non-blocking stream with its own cuBLAS handle and cuBLAS workspace, stored as they are
+// made (so that a failure part-way leaves them for DestroyCudaContext).
+absl::Status BuildLane(void** stream_out, void** cublas_out, void** workspace_out) {
   cudaStream_t stream = nullptr;
   CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  c->stream = stream;
+  *stream_out = stream;
   cublasHandle_t cublas = nullptr;
   CUBLAS_RETURN_IF_ERROR(cublasCreate(&cublas));
-  c->cublas = cublas;
+  *cublas_out = cublas;
   // cublasSetStream resets the workspace to cuBLAS's default pool: set the stream first.
   CUBLAS_RETURN_IF_ERROR(cublasSetStream(cublas, stream));
   CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(
       cublas, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
                                         CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
-  CUDA_RETURN_IF_ERROR(cudaMalloc(&c->cublas_workspace, kCublasWorkspaceBytes));
-  c->cublas_workspace_bytes = kCublasWorkspaceBytes;
+  CUDA_RETURN_IF_ERROR(cudaMalloc(workspace_out, kCublasWorkspaceBytes));
   CUBLAS_RETURN_IF_ERROR(
-      cublasSetWorkspace(cublas, c->cublas_workspace, static_cast<size_t>(kCublasWorkspaceBytes)));
+      cublasSetWorkspace(cublas, *workspace_out, static_cast<size_t>(kCublasWorkspaceBytes)));
+  return absl::OkStatus();
+}
+
+absl::Status BuildContext(int device, CudaContext* c) {
+  c->device = device;
+  CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
+  if (absl::Status s = BuildLane(&c->stream, &c->cublas, &c->cublas_workspace); !s.ok()) return s;
+  c->cublas_workspace_bytes = kCublasWorkspaceBytes;
+  if (absl::Status s = BuildLane(&c->lane_stream, &c->lane_cublas, &c->lane_cublas_workspace);
+      !s.ok()) {
+    return s;
+  }
+  for (void** event : {&c->fork_event, &c->join_event}) {
+    cudaEvent_t e = nullptr;
+    CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    *event = e;
+  }
 #if defined(ATTND_WITH_CUDNN)
   // attnd_kernels_cudnn's handle, bound to the same stream (without cuDNN it stays null).
   if (absl::Status s = CreateCudnnHandle(c->stream, &c->cudnn); !s.ok()) return s;
@@ -71,8 +87,8 @@ absl::Status CheckTensors(const AttentionProblem& p, const AttentionTensors& t) 
   return absl::OkStatus();
 }
 
-absl::Status CheckPlan(const Plan& plan, const AttentionProblem& p, const void* workspace,
-                       int64_t workspace_bytes) {
+absl::Status CheckPlan(const Plan& plan, const AttentionProblem& p, int lanes,
+                       const void* workspace, int64_t workspace_bytes) {
   const bool q_axis = plan.variant == Variant::kSliced || plan.variant == Variant::kChunked;
   if (q_axis && plan.q_chunk < 1) {
     return absl::InvalidArgumentError(absl::StrCat("plan.q_chunk = ", plan.q_chunk,
@@ -84,12 +100,12 @@ absl::Status CheckPlan(const Plan& plan, const AttentionProblem& p, const void* 
         absl::StrCat("plan.kv_chunk = ", plan.kv_chunk, " must be positive for chunked"));
   }
   const int64_t needed =
-      CudaWorkspaceLayout::For(p, plan.variant, plan.q_chunk, plan.kv_chunk).bytes;
+      CudaWorkspaceLayout::For(p, plan.variant, plan.q_chunk, plan.kv_chunk, lanes).bytes;
   if (plan.workspace_bytes < needed) {
-    return absl::InvalidArgumentError(absl::StrCat("plan.workspace_bytes = ", plan.workspace_bytes,
-                                                   " but ", std::string(VariantName(plan.variant)),
-                                                   " at q_chunk ", plan.q_chunk, " kv_chunk ",
-                                                   plan.kv_chunk, " needs ", needed));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "plan.workspace_bytes = ", plan.workspace_bytes, " but ",
+        std::string(VariantName(plan.variant)), " at q_chunk ", plan.q_chunk, " kv_chunk ",
+        plan.kv_chunk, " on ", lanes, " lane", lanes == 1 ? "" : "s", " needs ", needed));
   }
   if (workspace_bytes < plan.workspace_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("workspace_bytes = ", workspace_bytes,
@@ -120,19 +136,24 @@ absl::Status CreateCudaContext(int device, CudaContext* context) {
 }
 
 void DestroyCudaContext(CudaContext* context) {
-  if (context->stream != nullptr) {
-    (void)cudaSetDevice(context->device);
-    (void)cudaStreamSynchronize(static_cast<cudaStream_t>(context->stream));
+  if (context->stream != nullptr) (void)cudaSetDevice(context->device);
+  for (void* stream : {context->stream, context->lane_stream}) {
+    if (stream != nullptr) (void)cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
   }
 #if defined(ATTND_WITH_CUDNN)
   DestroyCudnnHandle(context->cudnn);  // null is a no-op
 #endif
-  if (context->cublas != nullptr) {
-    (void)cublasDestroy(static_cast<cublasHandle_t>(context->cublas));
+  for (void* event : {context->fork_event, context->join_event}) {
+    if (event != nullptr) (void)cudaEventDestroy(static_cast<cudaEvent_t>(event));
   }
-  if (context->cublas_workspace != nullptr) (void)cudaFree(context->cublas_workspace);
-  if (context->stream != nullptr) {
-    (void)cudaStreamDestroy(static_cast<cudaStream_t>(context->stream));
+  for (void* cublas : {context->cublas, context->lane_cublas}) {
+    if (cublas != nullptr) (void)cublasDestroy(static_cast<cublasHandle_t>(cublas));
+  }
+  for (void* workspace : {context->cublas_workspace, context->lane_cublas_workspace}) {
+    if (workspace != nullptr) (void)cudaFree(workspace);
+  }
+  for (void* stream : {context->stream, context->lane_stream}) {
+    if (stream != nullptr) (void)cudaStreamDestroy(static_cast<cudaStream_t>(stream));
   }
   // Teardown errors are not the next call's: clear the (non-sticky) error state.
   (void)cudaGetLastError();
@@ -189,10 +210,32 @@ absl::Status RunCuda(const Plan& plan, const AttentionProblem& problem,
       return absl::InvalidArgumentError(absl::StrCat(
           "variant ", std::string(VariantName(plan.variant)), " is not a CUDA variant"));
   }
-  if (absl::Status s = CheckPlan(plan, problem, workspace, workspace_bytes); !s.ok()) return s;
-  CudaStepRunner runner(static_cast<cudaStream_t>(context.stream),
-                        static_cast<cublasHandle_t>(context.cublas));
-  return RunSteps(plan, problem, tensors, workspace, &runner);
+  const bool has_lane = context.lane_stream != nullptr && context.lane_cublas != nullptr &&
+                        context.fork_event != nullptr && context.join_event != nullptr;
+  const int lanes =
+      has_lane ? CudaLanesUsed(problem, plan.variant, plan.q_chunk, plan.threads) : 1;
+  if (absl::Status s = CheckPlan(plan, problem, lanes, workspace, workspace_bytes); !s.ok()) {
+    return s;
+  }
+  auto* main = static_cast<cudaStream_t>(context.stream);
+  CudaStepRunner main_runner(main, static_cast<cublasHandle_t>(context.cublas));
+  if (lanes == 1) {
+    StepRunner* runners[] = {&main_runner};
+    return RunSteps(plan, problem, tensors, workspace, runners);
+  }
+  auto* lane = static_cast<cudaStream_t>(context.lane_stream);
+  CudaStepRunner lane_runner(lane, static_cast<cublasHandle_t>(context.lane_cublas));
+  // Fork: the second lane starts after what the caller queued on `stream` (the inputs' copies).
+  auto* fork = static_cast<cudaEvent_t>(context.fork_event);
+  CUDA_RETURN_IF_ERROR(cudaEventRecord(fork, main));
+  CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(lane, fork, 0));
+  StepRunner* runners[] = {&main_runner, &lane_runner};
+  const absl::Status run = RunSteps(plan, problem, tensors, workspace, runners);
+  // Join, after a failure too: the caller frees the workspace in `stream`'s order.
+  auto* join = static_cast<cudaEvent_t>(context.join_event);
+  CUDA_RETURN_IF_ERROR(cudaEventRecord(join, lane));
+  CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(main, join, 0));
+  return run;
 }
 
 }  // namespace attnd::kernels::cuda

@@ -28,9 +28,18 @@ struct CudaContext {
   // CreateCudaContext so that no cuBLAS call allocates on the request path.
   void* cublas_workspace = nullptr;
   int64_t cublas_workspace_bytes = 0;
+  // The second lane of sliced and chunked runs (kCudaLanes, kernels/cuda/workspace_layout.h):
+  // its own stream, cuBLAS handle and cuBLAS workspace, and the two events that fork it from
+  // `stream` and join it back. Null in a context made without it.
+  void* lane_stream = nullptr;
+  void* lane_cublas = nullptr;
+  void* lane_cublas_workspace = nullptr;
+  void* fork_event = nullptr;
+  void* join_event = nullptr;
 };
 
-// Creates/destroys the handles of one context on `device` (a new non-blocking stream).
+// Creates/destroys the handles of one context on `device` (two new non-blocking streams, the
+// second for the second lane).
 // CreateCudaContext makes `device` the calling thread's current device (cuBLAS binds its handle
 // to it); on failure it releases what it made and leaves *context empty. The cuBLAS handle runs on
 // the stream with CUBLAS_DEFAULT_MATH and reduced-precision reductions disallowed (f32 GEMMs use
@@ -43,7 +52,10 @@ void DestroyCudaContext(CudaContext* context);
 // when linked): for kernels::Capabilities::variants.
 std::vector<Variant> CudaVariants();
 
-// Runs plan.variant (kNaive, kSliced, kChunked, kFused, kCudnn) on `tensors`. INVALID_ARGUMENT for a
+// Runs plan.variant (kNaive, kSliced, kChunked, kFused, kCudnn) on `tensors`. Sliced and chunked
+// plans of more than one lane (plan.threads) also use the context's second lane, forked from
+// `stream` at the start and joined back into it before returning, failure or not: what the
+// caller queues on `stream` afterwards (a copy-out, freeing the workspace) follows all of it. INVALID_ARGUMENT for a
 // variant that is not a CUDA one or a workspace smaller than the plan's; INTERNAL (naming the
 // call, file and line) for a CUDA, cuBLAS or cuDNN error. Does not synchronize `stream`.
 // Makes context.device current when it is not. kCudnn: UNIMPLEMENTED unless built with

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "kernels/cuda/steps.h"
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/mask.h"
@@ -203,36 +204,52 @@ KeyRange KeyBound(const AttentionProblem& p, int64_t q0, int64_t q1) {
 }
 
 absl::Status RunSteps(const Plan& plan, const AttentionProblem& p, const AttentionTensors& t,
-                      void* workspace, StepRunner* runner) {
+                      void* workspace, absl::Span<StepRunner* const> lanes) {
   if (plan.variant != Variant::kNaive && plan.variant != Variant::kSliced &&
       plan.variant != Variant::kChunked) {
     return absl::InvalidArgumentError(absl::StrCat("RunSteps runs naive, sliced and chunked, not ",
                                                    std::string(VariantName(plan.variant))));
   }
+  const int lane_count = static_cast<int>(lanes.size());
+  const int usable = CudaLanesUsed(p, plan.variant, plan.q_chunk, plan.threads);
+  if (lane_count < 1 || lane_count > usable) {
+    return absl::InvalidArgumentError(absl::StrCat("RunSteps got ", lane_count,
+                                                   " lanes; the plan (plan.threads = ",
+                                                   plan.threads, ") can use 1 to ", usable));
+  }
   const CudaWorkspaceLayout layout =
-      CudaWorkspaceLayout::For(p, plan.variant, plan.q_chunk, plan.kv_chunk);
-  unsigned char* ws = static_cast<unsigned char*>(workspace);
+      CudaWorkspaceLayout::For(p, plan.variant, plan.q_chunk, plan.kv_chunk, lane_count);
   const bool chunked = plan.variant == Variant::kChunked;
 
-  RunContext c;
-  c.p = &p;
-  c.t = &t;
-  c.strides = ProblemStrides::For(p);
-  c.mask.policy = MaskPolicy::FromProblem(p);
-  c.mask.kv_lengths = p.has_kv_lengths ? t.kv_lengths : nullptr;
-  c.mask.bias = p.has_bias ? t.bias : nullptr;
-  c.mask.bias_dtype = p.bias_dtype;
-  c.mask.bias_index = BiasIndex::For(p);
-  c.z = p.batch * p.q_heads;
-  c.pointers = reinterpret_cast<void**>(ws + layout.pointers);
-  c.scores = reinterpret_cast<float*>(ws + layout.scores);
-  c.row_max = chunked ? reinterpret_cast<float*>(ws + layout.row_max) : nullptr;
-  c.row_sum = chunked ? reinterpret_cast<float*>(ws + layout.row_sum) : nullptr;
-  c.acc = chunked ? reinterpret_cast<float*>(ws + layout.acc) : nullptr;
-  c.runner = runner;
+  RunContext base;
+  base.p = &p;
+  base.t = &t;
+  base.strides = ProblemStrides::For(p);
+  base.mask.policy = MaskPolicy::FromProblem(p);
+  base.mask.kv_lengths = p.has_kv_lengths ? t.kv_lengths : nullptr;
+  base.mask.bias = p.has_bias ? t.bias : nullptr;
+  base.mask.bias_dtype = p.bias_dtype;
+  base.mask.bias_index = BiasIndex::For(p);
+  base.z = p.batch * p.q_heads;
+  // Lane i: its runner and its share of the workspace.
+  auto lane_context = [&](int i) {
+    RunContext c = base;
+    unsigned char* ws = static_cast<unsigned char*>(workspace) + i * layout.lane_bytes;
+    c.pointers = reinterpret_cast<void**>(ws + layout.pointers);
+    c.scores = reinterpret_cast<float*>(ws + layout.scores);
+    c.row_max = chunked ? reinterpret_cast<float*>(ws + layout.row_max) : nullptr;
+    c.row_sum = chunked ? reinterpret_cast<float*>(ws + layout.row_sum) : nullptr;
+    c.acc = chunked ? reinterpret_cast<float*>(ws + layout.acc) : nullptr;
+    c.runner = lanes[static_cast<size_t>(i)];
+    return c;
+  };
 
+  // Slice n on lane n % lanes: the slices write disjoint output and LSE rows, and a lane's
+  // slices follow each other on its runner, so each lane's buffers serve one slice at a time.
   const int64_t slice = SliceRows(p, plan);
-  for (int64_t q0 = 0; q0 < p.q_len; q0 += slice) {
+  int64_t n = 0;
+  for (int64_t q0 = 0; q0 < p.q_len; q0 += slice, ++n) {
+    const RunContext c = lane_context(static_cast<int>(n % lane_count));
     const int64_t rows = std::min(slice, p.q_len - q0);
     const absl::Status s =
         chunked ? RunChunkedSlice(c, q0, rows, plan.kv_chunk) : RunSlice(c, q0, rows);

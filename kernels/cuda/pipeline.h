@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "kernels/cuda/steps.h"
 #include "kernels/mask.h"
 #include "kernels/planner.h"
@@ -36,11 +37,14 @@ class StepRunner {
 // length in [0, Mk] is used). Empty when no row of the slice can see a key.
 KeyRange KeyBound(const AttentionProblem& problem, int64_t q0, int64_t q1);
 
-// Runs plan.variant (kNaive, kSliced or kChunked) as steps on `runner`. The workspace is laid
-// out by CudaWorkspaceLayout (kernels/cuda/workspace_layout.h) and must hold its bytes; the
-// caller has checked the problem, the tensors and the plan's chunks.
+// Runs plan.variant (kNaive, kSliced or kChunked) as steps on `lanes`: query slice n on lane
+// n % lanes.size(), which must be between 1 and the plan's CudaLanesUsed. Lanes may run
+// concurrently (CUDA: one stream each); each uses its own share of the workspace, laid out by
+// CudaWorkspaceLayout (kernels/cuda/workspace_layout.h) for lanes.size() lanes, which must hold
+// its bytes. The caller has checked the problem, the tensors and the plan's chunks.
 absl::Status RunSteps(const Plan& plan, const AttentionProblem& problem,
-                      const AttentionTensors& tensors, void* workspace, StepRunner* runner);
+                      const AttentionTensors& tensors, void* workspace,
+                      absl::Span<StepRunner* const> lanes);
 
 // The bytes the chunked plan must move through device memory, for the benchmark's bound. Per key
 // tile of r query rows and c keys (Z = B·Hq, Zkv = B·Hkv, e = dtype bytes):

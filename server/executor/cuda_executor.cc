@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_attention.h"
+#include "kernels/cuda/workspace_layout.h"
 #include "kernels/device_query.h"
 #include "server/executor/block_layout.h"
 #include "server/executor/cuda_pipeline.h"
@@ -161,7 +162,7 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
   }
   executor->capabilities_.is_cuda = true;
   executor->capabilities_.variants = kernels::cuda::CudaVariants();
-  executor->capabilities_.threads = 1;
+  executor->capabilities_.threads = kernels::cuda::kCudaLanes;  // streams per sliced/chunked run
 
   int64_t free_bytes = 0;
   int64_t total_bytes = 0;

@@ -156,7 +156,7 @@ TEST_F(CudaApiTest, RefusesBadRuns) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 
   plan.variant = Variant::kNaive;
-  plan.workspace_bytes = cuda::CudaWorkspaceLayout::For(p_, Variant::kNaive, 8, 8).bytes;
+  plan.workspace_bytes = cuda::CudaWorkspaceLayout::For(p_, Variant::kNaive, 8, 8, 1).bytes;
   DeviceBuffer workspace;
   ASSERT_CUDA_OK(workspace.Allocate(static_cast<size_t>(plan.workspace_bytes)));
   s = cuda::RunCuda(plan, p_, t_, workspace.get(), plan.workspace_bytes - 1, context);

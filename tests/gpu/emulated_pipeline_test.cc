@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_attention.h"
 #include "kernels/cuda/cuda_runner.h"
@@ -138,8 +139,15 @@ TEST(WorkspaceLayoutTest, PlannerCountsWhatRunCudaCarves) {
   p.v_head_dim = 33;
   for (Variant v : {Variant::kNaive, Variant::kSliced, Variant::kChunked}) {
     for (auto [q, kv] : {std::pair<int64_t, int64_t>{300, 500}, {17, 29}, {1, 1}}) {
-      const CudaWorkspaceLayout l = CudaWorkspaceLayout::For(p, v, q, kv);
+      const CudaWorkspaceLayout l = CudaWorkspaceLayout::For(p, v, q, kv, 1);
       EXPECT_EQ(WorkspaceBytes(p, v, q, kv, 1), l.bytes);
+      EXPECT_EQ(l.bytes, l.lane_bytes);
+      // Two lanes where there are two query slices (not naive, not q 300 of Mq 300): twice.
+      const int lanes = cuda::CudaLanesUsed(p, v, q, 2);
+      EXPECT_EQ(lanes, v != Variant::kNaive && q < 300 ? 2 : 1);
+      const CudaWorkspaceLayout two = CudaWorkspaceLayout::For(p, v, q, kv, lanes);
+      EXPECT_EQ(WorkspaceBytes(p, v, q, kv, 2), two.bytes);
+      EXPECT_EQ(two.bytes, lanes * l.bytes);
       for (int64_t offset : {l.pointers, l.scores, l.row_max, l.row_sum, l.acc, l.bytes}) {
         EXPECT_EQ(offset % 256, 0);
       }
@@ -156,7 +164,7 @@ TEST(WorkspaceLayoutTest, PlannerCountsWhatRunCudaCarves) {
       }
     }
   }
-  EXPECT_EQ(CudaWorkspaceLayout::For(p, Variant::kCudnn, 1, 1).bytes, 0);
+  EXPECT_EQ(CudaWorkspaceLayout::For(p, Variant::kCudnn, 1, 1, 1).bytes, 0);
 }
 
 // Worked example of the chunked bound: B=1, Hq=Hkv=1, Mq=2, Mk=3, D=Dv=4, f16, one slice and
@@ -198,8 +206,14 @@ TEST_P(EmulatedPipelineTest, EveryVariantMatchesReference) {
       // NaN everywhere: reading a score, P or accumulator that was not written first shows.
       std::vector<unsigned char> storage(static_cast<size_t>(plan->workspace_bytes) + 256, 0xFF);
       void* workspace = storage.data() + (256 - reinterpret_cast<uintptr_t>(storage.data()) % 256);
-      cuda::testing::EmulatedRunner runner(streamed);
-      const absl::Status s = cuda::RunSteps(*plan, p, got.View(), workspace, &runner);
+      // One emulated runner per lane the plan uses, each with its share of the NaN workspace.
+      cuda::testing::EmulatedRunner first(streamed);
+      cuda::testing::EmulatedRunner second(streamed);
+      cuda::StepRunner* all[] = {&first, &second};
+      const int lanes = cuda::CudaLanesUsed(p, plan->variant, plan->q_chunk, plan->threads);
+      ASSERT_LE(lanes, 2);
+      const absl::Status s = cuda::RunSteps(*plan, p, got.View(), workspace,
+                                            absl::MakeConstSpan(all, static_cast<size_t>(lanes)));
       ASSERT_TRUE(s.ok()) << s;
       EXPECT_EQ(testing::CompareWithReference(p, got, reference), "")
           << p.DebugString() << "\nplan: " << plan->reason;

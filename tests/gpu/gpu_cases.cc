@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/workspace_layout.h"
 #include "kernels/cpu_attention.h"
 #include "kernels/dtype_convert.h"
 #include "kernels/planner.h"
@@ -249,6 +250,7 @@ absl::StatusOr<Plan> PlanFor(const AttentionProblem& p, const VariantRun& run) {
   Capabilities caps;
   caps.is_cuda = true;
   caps.variants = {Variant::kNaive, Variant::kSliced, Variant::kChunked, Variant::kFused};
+  caps.threads = cuda::kCudaLanes;  // as the CUDA executor offers: slices spread over two lanes
   PlannerConfig config;
   config.forced_variant = run.variant;
   config.q_chunk_override = run.q_chunk;

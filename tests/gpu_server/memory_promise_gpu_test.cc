@@ -21,6 +21,7 @@
 #include "client/client.h"
 #include "client/tensor_gen.h"
 #include "gtest/gtest.h"
+#include "kernels/cuda/workspace_layout.h"
 #include "kernels/device_query.h"
 #include "kernels/planner.h"
 #include "tests/common/reference_check.h"
@@ -140,6 +141,7 @@ kernels::Plan ChunkedPlanAtFullPool(const v1::AttendRequest& request) {
   kernels::Capabilities caps;
   caps.is_cuda = true;
   caps.variants = {kernels::Variant::kChunked};
+  caps.threads = kernels::cuda::kCudaLanes;  // as the CUDA executor offers
   kernels::PlannerConfig config;
   config.max_q_chunk = kSeq;
   config.max_kv_chunk = kSeq;

@@ -358,6 +358,41 @@ TEST(PlannerTest, GpuSliceHeight) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->q_chunk, 1024);
 
+  // Two lanes, as the CUDA executor offers (kCudaLanes): the unmasked rows split into one slice
+  // per lane, each lane with its own buffers, so the two 2048-row slices take what one 4096-row
+  // slice took. Masked, the 1024-row slices alternate between the lanes.
+  Capabilities two_lanes = cuda;
+  two_lanes.threads = 2;
+  plan = MakePlan(p, two_lanes, 4 * kGiB, chunked);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 2048);
+  EXPECT_EQ(plan->kv_chunk, 4096);
+  EXPECT_EQ(plan->threads, 2);
+  EXPECT_EQ(plan->workspace_bytes, 2 * WorkspaceBytes(p, Variant::kChunked, 2048, 4096, 1));
+  EXPECT_TRUE(Contains(plan->reason, "on 2 streams")) << plan->reason;
+  AttentionProblem causal = p;
+  causal.causal = Causal::kTopLeft;
+  plan = MakePlan(causal, two_lanes, 4 * kGiB, sliced);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->q_chunk, 1024);
+  EXPECT_EQ(plan->threads, 2);
+  // One query row: one slice, one lane.
+  AttentionProblem one_row = p;
+  one_row.q_len = 1;
+  plan = MakePlan(one_row, two_lanes, 4 * kGiB, chunked);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->threads, 1);
+  // A budget that holds one lane at the minimum chunks but not two: one lane, not a refusal.
+  const int64_t one_lane_min = WorkspaceBytes(p, Variant::kChunked, 16, 16, 1);
+  plan = MakePlan(p, two_lanes, one_lane_min, chunked);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->threads, 1);
+  EXPECT_EQ(plan->q_chunk, 16);
+  EXPECT_EQ(plan->kv_chunk, 16);
+  EXPECT_EQ(plan->workspace_bytes, one_lane_min);
+  EXPECT_EQ(MakePlan(p, two_lanes, one_lane_min - 1, chunked).status().code(),
+            absl::StatusCode::kResourceExhausted);
+
   // Longer than max_q_chunk (8192): the slice stops there; a smaller config bound wins; an
   // override is taken as it is, mask or not.
   AttentionProblem long_p = Square(20000, DType::kF16, 2);
