@@ -52,10 +52,10 @@ TEST(DrainTest, SigtermFinishesInFlightRequestAndExitsZero) {
   in_flight.join();
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_TRUE(MatchesReference(request, *response));
-  absl::StatusOr<int> exit_code = (*server)->WaitForExit(absl::Seconds(30));
+  absl::StatusOr<int> exit_code = (*server)->WaitForExit(absl::Seconds(30) * kSanitizerSlowdown);
   ASSERT_TRUE(exit_code.ok()) << (*server)->Log();
   EXPECT_EQ(*exit_code, 0) << (*server)->Log();
-  EXPECT_LT(absl::Now() - sent, absl::Seconds(30));
+  EXPECT_LT(absl::Now() - sent, absl::Seconds(30) * kSanitizerSlowdown);
   EXPECT_NE((*server)->Log().find("drain"), std::string::npos) << (*server)->Log();
 }
 
