@@ -67,11 +67,10 @@ bool HasQueryChunks(Variant v) {
 bool HasKeyChunks(Variant v) { return v == Variant::kChunked || v == Variant::kCpuChunked; }
 
 // The tallest query slice the GPU variants start from (see kGpuMaskedSliceRows): without a mask
-// the rows split evenly over the `lanes` streams (one slice each), so that they overlap.
+// the rows split evenly over the `lanes` (>= 1) streams, one slice each, so that they overlap.
 int64_t GpuSliceRowCap(const AttentionProblem& p, int lanes) {
   const bool masked = p.causal != Causal::kNone || p.window_left >= 0 || p.window_right >= 0;
-  if (masked) return kGpuMaskedSliceRows;
-  return BalancedChunk(p.q_len, (p.q_len + lanes - 1) / std::max(1, lanes));
+  return masked ? kGpuMaskedSliceRows : (p.q_len + lanes - 1) / lanes;
 }
 
 int64_t Product(std::initializer_list<int64_t> factors) {

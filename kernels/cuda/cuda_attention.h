@@ -55,9 +55,10 @@ std::vector<Variant> CudaVariants();
 // Runs plan.variant (kNaive, kSliced, kChunked, kFused, kCudnn) on `tensors`. Sliced and chunked
 // plans of more than one lane (plan.threads) also use the context's second lane, forked from
 // `stream` at the start and joined back into it before returning, failure or not: what the
-// caller queues on `stream` afterwards (a copy-out, freeing the workspace) follows all of it. INVALID_ARGUMENT for a
-// variant that is not a CUDA one or a workspace smaller than the plan's; INTERNAL (naming the
-// call, file and line) for a CUDA, cuBLAS or cuDNN error. Does not synchronize `stream`.
+// caller queues on `stream` afterwards (a copy-out, freeing the workspace) follows all of it.
+// INVALID_ARGUMENT for a variant that is not a CUDA one or a workspace smaller than the plan's;
+// INTERNAL (naming the call, file and line) for a CUDA, cuBLAS or cuDNN error. Does not
+// synchronize `stream`.
 // Makes context.device current when it is not. kCudnn: UNIMPLEMENTED unless built with
 // attnd_kernels_cudnn (ATTND_WITH_CUDNN). kv_lengths outside [0, Mk] (on the device, so not
 // checked here) are clamped into it.

@@ -48,8 +48,7 @@ struct CudaWorkspaceLayout {
   int64_t row_sum = 0;   // f32 [Z, q_chunk]: running sum l (chunked)
   int64_t acc = 0;       // f32 [Z, q_chunk, Dv]: unnormalised output (chunked)
   int64_t lane_bytes = 0;  // one lane's buffers
-  int lanes = 1;
-  int64_t bytes = 0;     // the whole workspace: lanes · lane_bytes
+  int64_t bytes = 0;       // the whole workspace: lanes · lane_bytes
 
   // rows × cols of the score buffer: naive Mq × Mk, sliced q_chunk × Mk, chunked
   // q_chunk × kv_chunk. `lanes`: what CudaLanesUsed gives (1 for naive). Other variants: all
@@ -90,8 +89,7 @@ struct CudaWorkspaceLayout {
     l.acc =
         take(chunked ? SaturatingMul(SaturatingMul(SaturatingMul(z, rows), p.v_head_dim), 4) : 0);
     l.lane_bytes = at;
-    l.lanes = lanes < 1 ? 1 : lanes;
-    l.bytes = SaturatingMul(at, l.lanes);
+    l.bytes = SaturatingMul(at, lanes < 1 ? 1 : lanes);
     return l;
   }
 };
