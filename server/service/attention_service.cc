@@ -119,7 +119,10 @@ class AttendReactor final : public grpc::ServerUnaryReactor {
   }
 
   void OnCancel() override { cancelled_->store(true, std::memory_order_release); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    service_->unary_calls.Exit();
+    delete this;
+  }
 
  private:
   void Answer(scheduler::AttendResult result) {
@@ -146,6 +149,12 @@ grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* 
                                                    v1::AttendResponse* response) {
   if (absl::Status status = Authenticate(service_, *context, "Attend"); !status.ok()) {
     return Refuse(context, status);
+  }
+  if (!service_->unary_calls.Enter()) {
+    const absl::Status draining =
+        absl::UnavailableError("the server is draining; send this request to another replica");
+    ReportAnswer(service_, "Attend", request->request_id(), draining, absl::Now());
+    return Refuse(context, draining);
   }
   auto* reactor = new AttendReactor(service_, request, response);
   reactor->Start(absl::FromChrono(context->deadline()));

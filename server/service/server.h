@@ -51,9 +51,11 @@ class Server {
   const security::TlsSummary& tls() const { return tls_; }  // mode "off", "tls" or "mutual"
   int auth_tokens() const { return tokens_ ? tokens_->size() : 0; }  // 0: tokens are off
 
-  // Health goes NOT_SERVING; open streams stop taking new requests; no new calls are accepted;
-  // in-flight and queued requests finish; then gRPC shuts down. Calls still open at
-  // now + timeout are cancelled. True when everything finished within `timeout`. Idempotent.
+  // Health goes NOT_SERVING; new Attend calls are refused UNAVAILABLE ("draining") and open
+  // streams stop taking new requests; in-flight and queued requests finish and their answers
+  // are written while the connections are still up; clients get a moment to read them; then
+  // gRPC shuts down. Calls still open at now + timeout are cancelled. True when everything
+  // finished within `timeout`. Idempotent.
   bool Drain(absl::Duration timeout);
 
   // After a fatal device error (executor/fatal_device_error.h): health NOT_SERVING at once.

@@ -39,6 +39,28 @@ int StreamRegistry::size() const {
   return static_cast<int>(streams_.size());
 }
 
+bool UnaryCallGate::Enter() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return false;
+  ++open_;
+  return true;
+}
+
+void UnaryCallGate::Exit() {
+  absl::MutexLock lock(&mu_);
+  --open_;
+}
+
+void UnaryCallGate::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+int UnaryCallGate::open() const {
+  absl::MutexLock lock(&mu_);
+  return open_;
+}
+
 void ReportAnswer(ServiceContext* service, std::string_view method, const std::string& request_id,
                   const absl::Status& status, absl::Time start) {
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);

@@ -41,6 +41,22 @@ class StreamRegistry {
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// The unary Attend calls that are open. A drain closes the gate (later calls are refused
+// UNAVAILABLE) and waits for the open ones to be answered while their connections are still up.
+class UnaryCallGate {
+ public:
+  // False once the gate is closed: the caller refuses the call instead of starting it.
+  bool Enter();
+  void Exit();  // once per successful Enter, when the call is done (its reactor's OnDone)
+  void Close();
+  int open() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  int open_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 struct ServiceContext {
   kernels::ProblemLimits limits;
   // A request whose answer would not fit in one gRPC message is refused before it is queued.
@@ -57,6 +73,7 @@ struct ServiceContext {
   // server.health_listen port.
   bool tls_only = false;
   StreamRegistry streams;
+  UnaryCallGate unary_calls;
 };
 
 // Decodes and validates `request`, then hands it to the scheduler. `done` is called exactly

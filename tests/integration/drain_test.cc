@@ -50,7 +50,7 @@ TEST(DrainTest, SigtermFinishesInFlightRequestAndExitsZero) {
   EXPECT_TRUE(saw_not_serving);
 
   in_flight.join();
-  ASSERT_TRUE(response.ok()) << response.status();
+  ASSERT_TRUE(response.ok()) << response.status() << "\nserver log:\n" << (*server)->Log();
   EXPECT_TRUE(MatchesReference(request, *response));
   absl::StatusOr<int> exit_code = (*server)->WaitForExit(absl::Seconds(30) * kSanitizerSlowdown);
   ASSERT_TRUE(exit_code.ok()) << (*server)->Log();

@@ -215,6 +215,38 @@ TEST(ServerTest, DrainLetsTheRequestInFlightFinish) {
   EXPECT_TRUE(test->server->Drain(absl::Seconds(1)));  // idempotent
 }
 
+TEST(ServerTest, DrainRefusesNewCallsUnavailableWhileTheOpenOneFinishes) {
+  auto test = StartTestServer();
+  ASSERT_NE(test, nullptr);
+  const v1::AttendRequest request = SlowRequest(17, "in-flight");
+  v1::AttendResponse response;
+  grpc::Status status;
+  std::thread call([&] { status = Attend(*test, request, &response); });
+  while (test->registry.Render().find("attnd_inflight_requests 1") == std::string::npos &&
+         test->registry.Render().find("attnd_plans_total{variant=\"reference\"} 1") ==
+             std::string::npos) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  bool clean = false;
+  std::thread drain([&] { clean = test->server->Drain(absl::Seconds(30)); });
+  // Until the drain begins a new call is answered; from then on the server still listens (the
+  // open call is being answered) but refuses new work, by name, so a client retries elsewhere.
+  grpc::Status refused;
+  for (int i = 0; i < 1000 && refused.ok(); ++i) {
+    v1::AttendResponse small;
+    refused = Attend(*test, MakeRequest(SmallSpec(), 18, "new"), &small);
+  }
+  drain.join();
+  call.join();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), HasSubstr("draining"));
+  EXPECT_TRUE(clean);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.request_id(), "in-flight");
+  const std::string refused_count = "attnd_requests_total{method=\"Attend\",code=\"UNAVAILABLE\"} 1";
+  EXPECT_NE(test->registry.Render().find(refused_count), std::string::npos) << refused_count;
+}
+
 TEST(ServerTest, ExpiredDeadlineIsDeadlineExceededAndNeverPlanned) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
