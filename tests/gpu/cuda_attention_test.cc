@@ -118,6 +118,11 @@ INSTANTIATE_TEST_SUITE_P(FusedDims, CudaAttentionTest,
                            return testing::CaseName(info.param);
                          });
 
+INSTANTIATE_TEST_SUITE_P(BiasTiles, CudaAttentionTest, ::testing::ValuesIn(testing::BiasTileCases()),
+                         [](const ::testing::TestParamInfo<GpuCase>& info) {
+                           return testing::CaseName(info.param);
+                         });
+
 // The API's refusals, and what it offers.
 class CudaApiTest : public ::testing::Test {
  protected:

@@ -235,6 +235,74 @@ std::vector<GpuCase> MakeMatrix(const MatrixSizes& s) {
   return cases;
 }
 
+std::vector<GpuCase> BiasTileCases() {
+  std::vector<GpuCase> cases;
+  const DType k16[] = {DType::kF16, DType::kBF16};
+  for (DType dtype : k16) {
+    // Every broadcast at each tile shape (D 64: 64-key blocks; 128: 32 keys, two m-tiles; 256:
+    // one m-tile), on rows whose bytes are multiples of 16 (Mk 160).
+    for (int64_t d : {64, 128, 256}) {
+      const int64_t shapes[][4] = {{2, 2, 130, 160}, {1, 2, 130, 160}, {2, 1, 1, 160},
+                                   {1, 1, 130, 1}};
+      const DType bias_dtypes[] = {DType::kF32, DType::kBF16, DType::kF16, DType::kBF16};
+      for (int i = 0; i < 4; ++i) {
+        GpuCase c = Base(dtype, 2, 130, 160, 2, 2, d, d);
+        SetBias(&c, bias_dtypes[i], shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
+        cases.push_back(c);
+      }
+    }
+    // Rows that start anywhere in a 16-byte piece: an odd Mk, in every bias dtype, over several
+    // blocks and CTAs; the tensor's last piece is partial.
+    for (DType bias_dtype : kDTypes) {
+      GpuCase c = Base(dtype, 2, 200, 157, 2, 2, 128, 128);
+      SetBias(&c, bias_dtype, 2, 2, 200, 157);
+      cases.push_back(c);
+    }
+    // A window moves each CTA's first key off a multiple of 8; with causal bottom-right.
+    {
+      GpuCase c = Base(dtype, 1, 300, 300, 2, 2, 128, 128);
+      c.problem.window_left = 37;
+      c.problem.causal = Causal::kBottomRight;
+      SetBias(&c, DType::kF32, 1, 2, 300, 300);
+      cases.push_back(c);
+    }
+    // kv_lengths (an element of 45 keys) with causal top-left.
+    {
+      GpuCase c = Base(dtype, 2, 130, 160, 2, 2, 128, 128);
+      c.problem.has_kv_lengths = true;
+      c.kv_lengths = {160, 45};
+      c.problem.causal = Causal::kTopLeft;
+      SetBias(&c, dtype, 2, 2, 130, 160);
+      cases.push_back(c);
+    }
+    // A row whose bias is -inf everywhere; a negative and a sharp scale (the accumulator starts
+    // at bias / scale); GQA in BHMK.
+    {
+      GpuCase c = Base(dtype, 2, 130, 160, 2, 2, 128, 128);
+      SetBias(&c, DType::kBF16, 1, 1, 130, 160);
+      c.neg_inf_bias_row = 5;
+      cases.push_back(c);
+      c = Base(dtype, 2, 130, 160, 2, 2, 64, 64);
+      SetBias(&c, DType::kF32, 2, 2, 130, 160);
+      c.problem.scale = -0.25;
+      cases.push_back(c);
+      c.problem.scale = 1.0;
+      cases.push_back(c);
+      c = Base(dtype, 1, 130, 160, 4, 2, 96, 96);
+      c.problem.layout = Layout::kBHMK;
+      SetBias(&c, DType::kF16, 1, 4, 130, 160);
+      cases.push_back(c);
+    }
+    // Many blocks and CTAs: a dense bias at D 128, 1000 × 1003.
+    {
+      GpuCase c = Base(dtype, 1, 1000, 1003, 2, 2, 128, 128);
+      SetBias(&c, dtype, 1, 2, 1000, 1003);
+      cases.push_back(c);
+    }
+  }
+  return cases;
+}
+
 std::vector<VariantRun> RunsFor(const GpuCase& c, const MatrixSizes& s) {
   const int64_t tile_q = c.q_chunk > 0 ? c.q_chunk : s.tile_q;
   const int64_t tile_kv = c.kv_chunk > 0 ? c.kv_chunk : s.tile_kv;

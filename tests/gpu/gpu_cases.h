@@ -41,6 +41,10 @@ MatrixSizes GpuSizes();
 MatrixSizes FusedSizes();
 MatrixSizes EmulationSizes();
 std::vector<GpuCase> MakeMatrix(const MatrixSizes& sizes);
+// f16 and bf16 cases for the fused kernel's bias tiles: every broadcast at each tile shape, rows
+// that start anywhere in a 16-byte piece (odd Mk, a window), kv_lengths, a -inf row, negative
+// and sharp scales, GQA, many blocks.
+std::vector<GpuCase> BiasTileCases();
 
 // One run of a case: a variant and its chunk overrides (0 = planner's choice). RunsFor gives
 // the cuBLAS variants' runs (the ones the CPU emulation also has); the GPU test adds fused where

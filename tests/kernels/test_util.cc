@@ -68,7 +68,8 @@ std::string CaseName(const ProblemCase& c) {
   }
   if (c.neg_inf_bias_row >= 0) absl::StrAppend(&name, "_neginfrow", c.neg_inf_bias_row);
   if (p.scale != 1.0 / std::sqrt(static_cast<double>(p.head_dim))) {
-    absl::StrAppend(&name, "_scale", static_cast<int>(p.scale * 100));
+    absl::StrAppend(&name, p.scale < 0 ? "_scaleneg" : "_scale",
+                    static_cast<int>(std::abs(p.scale) * 100));
   }
   if (p.return_lse) absl::StrAppend(&name, "_lse");
   if (c.q_chunk > 0 || c.kv_chunk > 0) absl::StrAppend(&name, "_q", c.q_chunk, "kv", c.kv_chunk);

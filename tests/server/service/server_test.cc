@@ -243,7 +243,8 @@ TEST(ServerTest, DrainRefusesNewCallsUnavailableWhileTheOpenOneFinishes) {
   EXPECT_TRUE(clean);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.request_id(), "in-flight");
-  const std::string refused_count = "attnd_requests_total{method=\"Attend\",code=\"UNAVAILABLE\"} 1";
+  const std::string refused_count =
+      "attnd_requests_total{method=\"Attend\",code=\"UNAVAILABLE\"} 1";
   EXPECT_NE(test->registry.Render().find(refused_count), std::string::npos) << refused_count;
 }
 
