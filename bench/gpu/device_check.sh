@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything the GPU kernels need shown on the GPU machine, in one command: the GPU test suite
 # (attnd_gpu_test, and attnd_cudnn_test when BIN_DIR has it), the kernel benchmark against
-# PyTorch's SDPA backends, then compute-sanitizer memcheck on a representative subset with the
-# time left. Logs and CSVs go to OUT_DIR.
+# PyTorch's SDPA backends, then compute-sanitizer memcheck on a representative subset and
+# racecheck on the fused kernels with the time left. Logs and CSVs go to OUT_DIR.
 #
 #   bench/gpu/device_check.sh BIN_DIR OUT_DIR [SECONDS]
 #
@@ -75,6 +75,19 @@ if [ "$(left)" -gt 20 ]; then
     "$bin/attnd_gpu_test" --gtest_filter="$memcheck_filter" >"$out/memcheck.log" 2>&1
   echo "compute-sanitizer exit $?" | tee -a "$out/memcheck.log"
   grep -E "ERROR SUMMARY|tests? from .* ran|PASSED|FAILED" "$out/memcheck.log" | tail -5
+fi
+
+# racecheck (shared-memory hazards between a CTA's threads) on attnd's own kernels only: the
+# fused kernel's pipelined K, V and bias tiles, and the split-KV path's ring and warp merge.
+racecheck_filter='BiasTiles/CudaAttentionTest.*D128*:FusedDims/CudaAttentionTest.*Mq129_Mk129*'
+racecheck_filter+=':Decode/FusedDecodeTest.*'
+if [ "$(left)" -gt 20 ]; then
+  echo "== racecheck on the fused kernels ($(left) s left)"
+  timeout "$(cap 60)" compute-sanitizer --tool racecheck \
+    --kernel-name kns=Fused --error-exitcode 9 \
+    "$bin/attnd_gpu_test" --gtest_filter="$racecheck_filter" >"$out/racecheck.log" 2>&1
+  echo "compute-sanitizer racecheck exit $?" | tee -a "$out/racecheck.log"
+  grep -E "RACECHECK SUMMARY|tests? from .* ran|PASSED|FAILED" "$out/racecheck.log" | tail -5
 fi
 
 if [ -n "${DEBS:-}" ] && [ "$(left)" -gt 30 ]; then
