@@ -26,6 +26,10 @@ std::string FusedRefusal(const AttentionProblem& p) {
     return absl::StrCat("fused takes head dims up to ", kFusedMaxHeadDim, " (D ", p.head_dim,
                         ", Dv ", p.v_head_dim, ")");
   }
+  // The 16-bit kernel starts each score's accumulator at bias / scale.
+  if (p.has_bias && std::abs(p.scale) < 0x1p-20) {
+    return absl::StrCat("fused takes a bias only with |scale| >= 2^-20 (scale ", p.scale, ")");
+  }
   constexpr int64_t kMaxLen = (int64_t{1} << 31) - 1;  // key and row positions are 32-bit
   if (p.q_len > kMaxLen || p.kv_len > kMaxLen) {
     return "fused takes sequences of at most 2^31 - 1 rows";

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
@@ -43,6 +44,21 @@ TEST(FusedSupportTest, PaddedDims) {
 }
 
 // The tile's shared memory: (16 + 2 · 3 · block_n) rows of (dim + 8) 16-bit elements.
+TEST(FusedSupportTest, ABiasNeedsAScaleOfAtLeastTwoToTheMinus20) {
+  // The 16-bit kernel starts each score's accumulator at bias / scale.
+  AttentionProblem p = Decode(1, 2, 2, 64, 64);
+  p.has_bias = true;
+  p.bias_dtype = DType::kBF16;
+  p.bias_shape[3] = 64;
+  EXPECT_EQ(FusedRefusal(p), "");
+  p.scale = -0x1p-20;
+  EXPECT_EQ(FusedRefusal(p), "");
+  p.scale = 0x1p-21;
+  EXPECT_NE(FusedRefusal(p).find("|scale| >= 2^-20"), std::string::npos) << FusedRefusal(p);
+  p.has_bias = false;  // without a bias any scale is taken
+  EXPECT_EQ(FusedRefusal(p), "");
+}
+
 TEST(FusedSupportTest, SplitTile) {
   using fused_split::SplitKvCtasPerSm;
   using fused_split::SplitKvTileFor;

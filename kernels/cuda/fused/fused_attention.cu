@@ -30,10 +30,10 @@ using fused::TileShape;
 
 // The padded head dims instantiated are ATTND_FUSED_DIMS (kernels/fused_support.h); a problem
 // runs on the first that holds max(D, Dv). Each has its own tile (ShapeFor), 4 warps: up to 128,
-// two m-tiles per warp (128 query rows) and 64 keys per block up to D 64, 32 above (S and O:
-// 2·8·4 + 2·16·4 = 160 floats at D 128); above 128, one m-tile per warp (64 rows) and 64 keys,
-// so that O fits the registers (D 256: 128 floats) and two CTAs fit an SM's shared memory
-// (D 256: 3 × 64 × 264 × 2 bytes = 99 KiB each).
+// two m-tiles per warp (128 query rows); above 128, one m-tile per warp (64 rows), so that O
+// fits the registers (D 256: 128 floats). 64 keys per block up to D 64, 32 above (S and O at
+// D 128: 2·4·4 + 2·16·4 = 160 floats). Two CTAs fit an SM's shared memory with a bias's two
+// tiles too (the most, D 64 with an f32 bias: 36 KiB of Q, K and V and 72 KiB of bias each).
 template <int kDim>
 using ShapeFor = TileShape<kDim, 4, (kDim <= 128 ? 2 : 1), (kDim <= 64 ? 64 : 32)>;
 
@@ -41,19 +41,21 @@ template <class T, int kDim>
 absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaStream_t stream) {
   using Shape = ShapeFor<kDim>;
   auto* kernel = &fused::FusedForwardKernel<T, Shape>;
-  constexpr int kSmem = Shape::template SmemBytes<T>();
+  const int smem_bytes =
+      p.has_bias ? Shape::template SmemBytesWithBias<T>(static_cast<int>(DTypeSize(p.bias_dtype)))
+                 : Shape::template SmemBytes<T>();
   // Above 48 KiB of dynamic shared memory a kernel must opt in, on each device: every launch
   // sets it (a host-side attribute write, no device work).
   const cudaError_t opt_in =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
   if (opt_in != cudaSuccess) {
-    return absl::InternalError(absl::StrCat("fused kernel (dim ", kDim, ") shared memory ", kSmem,
-                                            " bytes: ", cudaGetErrorString(opt_in)));
+    return absl::InternalError(absl::StrCat("fused kernel (dim ", kDim, ") shared memory ",
+                                            smem_bytes, " bytes: ", cudaGetErrorString(opt_in)));
   }
   const int64_t m_blocks = (p.q_len + Shape::kBlockM - 1) / Shape::kBlockM;
   const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
                   static_cast<unsigned>(p.batch));
-  kernel<<<grid, Shape::kThreads, kSmem, stream>>>(params);
+  kernel<<<grid, Shape::kThreads, smem_bytes, stream>>>(params);
   if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
     return absl::InternalError(absl::StrCat("fused kernel launch (dim ", kDim, ", grid ", m_blocks,
                                             "x", p.q_heads, "x", p.batch,
@@ -78,15 +80,15 @@ bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 }  // namespace
 
-
 absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void* workspace,
                       int64_t workspace_bytes, void* stream) {
   if (p.dtype == DType::kF32) return RunFusedF32(p, t, stream);  // its own kernel and checks
   if (const std::string why = FusedRefusal(p); !why.empty()) {
     return absl::InvalidArgumentError(why);
   }
-  if (!Aligned16(t.q) || !Aligned16(t.k) || !Aligned16(t.v) || !Aligned16(t.out)) {
-    return absl::InvalidArgumentError("fused needs q, k, v and out 16-byte aligned");
+  if (!Aligned16(t.q) || !Aligned16(t.k) || !Aligned16(t.v) || !Aligned16(t.out) ||
+      (p.has_bias && !Aligned16(t.bias))) {
+    return absl::InvalidArgumentError("fused needs q, k, v, out and the bias 16-byte aligned");
   }
   const FusedSplitPlan split = FusedSplitKv(p);
   const FusedWorkspaceLayout layout = FusedWorkspaceLayout::For(p);

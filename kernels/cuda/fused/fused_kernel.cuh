@@ -8,7 +8,11 @@
 //                   S = Q·K_nᵀ is computed, K_{n+1} during the softmax and P·V_n (two barriers
 //                   per block); rows padded by 16 bytes so that the 8 rows of every ldmatrix
 //                   fall in different banks
-//   registers       S [16, kBlockN] f32 per m-tile → masked, biased, exponentiated in place
+//                   With a bias: two tiles of it [kBlockM, kBlockN] in its own dtype, block
+//                   n+1's loading (cp.async) during block n
+//   registers       S [16, kBlockN] f32 per m-tile, started at bias/scale rather than 0 (so
+//                   scale·S is scale·Q·Kᵀ + bias with no per-score bias work later) → masked,
+//                   exponentiated in place
 //                   (base 2) → packed to 16 bits as the A operand of P·V; O [16, kDim] f32 per
 //                   m-tile; the running max m and sum l of the thread's 2·kMTiles rows
 // Head dims D ≤ kDim (multiples of 8) are zero-padded up to kDim on load: the padding adds 0 to
@@ -55,8 +59,19 @@ struct TileShape {
   static constexpr int kRows = 2 * kMTiles;    // rows a thread holds (two per m-tile)
   static_assert(kDim % 16 == 0 && kBlockN % 16 == 0, "mma k-steps are 16 wide");
   template <class T>
-  static constexpr int SmemBytes() {
+  __host__ __device__ static constexpr int SmemBytes() {
     return (kQElems + 2 * kKvElems) * static_cast<int>(sizeof(T));  // Q, K, V
+  }
+  // A bias tile row in bytes for elements of `elem` bytes: the block's keys and up to 7 before
+  // them (a row is copied from its first key's 16-byte piece), a multiple of 16.
+  __host__ __device__ static constexpr int BiasPitch(int elem) { return (kBlockN + 8) * elem; }
+  __host__ __device__ static constexpr int BiasTileBytes(int elem) {
+    return kBlockM * BiasPitch(elem);
+  }
+  // Q, K, V and, for a bias of `bias_elem`-byte elements, its two tiles and their row shifts.
+  template <class T>
+  __host__ __device__ static constexpr int SmemBytesWithBias(int bias_elem) {
+    return SmemBytes<T>() + 2 * BiasTileBytes(bias_elem) + 2 * kBlockM;
   }
 };
 
@@ -77,6 +92,53 @@ __device__ __forceinline__ int Opaque(int x) {
   int y;
   asm volatile("mov.b32 %0, %1;\n" : "=r"(y) : "r"(x));
   return y;
+}
+
+// Bytes of one bias element.
+__device__ __forceinline__ int BiasElemBytes(const FusedParams& p) {
+  return p.bias_dtype == DType::kF32 ? 4 : 2;
+}
+
+// Copies the bias of query rows [q0, q0 + kBlockM) and keys [kb, kb + kBlockN) of the CTA's
+// (batch, head) into a tile (only its first row when the bias is broadcast over queries), by
+// 16-byte cp.async pieces the caller commits and waits for. A row's elements need not be
+// 16-byte aligned (any Mk, any first key): each row copies the kBlockN + 8 elements from its
+// first element's 16-byte piece, and `shifts[r]` records where that element landed in it
+// (0-7). A bias broadcast over keys copies the piece of its one element per row. Pieces past
+// the tensor's end are zero-filled, as are rows past the last query (masked anyway); what is
+// copied past Mk within the tensor belongs to later rows and is masked too. b, h and q0 come
+// from the block index (special registers): nothing stays live across the key loop for this.
+template <class Shape>
+__device__ __forceinline__ void LoadBiasTile(unsigned char* tile, uint8_t* shifts,
+                                             const FusedParams& p, int kb_in) {
+  const int kb = Opaque(kb_in);
+  const int64_t b = blockIdx.z;
+  const int64_t h = blockIdx.y;
+  const int64_t q0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * Shape::kBlockM;
+  const int elem = BiasElemBytes(p);
+  const int rows = p.bias_index.row == 0 ? 1 : Shape::kBlockM;
+  const int pieces_per_row = p.bias_index.col == 0 ? 1 : Shape::BiasPitch(elem) / 16;
+  const unsigned char* base = static_cast<const unsigned char*>(p.bias);
+#pragma unroll 1
+  for (int c = static_cast<int>(threadIdx.x); c < rows * pieces_per_row; c += Shape::kThreads) {
+    const int r = c / pieces_per_row;
+    const int piece = c % pieces_per_row;
+    const bool row_valid = q0 + r < p.q_len;
+    const int64_t first = row_valid ? p.bias_index.At(b, h, q0 + r, kb) * elem : 0;
+    const int64_t from = (first & ~int64_t{15}) + 16 * piece;
+    const int64_t left = p.bias_bytes - from;
+    const int bytes = !row_valid || left <= 0 ? 0 : (left < 16 ? static_cast<int>(left) : 16);
+    if (piece == 0) shifts[r] = static_cast<uint8_t>((first & 15) / elem);
+    CpAsyncPrefix16(tile + r * Shape::BiasPitch(elem) + 16 * piece, base + (bytes > 0 ? from : 0),
+                    bytes);
+  }
+}
+
+// A bias element of a tile row as a float.
+__device__ __forceinline__ float TileBias(const unsigned char* at, DType dtype) {
+  if (dtype == DType::kF32) return *reinterpret_cast<const float*>(at);
+  const uint16_t bits = *reinterpret_cast<const uint16_t*>(at);
+  return dtype == DType::kBF16 ? Bf16BitsToFloat(bits) : F16BitsToFloat(bits);
 }
 
 // The bias of two neighbouring keys starting at element `at` (where seen): one 32-bit load when
@@ -167,9 +229,18 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
   const T* q_head = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
   const T* k_head = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_h * p.k_strides.head;
   const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
+  // Bias tile t (0 or 1), after Q, K and V, and its rows' shifts after both tiles: block n reads
+  // tile n % 2 while n + 1's loads.
+  const auto bias_tile = [&](int t) {
+    return smem + Shape::template SmemBytes<T>() + t * Shape::BiasTileBytes(BiasElemBytes(p));
+  };
+  const auto bias_shifts = [&](int t) {
+    return reinterpret_cast<uint8_t*>(bias_tile(2)) + t * Shape::kBlockM;
+  };
   if (n_blocks > 0) {
     LoadRows<Shape, Shape::kBlockM>(q_tile, q_head, p.q_strides.seq, q0, p.q_len, p.head_dim);
     LoadRows<Shape, Shape::kBlockN>(k_tile, k_head, p.k_strides.seq, key_lo, key_hi, p.head_dim);
+    if (p.bias != nullptr) LoadBiasTile<Shape>(bias_tile(0), bias_shifts(0), p, key_lo);
   }
   CpAsyncCommit();
 
@@ -190,19 +261,46 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
   const T* q_warp = q_tile + Shape::kWarpRows * warp * Shape::kStride;
   for (int n = 0; n < n_blocks; ++n) {
     const int kb = key_lo + n * Shape::kBlockN;
-    // K_n has landed and every warp is done with V_{n-1}: V_n loads while S is computed.
+    // K_n and bias tile n have landed and every warp is done with V_{n-1} and bias tile n-1:
+    // V_n and bias tile n+1 load while S is computed (the bias then has a whole block).
     CpAsyncWait<0>();
     __syncthreads();
     LoadRows<Shape, Shape::kBlockN>(v_tile, v_head, p.v_strides.seq, kb, key_hi, p.v_head_dim);
+    if (p.bias != nullptr && n + 1 < n_blocks) {
+      LoadBiasTile<Shape>(bias_tile((n + 1) % 2), bias_shifts((n + 1) % 2), p,
+                          kb + Shape::kBlockN);
+    }
     CpAsyncCommit();
 
     // S = Q·Kᵀ for the warp's rows and the block's kBlockN keys; each K fragment serves every
-    // m-tile of the warp.
+    // m-tile of the warp. With a bias S starts at bias / scale (bias_to_acc), so that
+    // scale·log2(e)·S below is the biased score in base 2; without, at 0.
     float s[kM][Shape::kSTiles][4];
+    if (p.bias != nullptr) {
+      const int elem = BiasElemBytes(p);
+      const int key_step = elem * static_cast<int>(p.bias_index.col);  // 0: broadcast over keys
 #pragma unroll
-    for (int mt = 0; mt < kM; ++mt) {
+      for (int r = 0; r < Shape::kRows; ++r) {
+        const int tile_row =
+            p.bias_index.row == 0 ? 0 : Shape::kWarpRows * warp + lane / 4 + RowOffset(r);
+        const unsigned char* row = bias_tile(n % 2) + tile_row * Shape::BiasPitch(elem) +
+                                   bias_shifts(n % 2)[tile_row] * elem;
 #pragma unroll
-      for (int j = 0; j < Shape::kSTiles; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
+        for (int j = 0; j < Shape::kSTiles; ++j) {
+          const int col = j * 8 + (lane % 4) * 2;
+          s[r / 2][j][2 * (r % 2)] = TileBias(row + col * key_step, p.bias_dtype) * p.bias_to_acc;
+          s[r / 2][j][2 * (r % 2) + 1] =
+              TileBias(row + (col + 1) * key_step, p.bias_dtype) * p.bias_to_acc;
+        }
+      }
+    } else {
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt) {
+#pragma unroll
+        for (int j = 0; j < Shape::kSTiles; ++j) {
+          s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
+        }
+      }
     }
 #pragma unroll
     for (int kk = 0; kk < Shape::kDim / 16; ++kk) {
@@ -234,10 +332,10 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
     }
     CpAsyncCommit();
 
-    // Scale to base 2; add the bias and mask where needed. A block inside every row's keys and
-    // without a bias (the common case) only scales.
+    // Scale to base 2 (the bias is in S already); mask where needed. A block inside every row's
+    // keys (the common case) only scales.
     const bool whole = kb >= all_lo && kb + Shape::kBlockN <= all_hi;
-    if (whole && p.bias == nullptr) {
+    if (whole) {
 #pragma unroll
       for (int mt = 0; mt < kM; ++mt) {
 #pragma unroll
@@ -258,18 +356,13 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
         const int hi = hi_abs < lo ? lo : (hi_abs > Shape::kBlockN ? Shape::kBlockN : hi_abs);
         const int mt = r / 2;
         const int t = r % 2;
-        // The row's bias element at key kb; its keys follow at stride bias_index.col (0 or 1).
-        const bool biased = p.bias != nullptr && i < p.q_len;
-        const int64_t bias_row = biased ? p.bias_index.At(b, h, i, kb) : 0;
 #pragma unroll
         for (int j = 0; j < Shape::kSTiles; ++j) {
           const int col = j * 8 + (lane % 4) * 2;  // this thread's two neighbouring keys
           const bool seen[2] = {col >= lo && col < hi, col + 1 >= lo && col + 1 < hi};
-          float bias[2] = {0.0f, 0.0f};
-          if (biased) BiasPair(p, bias_row + col * p.bias_index.col, seen, bias);
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const float x = s[mt][j][2 * t + e] * p.scale_log2 + bias[e] * kLog2e;
+            const float x = s[mt][j][2 * t + e] * p.scale_log2;
             s[mt][j][2 * t + e] = seen[e] ? x : -INFINITY;
           }
         }

@@ -30,6 +30,10 @@ struct FusedParams {
   int head_dim = 0;    // D, a multiple of 8, at most the kernel's padded dim
   int v_head_dim = 0;  // Dv, likewise
   float scale_log2 = 0.0f;  // scale · log2(e): the kernel works in base 2
+  // 1 / scale: the 16-bit kernel starts each score's accumulator at bias / scale
+  // (FusedRefusal keeps |scale| >= 2^-20 with a bias, so this is finite).
+  float bias_to_acc = 0.0f;
+  int64_t bias_bytes = 0;  // the bias tensor's size: its tiles copy nothing past it
 
   // The parameters of `p` on `t` (device pointers): the one fill of the 16-bit, split-KV and f32
   // kernels.
@@ -57,6 +61,9 @@ struct FusedParams {
     params.head_dim = static_cast<int>(p.head_dim);
     params.v_head_dim = static_cast<int>(p.v_head_dim);
     params.scale_log2 = static_cast<float>(p.scale * 1.4426950408889634);
+    params.bias_to_acc = p.scale != 0.0 ? static_cast<float>(1.0 / p.scale) : 0.0f;
+    params.bias_bytes =
+        p.has_bias ? p.bias_elements() * static_cast<int64_t>(DTypeSize(p.bias_dtype)) : 0;
     return params;
   }
 };

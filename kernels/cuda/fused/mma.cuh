@@ -29,6 +29,13 @@ __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool val
                "l"(gmem), "r"(src_bytes)
                : "memory");
 }
+// The first `src_bytes` (0..16) of 16 bytes global → shared, the rest zero-filled. Both
+// addresses 16-byte aligned; nothing past gmem + src_bytes is read.
+__device__ __forceinline__ void CpAsyncPrefix16(void* smem, const void* gmem, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddress(smem)),
+               "l"(gmem), "r"(src_bytes)
+               : "memory");
+}
 __device__ __forceinline__ void CpAsyncCommit() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
