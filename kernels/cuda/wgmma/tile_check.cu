@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(128) WgmmaTileCheckKernel(const __nv_bfloat16*
     const uint32_t b_at = sb_addr + (kk / 4) * kKeys * 128 + (kk % 4) * 32;
     const uint64_t desc_a = wgmma::Sw128Descriptor(a_at, 16, 1024);
     const uint64_t desc_b = wgmma::Sw128Descriptor(b_at, 16, 1024);
-    wgmma::MmaSS64x64x16(s, desc_a, desc_b, kk > 0);
+    wgmma::MmaSS<64, __nv_bfloat16>(s, desc_a, desc_b, kk > 0);
   }
   wgmma::Commit();
   wgmma::Wait<0>();
@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(128) WgmmaTileCheckKernel(const __nv_bfloat16*
                            PackBf16(s[8 * kk + 4], s[8 * kk + 5]),
                            PackBf16(s[8 * kk + 6], s[8 * kk + 7])};
     const uint64_t desc_v = wgmma::Sw128Descriptor(sv_addr + kk * 2048, kKeys * 128, 1024);
-    wgmma::MmaRS64x64x16(o, p, desc_v, kk > 0);
+    wgmma::MmaRS<64, __nv_bfloat16>(o, p, desc_v, kk > 0);
   }
   wgmma::Commit();
   wgmma::Wait<0>();
