@@ -16,6 +16,7 @@
 #include "kernels/cuda/fused/fused_f32.h"
 #include "kernels/cuda/fused/fused_kernel.cuh"
 #include "kernels/cuda/fused/fused_params.h"
+#include "kernels/cuda/fused/fused_wgmma.h"
 #include "kernels/cuda/fused/split_kv.h"
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/fused_support.h"
@@ -108,6 +109,7 @@ absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void
   const FusedParams params = FusedParams::For(p, t);
   const int dim = FusedPaddedDim(p);
   if (split.splits > 0) return RunSplitKv(params, p, split, layout, dim, workspace, stream);
+  if (WgmmaFusedTakes(p, dim)) return RunWgmmaFused(params, p, dim, stream);
   auto* s = static_cast<cudaStream_t>(stream);
   return p.dtype == DType::kF16 ? LaunchFor<__half, ATTND_FUSED_DIMS>(dim, params, p, s)
                                 : LaunchFor<__nv_bfloat16, ATTND_FUSED_DIMS>(dim, params, p, s);

@@ -1,0 +1,277 @@
+// The fused forward kernel on Hopper's warpgroup tensor cores (sm_90a): O = softmax(scale·Q·Kᵀ +
+// mask)·V with the scores in registers, for 16-bit inputs at padded head dims 64 and 128 without
+// a bias (RunFused routes those here on sm_90; everything else takes fused_kernel.cuh).
+//
+// One CTA of two warpgroups owns kBlockM = 128 query rows of one (batch, head), 64 a warpgroup,
+// and walks the keys its rows see in blocks of kBlockN = 128:
+//   shared memory   Q [128, D] K-major; K [128, D] K-major and V [128, D] MN-major, two stages
+//                   each (wgmma.cuh's 128-byte-swizzled layouts); K_{n+1} and V_{n+1} load by
+//                   cp.async while block n computes
+//   registers       S [64, 128] f32 per warpgroup (64 a thread) from one m64n128 wgmma chain
+//                   over D (Q and K from shared memory), masked and exponentiated in place
+//                   (base 2), packed to 16 bits as the register A operand of O += P·V (V from
+//                   shared memory, MN-major); O [64, D] f32 (D/2 a thread); the running max m
+//                   and sum l of the thread's two rows
+// Each warp's accumulators are mma.sync's m16n8 C fragments (wgmma.cuh), so the masking and
+// the online softmax are fused_kernel.cuh's, on one 16-row m-tile a warp.
+// Masking follows kernels/mask.h as in fused_kernel.cuh: a CTA's keys are [lo of its first row,
+// hi of its last row); blocks inside every row's keys only scale.
+#ifndef ATTND_KERNELS_CUDA_FUSED_WGMMA_KERNEL_CUH_
+#define ATTND_KERNELS_CUDA_FUSED_WGMMA_KERNEL_CUH_
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/fused/fused_kernel.cuh"  // Exp2, kLn2
+#include "kernels/cuda/fused/fused_params.h"
+#include "kernels/cuda/fused/mma.cuh"  // CpAsync16, PackPair
+#include "kernels/cuda/wgmma/wgmma.cuh"
+#include "kernels/mask.h"
+
+namespace attnd::kernels::cuda::fused {
+
+template <int kDim_>
+struct WgmmaShape {
+  static_assert(kDim_ == 64 || kDim_ == 128, "instantiated at padded head dims 64 and 128");
+  static constexpr int kDim = kDim_;
+  static constexpr int kBlockM = 128;  // two warpgroups × 64 rows
+  static constexpr int kBlockN = 128;
+  static constexpr int kThreads = 256;
+  static constexpr int kSRegs = kBlockN / 2;  // S accumulators a thread
+  static constexpr int kORegs = kDim / 2;     // O accumulators a thread
+  static constexpr int kQBytes = kBlockM * kDim * 2;
+  static constexpr int kKvBytes = kBlockN * kDim * 2;  // one stage of K or of V
+  // Q, two stages of K and of V, and slack to start the tiles at a multiple of 1024 bytes
+  // (the swizzle acts on address bits 4-9). D 128: 161 KiB, one CTA a SM; D 64: 81 KiB, two.
+  static constexpr int kSmemBytes = kQBytes + 4 * kKvBytes + 1024;
+};
+
+// Starts copying rows [row0, row0 + kRows) of a head into a K-major tile (or, kMnMajor, an
+// MN-major one: rows are then the K dimension), zero-filling rows at or past `limit` and columns
+// from `dim` to kDim. 16-byte pieces stay contiguous in both layouts.
+template <class Shape, int kRows, bool kMnMajor, class T>
+__device__ __forceinline__ void LoadSwizzledRows(unsigned char* tile, const T* head,
+                                                 int64_t seq_stride_in, int64_t row0,
+                                                 int64_t limit, int dim_in) {
+  constexpr int kChunks = Shape::kDim / 8;
+  constexpr int kCopies = kRows * kChunks;
+  static_assert(kCopies % Shape::kThreads == 0, "every thread copies the same count");
+  const int64_t seq_stride = Opaque(seq_stride_in);
+  const int dim = Opaque(dim_in);
+#pragma unroll
+  for (int i = 0; i < kCopies / Shape::kThreads; ++i) {
+    const int c = static_cast<int>(threadIdx.x) + i * Shape::kThreads;
+    const int r = c / kChunks;
+    const int col = (c % kChunks) * 8;
+    const bool valid = row0 + r < limit && col < dim;
+    const T* src = valid ? head + (row0 + r) * seq_stride + col : head;
+    const int at = kMnMajor ? wgmma::MnMajorOffset(r, col, kRows * 128)
+                            : wgmma::KMajorOffset(r, col, kRows);
+    CpAsync16(tile + at, src, valid);
+  }
+}
+
+template <class T, class Shape>
+__global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const FusedParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw_address = SmemAddress(smem_raw);
+  unsigned char* q_tile = smem_raw + (1024 - raw_address % 1024) % 1024;
+  unsigned char* k_tiles = q_tile + Shape::kQBytes;        // stage s at + s · kKvBytes
+  unsigned char* v_tiles = k_tiles + 2 * Shape::kKvBytes;  // likewise
+  const uint32_t q_address = SmemAddress(q_tile);
+  const uint32_t k_address = SmemAddress(k_tiles);
+  const uint32_t v_address = SmemAddress(v_tiles);
+
+  const int warpgroup = threadIdx.x / 128;
+  const int warp = (threadIdx.x % 128) / 32;  // within the warpgroup
+  const int lane = threadIdx.x % 32;
+  // Causal rows late in the sequence see the most keys: launch them first.
+  const int64_t q0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * Shape::kBlockM;
+  const int64_t h = blockIdx.y;
+  const int64_t b = blockIdx.z;
+  const int64_t kv_h = h / p.group;
+  const int64_t q_last = (q0 + Shape::kBlockM < p.q_len ? q0 + Shape::kBlockM : p.q_len) - 1;
+
+  int valid_keys = static_cast<int>(p.kv_len);
+  if (p.kv_lengths != nullptr) {
+    const int64_t given = p.kv_lengths[b];
+    valid_keys =
+        given < 0 ? 0 : (given > p.kv_len ? static_cast<int>(p.kv_len) : static_cast<int>(given));
+  }
+  const KeyRange first_row = p.mask.Visible(q0, valid_keys);
+  const KeyRange last_row = p.mask.Visible(q_last, valid_keys);
+  const int key_lo = static_cast<int>(first_row.lo);
+  const int key_hi = static_cast<int>(last_row.hi > key_lo ? last_row.hi : key_lo);
+  const int all_lo = static_cast<int>(last_row.lo);
+  const int all_hi = static_cast<int>(first_row.hi);
+  const int n_blocks = (key_hi - key_lo + Shape::kBlockN - 1) / Shape::kBlockN;
+
+  // The thread's two rows: row_base and row_base + 8.
+  const int row_base = static_cast<int>(q0) + 64 * warpgroup + 16 * warp + lane / 4;
+
+  const T* q_head = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
+  const T* k_head = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_h * p.k_strides.head;
+  const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
+  if (n_blocks > 0) {
+    LoadSwizzledRows<Shape, Shape::kBlockM, false>(q_tile, q_head, p.q_strides.seq, q0, p.q_len,
+                                                   p.head_dim);
+    LoadSwizzledRows<Shape, Shape::kBlockN, false>(k_tiles, k_head, p.k_strides.seq, key_lo,
+                                                   key_hi, p.head_dim);
+    LoadSwizzledRows<Shape, Shape::kBlockN, true>(v_tiles, v_head, p.v_strides.seq, key_lo,
+                                                  key_hi, p.v_head_dim);
+  }
+  CpAsyncCommit();
+
+  float o[Shape::kORegs];
+#pragma unroll
+  for (int i = 0; i < Shape::kORegs; ++i) o[i] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY};  // running max, base-2 units
+  float l[2] = {0.0f, 0.0f};            // this thread's share of the running sum
+
+  for (int n = 0; n < n_blocks; ++n) {
+    const int kb = key_lo + n * Shape::kBlockN;
+    const int stage = n % 2;
+    // K_n and V_n have landed (made visible to the tensor cores' async proxy), and every
+    // warpgroup's wgmma of block n-1 has completed: the other stage is free for block n+1.
+    CpAsyncWait<0>();
+    wgmma::FenceSharedForAsyncProxy();
+    __syncthreads();
+    if (n + 1 < n_blocks) {
+      const int next = 1 - stage;
+      LoadSwizzledRows<Shape, Shape::kBlockN, false>(k_tiles + next * Shape::kKvBytes, k_head,
+                                                     p.k_strides.seq, kb + Shape::kBlockN, key_hi,
+                                                     p.head_dim);
+      LoadSwizzledRows<Shape, Shape::kBlockN, true>(v_tiles + next * Shape::kKvBytes, v_head,
+                                                    p.v_strides.seq, kb + Shape::kBlockN, key_hi,
+                                                    p.v_head_dim);
+    }
+    CpAsyncCommit();
+
+    // S = Q·K_nᵀ for the warpgroup's 64 rows: D/16 k steps, 4 in each 64-column atom column;
+    // the warpgroup's rows start 8 row groups (8 KiB) into Q's atom columns.
+    float s[Shape::kSRegs];
+#pragma unroll
+    for (int i = 0; i < Shape::kSRegs; ++i) s[i] = 0.0f;  // overwritten: the first step sets S
+    wgmma::Fence();
+#pragma unroll
+    for (int kk = 0; kk < Shape::kDim / 16; ++kk) {
+      const uint32_t in_atom = (kk % 4) * 32;
+      const uint64_t desc_q = wgmma::Sw128Descriptor(
+          q_address + (kk / 4) * Shape::kBlockM * 128 + warpgroup * 8192 + in_atom, 16, 1024);
+      const uint64_t desc_k = wgmma::Sw128Descriptor(
+          k_address + stage * Shape::kKvBytes + (kk / 4) * Shape::kBlockN * 128 + in_atom, 16,
+          1024);
+      wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, kk > 0);
+    }
+    wgmma::Commit();
+    wgmma::Wait<0>();
+    wgmma::FenceOperands(s);
+
+    // Scale to base 2; mask where needed. s[4j + 2r + e]: row row_base + 8r, key kb + 8j +
+    // 2·(lane % 4) + e.
+    const bool whole = kb >= all_lo && kb + Shape::kBlockN <= all_hi;
+    if (whole) {
+#pragma unroll
+      for (int i = 0; i < Shape::kSRegs; ++i) s[i] *= p.scale_log2;
+    } else {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int i = row_base + 8 * r;
+        const KeyRange visible = i < p.q_len ? p.mask.Visible(i, valid_keys) : KeyRange{0, 0};
+        const int lo_abs = static_cast<int>(visible.lo) - kb;
+        const int hi_abs = static_cast<int>(visible.hi) - kb;
+        const int lo = lo_abs < 0 ? 0 : (lo_abs > Shape::kBlockN ? Shape::kBlockN : lo_abs);
+        const int hi = hi_abs < lo ? lo : (hi_abs > Shape::kBlockN ? Shape::kBlockN : hi_abs);
+#pragma unroll
+        for (int j = 0; j < Shape::kBlockN / 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = 8 * j + 2 * (lane % 4) + e;
+            const float x = s[4 * j + 2 * r + e] * p.scale_log2;
+            s[4 * j + 2 * r + e] = col >= lo && col < hi ? x : -INFINITY;
+          }
+        }
+      }
+    }
+
+    // Online softmax: new row max, rescale what came before, exponentiate the block.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float block_max = m[r];
+#pragma unroll
+      for (int j = 0; j < Shape::kBlockN / 8; ++j) {
+        block_max = fmaxf(block_max, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+      }
+      block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 1));
+      block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 2));
+      const float base = block_max == -INFINITY ? 0.0f : block_max;
+      const float rescale = Exp2(m[r] - base);
+      m[r] = block_max;
+      l[r] *= rescale;
+#pragma unroll
+      for (int j = 0; j < Shape::kDim / 8; ++j) {
+        o[4 * j + 2 * r] *= rescale;
+        o[4 * j + 2 * r + 1] *= rescale;
+      }
+#pragma unroll
+      for (int j = 0; j < Shape::kBlockN / 8; ++j) {
+        s[4 * j + 2 * r] = Exp2(s[4 * j + 2 * r] - base);
+        s[4 * j + 2 * r + 1] = Exp2(s[4 * j + 2 * r + 1] - base);
+        l[r] += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
+      }
+    }
+
+    // O += P·V_n: the accumulators of n-blocks 2kk and 2kk + 1 are the A fragment of k step kk;
+    // V's k step kk is 16 keys, 2 KiB into its MN-major tile; its atom columns (64 of D each)
+    // are 128 keys · 128 bytes apart.
+    wgmma::Fence();
+#pragma unroll
+    for (int kk = 0; kk < Shape::kBlockN / 16; ++kk) {
+      const uint32_t a[4] = {PackPair<T>(s[8 * kk], s[8 * kk + 1]),
+                             PackPair<T>(s[8 * kk + 2], s[8 * kk + 3]),
+                             PackPair<T>(s[8 * kk + 4], s[8 * kk + 5]),
+                             PackPair<T>(s[8 * kk + 6], s[8 * kk + 7])};
+      const uint64_t desc_v = wgmma::Sw128Descriptor(
+          v_address + stage * Shape::kKvBytes + kk * 2048, Shape::kBlockN * 128, 1024);
+      wgmma::MmaRS<Shape::kDim, T>(o, a, desc_v, true);
+    }
+    wgmma::Commit();
+    wgmma::Wait<0>();
+    wgmma::FenceOperands(o);
+  }
+  CpAsyncWait<0>();
+
+  // O / l and the LSE; the four lanes of a row hold parts of its sum.
+  T* out = static_cast<T*>(p.out);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = row_base + 8 * r;
+    float sum = l[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (i >= p.q_len) continue;
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    T* out_row = out + p.out_strides.Row(b, i, h);
+#pragma unroll
+    for (int j = 0; j < Shape::kDim / 8; ++j) {
+      const int col = 8 * j + 2 * (lane % 4);
+      if (col < p.v_head_dim) {
+        *reinterpret_cast<uint32_t*>(out_row + col) =
+            PackPair<T>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+      }
+    }
+    if (p.lse != nullptr && lane % 4 == 0) {
+      p.lse[(b * p.q_heads + h) * p.q_len + i] =
+          sum > 0.0f ? (m[r] + log2f(sum)) * kLn2 : -INFINITY;
+    }
+  }
+#endif
+}
+
+}  // namespace attnd::kernels::cuda::fused
+
+#endif  // ATTND_KERNELS_CUDA_FUSED_WGMMA_KERNEL_CUH_
