@@ -22,16 +22,17 @@ template <class T, int kDim>
 absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaStream_t stream) {
   using Shape = WgmmaShape<kDim>;
   auto* kernel = &fused::WgmmaForwardKernel<T, Shape>;
+  const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
   if (const cudaError_t e = cudaFuncSetAttribute(
-          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Shape::kSmemBytes);
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
       e != cudaSuccess) {
     return absl::InternalError(absl::StrCat("fused wgmma kernel (dim ", kDim, ") shared memory ",
-                                            Shape::kSmemBytes, " bytes: ", cudaGetErrorString(e)));
+                                            smem_bytes, " bytes: ", cudaGetErrorString(e)));
   }
   const int64_t m_blocks = (p.q_len + Shape::kBlockM - 1) / Shape::kBlockM;
   const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
                   static_cast<unsigned>(p.batch));
-  kernel<<<grid, Shape::kThreads, Shape::kSmemBytes, stream>>>(params);
+  kernel<<<grid, Shape::kThreads, smem_bytes, stream>>>(params);
   if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
     return absl::InternalError(absl::StrCat("fused wgmma kernel launch (dim ", kDim, ", grid ",
                                             m_blocks, "x", p.q_heads, "x", p.batch,
@@ -58,7 +59,8 @@ bool WgmmaFusedTakes(const AttentionProblem& p, int padded_dim) {
     const char* env = std::getenv("ATTND_FUSED_WGMMA");
     return env == nullptr || std::strcmp(env, "0") != 0;
   }();
-  if (!enabled || p.has_bias || (p.dtype != DType::kF16 && p.dtype != DType::kBF16) ||
+  if (!enabled || (p.has_bias && p.bias_dtype == DType::kF32) ||
+      (p.dtype != DType::kF16 && p.dtype != DType::kBF16) ||
       (padded_dim != 64 && padded_dim != 128)) {
     return false;
   }

@@ -1,6 +1,7 @@
 // The fused forward kernel on Hopper's warpgroup tensor cores (sm_90a): O = softmax(scale·Q·Kᵀ +
 // mask)·V with the scores in registers, for 16-bit inputs at padded head dims 64 and 128 without
-// a bias (RunFused routes those here on sm_90; everything else takes fused_kernel.cuh).
+// a bias or with a 16-bit one (RunFused routes those here on sm_90; everything else takes
+// fused_kernel.cuh).
 //
 // One CTA of two warpgroups owns kBlockM = 128 query rows of one (batch, head), 64 a warpgroup,
 // and walks the keys its rows see in blocks of kBlockN = 128:
@@ -12,6 +13,11 @@
 //                   (base 2), packed to 16 bits as the register A operand of O += P·V (V from
 //                   shared memory, MN-major); O [64, D] f32 (D/2 a thread); the running max m
 //                   and sum l of the thread's two rows
+// With a bias, one tile of it [128, 128 + 8] (fused_kernel.cuh's LoadBiasTile: any Mk, any
+// first key, every broadcast) after the K and V stages; S starts at bias / scale as in
+// fused_kernel.cuh, so the bias costs no per-score work. One tile, not two (D 128 would pass
+// 227 KiB): block n+1's loads once every thread has read block n's, behind a second barrier,
+// and has the softmax and P·V of block n to land.
 // Each warp's accumulators are mma.sync's m16n8 C fragments (wgmma.cuh), so the masking and
 // the online softmax are fused_kernel.cuh's, on one 16-row m-tile a warp.
 // Masking follows kernels/mask.h as in fused_kernel.cuh: a CTA's keys are [lo of its first row,
@@ -47,6 +53,13 @@ struct WgmmaShape {
   // Q, two stages of K and of V, and slack to start the tiles at a multiple of 1024 bytes
   // (the swizzle acts on address bits 4-9). D 128: 161 KiB, one CTA a SM; D 64: 81 KiB, two.
   static constexpr int kSmemBytes = kQBytes + 4 * kKvBytes + 1024;
+  // A bias tile (LoadBiasTile's layout) and its rows' shifts, after the above: 16-bit biases
+  // only (D 128: 196 KiB in all).
+  __host__ __device__ static constexpr int BiasPitch(int elem) { return (kBlockN + 8) * elem; }
+  __host__ __device__ static constexpr int BiasTileBytes(int elem) {
+    return kBlockM * BiasPitch(elem);
+  }
+  static constexpr int kSmemBytesWithBias = kSmemBytes + kBlockM * (kBlockN + 8) * 2 + kBlockM;
 };
 
 // Starts copying rows [row0, row0 + kRows) of a head into a K-major tile (or, kMnMajor, an
@@ -85,6 +98,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
   const uint32_t q_address = SmemAddress(q_tile);
   const uint32_t k_address = SmemAddress(k_tiles);
   const uint32_t v_address = SmemAddress(v_tiles);
+  unsigned char* bias_tile = v_tiles + 2 * Shape::kKvBytes;
+  uint8_t* bias_shifts = bias_tile + Shape::BiasTileBytes(2);
 
   const int warpgroup = threadIdx.x / 128;
   const int warp = (threadIdx.x % 128) / 32;  // within the warpgroup
@@ -123,6 +138,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
                                                    key_hi, p.head_dim);
     LoadSwizzledRows<Shape, Shape::kBlockN, true>(v_tiles, v_head, p.v_strides.seq, key_lo,
                                                   key_hi, p.v_head_dim);
+    if (p.bias != nullptr) LoadBiasTile<Shape>(bias_tile, bias_shifts, p, key_lo);
   }
   CpAsyncCommit();
 
@@ -153,9 +169,28 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
 
     // S = Q·K_nᵀ for the warpgroup's 64 rows: D/16 k steps, 4 in each 64-column atom column;
     // the warpgroup's rows start 8 row groups (8 KiB) into Q's atom columns.
+    // S starts at bias / scale (then every k step accumulates) or is set by the first step.
     float s[Shape::kSRegs];
+    if (p.bias != nullptr) {
+      const int key_step = 2 * static_cast<int>(p.bias_index.col);  // 0: broadcast over keys
 #pragma unroll
-    for (int i = 0; i < Shape::kSRegs; ++i) s[i] = 0.0f;  // overwritten: the first step sets S
+      for (int r = 0; r < 2; ++r) {
+        const int tile_row =
+            p.bias_index.row == 0 ? 0 : 64 * warpgroup + 16 * warp + lane / 4 + 8 * r;
+        const unsigned char* row =
+            bias_tile + tile_row * Shape::BiasPitch(2) + bias_shifts[tile_row] * 2;
+#pragma unroll
+        for (int j = 0; j < Shape::kBlockN / 8; ++j) {
+          const int col = 8 * j + 2 * (lane % 4);
+          s[4 * j + 2 * r] = TileBias(row + col * key_step, p.bias_dtype) * p.bias_to_acc;
+          s[4 * j + 2 * r + 1] = TileBias(row + (col + 1) * key_step, p.bias_dtype) * p.bias_to_acc;
+        }
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < Shape::kSRegs; ++i) s[i] = 0.0f;
+    }
+    const bool biased = p.bias != nullptr;
     wgmma::Fence();
 #pragma unroll
     for (int kk = 0; kk < Shape::kDim / 16; ++kk) {
@@ -165,11 +200,17 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
       const uint64_t desc_k = wgmma::Sw128Descriptor(
           k_address + stage * Shape::kKvBytes + (kk / 4) * Shape::kBlockN * 128 + in_atom, 16,
           1024);
-      wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, kk > 0);
+      wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, biased || kk > 0);
     }
     wgmma::Commit();
     wgmma::Wait<0>();
     wgmma::FenceOperands(s);
+    // Every thread has read the bias tile: block n+1's may load into it.
+    if (biased && n + 1 < n_blocks) {
+      __syncthreads();
+      LoadBiasTile<Shape>(bias_tile, bias_shifts, p, kb + Shape::kBlockN);
+      CpAsyncCommit();
+    }
 
     // Scale to base 2; mask where needed. s[4j + 2r + e]: row row_base + 8r, key kb + 8j +
     // 2·(lane % 4) + e.
