@@ -69,6 +69,16 @@ mv "$out/bench/attnd.csv" "$out/bench/peers.csv" "$out/bench/table.md" "$out/" 2
 rm -rf "$out/bench"
 sed -n '/== table/,$p' "$out/bench.log"
 
+# Where attnd_gpu_bench has the sm_90 wgmma path (kernels/cuda/fused/wgmma_kernel.cuh), the
+# fused rows again on the mma.sync kernel alone, in the same run.
+if [ "$(left)" -gt 60 ] && strings "$bin/attnd_gpu_bench" 2>/dev/null | grep -q ATTND_FUSED_WGMMA; then
+  echo "== fused on mma.sync only (ATTND_FUSED_WGMMA=0; $(left) s left)"
+  ATTND_FUSED_WGMMA=0 timeout "$(cap 60)" "$bin/attnd_gpu_bench" --variants fused --iters 10 \
+    --csv "$out/fused_mma_sync.csv" >"$out/fused_mma_sync.log" 2>&1
+  echo "attnd_gpu_bench (mma.sync) exit $?"
+  cat "$out/fused_mma_sync.csv" 2>/dev/null | head -30
+fi
+
 if [ "$(left)" -gt 20 ]; then
   echo "== memcheck ($(left) s left)"
   timeout "$(cap 90)" compute-sanitizer --tool memcheck --error-exitcode 9 \
