@@ -61,7 +61,7 @@ bool WgmmaFusedTakes(const AttentionProblem& p, int padded_dim) {
   }();
   if (!enabled || (p.has_bias && p.bias_dtype == DType::kF32) ||
       (p.dtype != DType::kF16 && p.dtype != DType::kBF16) ||
-      (padded_dim != 64 && padded_dim != 128)) {
+      (padded_dim != 64 && padded_dim != 80 && padded_dim != 96 && padded_dim != 128)) {
     return false;
   }
   return DeviceMajor() == 9;
@@ -71,10 +71,16 @@ absl::Status RunWgmmaFused(const FusedParams& params, const AttentionProblem& p,
                            void* stream) {
   auto* s = static_cast<cudaStream_t>(stream);
   const bool half = p.dtype == DType::kF16;
-  if (padded_dim == 64) {
-    return half ? Launch<__half, 64>(params, p, s) : Launch<__nv_bfloat16, 64>(params, p, s);
+  switch (padded_dim) {
+    case 64:
+      return half ? Launch<__half, 64>(params, p, s) : Launch<__nv_bfloat16, 64>(params, p, s);
+    case 80:
+      return half ? Launch<__half, 80>(params, p, s) : Launch<__nv_bfloat16, 80>(params, p, s);
+    case 96:
+      return half ? Launch<__half, 96>(params, p, s) : Launch<__nv_bfloat16, 96>(params, p, s);
+    default:
+      return half ? Launch<__half, 128>(params, p, s) : Launch<__nv_bfloat16, 128>(params, p, s);
   }
-  return half ? Launch<__half, 128>(params, p, s) : Launch<__nv_bfloat16, 128>(params, p, s);
 }
 
 }  // namespace attnd::kernels::cuda

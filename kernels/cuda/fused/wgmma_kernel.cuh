@@ -1,7 +1,8 @@
 // The fused forward kernel on Hopper's warpgroup tensor cores (sm_90a): O = softmax(scale·Q·Kᵀ +
-// mask)·V with the scores in registers, for 16-bit inputs at padded head dims 64 and 128 without
+// mask)·V with the scores in registers, for 16-bit inputs at padded head dims 64-128 without
 // a bias or with a 16-bit one (RunFused routes those here on sm_90; everything else takes
-// fused_kernel.cuh).
+// fused_kernel.cuh). Padded dims 80 and 96 use part of a second 64-column atom column: their
+// loads and k steps stop at D, so the rest is never written nor read.
 //
 // One CTA of two warpgroups owns kBlockM = 128 query rows of one (batch, head), 64 a warpgroup,
 // and walks the keys its rows see in blocks of kBlockN = 128:
@@ -41,17 +42,19 @@ namespace attnd::kernels::cuda::fused {
 
 template <int kDim_>
 struct WgmmaShape {
-  static_assert(kDim_ == 64 || kDim_ == 128, "instantiated at padded head dims 64 and 128");
+  static_assert(kDim_ % 16 == 0 && kDim_ >= 64 && kDim_ <= 128, "k16 steps, one or two atoms");
   static constexpr int kDim = kDim_;
+  // 64-element atom columns a tile row spans (D 80 and 96 use part of the second).
+  static constexpr int kAtomCols = (kDim + 63) / 64;
   static constexpr int kBlockM = 128;  // two warpgroups × 64 rows
   static constexpr int kBlockN = 128;
   static constexpr int kThreads = 256;
   static constexpr int kSRegs = kBlockN / 2;  // S accumulators a thread
   static constexpr int kORegs = kDim / 2;     // O accumulators a thread
-  static constexpr int kQBytes = kBlockM * kDim * 2;
-  static constexpr int kKvBytes = kBlockN * kDim * 2;  // one stage of K or of V
+  static constexpr int kQBytes = kBlockM * kAtomCols * 128;
+  static constexpr int kKvBytes = kBlockN * kAtomCols * 128;  // one stage of K or of V
   // Q, two stages of K and of V, and slack to start the tiles at a multiple of 1024 bytes
-  // (the swizzle acts on address bits 4-9). D 128: 161 KiB, one CTA a SM; D 64: 81 KiB, two.
+  // (the swizzle acts on address bits 4-9). D 80-128: 161 KiB, one CTA a SM; D 64: 81 KiB, two.
   static constexpr int kSmemBytes = kQBytes + 4 * kKvBytes + 1024;
   // A bias tile (LoadBiasTile's layout) and its rows' shifts, after the above: 16-bit biases
   // only (D 128: 196 KiB in all).
