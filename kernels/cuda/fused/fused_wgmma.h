@@ -11,8 +11,8 @@ namespace attnd::kernels::cuda {
 
 // Whether the wgmma kernel takes `problem` at padded head dim `padded_dim`: f16 or bf16, no
 // bias or a 16-bit one, padded dim 64, 80, 96 or 128, on a device of compute capability 9.x
-// (the current device), and
-// ATTND_FUSED_WGMMA is not "0" in the environment (to measure the mma.sync kernel beside it).
+// (the current device), and ATTND_FUSED_WGMMA is not "0" in the environment (to measure the
+// mma.sync kernel beside it).
 bool WgmmaFusedTakes(const AttentionProblem& problem, int padded_dim);
 
 // Launches it on `stream` (a cudaStream_t). INTERNAL on a launch error.
