@@ -51,8 +51,10 @@ int FusedPaddedDim(const AttentionProblem& p) {
 // real row in 128 re-read K and V per query head and leave the card idle when B · Hq is small.
 FusedSplitPlan FusedSplitKv(const AttentionProblem& p) {
   FusedSplitPlan plan;
-  // f32 runs its own one-pass kernel (kernels/cuda/fused/fused_f32.h), which has no split path.
-  if (p.dtype == DType::kF32 || !FusedRefusal(p).empty() || p.q_len > kFusedSplitMaxQueryRows ||
+  // f32 runs its own one-pass kernel (kernels/cuda/fused/fused_f32.h), which has no split path;
+  // nor has a ragged batch (the split kernels index dense batch elements).
+  if (p.dtype == DType::kF32 || p.ragged || !FusedRefusal(p).empty() ||
+      p.q_len > kFusedSplitMaxQueryRows ||
       p.kv_len < kFusedSplitMinKeys) {
     return plan;
   }

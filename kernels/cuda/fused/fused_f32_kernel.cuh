@@ -29,6 +29,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/fused/cta_rows.cuh"
 #include "kernels/cuda/fused/fused_kernel.cuh"  // Exp2, Opaque, BiasPair, RowOffset, kLog2e
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"
@@ -62,12 +63,12 @@ struct F32TileShape {
 };
 
 // Starts copying rows [row0, row0 + kTileRows) of one head into a shared f32 tile, zero-filling
-// rows at or past `limit` and the columns from `dim` to kDim (dim is a multiple of 4). Addresses
+// rows at or past `limit` (with kFloor, before `floor` too) and the columns from `dim` to kDim (dim is a multiple of 4). Addresses
 // pass through Opaque for the reason LoadRows (fused_kernel.cuh) gives.
-template <class Shape, int kTileRows>
+template <class Shape, int kTileRows, bool kFloor = false>
 __device__ __forceinline__ void LoadRowsF32(float* tile, const float* head_base,
                                             int64_t seq_stride_in, int64_t row0, int64_t limit,
-                                            int dim_in) {
+                                            int dim_in, int64_t floor = 0) {
   constexpr int kCopies = kTileRows * Shape::kChunks;
   // The thread index too: hoisted, the copies' shared addresses and row tests took ~90
   // registers at D 256 (16 copies per thread per tile) and spilled.
@@ -80,7 +81,7 @@ __device__ __forceinline__ void LoadRowsF32(float* tile, const float* head_base,
     if (kCopies % Shape::kThreads != 0 && c >= kCopies) break;
     const int r = c / Shape::kChunks;
     const int col = (c % Shape::kChunks) * 4;
-    const bool valid = row0 + r < limit && col < dim;
+    const bool valid = row0 + r < limit && (!kFloor || row0 + r >= floor) && col < dim;
     const float* src = valid ? head_base + (row0 + r) * seq_stride + col : head_base;
     CpAsync16(tile + r * Shape::kStride + col, src, valid);
   }
@@ -104,17 +105,19 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
   const int64_t h = blockIdx.y;
   const int64_t b = blockIdx.z;
   const int64_t kv_h = h / p.group;
-  const int64_t q_last = (q0 + Shape::kBlockM < p.q_len ? q0 + Shape::kBlockM : p.q_len) - 1;
+  // The sequence's rows and keys (cta_rows.cuh); CTAs with none of a short ragged sequence's
+  // rows end here.
+  const CtaRows seq = RowsOf(p, b);
+  if (q0 >= seq.row_hi || q0 + Shape::kBlockM <= seq.row_lo) return;
+  const int64_t q_first = q0 > seq.row_lo ? q0 : seq.row_lo;
+  const int64_t q_last = (q0 + Shape::kBlockM < seq.row_hi ? q0 + Shape::kBlockM : seq.row_hi) - 1;
+  // The bias reads rows of the sequence only (lengths are below 2^31, FusedRefusal).
+  const int seq_lo = static_cast<int>(seq.row_lo);
+  const int seq_hi = static_cast<int>(seq.row_hi);
 
   // Lengths are below 2^31 (FusedRefusal): key positions live in 32-bit registers.
-  int valid_keys = static_cast<int>(p.kv_len);
-  if (p.kv_lengths != nullptr) {
-    const int64_t given = p.kv_lengths[b];
-    valid_keys = given < 0 ? 0
-                           : (given > p.kv_len ? static_cast<int>(p.kv_len)
-                                               : static_cast<int>(given));
-  }
-  const KeyRange first_row = p.mask.Visible(q0, valid_keys);
+  const int valid_keys = seq.valid_keys;
+  const KeyRange first_row = p.mask.Visible(q_first, valid_keys);
   const KeyRange last_row = p.mask.Visible(q_last, valid_keys);
   const int key_lo = static_cast<int>(first_row.lo);
   const int key_hi = static_cast<int>(last_row.hi > key_lo ? last_row.hi : key_lo);
@@ -128,12 +131,15 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
 
   const float* q_head =
       static_cast<const float*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-  const float* k_head =
-      static_cast<const float*>(p.k) + b * p.k_strides.batch + kv_h * p.k_strides.head;
-  const float* v_head =
-      static_cast<const float*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
+  const float* k_head = static_cast<const float*>(p.k) + b * p.k_strides.batch +
+                        seq.kv_row0 * p.k_strides.seq + kv_h * p.k_strides.head;
+  const float* v_head = static_cast<const float*>(p.v) + b * p.v_strides.batch +
+                        seq.kv_row0 * p.v_strides.seq + kv_h * p.v_strides.head;
   if (n_blocks > 0) {
-    LoadRowsF32<Shape, Shape::kBlockM>(q_tile, q_head, p.q_strides.seq, q0, p.q_len, p.head_dim);
+    // q_head is the head's row 0: kernel row r is its row r + q_shift.
+    LoadRowsF32<Shape, Shape::kBlockM, true>(q_tile, q_head, p.q_strides.seq, q0 + seq.q_shift,
+                                             seq.row_hi + seq.q_shift, p.head_dim,
+                                             seq.row_lo + seq.q_shift);
   }
   CpAsyncCommit();
   if (n_blocks > 0) {
@@ -250,8 +256,8 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
         const int mt = r / 2;
         const int half = r % 2;
         // The row's bias element at key kb; its keys follow at stride bias_index.col (0 or 1).
-        const bool biased = p.bias != nullptr && i < p.q_len;
-        const int64_t bias_row = biased ? p.bias_index.At(b, h, i, kb) : 0;
+        const bool biased = p.bias != nullptr && i >= seq_lo && i < seq_hi;
+        const int64_t bias_row = biased ? p.bias_index.At(b, h, i - seq_lo, kb) : 0;
 #pragma unroll
         for (int j = 0; j < Shape::kSTiles; ++j) {
           const int col = j * 8 + 2 * t;  // this thread's two neighbouring keys
@@ -330,6 +336,7 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
 
   // O / l and the LSE; the four lanes of a row hold parts of its sum.
   float* out = static_cast<float*>(p.out);
+  const CtaRows rows = RowsOf(p, b);
 #pragma unroll
   for (int r = 0; r < Shape::kRows; ++r) {
     const int mt = r / 2;
@@ -338,9 +345,9 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
     float sum = l[r];
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    if (i >= p.q_len) continue;
+    if (!rows.Has(i)) continue;
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    float* out_row = out + p.out_strides.Row(b, i, h);
+    float* out_row = out + p.out_strides.Row(b, i + rows.q_shift, h);
 #pragma unroll
     for (int d = 0; d < Shape::kOTiles; ++d) {
       const int col = d * 8 + 2 * t;
@@ -350,7 +357,7 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
       }
     }
     if (p.lse != nullptr && t == 0) {
-      p.lse[(b * p.q_heads + h) * p.q_len + i] =
+      p.lse[rows.LseIndex(h, i)] =
           sum > 0.0f ? (m[r] + log2f(sum)) * kLn2 : -INFINITY;
     }
   }

@@ -32,6 +32,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/elem_io.h"
+#include "kernels/cuda/fused/cta_rows.cuh"
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"
 #include "kernels/mask.h"
@@ -116,6 +117,7 @@ __device__ __forceinline__ void LoadBiasTile(unsigned char* tile, uint8_t* shift
   const int64_t h = blockIdx.y;
   const int64_t q0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * Shape::kBlockM;
   const int elem = BiasElemBytes(p);
+  const CtaRows seq = RowsOf(p, b);  // read again here rather than held across the key loop
   const int rows = p.bias_index.row == 0 ? 1 : Shape::kBlockM;
   const int pieces_per_row = p.bias_index.col == 0 ? 1 : Shape::BiasPitch(elem) / 16;
   const unsigned char* base = static_cast<const unsigned char*>(p.bias);
@@ -123,8 +125,10 @@ __device__ __forceinline__ void LoadBiasTile(unsigned char* tile, uint8_t* shift
   for (int c = static_cast<int>(threadIdx.x); c < rows * pieces_per_row; c += Shape::kThreads) {
     const int r = c / pieces_per_row;
     const int piece = c % pieces_per_row;
-    const bool row_valid = q0 + r < p.q_len;
-    const int64_t first = row_valid ? p.bias_index.At(b, h, q0 + r, kb) * elem : 0;
+    // A bias broadcast over queries has one row, read for any of the sequence's rows.
+    const int64_t row = rows == 1 ? seq.row_lo : q0 + r;
+    const bool row_valid = seq.Has(row);
+    const int64_t first = row_valid ? p.bias_index.At(b, h, row - seq.row_lo, kb) * elem : 0;
     const int64_t from = (first & ~int64_t{15}) + 16 * piece;
     const int64_t left = p.bias_bytes - from;
     const int bytes = !row_valid || left <= 0 ? 0 : (left < 16 ? static_cast<int>(left) : 16);
@@ -168,13 +172,15 @@ __device__ __forceinline__ void BiasPair(const FusedParams& p, int64_t at, const
 __device__ __forceinline__ int RowOffset(int r) { return 16 * (r / 2) + 8 * (r % 2); }
 
 // Starts copying rows [row0, row0 + rows) of head h of batch element b into a shared tile,
-// zero-filling rows at or past `limit` and the columns from `dim` to kDim.
+// zero-filling rows at or past `limit` (and, with kFloor, rows before `floor`: another ragged
+// sequence's) and the columns from `dim` to kDim.
 // The copies' addresses are recomputed for every block on purpose: `seq_stride` and `dim` pass
 // through Opaque so the compiler cannot hoist one 64-bit address per copy out of the key loop
 // (16 copies per thread at D 256 would hold 32 registers the accumulators need).
-template <class Shape, int kTileRows, class T>
+template <class Shape, int kTileRows, bool kFloor = false, class T>
 __device__ __forceinline__ void LoadRows(T* tile, const T* head_base, int64_t seq_stride_in,
-                                         int64_t row0, int64_t limit, int dim_in) {
+                                         int64_t row0, int64_t limit, int dim_in,
+                                         int64_t floor = 0) {
   constexpr int kCopies = kTileRows * Shape::kChunks;
   const int64_t seq_stride = Opaque(seq_stride_in);
   const int dim = Opaque(dim_in);
@@ -184,7 +190,7 @@ __device__ __forceinline__ void LoadRows(T* tile, const T* head_base, int64_t se
     if (kCopies % Shape::kThreads != 0 && c >= kCopies) break;
     const int r = c / Shape::kChunks;
     const int col = (c % Shape::kChunks) * 8;
-    const bool valid = row0 + r < limit && col < dim;
+    const bool valid = row0 + r < limit && (!kFloor || row0 + r >= floor) && col < dim;
     const T* src = valid ? head_base + (row0 + r) * seq_stride + col : head_base;
     CpAsync16(tile + r * Shape::kStride + col, src, valid);
   }
@@ -205,15 +211,16 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
   const int64_t h = blockIdx.y;
   const int64_t b = blockIdx.z;
   const int64_t kv_h = h / p.group;
-  const int64_t q_last = (q0 + Shape::kBlockM < p.q_len ? q0 + Shape::kBlockM : p.q_len) - 1;
+  // The sequence's rows and keys (cta_rows.cuh); a ragged sequence shorter than the longest has
+  // CTAs with none of its rows, which end here (the whole CTA alike).
+  const CtaRows seq = RowsOf(p, b);
+  if (q0 >= seq.row_hi || q0 + Shape::kBlockM <= seq.row_lo) return;
+  const int64_t q_first = q0 > seq.row_lo ? q0 : seq.row_lo;
+  const int64_t q_last = (q0 + Shape::kBlockM < seq.row_hi ? q0 + Shape::kBlockM : seq.row_hi) - 1;
 
   // Lengths are below 2^31 (FusedRefusal): key positions live in 32-bit registers.
-  int valid_keys = static_cast<int>(p.kv_len);
-  if (p.kv_lengths != nullptr) {
-    const int64_t given = p.kv_lengths[b];
-    valid_keys = given < 0 ? 0 : (given > p.kv_len ? static_cast<int>(p.kv_len) : static_cast<int>(given));
-  }
-  const KeyRange first_row = p.mask.Visible(q0, valid_keys);
+  const int valid_keys = seq.valid_keys;
+  const KeyRange first_row = p.mask.Visible(q_first, valid_keys);
   const KeyRange last_row = p.mask.Visible(q_last, valid_keys);
   const int key_lo = static_cast<int>(first_row.lo);
   const int key_hi = static_cast<int>(last_row.hi > key_lo ? last_row.hi : key_lo);
@@ -227,8 +234,10 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
   const int row_base = static_cast<int>(q0) + Shape::kWarpRows * warp + lane / 4;
 
   const T* q_head = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-  const T* k_head = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_h * p.k_strides.head;
-  const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
+  const T* k_head = static_cast<const T*>(p.k) + b * p.k_strides.batch +
+                    seq.kv_row0 * p.k_strides.seq + kv_h * p.k_strides.head;
+  const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch +
+                    seq.kv_row0 * p.v_strides.seq + kv_h * p.v_strides.head;
   // Bias tile t (0 or 1), after Q, K and V, and its rows' shifts after both tiles: block n reads
   // tile n % 2 while n + 1's loads.
   const auto bias_tile = [&](int t) {
@@ -238,7 +247,10 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
     return reinterpret_cast<uint8_t*>(bias_tile(2)) + t * Shape::kBlockM;
   };
   if (n_blocks > 0) {
-    LoadRows<Shape, Shape::kBlockM>(q_tile, q_head, p.q_strides.seq, q0, p.q_len, p.head_dim);
+    // q_head is the head's row 0: kernel row r is its row r + q_shift.
+    LoadRows<Shape, Shape::kBlockM, true>(q_tile, q_head, p.q_strides.seq, q0 + seq.q_shift,
+                                          seq.row_hi + seq.q_shift, p.head_dim,
+                                          seq.row_lo + seq.q_shift);
     LoadRows<Shape, Shape::kBlockN>(k_tile, k_head, p.k_strides.seq, key_lo, key_hi, p.head_dim);
     if (p.bias != nullptr) LoadBiasTile<Shape>(bias_tile(0), bias_shifts(0), p, key_lo);
   }
@@ -429,6 +441,7 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
 
   // O / l and the LSE; the four lanes of a row hold parts of its sum.
   T* out = static_cast<T*>(p.out);
+  const CtaRows rows = RowsOf(p, b);  // again: nothing of it stayed live across the key loop
 #pragma unroll
   for (int r = 0; r < Shape::kRows; ++r) {
     const int mt = r / 2;
@@ -437,9 +450,9 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
     float sum = l[r];
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    if (i >= p.q_len) continue;
+    if (!rows.Has(i)) continue;
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    T* out_row = out + p.out_strides.Row(b, i, h);
+    T* out_row = out + p.out_strides.Row(b, i + rows.q_shift, h);
 #pragma unroll
     for (int d = 0; d < Shape::kOTiles; ++d) {
       const int col = d * 8 + (lane % 4) * 2;
@@ -449,7 +462,7 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
       }
     }
     if (p.lse != nullptr && lane % 4 == 0) {
-      p.lse[(b * p.q_heads + h) * p.q_len + i] =
+      p.lse[rows.LseIndex(h, i)] =
           sum > 0.0f ? (m[r] + log2f(sum)) * kLn2 : -INFINITY;
     }
   }

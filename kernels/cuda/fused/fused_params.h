@@ -21,6 +21,9 @@ struct FusedParams {
   DType bias_dtype = DType::kF32;
   BiasIndex bias_index;
   const int64_t* kv_lengths = nullptr;  // [B] or null; clamped into [0, Mk]
+  // A ragged batch's sequence offsets ([B + 1] each; cta_rows.cuh), or null for a dense one.
+  const int64_t* q_offsets = nullptr;
+  const int64_t* kv_offsets = nullptr;
   SeqHeadStrides q_strides, k_strides, v_strides, out_strides;
   MaskPolicy mask;
   int64_t q_heads = 0;
@@ -53,6 +56,13 @@ struct FusedParams {
     params.k_strides = strides.k;
     params.v_strides = strides.v;
     params.out_strides = strides.out;
+    if (p.ragged) {
+      // Packed [total, H, X]: sequence b starts at its offset's row, not at b · batch stride.
+      params.q_offsets = t.q_offsets;
+      params.kv_offsets = t.kv_offsets;
+      params.q_strides.batch = params.k_strides.batch = 0;
+      params.v_strides.batch = params.out_strides.batch = 0;
+    }
     params.mask = MaskPolicy::FromProblem(p);
     params.q_heads = p.q_heads;
     params.group = p.group_size();
