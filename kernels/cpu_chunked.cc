@@ -244,8 +244,7 @@ void ChunkedRun::WriteRows(const SequenceRows& seq, int64_t h, int64_t i0, int64
       ConvertFromFloat(acc, dv, p_.dtype, static_cast<unsigned char*>(t_.out) + at * 2);
     }
     if (p_.return_lse) {
-      t_.lse[seq.Lse(h, i0 + r)] =
-          sum > 0.0f ? buf.row_max[r] + std::log(sum) : kNegInf;
+      t_.lse[seq.Lse(h, i0 + r)] = sum > 0.0f ? buf.row_max[r] + std::log(sum) : kNegInf;
     }
   }
 }

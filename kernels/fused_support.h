@@ -75,9 +75,9 @@ struct FusedSplitPlan {
 FusedSplitPlan FusedSplitKv(const AttentionProblem& problem);
 
 // The fused variant's workspace, in 256-byte aligned pieces. Rows count B·Hq·Mq: for a ragged
-// problem the padded bound B·Hq·q_len, never less than its Hq·total_q rows. The split path: the partial
-// results of every split; otherwise (as before the split path) room for the LSE [B, Hq, Mq] f32,
-// which the one-pass kernel does not use.
+// problem the padded bound B·Hq·q_len, never less than its Hq·total_q rows. The split path: the
+// partial results of every split; otherwise (as before the split path) room for the LSE [B, Hq, Mq]
+// f32, which the one-pass kernel does not use.
 struct FusedWorkspaceLayout {
   int64_t partial_o = 0;    // f32 [B·Hq·Mq, splits, Dv]: each split's normalised output
   int64_t partial_lse = 0;  // f32 [B·Hq·Mq, splits]: each split's LSE, base 2 (-inf: no key)

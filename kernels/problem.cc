@@ -108,9 +108,10 @@ absl::Status CheckRaggedTotals(const AttentionProblem& p, const std::string& b_n
     }
     int64_t most = 0;
     if (!__builtin_mul_overflow(p.batch, side.bound, &most) && side.total > most) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          side.name, " = ", side.total, " exceeds ", b_name, " × ", *side.bound_name, " = ",
-          p.batch, " × ", side.bound, " = ", most, ": some sequence would be longer than the bound"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(side.name, " = ", side.total, " exceeds ", b_name, " × ", *side.bound_name,
+                       " = ", p.batch, " × ", side.bound, " = ", most,
+                       ": some sequence would be longer than the bound"));
     }
   }
   return absl::OkStatus();
@@ -131,8 +132,8 @@ absl::Status CheckOffsets(absl::string_view name, const int64_t* offsets, int64_
     const int64_t begin = offsets[b];
     const int64_t end = offsets[b + 1];
     if (end < begin) {
-      return absl::InvalidArgumentError(absl::StrCat(name, "[", b + 1, "] = ", end,
-                                                     " is less than ", name, "[", b, "] = ", begin));
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, "[", b + 1, "] = ", end, " is less than ", name, "[", b, "] = ", begin));
     }
     // No overflow: 0 <= begin <= end.
     if (end - begin > bound) {
@@ -277,8 +278,7 @@ double AttentionProblem::Flops() const {
   return causal == Causal::kNone ? flops : flops / 2.0;
 }
 
-double RaggedFlops(const AttentionProblem& p, const int64_t* q_offsets,
-                   const int64_t* kv_offsets) {
+double RaggedFlops(const AttentionProblem& p, const int64_t* q_offsets, const int64_t* kv_offsets) {
   double pairs = 0.0;
   for (int64_t b = 0; b < p.batch; ++b) {
     pairs += static_cast<double>(q_offsets[b + 1] - q_offsets[b]) *
@@ -406,7 +406,9 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
   if (absl::Status s = CheckElements("v", v_dims + first, 4 - first, limits); !s.ok()) return s;
   if (absl::Status s = CheckElements("out", out_dims + first, 4 - first, limits); !s.ok()) return s;
   if (p.return_lse) {
-    if (absl::Status s = CheckElements("lse", lse_dims + first, 3 - first, limits); !s.ok()) return s;
+    if (absl::Status s = CheckElements("lse", lse_dims + first, 3 - first, limits); !s.ok()) {
+      return s;
+    }
   }
   // Tokens per side: B × Mq and B × Mk (no overflow: q and k, which have more elements, were
   // just counted). Ragged totals were checked above.

@@ -128,8 +128,10 @@ struct AttentionProblem {
 // Checks a problem's internal consistency and its limits (positive dims, Hq % Hkv == 0, bias
 // dims 1 or full, window bounds, element counts that fit int64 and the limits). Messages name
 // the field, the dimension and the value: "k.shape[2] (Hkv) = 3 does not divide q heads 8".
-// For a ragged problem: BMHK only, no kv_lengths, total_q and total_kv >= 0 and within
-// limits.max_tokens, q_len and kv_len within limits.max_seq_len (the offsets are not read here).
+// For a ragged problem: BMHK only, no kv_lengths, total_q and total_kv >= 0, within
+// limits.max_tokens and at most B·q_len and B·kv_len (else a sequence would pass its bound);
+// q_len and kv_len positive (even when every sequence is empty) and within limits.max_seq_len.
+// The offsets are not read here: ValidateSequenceOffsets checks them.
 absl::Status ValidateProblem(const AttentionProblem& problem, const ProblemLimits& limits);
 
 // Checks the [B + 1] offsets of a ragged problem, on the host: offsets[0] == 0, non-decreasing,

@@ -196,8 +196,8 @@ std::vector<Case> AllCases() {
     {
       const std::vector<int64_t> q_lens = {1, 0, 37, 64, 129};
       const std::vector<int64_t> kv_lens = {50, 3, 0, 100, 61};
-      const int64_t ragged_chunks[][3] = {{0, 0, 2}, {16, 32, 1}, {7, 13, 2}, {129, 1, 3},
-                                          {1, 100, 2}, {33, 17, 3}};
+      const int64_t ragged_chunks[][3] = {{0, 0, 2},   {16, 32, 1}, {7, 13, 2},
+                                          {129, 1, 3}, {1, 100, 2}, {33, 17, 3}};
       for (const auto& ch : ragged_chunks) {
         Case c = small(1, 1);
         testing::SetRagged(&c, q_lens, kv_lens);

@@ -56,8 +56,8 @@ std::vector<ProblemCase> AllCases() {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
     for (Causal causal : {Causal::kNone, Causal::kTopLeft, Causal::kBottomRight}) {
       for (int set = 0; set < 2; ++set) {
-        ProblemCase c = set == 0 ? RaggedCase(dtype, kQueriesA, kKeysA)
-                                 : RaggedCase(dtype, kQueriesB, kKeysB);
+        ProblemCase c =
+            set == 0 ? RaggedCase(dtype, kQueriesA, kKeysA) : RaggedCase(dtype, kQueriesB, kKeysB);
         c.problem.causal = causal;
         cases.push_back(c);
       }

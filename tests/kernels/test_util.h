@@ -92,8 +92,8 @@ Tolerance ToleranceFor(DType dtype);
 
 // Compares out (in the problem's dtype) and, with return_lse, the LSE with the reference over
 // query rows [row_begin, row_end) of every (b, h) (of each sequence, when ragged: then
-// tensors.q_offsets and kv_offsets say where they lie). Returns "" when all match, else a description
-// of the mismatches (count, worst, first few).
+// tensors.q_offsets and kv_offsets say where they lie). Returns "" when all match, else a
+// description of the mismatches (count, worst, first few).
 std::string CompareWithReference(const AttentionProblem& problem, const OwnedTensors& tensors,
                                  const ReferenceResult& reference, int64_t row_begin = 0,
                                  int64_t row_end = -1);
