@@ -211,13 +211,16 @@ std::string CompareWithReference(const AttentionProblem& p, const OwnedTensors& 
   const Tolerance tol = ToleranceFor(p.dtype);
   const SeqHeadStrides out_strides =
       SeqHeadStrides::For(p.layout, p.q_len, p.q_heads, p.v_head_dim);
-  AttentionTensors offsets;  // all SequenceRows reads
-  offsets.kv_lengths = t.kv_lengths.empty() ? nullptr : t.kv_lengths.data();
+  // Where each sequence's rows lie; its key count does not matter here, so kv_lengths is not
+  // read (callers need not set tensors.kv_lengths).
+  AttentionProblem rows_only = p;
+  rows_only.has_kv_lengths = false;
+  AttentionTensors offsets;
   offsets.q_offsets = t.q_offsets.empty() ? nullptr : t.q_offsets.data();
   offsets.kv_offsets = t.kv_offsets.empty() ? nullptr : t.kv_offsets.data();
   Mismatches mismatches;
   for (int64_t b = 0; b < p.batch; ++b) {
-    const SequenceRows seq = SequenceRows::Of(p, offsets, b);
+    const SequenceRows seq = SequenceRows::Of(rows_only, offsets, b);
     for (int64_t h = 0; h < p.q_heads; ++h) {
       for (int64_t i = row_begin; i < std::min(row_end, seq.q_len); ++i) {
         const int64_t base = out_strides.Row(seq.tensor_batch, seq.q_row0 + i, h);
