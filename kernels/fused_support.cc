@@ -30,6 +30,9 @@ std::string FusedRefusal(const AttentionProblem& p) {
   if (p.has_bias && std::abs(p.scale) < 0x1p-20) {
     return absl::StrCat("fused takes a bias only with |scale| >= 2^-20 (scale ", p.scale, ")");
   }
+  if (p.ragged && !kFusedTakesRagged) {
+    return "fused takes no sequence offsets yet (kFusedTakesRagged, kernels/fused_support.h)";
+  }
   constexpr int64_t kMaxLen = (int64_t{1} << 31) - 1;  // key and row positions are 32-bit
   if (p.q_len > kMaxLen || p.kv_len > kMaxLen) {
     return "fused takes sequences of at most 2^31 - 1 rows";

@@ -46,6 +46,16 @@ v1::AttendRequest SlowRequest(uint64_t seed, const std::string& id) {
   return MakeRequest(spec, seed, id);
 }
 
+// Returns once the one forced-reference request is computing or done, by the scheduler's own
+// gauge and the plan counter.
+void WaitUntilComputingOrDone(TestServer& test) {
+  while (test.registry.Render().find("attnd_inflight_requests 1") == std::string::npos &&
+         test.registry.Render().find("attnd_plans_total{variant=\"reference\"} 1") ==
+             std::string::npos) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
 TEST(ServerTest, AttendMatchesTheReference) {
   auto test = StartTestServer();
   ASSERT_NE(test, nullptr);
@@ -195,12 +205,7 @@ TEST(ServerTest, DrainLetsTheRequestInFlightFinish) {
   v1::AttendResponse response;
   grpc::Status status;
   std::thread call([&] { status = Attend(*test, request, &response); });
-  // Wait until it is computing (or done), by the scheduler's own gauge.
-  while (test->registry.Render().find("attnd_inflight_requests 1") == std::string::npos &&
-         test->registry.Render().find("attnd_plans_total{variant=\"reference\"} 1") ==
-             std::string::npos) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  WaitUntilComputingOrDone(*test);
   EXPECT_TRUE(test->server->Drain(absl::Seconds(30)));
   call.join();
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -222,11 +227,7 @@ TEST(ServerTest, DrainRefusesNewCallsUnavailableWhileTheOpenOneFinishes) {
   v1::AttendResponse response;
   grpc::Status status;
   std::thread call([&] { status = Attend(*test, request, &response); });
-  while (test->registry.Render().find("attnd_inflight_requests 1") == std::string::npos &&
-         test->registry.Render().find("attnd_plans_total{variant=\"reference\"} 1") ==
-             std::string::npos) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  WaitUntilComputingOrDone(*test);
   bool clean = false;
   std::thread drain([&] { clean = test->server->Drain(absl::Seconds(30)); });
   // Until the drain begins a new call is answered; from then on the server still listens (the
