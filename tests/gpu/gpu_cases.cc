@@ -331,6 +331,8 @@ OwnedTensors MakeCaseTensors(const GpuCase& c) {
   std::mt19937 rng(static_cast<uint32_t>(std::hash<std::string>()(CaseName(c))));
   OwnedTensors t = MakeTensors(p, &rng);
   t.kv_lengths = c.kv_lengths;
+  t.q_offsets = c.q_offsets;
+  t.kv_offsets = c.kv_offsets;
   if (c.neg_inf_bias_row >= 0) {
     // The bias is [1, 1, Mq, Mk] in these cases.
     for (int64_t j = 0; j < p.bias_shape[3]; ++j) {
