@@ -111,9 +111,6 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
   if (q0 >= seq.row_hi || q0 + Shape::kBlockM <= seq.row_lo) return;
   const int64_t q_first = q0 > seq.row_lo ? q0 : seq.row_lo;
   const int64_t q_last = (q0 + Shape::kBlockM < seq.row_hi ? q0 + Shape::kBlockM : seq.row_hi) - 1;
-  // The bias reads rows of the sequence only (lengths are below 2^31, FusedRefusal).
-  const int seq_lo = static_cast<int>(seq.row_lo);
-  const int seq_hi = static_cast<int>(seq.row_hi);
 
   // Lengths are below 2^31 (FusedRefusal): key positions live in 32-bit registers.
   const int valid_keys = seq.valid_keys;
@@ -244,6 +241,11 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
     // without a bias (the common case) needs nothing.
     const bool whole = kb >= all_lo && kb + Shape::kBlockN <= all_hi;
     if (!whole || p.bias != nullptr) {
+      // The sequence's first kernel row, read again for each block (Opaque: not kept from the
+      // prologue) rather than held across the key loop: D 128 spilled with it held.
+      const int row_lo = p.bias != nullptr && p.q_offsets != nullptr
+                             ? static_cast<int>(RowsOf(p, Opaque(b)).row_lo)
+                             : 0;
 #pragma unroll
       for (int r = 0; r < Shape::kRows; ++r) {
         // The row's visible keys relative to kb, clamped into [0, kBlockN].
@@ -256,8 +258,11 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
         const int mt = r / 2;
         const int half = r % 2;
         // The row's bias element at key kb; its keys follow at stride bias_index.col (0 or 1).
-        const bool biased = p.bias != nullptr && i >= seq_lo && i < seq_hi;
-        const int64_t bias_row = biased ? p.bias_index.At(b, h, i - seq_lo, kb) : 0;
+        // Its bias row within the sequence: kernel rows of a ragged sequence start at row_lo
+        // (0 when dense). Rows past the sequence read rows below q_len of the padded bias (and are
+        // thrown away); rows before it read nothing.
+        const bool biased = p.bias != nullptr && i < p.q_len && i >= row_lo;
+        const int64_t bias_row = biased ? p.bias_index.At(b, h, i - row_lo, kb) : 0;
 #pragma unroll
         for (int j = 0; j < Shape::kSTiles; ++j) {
           const int col = j * 8 + 2 * t;  // this thread's two neighbouring keys
@@ -336,7 +341,7 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
 
   // O / l and the LSE; the four lanes of a row hold parts of its sum.
   float* out = static_cast<float*>(p.out);
-  const CtaRows rows = RowsOf(p, b);
+  const CtaRows rows = RowsOf(p, Opaque(b));  // read again: nothing held across the loop
 #pragma unroll
   for (int r = 0; r < Shape::kRows; ++r) {
     const int mt = r / 2;

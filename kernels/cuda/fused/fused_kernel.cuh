@@ -117,7 +117,7 @@ __device__ __forceinline__ void LoadBiasTile(unsigned char* tile, uint8_t* shift
   const int64_t h = blockIdx.y;
   const int64_t q0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * Shape::kBlockM;
   const int elem = BiasElemBytes(p);
-  const CtaRows seq = RowsOf(p, b);  // read again here rather than held across the key loop
+  const CtaRows seq = RowsOf(p, Opaque(b));  // read again, not held across the key loop
   const int rows = p.bias_index.row == 0 ? 1 : Shape::kBlockM;
   const int pieces_per_row = p.bias_index.col == 0 ? 1 : Shape::BiasPitch(elem) / 16;
   const unsigned char* base = static_cast<const unsigned char*>(p.bias);
@@ -441,7 +441,9 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
 
   // O / l and the LSE; the four lanes of a row hold parts of its sum.
   T* out = static_cast<T*>(p.out);
-  const CtaRows rows = RowsOf(p, b);  // again: nothing of it stayed live across the key loop
+  // Read again (Opaque: not the prologue's loads reused), so nothing of it stayed live
+  // across the key loop.
+  const CtaRows rows = RowsOf(p, Opaque(b));
 #pragma unroll
   for (int r = 0; r < Shape::kRows; ++r) {
     const int mt = r / 2;
