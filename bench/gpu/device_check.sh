@@ -37,6 +37,10 @@ memcheck_filter+=':Matrix/CudaAttentionTest.*Mk4500*:Matrix/CudaAttentionTest.*M
 # piece), a window, a bias broadcast over keys.
 memcheck_filter+=':BiasTiles/CudaAttentionTest.*bf16*Mk157*:BiasTiles/CudaAttentionTest.*win37*'
 memcheck_filter+=':BiasTiles/CudaAttentionTest.*bias1x1x130x1*'
+# Ragged batches: a sequence's rows placed at the end of the bound (bottom-right), empty
+# sequences, a padded bias; the f32 kernel likewise.
+memcheck_filter+=':Ragged/FusedRaggedTest.*bf16_BMHK_B6*D128*causalBR*bias6x4x200x300f16*'
+memcheck_filter+=':Ragged/FusedRaggedTest.*f32_BMHK_B3*D64*causalBR*'
 # (CudaApiTest.ContextsComeAndGo asks for a device that does not exist on purpose: the sanitizer
 # would report that API error.)
 memcheck_filter+=':CudaApiTest.OffersTheCublasVariants:CudaApiTest.RefusesBadRuns'
