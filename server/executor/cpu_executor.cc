@@ -187,8 +187,8 @@ void CpuExecutor::RunGroup(absl::Span<const BatchEntry> entries, const std::vect
   for (size_t i : members) budget += entries[i].plan->workspace_bytes;
   kernels::PlannerConfig config = batch_.planner;
   config.forced_variant = kernels::Variant::kCpuChunked;
-  absl::StatusOr<kernels::Plan> plan = kernels::MakePlan(launch.problem, capabilities_, budget,
-                                                         config);
+  absl::StatusOr<kernels::Plan> plan =
+      kernels::MakePlan(launch.problem, capabilities_, budget, config);
   if (!plan.ok()) {  // the members' workspaces do not fit the launch's: run them as planned
     run_alone();
     return;
@@ -205,9 +205,9 @@ void CpuExecutor::RunGroup(absl::Span<const BatchEntry> entries, const std::vect
     lse.resize(static_cast<size_t>(launch.lse_bytes) / sizeof(float));
   } catch (const std::bad_alloc&) {
     // As a failed workspace allocation: the runner re-plans each member alone.
-    status = absl::ResourceExhaustedError(absl::StrCat(
-        "cpu could not allocate ", launch.packed_bytes(), " bytes for a ragged launch of ",
-        members.size(), " requests"));
+    status = absl::ResourceExhaustedError(
+        absl::StrCat("cpu could not allocate ", launch.packed_bytes(),
+                     " bytes for a ragged launch of ", members.size(), " requests"));
   }
   if (status.ok()) {
     PackInputs(launch, entries, q.data(), k.data(), v.data());

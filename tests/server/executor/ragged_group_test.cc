@@ -13,12 +13,12 @@
 namespace attnd::server::executor {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
 using kernels::AttentionProblem;
 using kernels::DType;
 using kernels::Variant;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 // f32, Hq = Hkv = 2, D = Dv = 4, LSE on, no mask: the worked example's shared shape.
 AttentionProblem Dense(int64_t batch, int64_t q_len, int64_t kv_len) {
@@ -84,9 +84,8 @@ TEST(RaggedGroupTest, WorkedExampleFromTheHeader) {
   EXPECT_TRUE(p.return_lse);
   EXPECT_THAT(launch.q_offsets, ElementsAre(0, 3, 5, 7));
   EXPECT_THAT(launch.kv_offsets, ElementsAre(0, 5, 12, 19));
-  EXPECT_TRUE(kernels::ValidateSequenceOffsets(p, launch.q_offsets.data(),
-                                               launch.kv_offsets.data())
-                  .ok());
+  EXPECT_TRUE(
+      kernels::ValidateSequenceOffsets(p, launch.q_offsets.data(), launch.kv_offsets.data()).ok());
   EXPECT_TRUE(kernels::ValidateProblem(p, kernels::ProblemLimits{}).ok());
 
   ASSERT_EQ(launch.members.size(), 2u);
@@ -198,16 +197,16 @@ TEST(RaggedGroupTest, GroupsCompatibleEntriesAndLeavesTheRestAlone) {
   bhmk.layout = kernels::Layout::kBHMK;
   AttentionProblem causal = Dense(1, 6, 6);
   causal.causal = kernels::Causal::kBottomRight;
-  batch.Add(Dense(1, 3, 9));           // 0: f32 group
-  batch.Add(half);                     // 1: f16 group
-  batch.Add(bias);                     // 2: alone
-  batch.Add(kv_lengths);               // 3: alone
-  batch.Add(bhmk);                     // 4: alone
-  batch.Add(Dense(2, 17, 5));          // 5: f32 group
-  batch.Add(causal);                   // 6: alone (no other causal entry)
-  batch.Add(half);                     // 7: f16 group
+  batch.Add(Dense(1, 3, 9));                       // 0: f32 group
+  batch.Add(half);                                 // 1: f16 group
+  batch.Add(bias);                                 // 2: alone
+  batch.Add(kv_lengths);                           // 3: alone
+  batch.Add(bhmk);                                 // 4: alone
+  batch.Add(Dense(2, 17, 5));                      // 5: f32 group
+  batch.Add(causal);                               // 6: alone (no other causal entry)
+  batch.Add(half);                                 // 7: f16 group
   batch.Add(Dense(1, 6, 6), Variant::kReference);  // 8: alone
-  batch.Add(Dense(3, 1, 1));           // 9: f32 group
+  batch.Add(Dense(3, 1, 1));                       // 9: f32 group
   EXPECT_THAT(ChooseRaggedGroups(batch.entries(), CpuPolicy()),
               ElementsAre(ElementsAre(0, 5, 9), ElementsAre(1, 7)));
 }
@@ -218,15 +217,33 @@ TEST(RaggedGroupTest, EveryLaunchFieldSeparatesGroups) {
   for (int field = 0; field < 9; ++field) {
     AttentionProblem p = Dense(1, 4, 4);
     switch (field) {
-      case 0: p.q_heads = 4; break;
-      case 1: p.kv_heads = 1; break;
-      case 2: p.head_dim = 8; break;
-      case 3: p.v_head_dim = 8; break;
-      case 4: p.scale = 0.25; break;
-      case 5: p.causal = kernels::Causal::kTopLeft; break;
-      case 6: p.window_left = 2; break;
-      case 7: p.window_right = 1; break;
-      case 8: p.return_lse = false; break;
+      case 0:
+        p.q_heads = 4;
+        break;
+      case 1:
+        p.kv_heads = 1;
+        break;
+      case 2:
+        p.head_dim = 8;
+        break;
+      case 3:
+        p.v_head_dim = 8;
+        break;
+      case 4:
+        p.scale = 0.25;
+        break;
+      case 5:
+        p.causal = kernels::Causal::kTopLeft;
+        break;
+      case 6:
+        p.window_left = 2;
+        break;
+      case 7:
+        p.window_right = 1;
+        break;
+      case 8:
+        p.return_lse = false;
+        break;
     }
     variations.push_back(p);
   }
@@ -252,8 +269,7 @@ TEST(RaggedGroupTest, PackedBytesCapSplitsGroups) {
   policy.max_packed_bytes = 2 * each - 1;
   EXPECT_THAT(ChooseRaggedGroups(batch.entries(), policy), IsEmpty());
   policy.max_packed_bytes = 5 * each;
-  EXPECT_THAT(ChooseRaggedGroups(batch.entries(), policy),
-              ElementsAre(ElementsAre(0, 1, 2, 3, 4)));
+  EXPECT_THAT(ChooseRaggedGroups(batch.entries(), policy), ElementsAre(ElementsAre(0, 1, 2, 3, 4)));
 }
 
 TEST(RaggedGroupTest, TokenCapCountsTheBatchersTokens) {

@@ -40,7 +40,9 @@ std::unique_ptr<CpuExecutor> Cpu(bool ragged_launch) {
   batch.ragged_launch = ragged_launch;
   return std::make_unique<CpuExecutor>(
       memory, /*threads=*/2,
-      []() -> absl::StatusOr<MemInfo> { return MemInfo{int64_t{128} << 30, int64_t{64} << 30}; },
+      []() -> absl::StatusOr<MemInfo> {
+        return MemInfo{int64_t{128} << 30, int64_t{64} << 30};
+      },
       batch);
 }
 
@@ -80,8 +82,8 @@ class Batch {
   void Add(const AttentionProblem& problem) {
     problems_.push_back(problem);
     tensors_.push_back(kernels::testing::MakeTensors(problem, &rng_));
-    absl::StatusOr<kernels::Plan> plan = kernels::MakePlan(
-        problem, executor_.capabilities(), 16 * kMiB, kernels::PlannerConfig());
+    absl::StatusOr<kernels::Plan> plan =
+        kernels::MakePlan(problem, executor_.capabilities(), 16 * kMiB, kernels::PlannerConfig());
     ASSERT_TRUE(plan.ok()) << plan.status();
     plans_.push_back(*plan);
     BatchEntry entry;
@@ -122,8 +124,7 @@ class Batch {
   std::vector<BatchEntry> entries_;
 };
 
-AttentionProblem Problem(DType dtype, Causal causal, int64_t batch, int64_t q_len,
-                         int64_t kv_len) {
+AttentionProblem Problem(DType dtype, Causal causal, int64_t batch, int64_t q_len, int64_t kv_len) {
   AttentionProblem p = kernels::testing::BaseProblem(dtype, batch, q_len, kv_len, /*q_heads=*/4,
                                                      /*kv_heads=*/2, /*d=*/59, /*dv=*/37);
   p.causal = causal;
@@ -213,8 +214,7 @@ TEST(RaggedLaunchTest, RefusedMembersAreNotLaunchedNorWritten) {
   for (size_t i : {0, 2}) {
     const OwnedTensors& t = batch.tensors(i);
     std::vector<float> out(static_cast<size_t>(batch.problem(i).out_elements()));
-    kernels::ConvertToFloat(t.out.data(), DType::kF32, batch.problem(i).out_elements(),
-                            out.data());
+    kernels::ConvertToFloat(t.out.data(), DType::kF32, batch.problem(i).out_elements(), out.data());
     EXPECT_THAT(out, ::testing::Each(::testing::IsNan())) << i;
     EXPECT_THAT(t.lse, ::testing::Each(::testing::IsNan())) << i;
   }
