@@ -2,7 +2,11 @@
 // FlashAttention's online softmax).
 //
 // Work items are (b, h, query chunk); plan.threads workers take them from an atomic counter,
-// heaviest first (late query chunks see the most keys under a causal mask). Per item:
+// heaviest first (late query chunks see the most keys under a causal mask). A ragged problem has
+// as many chunks per (b, h) as its bound q_len needs; a chunk past its sequence's Mq_b is an
+// empty item (CpuWorkItems counts them too, so the threads and workspace planned stay exact).
+// Rows and keys are those of the item's sequence (SequenceRows), its mask the sequence's own.
+// Per item:
 //   Q   [rows, D]    rows i0..i0+rows of head h           (f32: read in place, lda = row stride)
 //   for each key tile [j0, j0+n) inside the chunk's visible keys (masked-out tiles are skipped):
 //     K   [n, D], V [n, Dv]                               (f32: in place; f16/bf16: converted)
@@ -126,7 +130,8 @@ class ChunkedRun {
   void RunChunk(int64_t b, int64_t h, int64_t i0, const TileBuffers& buf) const;
   void SoftmaxTile(int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t j0, int64_t n,
                    const TileBuffers& buf) const;
-  void WriteRows(int64_t b, int64_t h, int64_t i0, int64_t rows, const TileBuffers& buf) const;
+  void WriteRows(const SequenceRows& seq, int64_t h, int64_t i0, int64_t rows,
+                 const TileBuffers& buf) const;
 
   const AttentionProblem& p_;
   const AttentionTensors& t_;
@@ -140,17 +145,21 @@ class ChunkedRun {
 };
 
 void ChunkedRun::RunChunk(int64_t b, int64_t h, int64_t i0, const TileBuffers& buf) const {
-  const int64_t rows = std::min(q_chunk_, p_.q_len - i0);
+  const SequenceRows seq = SequenceRows::Of(p_, t_, b);
+  const int64_t rows = std::min(q_chunk_, seq.q_len - i0);
+  if (rows <= 0) return;  // a ragged sequence shorter than the bound: nothing here
+  const MaskPolicy mask = mask_.ForSequence(seq.q_len, seq.kv_len);
   const int64_t kvh = h / p_.group_size();
   const int64_t d = p_.head_dim;
   const int64_t dv = p_.v_head_dim;
-  const int64_t valid_keys = mask_.KeysOf(p_.has_kv_lengths ? t_.kv_lengths : nullptr, b);
+  const int64_t tb = seq.tensor_batch;
+  const int64_t valid_keys = seq.kv_len;
 
   // The keys any row of the chunk sees: tiles outside [first, last) are skipped whole.
   int64_t first = std::numeric_limits<int64_t>::max();
   int64_t last = 0;
   for (int64_t r = 0; r < rows; ++r) {
-    buf.ranges[r] = mask_.Visible(i0 + r, valid_keys);
+    buf.ranges[r] = mask.Visible(i0 + r, valid_keys);
     if (buf.ranges[r].empty()) continue;
     first = std::min(first, buf.ranges[r].lo);
     last = std::max(last, buf.ranges[r].hi);
@@ -160,12 +169,15 @@ void ChunkedRun::RunChunk(int64_t b, int64_t h, int64_t i0, const TileBuffers& b
   std::fill(buf.acc, buf.acc + rows * dv, 0.0f);
 
   if (first < last) {
-    const F32Block q = LoadBlock(rows_, t_.q, p_.dtype, strides_.q, b, i0, h, rows, d, buf.q_tile);
+    const F32Block q =
+        LoadBlock(rows_, t_.q, p_.dtype, strides_.q, tb, seq.q_row0 + i0, h, rows, d, buf.q_tile);
     for (int64_t j0 = first; j0 < last; j0 += kv_chunk_) {
       const int64_t n = std::min(kv_chunk_, last - j0);
-      const F32Block k = LoadBlock(rows_, t_.k, p_.dtype, strides_.k, b, j0, kvh, n, d, buf.k_tile);
+      const int64_t k_row = seq.kv_row0 + j0;
+      const F32Block k =
+          LoadBlock(rows_, t_.k, p_.dtype, strides_.k, tb, k_row, kvh, n, d, buf.k_tile);
       const F32Block v =
-          LoadBlock(rows_, t_.v, p_.dtype, strides_.v, b, j0, kvh, n, dv, buf.v_tile);
+          LoadBlock(rows_, t_.v, p_.dtype, strides_.v, tb, k_row, kvh, n, dv, buf.v_tile);
       // S [rows, n] = scale · Q [rows, D] · Kᵀ [D, n]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, d, static_cast<float>(p_.scale),
                   q.data, q.ld, k.data, k.ld, 0.0f, buf.scores, n);
@@ -175,7 +187,7 @@ void ChunkedRun::RunChunk(int64_t b, int64_t h, int64_t i0, const TileBuffers& b
                   v.data, v.ld, 1.0f, buf.acc, dv);
     }
   }
-  WriteRows(b, h, i0, rows, buf);
+  WriteRows(seq, h, i0, rows, buf);
 }
 
 void ChunkedRun::SoftmaxTile(int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t j0, int64_t n,
@@ -216,7 +228,7 @@ void ChunkedRun::SoftmaxTile(int64_t b, int64_t h, int64_t i0, int64_t rows, int
   }
 }
 
-void ChunkedRun::WriteRows(int64_t b, int64_t h, int64_t i0, int64_t rows,
+void ChunkedRun::WriteRows(const SequenceRows& seq, int64_t h, int64_t i0, int64_t rows,
                            const TileBuffers& buf) const {
   const int64_t dv = p_.v_head_dim;
   for (int64_t r = 0; r < rows; ++r) {
@@ -225,15 +237,14 @@ void ChunkedRun::WriteRows(int64_t b, int64_t h, int64_t i0, int64_t rows,
     // l > 0 exactly when the row saw a key with a finite score (the max's own term is 1).
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     for (int64_t x = 0; x < dv; ++x) acc[x] *= inv;
-    const int64_t at = strides_.out.Row(b, i0 + r, h);
+    const int64_t at = strides_.out.Row(seq.tensor_batch, seq.q_row0 + i0 + r, h);
     if (p_.dtype == DType::kF32) {
       std::copy(acc, acc + dv, static_cast<float*>(t_.out) + at);
     } else {
       ConvertFromFloat(acc, dv, p_.dtype, static_cast<unsigned char*>(t_.out) + at * 2);
     }
     if (p_.return_lse) {
-      t_.lse[(b * p_.q_heads + h) * p_.q_len + i0 + r] =
-          sum > 0.0f ? buf.row_max[r] + std::log(sum) : kNegInf;
+      t_.lse[seq.Lse(h, i0 + r)] = sum > 0.0f ? buf.row_max[r] + std::log(sum) : kNegInf;
     }
   }
 }

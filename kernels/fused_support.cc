@@ -26,6 +26,9 @@ std::string FusedRefusal(const AttentionProblem& p) {
     return absl::StrCat("fused takes head dims up to ", kFusedMaxHeadDim, " (D ", p.head_dim,
                         ", Dv ", p.v_head_dim, ")");
   }
+  if (p.ragged && !kFusedTakesRagged) {
+    return "fused takes no sequence offsets yet (kFusedTakesRagged, kernels/fused_support.h)";
+  }
   constexpr int64_t kMaxLen = (int64_t{1} << 31) - 1;  // key and row positions are 32-bit
   if (p.q_len > kMaxLen || p.kv_len > kMaxLen) {
     return "fused takes sequences of at most 2^31 - 1 rows";

@@ -2,7 +2,8 @@
 // without CUDA: f16 or bf16 with head dims D and Dv that are multiples of 8 up to
 // kFusedMaxHeadDim, f32 (3xTF32, f32 accuracy) with such head dims up to kFusedF32MaxHeadDim,
 // sequences of at most 2^31 - 1 rows (positions are 32-bit in the kernel). Everything else of
-// the API (layouts, masks, kv_lengths, GQA, bias in any dtype, LSE) it takes.
+// the API (layouts, masks, kv_lengths, GQA, bias in any dtype, LSE) it takes, except ragged
+// batches while kFusedTakesRagged is off.
 //
 // Also the decisions of its split-KV path (kernels/cuda/fused/split_kv.cuh) that the planner
 // needs: whether a problem takes it, into how many key splits, and the workspace it needs.
@@ -28,6 +29,11 @@ static_assert(kFusedDims[sizeof(kFusedDims) / sizeof(kFusedDims[0]) - 1] == kFus
               "kFusedMaxHeadDim is the last of ATTND_FUSED_DIMS");
 // The same for the f32 kernel (kernels/cuda/fused/fused_f32.cu).
 constexpr int64_t kFusedF32MaxHeadDim = 256;
+
+// Whether the fused kernel takes ragged problems (sequence offsets, kernels/problem.h). Off until
+// kernels/cuda/fused indexes packed sequences: until then FusedRefusal refuses them, so neither
+// the planner nor RunFused runs one on dense indexing. Turning it on is all the planner needs.
+inline constexpr bool kFusedTakesRagged = false;
 
 // "" when the fused kernel takes `problem`, else why not, e.g. "fused takes f32 head dims up to
 // 256 (D 264, Dv 264)".
@@ -68,9 +74,10 @@ struct FusedSplitPlan {
 //     waves; 4 splits: 256 CTAs, 0.97 of one wave: 4 splits of 8192 keys.
 FusedSplitPlan FusedSplitKv(const AttentionProblem& problem);
 
-// The fused variant's workspace, in 256-byte aligned pieces. The split path: the partial
-// results of every split; otherwise (as before the split path) room for the LSE [B, Hq, Mq] f32,
-// which the one-pass kernel does not use.
+// The fused variant's workspace, in 256-byte aligned pieces. Rows count B·Hq·Mq: for a ragged
+// problem the padded bound B·Hq·q_len, never less than its Hq·total_q rows. The split path: the
+// partial results of every split; otherwise (as before the split path) room for the LSE [B, Hq, Mq]
+// f32, which the one-pass kernel does not use.
 struct FusedWorkspaceLayout {
   int64_t partial_o = 0;    // f32 [B·Hq·Mq, splits, Dv]: each split's normalised output
   int64_t partial_lse = 0;  // f32 [B·Hq·Mq, splits]: each split's LSE, base 2 (-inf: no key)

@@ -7,6 +7,8 @@
 //   causal            keys j <= i'
 //   sliding window    keys i' - left <= j <= i' + right (a negative bound is unbounded)
 //   key padding       keys j < Mk_b
+// Ragged problems: sequence b's mask is this policy for a dense problem of Mq = Mq_b and
+// Mk = Mk_b (ForSequence), so i' = i + (Mk_b - Mq_b) with its own lengths, never the maxima.
 // The visible keys always form one interval [lo, hi); lo == hi when the row sees nothing (its
 // output is 0 and its LSE -inf). Both ends are non-decreasing in i.
 #ifndef ATTND_KERNELS_MASK_H_
@@ -48,6 +50,16 @@ struct MaskPolicy {
     const int64_t widest = problem.q_len + problem.kv_len;
     policy.window_left = problem.window_left > widest ? widest : problem.window_left;
     policy.window_right = problem.window_right > widest ? widest : problem.window_right;
+    return policy;
+  }
+
+  // The policy of one sequence of a ragged problem: its own Mq_b and Mk_b. The window clamp of
+  // FromProblem (q_len + kv_len of the maxima) stays: it is wider than this sequence's, so still
+  // the same as unbounded.
+  ATTND_HOST_DEVICE MaskPolicy ForSequence(int64_t seq_q_len, int64_t seq_kv_len) const {
+    MaskPolicy policy = *this;
+    policy.q_len = seq_q_len;
+    policy.kv_len = seq_kv_len;
     return policy;
   }
 

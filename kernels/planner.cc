@@ -99,7 +99,15 @@ std::string HumanBytes(int64_t bytes) {
 // What the kernels of each variant accept beyond ValidateProblem (empty: anything). For cudnn
 // only cuDNN's fixed rules (no f32, head dims multiples of 8): whether cuDNN takes a shape is
 // asked of cuDNN itself by the executor, which drops kCudnn from Capabilities when it says no.
+// Ragged problems run on reference, cpu_chunked and fused (when FusedRefusal takes them); the
+// cuBLAS variants and cudnn index dense [B, M, H, X] tensors only.
 std::string Unsupported(const AttentionProblem& p, Variant v) {
+  if (p.ragged && (v == Variant::kNaive || v == Variant::kSliced || v == Variant::kChunked ||
+                   v == Variant::kCudnn)) {
+    return absl::StrCat(Name(v),
+                        " takes no sequence offsets (ragged batches run on reference, "
+                        "cpu_chunked and fused)");
+  }
   if (v == Variant::kCudnn) {
     if (p.dtype == DType::kF32) return "cudnn needs f16 or bf16";
     if (p.head_dim % 8 != 0 || p.v_head_dim % 8 != 0) {

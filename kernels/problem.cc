@@ -84,6 +84,71 @@ absl::Status CheckElements(absl::string_view tensor, const int64_t* dims, int n,
   return absl::OkStatus();
 }
 
+// A ragged problem's packed row counts: not negative, within limits.max_tokens, and no more
+// than B sequences of the bound's length hold (else some sequence would exceed q_len or kv_len).
+absl::Status CheckRaggedTotals(const AttentionProblem& p, const std::string& b_name,
+                               const std::string& mq_name, const std::string& mk_name,
+                               const ProblemLimits& limits) {
+  struct Side {
+    int64_t total;
+    const char* name;
+    int64_t bound;
+    const std::string* bound_name;
+  };
+  const Side sides[] = {{p.total_q, "q.shape[0] (total_q)", p.q_len, &mq_name},
+                        {p.total_kv, "k.shape[0] (total_kv)", p.kv_len, &mk_name}};
+  for (const Side& side : sides) {
+    if (side.total < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(side.name, " = ", side.total, " must not be negative"));
+    }
+    if (absl::Status s = CheckAtMost(side.total, side.name, limits.max_tokens, "max_tokens");
+        !s.ok()) {
+      return s;
+    }
+    int64_t most = 0;
+    if (!__builtin_mul_overflow(p.batch, side.bound, &most) && side.total > most) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(side.name, " = ", side.total, " exceeds ", b_name, " × ", *side.bound_name,
+                       " = ", p.batch, " × ", side.bound, " = ", most,
+                       ": some sequence would be longer than the bound"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One offsets array of a ragged problem (see ValidateSequenceOffsets).
+absl::Status CheckOffsets(absl::string_view name, const int64_t* offsets, int64_t batch,
+                          int64_t total, absl::string_view total_name, int64_t bound,
+                          absl::string_view bound_name) {
+  if (offsets == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("problem.ragged but tensors.", name, " is null"));
+  }
+  if (offsets[0] != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, "[0] = ", offsets[0], " must be 0"));
+  }
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t begin = offsets[b];
+    const int64_t end = offsets[b + 1];
+    if (end < begin) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, "[", b + 1, "] = ", end, " is less than ", name, "[", b, "] = ", begin));
+    }
+    // No overflow: 0 <= begin <= end.
+    if (end - begin > bound) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sequence ", b, " has ", name, "[", b + 1, "] - ", name, "[", b, "] = ", end, " - ",
+          begin, " = ", end - begin, " rows, more than ", bound_name, " = ", bound));
+    }
+  }
+  if (offsets[batch] != total) {
+    return absl::InvalidArgumentError(absl::StrCat(name, "[", batch, "] = ", offsets[batch],
+                                                   " must equal ", total_name, " = ", total));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 size_t DTypeSize(DType dtype) {
@@ -205,10 +270,23 @@ bool ParseLayout(std::string_view name, Layout* layout) {
 
 double AttentionProblem::Flops() const {
   // Two GEMMs per (b, h): S = Q·Kᵀ (2·Mq·Mk·D) and O = P·V (2·Mq·Mk·Dv). Causal masks about half.
-  const double pairs = static_cast<double>(batch) * static_cast<double>(q_heads) *
-                       static_cast<double>(q_len) * static_cast<double>(kv_len);
+  // Ragged: total_q rows against at most kv_len keys each (the header says why an upper bound).
+  const double rows = ragged ? static_cast<double>(total_q)
+                             : static_cast<double>(batch) * static_cast<double>(q_len);
+  const double pairs = rows * static_cast<double>(q_heads) * static_cast<double>(kv_len);
   const double flops = 2.0 * pairs * static_cast<double>(head_dim + v_head_dim);
   return causal == Causal::kNone ? flops : flops / 2.0;
+}
+
+double RaggedFlops(const AttentionProblem& p, const int64_t* q_offsets, const int64_t* kv_offsets) {
+  double pairs = 0.0;
+  for (int64_t b = 0; b < p.batch; ++b) {
+    pairs += static_cast<double>(q_offsets[b + 1] - q_offsets[b]) *
+             static_cast<double>(kv_offsets[b + 1] - kv_offsets[b]);
+  }
+  const double flops =
+      2.0 * pairs * static_cast<double>(p.q_heads) * static_cast<double>(p.head_dim + p.v_head_dim);
+  return p.causal == Causal::kNone ? flops : flops / 2.0;
 }
 
 std::string AttentionProblem::DebugString() const {
@@ -220,6 +298,7 @@ std::string AttentionProblem::DebugString() const {
     absl::StrAppendFormat(&s, " window=[%d,%d]", window_left, window_right);
   }
   if (has_kv_lengths) absl::StrAppend(&s, " kv_lengths");
+  if (ragged) absl::StrAppendFormat(&s, " ragged total_q=%d total_kv=%d", total_q, total_kv);
   if (has_bias) {
     absl::StrAppendFormat(&s, " bias=%s[%d,%d,%d,%d]", DTypeName(bias_dtype), bias_shape[0],
                           bias_shape[1], bias_shape[2], bias_shape[3]);
@@ -254,14 +333,26 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
     return absl::InvalidArgumentError(absl::StrCat("causal = ", static_cast<int>(p.causal),
                                                    " is not none, top-left or bottom-right"));
   }
+  if (p.ragged && p.layout != Layout::kBMHK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layout = ", std::string(LayoutName(p.layout)),
+                     " cannot be ragged: packed sequences are BMHK (q [total_q, Hq, D])"));
+  }
+  if (p.ragged && p.has_kv_lengths) {
+    return absl::InvalidArgumentError(
+        "kv_lengths and sequence offsets cannot both be given: each sequence's key count is its "
+        "length, kv_offsets[b + 1] - kv_offsets[b]");
+  }
   const Layout l = p.layout;
-  const std::string b_name = AxisName("q", l, 0, "B");
-  const std::string mq_name = AxisName("q", l, 1, "Mq");
-  const std::string hq_name = AxisName("q", l, 2, "Hq");
-  const std::string d_name = AxisName("q", l, 3, "D");
-  const std::string mk_name = AxisName("k", l, 1, "Mk");
-  const std::string hkv_name = AxisName("k", l, 2, "Hkv");
-  const std::string dv_name = AxisName("v", l, 3, "Dv");
+  // Packed tensors are 3-d ([total, H, X]); B and the lengths are then the offsets' count and the
+  // sequences' bounds, not axes of q.
+  const std::string b_name = p.ragged ? "batch (B)" : AxisName("q", l, 0, "B");
+  const std::string mq_name = p.ragged ? "q_len (max Mq_b)" : AxisName("q", l, 1, "Mq");
+  const std::string hq_name = p.ragged ? "q.shape[1] (Hq)" : AxisName("q", l, 2, "Hq");
+  const std::string d_name = p.ragged ? "q.shape[2] (D)" : AxisName("q", l, 3, "D");
+  const std::string mk_name = p.ragged ? "kv_len (max Mk_b)" : AxisName("k", l, 1, "Mk");
+  const std::string hkv_name = p.ragged ? "k.shape[1] (Hkv)" : AxisName("k", l, 2, "Hkv");
+  const std::string dv_name = p.ragged ? "v.shape[2] (Dv)" : AxisName("v", l, 3, "Dv");
 
   struct Dim {
     int64_t value;
@@ -294,24 +385,37 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
     return absl::InvalidArgumentError(absl::StrCat("scale = ", p.scale, " must be finite"));
   }
 
-  // Element counts, each checked for int64 overflow before it is compared with the limit.
-  const int64_t q_dims[] = {p.batch, p.q_len, p.q_heads, p.head_dim};
-  const int64_t k_dims[] = {p.batch, p.kv_len, p.kv_heads, p.head_dim};
-  const int64_t v_dims[] = {p.batch, p.kv_len, p.kv_heads, p.v_head_dim};
-  const int64_t out_dims[] = {p.batch, p.q_len, p.q_heads, p.v_head_dim};
-  const int64_t lse_dims[] = {p.batch, p.q_heads, p.q_len};
-  if (absl::Status s = CheckElements("q", q_dims, 4, limits); !s.ok()) return s;
-  if (absl::Status s = CheckElements("k", k_dims, 4, limits); !s.ok()) return s;
-  if (absl::Status s = CheckElements("v", v_dims, 4, limits); !s.ok()) return s;
-  if (absl::Status s = CheckElements("out", out_dims, 4, limits); !s.ok()) return s;
+  if (p.ragged) {
+    if (absl::Status s = CheckRaggedTotals(p, b_name, mq_name, mk_name, limits); !s.ok()) return s;
+  }
+
+  // Element counts, each checked for int64 overflow before it is compared with the limit. A
+  // ragged problem's tensors are 3-d: its sequence axis is the packed total, and the leading
+  // (batch) axis below is skipped.
+  const int first = p.ragged ? 1 : 0;
+  const int64_t batch = p.ragged ? 1 : p.batch;
+  const int64_t q_rows = p.ragged ? p.total_q : p.q_len;
+  const int64_t kv_rows = p.ragged ? p.total_kv : p.kv_len;
+  const int64_t q_dims[] = {batch, q_rows, p.q_heads, p.head_dim};
+  const int64_t k_dims[] = {batch, kv_rows, p.kv_heads, p.head_dim};
+  const int64_t v_dims[] = {batch, kv_rows, p.kv_heads, p.v_head_dim};
+  const int64_t out_dims[] = {batch, q_rows, p.q_heads, p.v_head_dim};
+  const int64_t lse_dims[] = {batch, p.q_heads, q_rows};
+  if (absl::Status s = CheckElements("q", q_dims + first, 4 - first, limits); !s.ok()) return s;
+  if (absl::Status s = CheckElements("k", k_dims + first, 4 - first, limits); !s.ok()) return s;
+  if (absl::Status s = CheckElements("v", v_dims + first, 4 - first, limits); !s.ok()) return s;
+  if (absl::Status s = CheckElements("out", out_dims + first, 4 - first, limits); !s.ok()) return s;
   if (p.return_lse) {
-    if (absl::Status s = CheckElements("lse", lse_dims, 3, limits); !s.ok()) return s;
+    if (absl::Status s = CheckElements("lse", lse_dims + first, 3 - first, limits); !s.ok()) {
+      return s;
+    }
   }
   // Tokens per side: B × Mq and B × Mk (no overflow: q and k, which have more elements, were
-  // just counted).
+  // just counted). Ragged totals were checked above.
   const std::pair<const std::string*, int64_t> token_sides[] = {{&mq_name, p.q_len},
                                                                 {&mk_name, p.kv_len}};
   for (const auto& [len_name, len] : token_sides) {
+    if (p.ragged) break;
     if (p.batch * len > limits.max_tokens) {
       return absl::InvalidArgumentError(
           absl::StrCat("tokens ", b_name, " × ", *len_name, " = ", p.batch, " × ", len, " = ",
@@ -324,8 +428,9 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
       return absl::InvalidArgumentError(absl::StrCat(
           "bias.dtype = ", static_cast<int>(p.bias_dtype), " is not f32, f16 or bf16"));
     }
+    // Ragged: padded to the bounds q_len and kv_len (kernels/tensor_index.h, BiasIndex).
     const int64_t full[4] = {p.batch, p.q_heads, p.q_len, p.kv_len};
-    const char* symbols[4] = {"B", "Hq", "Mq", "Mk"};
+    const char* symbols[4] = {"B", "Hq", p.ragged ? "q_len" : "Mq", p.ragged ? "kv_len" : "Mk"};
     for (int i = 0; i < 4; ++i) {
       if (p.bias_shape[i] != 1 && p.bias_shape[i] != full[i]) {
         return absl::InvalidArgumentError(absl::StrCat("bias.shape[", i, "] = ", p.bias_shape[i],
@@ -336,6 +441,20 @@ absl::Status ValidateProblem(const AttentionProblem& p, const ProblemLimits& lim
     if (absl::Status s = CheckElements("bias", p.bias_shape, 4, limits); !s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateSequenceOffsets(const AttentionProblem& p, const int64_t* q_offsets,
+                                     const int64_t* kv_offsets) {
+  if (!p.ragged) {
+    return absl::InvalidArgumentError("sequence offsets given for a problem that is not ragged");
+  }
+  if (absl::Status s =
+          CheckOffsets("q_offsets", q_offsets, p.batch, p.total_q, "total_q", p.q_len, "q_len");
+      !s.ok()) {
+    return s;
+  }
+  return CheckOffsets("kv_offsets", kv_offsets, p.batch, p.total_kv, "total_kv", p.kv_len,
+                      "kv_len");
 }
 
 }  // namespace attnd::kernels

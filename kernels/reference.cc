@@ -1,6 +1,7 @@
 // The float64 oracle. Straightforward on purpose: one query row at a time, scores for the row's
 // visible keys, a two-pass softmax, all in double. Masks come from kernels/mask.h and indexing
 // from kernels/tensor_index.h, as in every other variant.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -20,12 +21,12 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// Rows [0, rows) of one head of a [B, M, H, X] tensor, as doubles: out [rows, dim].
+// Rows [row0, row0 + rows) of one head of a [B, M, H, X] tensor, as doubles: out [rows, dim].
 void LoadHeadRows(const void* data, DType dtype, const SeqHeadStrides& strides, int64_t b,
-                  int64_t h, int64_t rows, int64_t dim, std::vector<double>* out) {
+                  int64_t row0, int64_t h, int64_t rows, int64_t dim, std::vector<double>* out) {
   out->resize(static_cast<size_t>(rows * dim));
   for (int64_t m = 0; m < rows; ++m) {
-    const int64_t base = strides.Row(b, m, h);
+    const int64_t base = strides.Row(b, row0 + m, h);
     for (int64_t x = 0; x < dim; ++x) {
       (*out)[m * dim + x] = LoadAsFloat(data, dtype, base + x);
     }
@@ -43,16 +44,16 @@ absl::Status ReferenceAttention(const AttentionProblem& problem, const Attention
   const AttentionProblem& p = problem;
   if (row_end < 0) row_end = p.q_len;
   if (row_begin < 0 || row_begin > row_end || row_end > p.q_len) {
-    return absl::InvalidArgumentError(absl::StrCat("row range [", row_begin, ", ", row_end,
-                                                   ") is not inside [0, ", p.q_len, "] (Mq)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("row range [", row_begin, ", ", row_end, ") is not inside [0, ", p.q_len,
+                     p.ragged ? "] (q_len, the longest sequence's bound)" : "] (Mq)"));
   }
   result->out.assign(static_cast<size_t>(p.out_elements()), 0.0);
   result->lse.assign(static_cast<size_t>(p.lse_elements()), 0.0);
 
-  const MaskPolicy mask = MaskPolicy::FromProblem(p);
+  const MaskPolicy problem_mask = MaskPolicy::FromProblem(p);
   const ProblemStrides strides = ProblemStrides::For(p);
   const BiasIndex bias_index = BiasIndex::For(p);
-  const int64_t* kv_lengths = p.has_kv_lengths ? tensors.kv_lengths : nullptr;
   const int64_t d = p.head_dim;
   const int64_t dv = p.v_head_dim;
 
@@ -61,19 +62,22 @@ absl::Status ReferenceAttention(const AttentionProblem& problem, const Attention
   std::vector<double> q(d);    // [D] one query row
   std::vector<double> scores;  // [hi - lo] one row's visible scores
   for (int64_t b = 0; b < p.batch; ++b) {
-    const int64_t valid_keys = mask.KeysOf(kv_lengths, b);
+    const SequenceRows seq = SequenceRows::Of(p, tensors, b);
+    const MaskPolicy mask = problem_mask.ForSequence(seq.q_len, seq.kv_len);
+    const int64_t tb = seq.tensor_batch;
+    const int64_t seq_row_end = std::min(row_end, seq.q_len);
     for (int64_t kvh = 0; kvh < p.kv_heads; ++kvh) {
-      LoadHeadRows(tensors.k, p.dtype, strides.k, b, kvh, valid_keys, d, &k);
-      LoadHeadRows(tensors.v, p.dtype, strides.v, b, kvh, valid_keys, dv, &v);
+      LoadHeadRows(tensors.k, p.dtype, strides.k, tb, seq.kv_row0, kvh, seq.kv_len, d, &k);
+      LoadHeadRows(tensors.v, p.dtype, strides.v, tb, seq.kv_row0, kvh, seq.kv_len, dv, &v);
       for (int64_t h = kvh * p.group_size(); h < (kvh + 1) * p.group_size(); ++h) {
-        for (int64_t i = row_begin; i < row_end; ++i) {
-          const int64_t lse_at = (b * p.q_heads + h) * p.q_len + i;
-          double* out_row = result->out.data() + strides.out.Row(b, i, h);
-          const KeyRange keys = mask.Visible(i, valid_keys);
+        for (int64_t i = row_begin; i < seq_row_end; ++i) {
+          const int64_t lse_at = seq.Lse(h, i);
+          double* out_row = result->out.data() + strides.out.Row(tb, seq.q_row0 + i, h);
+          const KeyRange keys = mask.Visible(i, seq.kv_len);
           result->lse[lse_at] = kNegInf;
           if (keys.empty()) continue;  // output row stays 0
 
-          const int64_t q_base = strides.q.Row(b, i, h);
+          const int64_t q_base = strides.q.Row(tb, seq.q_row0 + i, h);
           for (int64_t x = 0; x < d; ++x) q[x] = LoadAsFloat(tensors.q, p.dtype, q_base + x);
           scores.assign(static_cast<size_t>(keys.size()), 0.0);
           double row_max = kNegInf;

@@ -31,6 +31,9 @@ absl::Status CheckRunInputs(const AttentionProblem& problem, const AttentionTens
       }
     }
   }
+  if (problem.ragged) {
+    return ValidateSequenceOffsets(problem, tensors.q_offsets, tensors.kv_offsets);
+  }
   return absl::OkStatus();
 }
 

@@ -9,7 +9,9 @@
 
 namespace attnd::kernels {
 
-// INVALID_ARGUMENT for an inconsistent problem, a missing tensor, or kv_lengths outside [0, Mk].
+// INVALID_ARGUMENT for an inconsistent problem, a missing tensor, kv_lengths outside [0, Mk], or
+// (ragged) sequence offsets that ValidateSequenceOffsets refuses. Both CPU variants take ragged
+// problems; the planner keeps them from variants that do not (see Unsupported in planner.cc).
 // `need_outputs` false skips out/lse (the reference answers into its own float64 result).
 absl::Status CheckRunInputs(const AttentionProblem& problem, const AttentionTensors& tensors,
                             bool need_outputs = true);

@@ -35,7 +35,9 @@ struct SeqHeadStrides {
   }
 };
 
-// The strides of q, k, v and out for one problem.
+// The strides of q, k, v and out for one problem. A ragged problem's packed [total, H, X] tensors
+// are BMHK with one batch element: index them with batch 0 and the packed row (SequenceRows);
+// their batch stride is meaningless.
 struct ProblemStrides {
   SeqHeadStrides q, k, v, out;
 
@@ -49,8 +51,46 @@ struct ProblemStrides {
   }
 };
 
+// Where sequence (batch element) b lies in the tensors, and its lengths: one form for dense and
+// ragged problems, so that a variant indexes both alike.
+//   dense   batch element b, rows from 0; Mq_b = Mq, Mk_b = kv_lengths[b] (or Mk)
+//   ragged  batch 0 of the packed tensors, rows from q_offsets[b] and kv_offsets[b];
+//           Mq_b, Mk_b the offsets' differences
+// Query row m (0 <= m < Mq_b) of head h is q/out row strides.q.Row(tensor_batch, q_row0 + m, h),
+// key j is k/v row strides.k.Row(tensor_batch, kv_row0 + j, kvh), its LSE element Lse(h, m), and
+// its bias element BiasIndex::At(b, h, m, j) (the sequence index b, not tensor_batch).
+struct SequenceRows {
+  int64_t tensor_batch = 0;  // the batch index of the tensors: b, or 0 when packed
+  int64_t q_row0 = 0;        // row of query 0 along the sequence axis of q and out
+  int64_t kv_row0 = 0;       // row of key 0 along the sequence axis of k and v
+  int64_t q_len = 0;         // Mq_b
+  int64_t kv_len = 0;        // Mk_b: the keys this sequence has (its valid keys)
+  int64_t lse_base = 0;      // element of LSE (h 0, m 0): b·Hq·Mq, or Hq·q_offsets[b]
+
+  ATTND_HOST_DEVICE static SequenceRows Of(const AttentionProblem& p, const AttentionTensors& t,
+                                           int64_t b) {
+    SequenceRows s;
+    if (p.ragged) {
+      s.q_row0 = t.q_offsets[b];
+      s.kv_row0 = t.kv_offsets[b];
+      s.q_len = t.q_offsets[b + 1] - s.q_row0;
+      s.kv_len = t.kv_offsets[b + 1] - s.kv_row0;
+      s.lse_base = p.q_heads * s.q_row0;
+    } else {
+      s.tensor_batch = b;
+      s.q_len = p.q_len;
+      s.kv_len = p.has_kv_lengths ? t.kv_lengths[b] : p.kv_len;
+      s.lse_base = b * p.q_heads * p.q_len;
+    }
+    return s;
+  }
+  // The LSE element of query row m of head h ([Hq, Mq_b] from lse_base).
+  ATTND_HOST_DEVICE int64_t Lse(int64_t h, int64_t m) const { return lse_base + h * q_len + m; }
+};
+
 // The bias [bB, bH, bMq, bMk] (row-major, any layout of the problem) read as if it were
-// [B, Hq, Mq, Mk]: a broadcast axis (size 1) gets stride 0.
+// [B, Hq, Mq, Mk]: a broadcast axis (size 1) gets stride 0. Ragged problems pad it to the bounds
+// [B, Hq, q_len, kv_len]: sequence b reads rows i < Mq_b and keys j < Mk_b of its [b, h] block.
 struct BiasIndex {
   int64_t batch = 0;
   int64_t head = 0;

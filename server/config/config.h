@@ -76,6 +76,9 @@ struct SchedulerSection {
   int64_t max_batch_tokens = 1 << 20;   // B x max(Mq, Mk) summed over a batch
   double default_timeout_seconds = 60;  // for requests that carry no deadline
   int workers = 1;                      // executors per device (batches run at once on each)
+  // A batch's compatible requests run as one ragged launch where the device has one (the CPU's
+  // cpu_chunked; a GPU still launches per request); false: one launch per request.
+  bool ragged_launch = true;
 };
 
 struct LoggingSection {

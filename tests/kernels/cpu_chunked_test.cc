@@ -1,7 +1,8 @@
 // cpu_chunked against the float64 reference over a matrix of every option: dtypes, odd head dims
 // (59, 111) and 64, lengths 1, 97 and 1025, causal alignments with Mq != Mk, sliding windows,
 // kv_lengths (0, partial, full), every bias broadcast in every dtype, GQA/MQA, both layouts,
-// return_lse, chunk overrides that force many ragged tiles, and 1-3 threads. Inputs are fresh
+// return_lse, chunk overrides that force many ragged tiles, ragged batches (sequence offsets),
+// and 1-3 threads. Inputs are fresh
 // random normals (never zero) per case; tolerances are in test_util.h.
 #include <algorithm>
 #include <cmath>
@@ -188,6 +189,43 @@ std::vector<Case> AllCases() {
       c.threads = static_cast<int>(ch[2]);
       cases.push_back(c);
     }
+    // Ragged batches (sequence offsets): empty sequences of both kinds, Mq_b above and below
+    // Mk_b, bounds (129, 100) reached by one sequence each; chunks that cut every sequence into
+    // many ragged tiles, and the planner's own; 1-3 threads. The reference is held per sequence
+    // against dense runs in ragged_test.cc.
+    {
+      const std::vector<int64_t> q_lens = {1, 0, 37, 64, 129};
+      const std::vector<int64_t> kv_lens = {50, 3, 0, 100, 61};
+      const int64_t ragged_chunks[][3] = {{0, 0, 2},   {16, 32, 1}, {7, 13, 2},
+                                          {129, 1, 3}, {1, 100, 2}, {33, 17, 3}};
+      for (const auto& ch : ragged_chunks) {
+        Case c = small(1, 1);
+        testing::SetRagged(&c, q_lens, kv_lens);
+        c.problem.causal = ch[2] == 1 ? Causal::kTopLeft : Causal::kBottomRight;
+        c.problem.window_left = ch[2] == 3 ? 20 : -1;
+        c.q_chunk = ch[0];
+        c.kv_chunk = ch[1];
+        c.threads = static_cast<int>(ch[2]);
+        cases.push_back(c);
+      }
+      Case c = Base(dtype, 1, 1, 1, 6, 2, 59, 111);
+      testing::SetRagged(&c, {129, 64, 1}, {1, 64, 200});
+      c.problem.causal = Causal::kBottomRight;
+      SetBias(&c, DType::kBF16, 3, 1, 129, 200);
+      c.q_chunk = 20;
+      c.kv_chunk = 30;
+      c.threads = 3;
+      cases.push_back(c);
+      c = Base(dtype, 1, 1, 1, 2, 2, 64, 64);
+      testing::SetRagged(&c, q_lens, kv_lens);
+      SetBias(&c, DType::kF16, 1, 2, 129, 1);
+      c.problem.window_left = 8;
+      c.problem.window_right = 8;
+      c.problem.return_lse = false;
+      c.q_chunk = 32;
+      c.kv_chunk = 16;
+      cases.push_back(c);
+    }
     // The baseline (SSE2) row kernels, which CpuRows() does not pick on an AVX2 machine.
     {
       Case c = small(97, 161);
@@ -213,6 +251,8 @@ TEST_P(CpuChunkedTest, MatchesReference) {
   std::mt19937 rng(static_cast<uint32_t>(std::hash<std::string>()(CaseName(c))));
   OwnedTensors t = MakeTensors(p, &rng);
   t.kv_lengths = c.kv_lengths;
+  t.q_offsets = c.q_offsets;
+  t.kv_offsets = c.kv_offsets;
   if (c.neg_inf_bias_row >= 0) {
     ASSERT_EQ(p.bias_shape[0] * p.bias_shape[1], 1);
     ASSERT_EQ(p.bias_shape[2], p.q_len);

@@ -10,8 +10,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_attention.h"
+#include "kernels/fused_support.h"
 #include "kernels/problem.h"
 
 namespace attnd::kernels {
@@ -447,6 +449,82 @@ TEST(PlannerTest, RunRefusesAPlanWithTooLittleWorkspace) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_TRUE(RunCpuChunked(*plan, p, t).ok());
   EXPECT_FLOAT_EQ(out[0], 1.0f);  // equal values average to themselves
+}
+
+// A ragged f16 problem at D 64, which cudnn's and fused's other rules accept: 5 sequences of at
+// most 300 query rows (1000 in all) and 400 keys (1200 in all).
+AttentionProblem RaggedF16() {
+  AttentionProblem p = Square(1, DType::kF16, 4);
+  p.batch = 5;
+  p.q_len = 300;
+  p.kv_len = 400;
+  p.ragged = true;
+  p.total_q = 1000;
+  p.total_kv = 1200;
+  return p;
+}
+
+// Only reference, cpu_chunked and fused take sequence offsets; forcing another variant is
+// refused naming it, and choosing never picks one.
+TEST(PlannerTest, RaggedRefusedByDenseOnlyVariants) {
+  const AttentionProblem p = RaggedF16();
+  for (Variant v : {Variant::kNaive, Variant::kSliced, Variant::kChunked, Variant::kCudnn}) {
+    PlannerConfig config;
+    config.forced_variant = v;
+    const absl::StatusOr<Plan> plan = MakePlan(p, FakeCuda({v}), kGiB, config);
+    EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument) << VariantName(v);
+    const std::string want = absl::StrCat(std::string(VariantName(v)),
+                                          " takes no sequence offsets (ragged batches run on "
+                                          "reference, cpu_chunked and fused)");
+    EXPECT_TRUE(Contains(std::string(plan.status().message()), want)) << plan.status();
+  }
+  const Capabilities dense_only =
+      FakeCuda({Variant::kCudnn, Variant::kNaive, Variant::kSliced, Variant::kChunked});
+  const absl::StatusOr<Plan> plan = MakePlan(p, dense_only, kGiB, PlannerConfig());
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(std::string(plan.status().message()), "no variant runnable here"))
+      << plan.status();
+}
+
+// fused is the GPU's ragged path: picked when FusedRefusal takes ragged problems
+// (kFusedTakesRagged), refused with the reason until then.
+TEST(PlannerTest, RaggedOnTheGpuIsFusedOnly) {
+  const AttentionProblem p = RaggedF16();
+  const Capabilities all = FakeCuda(
+      {Variant::kCudnn, Variant::kFused, Variant::kNaive, Variant::kSliced, Variant::kChunked});
+  const absl::StatusOr<Plan> plan = MakePlan(p, all, kGiB, PlannerConfig());
+  PlannerConfig forced;
+  forced.forced_variant = Variant::kFused;
+  const absl::StatusOr<Plan> forced_plan = MakePlan(p, all, kGiB, forced);
+  if (kFusedTakesRagged) {
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_EQ(plan->variant, Variant::kFused);
+    EXPECT_TRUE(forced_plan.ok()) << forced_plan.status();
+  } else {
+    EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(forced_plan.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(std::string(forced_plan.status().message()),
+                         "fused takes no sequence offsets yet"))
+        << forced_plan.status();
+  }
+}
+
+// On the CPU a ragged problem plans like a dense one of its bounds: chunks up to q_len and
+// kv_len, (b, h, chunk) work items counted with the bound (chunks past a short sequence are
+// empty items), so the workspace is that of the dense problem [B, q_len, kv_len].
+TEST(PlannerTest, RaggedOnTheCpu) {
+  AttentionProblem p = RaggedF16();
+  const absl::StatusOr<Plan> plan = MakePlan(p, Cpu(), kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->variant, Variant::kCpuChunked);
+  EXPECT_EQ(plan->q_chunk, 150);  // 300 rows in two balanced chunks of at most 256
+  EXPECT_EQ(plan->kv_chunk, 400);
+  AttentionProblem bounds = p;
+  bounds.ragged = false;
+  EXPECT_EQ(plan->workspace_bytes, WorkspaceBytes(bounds, Variant::kCpuChunked, 150, 400, 2));
+  PlannerConfig forced;
+  forced.forced_variant = Variant::kReference;
+  EXPECT_TRUE(MakePlan(p, Cpu(), kGiB, forced).ok());
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
 // AttentionProblem: names, parsers, Flops, and ValidateProblem's errors (each names the field,
-// the dimension and the value).
+// the dimension and the value); ragged problems and ValidateSequenceOffsets.
 #include "kernels/problem.h"
 
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
@@ -206,6 +207,126 @@ TEST(ProblemTest, RejectsBadEnumsAndScale) {
   p = Good();
   p.scale = std::numeric_limits<double>::infinity();
   ExpectInvalid(p, "scale = inf must be finite");
+}
+
+// Three sequences packed: 40 query rows under the bound 20, 50 key rows under the bound 30.
+AttentionProblem Ragged() {
+  AttentionProblem p = Good();
+  p.batch = 3;
+  p.q_len = 20;
+  p.kv_len = 30;
+  p.ragged = true;
+  p.total_q = 40;
+  p.total_kv = 50;
+  return p;
+}
+
+// Expects ValidateSequenceOffsets to refuse with exactly `message`.
+void ExpectBadOffsets(const AttentionProblem& p, const std::vector<int64_t>& q_offsets,
+                      const std::vector<int64_t>& kv_offsets, const std::string& message) {
+  const absl::Status s = ValidateSequenceOffsets(p, q_offsets.empty() ? nullptr : q_offsets.data(),
+                                                 kv_offsets.empty() ? nullptr : kv_offsets.data());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(s.message(), message);
+}
+
+TEST(ProblemRaggedTest, PackedSizesAndFlops) {
+  const AttentionProblem p = Ragged();
+  EXPECT_TRUE(ValidateProblem(p, ProblemLimits()).ok());
+  EXPECT_EQ(p.q_elements(), 40 * 8 * 64);
+  EXPECT_EQ(p.k_elements(), 50 * 2 * 64);
+  EXPECT_EQ(p.v_elements(), 50 * 2 * 64);
+  EXPECT_EQ(p.out_elements(), 40 * 8 * 64);
+  EXPECT_EQ(p.lse_elements(), 8 * 40);
+  // Flops() without the offsets: total_q · kv_len pairs per head, an upper bound.
+  EXPECT_DOUBLE_EQ(p.Flops(), 2.0 * 40 * 8 * 30 * 128);
+  // Sequences (Mq_b, Mk_b) = (20, 30), (0, 10), (20, 10): 600 + 0 + 200 pairs per head.
+  const std::vector<int64_t> q_offsets = {0, 20, 20, 40};
+  const std::vector<int64_t> kv_offsets = {0, 30, 40, 50};
+  EXPECT_TRUE(ValidateSequenceOffsets(p, q_offsets.data(), kv_offsets.data()).ok());
+  EXPECT_DOUBLE_EQ(RaggedFlops(p, q_offsets.data(), kv_offsets.data()), 2.0 * 800 * 8 * 128);
+  EXPECT_NE(p.DebugString().find("ragged total_q=40 total_kv=50"), std::string::npos)
+      << p.DebugString();
+}
+
+TEST(ProblemRaggedTest, AcceptsEmptySequencesAndPaddedBias) {
+  AttentionProblem p = Ragged();
+  p.total_q = 0;  // every sequence without queries
+  EXPECT_TRUE(ValidateProblem(p, ProblemLimits()).ok());
+  EXPECT_TRUE(ValidateSequenceOffsets(p, std::vector<int64_t>{0, 0, 0, 0}.data(),
+                                      std::vector<int64_t>{0, 30, 30, 50}.data())
+                  .ok());
+  p = Ragged();
+  p.has_bias = true;
+  p.bias_shape[0] = 3;
+  p.bias_shape[2] = 20;
+  p.bias_shape[3] = 30;
+  EXPECT_TRUE(ValidateProblem(p, ProblemLimits()).ok());
+  p.bias_shape[2] = 40;  // the packed total is not the bias's size: the bound is
+  ExpectInvalid(p, "bias.shape[2] = 40 must be 1 or 20 (q_len)");
+}
+
+TEST(ProblemRaggedTest, RefusesBhmkAndKvLengths) {
+  AttentionProblem p = Ragged();
+  p.layout = Layout::kBHMK;
+  ExpectInvalid(p, "layout = BHMK cannot be ragged: packed sequences are BMHK");
+  p = Ragged();
+  p.has_kv_lengths = true;
+  ExpectInvalid(p, "kv_lengths and sequence offsets cannot both be given");
+}
+
+TEST(ProblemRaggedTest, RefusesTotalsOutOfRange) {
+  AttentionProblem p = Ragged();
+  p.total_q = -1;
+  ExpectInvalid(p, "q.shape[0] (total_q) = -1 must not be negative");
+  p = Ragged();
+  p.total_kv = -7;
+  ExpectInvalid(p, "k.shape[0] (total_kv) = -7 must not be negative");
+  p = Ragged();
+  p.total_q = 61;  // three sequences of at most 20 rows hold 60
+  ExpectInvalid(p,
+                "q.shape[0] (total_q) = 61 exceeds batch (B) × q_len (max Mq_b) = 3 × 20 = 60: "
+                "some sequence would be longer than the bound");
+  p = Ragged();
+  p.total_kv = 91;
+  ExpectInvalid(p, "k.shape[0] (total_kv) = 91 exceeds batch (B) × kv_len (max Mk_b) = 3 × 30");
+  ProblemLimits limits;
+  limits.max_tokens = 49;  // total_q 40 fits, total_kv 50 does not
+  ExpectInvalid(Ragged(), "k.shape[0] (total_kv) = 50 exceeds limits.max_tokens = 49", limits);
+  limits.max_tokens = 50;
+  EXPECT_TRUE(ValidateProblem(Ragged(), limits).ok());
+  limits = ProblemLimits();
+  limits.max_seq_len = 25;  // applies to the bounds
+  ExpectInvalid(Ragged(), "kv_len (max Mk_b) = 30 exceeds limits.max_seq_len = 25", limits);
+  limits = ProblemLimits();
+  limits.max_tensor_elements = 40 * 8 * 64 - 1;  // the packed q
+  ExpectInvalid(Ragged(), "q has 20480 elements, more than limits.max_tensor_elements = 20479",
+                limits);
+  p = Ragged();
+  p.q_len = 0;  // the bound stays positive, even when every sequence is empty
+  ExpectInvalid(p, "q_len (max Mq_b) = 0 must be positive");
+}
+
+TEST(ProblemRaggedTest, RefusesBadOffsetsNamingIndexAndValue) {
+  const AttentionProblem p = Ragged();  // B 3, total_q 40 (bound 20), total_kv 50 (bound 30)
+  const std::vector<int64_t> q_good = {0, 20, 20, 40};
+  const std::vector<int64_t> kv_good = {0, 30, 40, 50};
+  ExpectBadOffsets(p, {}, kv_good, "problem.ragged but tensors.q_offsets is null");
+  ExpectBadOffsets(p, q_good, {}, "problem.ragged but tensors.kv_offsets is null");
+  ExpectBadOffsets(p, {1, 20, 20, 40}, kv_good, "q_offsets[0] = 1 must be 0");
+  ExpectBadOffsets(p, {0, 20, 17, 40}, kv_good, "q_offsets[2] = 17 is less than q_offsets[1] = 20");
+  ExpectBadOffsets(p, q_good, {0, 30, 40, 39},
+                   "kv_offsets[3] = 39 is less than kv_offsets[2] = 40");
+  ExpectBadOffsets(p, {0, 20, 20, 39}, kv_good, "q_offsets[3] = 39 must equal total_q = 40");
+  ExpectBadOffsets(p, {0, 10, 20, 41}, kv_good,
+                   "sequence 2 has q_offsets[3] - q_offsets[2] = 41 - 20 = 21 rows, more than "
+                   "q_len = 20");
+  ExpectBadOffsets(p, q_good, {0, 31, 40, 50},
+                   "sequence 0 has kv_offsets[1] - kv_offsets[0] = 31 - 0 = 31 rows, more than "
+                   "kv_len = 30");
+  ExpectBadOffsets(p, q_good, {0, 30, 40, 51}, "kv_offsets[3] = 51 must equal total_kv = 50");
+  ExpectBadOffsets(Good(), q_good, kv_good,
+                   "sequence offsets given for a problem that is not ragged");
 }
 
 }  // namespace

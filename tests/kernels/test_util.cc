@@ -1,5 +1,6 @@
 #include "tests/kernels/test_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -47,6 +48,25 @@ void SetBias(ProblemCase* c, DType dtype, int64_t b, int64_t h, int64_t m, int64
   c->problem.bias_shape[3] = n;
 }
 
+void SetRagged(ProblemCase* c, const std::vector<int64_t>& q_lens,
+               const std::vector<int64_t>& kv_lens) {
+  AttentionProblem& p = c->problem;
+  p.ragged = true;
+  p.batch = static_cast<int64_t>(q_lens.size());
+  p.q_len = 1;
+  p.kv_len = 1;
+  c->q_offsets = {0};
+  c->kv_offsets = {0};
+  for (size_t b = 0; b < q_lens.size(); ++b) {
+    p.q_len = std::max(p.q_len, q_lens[b]);
+    p.kv_len = std::max(p.kv_len, kv_lens[b]);
+    c->q_offsets.push_back(c->q_offsets.back() + q_lens[b]);
+    c->kv_offsets.push_back(c->kv_offsets.back() + kv_lens[b]);
+  }
+  p.total_q = c->q_offsets.back();
+  p.total_kv = c->kv_offsets.back();
+}
+
 std::string CaseName(const ProblemCase& c) {
   const AttentionProblem& p = c.problem;
   std::string name =
@@ -57,6 +77,16 @@ std::string CaseName(const ProblemCase& c) {
   if (p.causal == Causal::kBottomRight) absl::StrAppend(&name, "_causalBR");
   if (p.window_left >= 0 || p.window_right >= 0) {
     absl::StrAppend(&name, "_win", Bound(p.window_left), "_", Bound(p.window_right));
+  }
+  if (p.ragged) {
+    absl::StrAppend(&name, "_ragged_q");
+    for (size_t b = 0; b + 1 < c.q_offsets.size(); ++b) {
+      absl::StrAppend(&name, "_", c.q_offsets[b + 1] - c.q_offsets[b]);
+    }
+    absl::StrAppend(&name, "_kv");
+    for (size_t b = 0; b + 1 < c.kv_offsets.size(); ++b) {
+      absl::StrAppend(&name, "_", c.kv_offsets[b + 1] - c.kv_offsets[b]);
+    }
   }
   if (p.has_kv_lengths) {
     absl::StrAppend(&name, "_kvlen");
@@ -85,6 +115,8 @@ AttentionTensors OwnedTensors::View() {
   t.v = v.data();
   t.bias = bias.empty() ? nullptr : bias.data();
   t.kv_lengths = kv_lengths.empty() ? nullptr : kv_lengths.data();
+  t.q_offsets = q_offsets.empty() ? nullptr : q_offsets.data();
+  t.kv_offsets = kv_offsets.empty() ? nullptr : kv_offsets.data();
   t.out = out.data();
   t.lse = lse.empty() ? nullptr : lse.data();
   return t;
@@ -179,11 +211,19 @@ std::string CompareWithReference(const AttentionProblem& p, const OwnedTensors& 
   const Tolerance tol = ToleranceFor(p.dtype);
   const SeqHeadStrides out_strides =
       SeqHeadStrides::For(p.layout, p.q_len, p.q_heads, p.v_head_dim);
+  // Where each sequence's rows lie; its key count does not matter here, so kv_lengths is not
+  // read (callers need not set tensors.kv_lengths).
+  AttentionProblem rows_only = p;
+  rows_only.has_kv_lengths = false;
+  AttentionTensors offsets;
+  offsets.q_offsets = t.q_offsets.empty() ? nullptr : t.q_offsets.data();
+  offsets.kv_offsets = t.kv_offsets.empty() ? nullptr : t.kv_offsets.data();
   Mismatches mismatches;
   for (int64_t b = 0; b < p.batch; ++b) {
+    const SequenceRows seq = SequenceRows::Of(rows_only, offsets, b);
     for (int64_t h = 0; h < p.q_heads; ++h) {
-      for (int64_t i = row_begin; i < row_end; ++i) {
-        const int64_t base = out_strides.Row(b, i, h);
+      for (int64_t i = row_begin; i < std::min(row_end, seq.q_len); ++i) {
+        const int64_t base = out_strides.Row(seq.tensor_batch, seq.q_row0 + i, h);
         for (int64_t x = 0; x < p.v_head_dim; ++x) {
           const double want = reference.out[base + x];
           const double got = LoadAsFloat(t.out.data(), p.dtype, base + x);
@@ -194,7 +234,7 @@ std::string CompareWithReference(const AttentionProblem& p, const OwnedTensors& 
           });
         }
         if (p.return_lse) {
-          const int64_t at = (b * p.q_heads + h) * p.q_len + i;
+          const int64_t at = seq.Lse(h, i);
           const double want = reference.lse[at];
           // The LSE is f32 in every dtype: f32 rounding of scores of size ~|lse|.
           mismatches.Check(t.lse[at], want, 5e-5 * std::fmax(1.0, std::fabs(want)), [&] {

@@ -20,6 +20,8 @@ namespace attnd::kernels::testing {
 struct ProblemCase {
   AttentionProblem problem;
   std::vector<int64_t> kv_lengths;  // [B] when problem.has_kv_lengths
+  std::vector<int64_t> q_offsets;   // [B + 1] when problem.ragged (SetRagged)
+  std::vector<int64_t> kv_offsets;  // [B + 1] when problem.ragged
   int64_t neg_inf_bias_row = -1;    // >= 0: that query row's bias is -inf (it sees no key)
   int64_t q_chunk = 0;              // chunk overrides, 0 = the test's default
   int64_t kv_chunk = 0;
@@ -42,6 +44,12 @@ CaseT BaseCase(DType dtype, int64_t batch, int64_t q_len, int64_t kv_len, int64_
 // Gives the case's problem a bias in `dtype` of shape [b, h, m, n] (1 = broadcast).
 void SetBias(ProblemCase* c, DType dtype, int64_t b, int64_t h, int64_t m, int64_t n);
 
+// Makes the case's problem ragged: sequence b has q_lens[b] queries and kv_lens[b] keys (0
+// allowed), packed in order. Sets B, the bounds q_len and kv_len (the longest, at least 1), the
+// totals and the offsets. Set a bias afterwards: its full sizes are the bounds.
+void SetRagged(ProblemCase* c, const std::vector<int64_t>& q_lens,
+               const std::vector<int64_t>& kv_lens);
+
 // A readable name, usable as a gtest parameter name, e.g.
 // "f16_BMHK_B2_Mq97_Mk161_H2x2_D64_Dv64_causalBR_kvlen_161_1_bias1x1x97x161f32_lse_q7kv13":
 // dtype, layout and sizes, then only the options that are on.
@@ -53,6 +61,7 @@ void PrintTo(const ProblemCase& c, std::ostream* os);
 struct OwnedTensors {
   std::vector<unsigned char> q, k, v, bias, out;
   std::vector<int64_t> kv_lengths;
+  std::vector<int64_t> q_offsets, kv_offsets;
   std::vector<float> lse;
 
   AttentionTensors View();
@@ -82,8 +91,9 @@ struct Tolerance {
 Tolerance ToleranceFor(DType dtype);
 
 // Compares out (in the problem's dtype) and, with return_lse, the LSE with the reference over
-// query rows [row_begin, row_end) of every (b, h). Returns "" when all match, else a description
-// of the mismatches (count, worst, first few).
+// query rows [row_begin, row_end) of every (b, h) (of each sequence, when ragged: then
+// tensors.q_offsets and kv_offsets say where they lie). Returns "" when all match, else a
+// description of the mismatches (count, worst, first few).
 std::string CompareWithReference(const AttentionProblem& problem, const OwnedTensors& tensors,
                                  const ReferenceResult& reference, int64_t row_begin = 0,
                                  int64_t row_end = -1);
