@@ -77,8 +77,10 @@ struct SchedulerSection {
   double default_timeout_seconds = 60;  // for requests that carry no deadline
   int workers = 1;                      // executors per device (batches run at once on each)
   // A batch's compatible requests run as one ragged launch where the device has one (the CPU's
-  // cpu_chunked; a GPU still launches per request); false: one launch per request.
-  bool ragged_launch = true;
+  // cpu_chunked; a GPU still launches per request); false: one launch per request. Off by
+  // default: on the CPU it measured slower (bench/RESULTS.md, 2026-12-07: 211 against 264 req/s
+  // on a mixed-length load), since a launch's members are answered only when all are done.
+  bool ragged_launch = false;
 };
 
 struct LoggingSection {

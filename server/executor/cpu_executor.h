@@ -29,8 +29,8 @@ int CpuThreads(const BackendSection& backend);
 // How the CPU runs a batch's entries.
 struct CpuBatchOptions {
   // scheduler.ragged_launch: compatible entries (ragged_group.h) run as one cpu_chunked launch
-  // over their packed sequences; false: one Run per entry.
-  bool ragged_launch = true;
+  // over their packed sequences; false (the default): one Run per entry.
+  bool ragged_launch = false;
   kernels::PlannerConfig planner;  // config.planner: the chunk bounds of a ragged launch's plan
   int64_t max_batch_tokens = kNoRaggedCap;  // scheduler.max_batch_tokens: a launch's token cap
 };

@@ -34,11 +34,16 @@ MemorySection Memory(int64_t host_budget) {
 }
 
 // A CPU executor whose host reports 64 GiB available, so the config cap decides the budget.
-std::unique_ptr<CpuExecutor> Cpu(int64_t host_budget = 256 * kMiB, int threads = 2) {
-  return std::make_unique<CpuExecutor>(Memory(host_budget), threads,
-                                       []() -> absl::StatusOr<MemInfo> {
-                                         return MemInfo{int64_t{128} << 30, int64_t{64} << 30};
-                                       });
+std::unique_ptr<CpuExecutor> Cpu(int64_t host_budget = 256 * kMiB, int threads = 2,
+                                 bool ragged_launch = false) {
+  CpuBatchOptions batch;
+  batch.ragged_launch = ragged_launch;
+  return std::make_unique<CpuExecutor>(
+      Memory(host_budget), threads,
+      []() -> absl::StatusOr<MemInfo> {
+        return MemInfo{int64_t{128} << 30, int64_t{64} << 30};
+      },
+      batch);
 }
 
 struct Case {
@@ -303,7 +308,7 @@ TEST(RequestRunnerBatchTest, AnswersEachInOrderWithTheBytesOfAnUnbatchedRun) {
 }
 
 TEST(RequestRunnerBatchTest, ARequestAdmitRefusesIsAnsweredWithItsStatusAndNeverComputed) {
-  auto cpu = Cpu();
+  auto cpu = Cpu(256 * kMiB, 2, /*ragged_launch=*/true);
   metrics::Registry registry;
   RequestRunner runner(cpu.get(), kernels::PlannerConfig(), &registry);
   const std::vector<v1::AttendRequest> requests = MixedRequests();

@@ -64,6 +64,7 @@ grpc::Status Call(TestServer& test, const v1::AttendRequest& request, v1::Attend
 TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   server::Config on = TestConfig();
   on.scheduler.max_batch_requests = 16;
+  on.scheduler.ragged_launch = true;
   auto batched = StartTestServer(on);
   server::Config off = TestConfig();
   off.scheduler.max_batch_requests = 1;
