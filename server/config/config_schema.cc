@@ -111,6 +111,7 @@ std::vector<KeySpec> BuildKeys() {
       Numeric("scheduler", "default_timeout_seconds", K::kDouble, 0, 86400,
               ATTND_FIELD(scheduler.default_timeout_seconds), /*min_exclusive=*/true),
       Numeric("scheduler", "workers", K::kInt, 1, 256, ATTND_FIELD(scheduler.workers)),
+      Other("scheduler", "ragged_launch", K::kBool, ATTND_FIELD(scheduler.ragged_launch)),
 
       Numeric("planner", "min_q_chunk", K::kInt, 1, 1 << 20, ATTND_FIELD(planner.min_q_chunk)),
       Numeric("planner", "min_kv_chunk", K::kInt, 1, 1 << 20, ATTND_FIELD(planner.min_kv_chunk)),

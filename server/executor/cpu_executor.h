@@ -1,15 +1,18 @@
 // The CPU as a device: cpu_chunked (and the float64 reference) on host memory, with a budget
-// from config and the host's available memory.
+// from config and the host's available memory; a batch's compatible requests run as one ragged
+// cpu_chunked launch (ragged_group.h).
 #ifndef ATTND_SERVER_EXECUTOR_CPU_EXECUTOR_H_
 #define ATTND_SERVER_EXECUTOR_CPU_EXECUTOR_H_
 
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "server/config/config.h"
 #include "server/executor/executor.h"
 #include "server/executor/meminfo.h"
+#include "server/executor/ragged_group.h"
 
 namespace attnd::server::executor {
 
@@ -23,9 +26,22 @@ int64_t CpuBudgetBytes(const MemorySection& memory, int64_t mem_available_bytes,
 // backend.cpu_threads, or the hardware's concurrency when that is 0.
 int CpuThreads(const BackendSection& backend);
 
+// How the CPU runs a batch's entries.
+struct CpuBatchOptions {
+  // scheduler.ragged_launch: compatible entries (ragged_group.h) run as one cpu_chunked launch
+  // over their packed sequences; false (the default): one Run per entry.
+  bool ragged_launch = false;
+  kernels::PlannerConfig planner;  // config.planner: the chunk bounds of a ragged launch's plan
+  int64_t max_batch_tokens = kNoRaggedCap;  // scheduler.max_batch_tokens: a launch's token cap
+};
+
+// The options from the server's config.
+CpuBatchOptions CpuBatchOptionsFor(const Config& config);
+
 class CpuExecutor final : public Executor {
  public:
-  CpuExecutor(const MemorySection& memory, int threads, MemInfoSource meminfo = ReadProcMemInfo);
+  CpuExecutor(const MemorySection& memory, int threads, MemInfoSource meminfo = ReadProcMemInfo,
+              CpuBatchOptions batch = {});
 
   const std::string& name() const override { return name_; }
   const std::string& kind() const override { return kind_; }
@@ -41,15 +57,31 @@ class CpuExecutor final : public Executor {
   absl::Status Run(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
                    const kernels::AttentionTensors& tensors) override;
 
+  // With batch.ragged_launch: each group of compatible entries (ChooseRaggedGroups, packed
+  // bytes capped by the live budget) runs as one ragged launch at its first member's place in
+  // the batch; the rest one by one, in order, as Executor::RunBatch.
+  void RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks* callbacks) override;
+
  private:
   // MemAvailable, or (when /proc/meminfo cannot be read) what the config allows.
   MemInfo ReadMemInfo() const;
+  // Run's body, shared with ragged launches: the fault injector, and `plan`'s workspace plus
+  // `held_bytes` (a launch's packed copies) counted in use while it runs.
+  absl::Status RunHolding(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
+                          const kernels::AttentionTensors& tensors, int64_t held_bytes);
+  // Runs entry `index` (already admitted) alone and answers it.
+  void RunOne(absl::Span<const BatchEntry> entries, size_t index, BatchCallbacks* callbacks);
+  // Admits `group`'s members, then runs those admitted as one ragged launch and answers each
+  // (alone instead when fewer than 2 are admitted or the launch cannot be planned).
+  void RunGroup(absl::Span<const BatchEntry> entries, const std::vector<size_t>& group,
+                BatchCallbacks* callbacks);
 
   // Constant after construction.
   const std::string name_ = "cpu";
   const std::string kind_ = "cpu";
   const MemorySection memory_;
   const MemInfoSource meminfo_;
+  const CpuBatchOptions batch_;
   kernels::Capabilities capabilities_;
 
   std::atomic<int64_t> in_use_bytes_{0};

@@ -112,7 +112,8 @@ absl::StatusOr<DeviceSelection> CreateExecutors(const Config& config) {
 #endif
   }
   const int threads = CpuThreads(config.backend);
-  selection.executors.push_back(std::make_unique<CpuExecutor>(config.memory, threads));
+  selection.executors.push_back(std::make_unique<CpuExecutor>(
+      config.memory, threads, ReadProcMemInfo, CpuBatchOptionsFor(config)));
   logging::Log(logging::Level::kInfo, "backend_selected",
                {logging::F("backend", selection.backend), logging::F("reason", selection.reason),
                 logging::F("cpu_threads", threads),

@@ -41,6 +41,11 @@ struct StageTimes {
   // write the messages' bytes in place.
   int64_t host_copy_in_bytes = 0;
   int64_t host_copy_out_bytes = 0;
+  // The requests that ran in this request's launch: 1 alone; more in a ragged launch, whose
+  // members all report the shared launch's times. first_in_launch: this request is the launch's
+  // first member (so a launch is counted once).
+  int launch_requests = 1;
+  bool first_in_launch = true;
 };
 
 // One request of a batch: its plan and its tensors on the host (inputs in the request's bytes,
@@ -49,6 +54,9 @@ struct BatchEntry {
   const kernels::Plan* plan = nullptr;
   const kernels::AttentionProblem* problem = nullptr;
   kernels::AttentionTensors tensors;
+  // The request fixed its chunk sizes (expert overrides): it runs with its own plan, never
+  // inside a ragged launch that would plan chunks for all its members.
+  bool fixed_chunks = false;
 };
 
 // What RunBatch reports to, from the thread that called it.
@@ -110,10 +118,10 @@ class Executor {
   // Runs a batch, in order, answering each entry through `callbacks`. Thread-safe like Run.
   //
   // This is the seam where a ragged launch plugs in: a device whose variant takes requests of
-  // different lengths in one launch (the fused kernel's variable-length form) runs the batch's
-  // entries that share its plan as one launch here. Until then every device runs the entries
-  // one by one: this default calls Run for each (compute_seconds: its wall time); the CUDA
-  // executor overlaps one entry's copies with another's compute on separate streams.
+  // different lengths in one launch runs the batch's compatible entries as one launch here
+  // (ragged_group.h chooses and packs them). The CPU executor does (cpu_chunked); this default
+  // calls Run for each entry (compute_seconds: its wall time); the CUDA executor overlaps one
+  // entry's copies with another's compute on separate streams, still one launch per entry.
   virtual void RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks* callbacks);
 
   // How many of a batch's entries may hold device memory at once (their tensors and

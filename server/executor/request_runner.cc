@@ -32,6 +32,8 @@ struct RequestRunner::Metrics {
   metrics::Histogram* host_staging;
   metrics::Counter* staging_in_bytes;
   metrics::Counter* staging_out_bytes;
+  metrics::Counter* ragged_launches;
+  metrics::Counter* ragged_launch_requests;
 
   explicit Metrics(metrics::Registry* r)
       : registry(r),
@@ -47,7 +49,13 @@ struct RequestRunner::Metrics {
         copy_out(Stage(r, "copy_out")),
         host_staging(Stage(r, "host_staging")),
         staging_in_bytes(CopyBytes(r, "staging_in")),
-        staging_out_bytes(CopyBytes(r, "staging_out")) {}
+        staging_out_bytes(CopyBytes(r, "staging_out")),
+        ragged_launches(r->GetCounter("attnd_ragged_launches_total",
+                                      "Launches that ran several requests of a batch together "
+                                      "(packed as one ragged problem).")),
+        ragged_launch_requests(r->GetCounter(
+            "attnd_ragged_launch_requests_total",
+            "Requests that ran inside a ragged launch with others of their batch.")) {}
 
   static metrics::Histogram* Stage(metrics::Registry* r, const char* stage) {
     return r->GetHistogram("attnd_stage_duration_seconds",
@@ -68,6 +76,10 @@ struct RequestRunner::Metrics {
     if (t.host_staging_seconds > 0) host_staging->Observe(t.host_staging_seconds);
     staging_in_bytes->Increment(static_cast<double>(t.host_copy_in_bytes));
     staging_out_bytes->Increment(static_cast<double>(t.host_copy_out_bytes));
+    if (t.launch_requests > 1) {
+      ragged_launch_requests->Increment();
+      if (t.first_in_launch) ragged_launches->Increment();
+    }
   }
 
   void ObservePlan(const kernels::Plan& plan) {
@@ -386,6 +398,7 @@ void RequestRunner::RunBatch(absl::Span<const RunRequest> requests, const AdmitF
     entry.plan = &pending[i].plan;
     entry.problem = &requests[i].decoded->problem;
     entry.tensors = pending[i].tensors;
+    entry.fixed_chunks = requests[i].decoded->q_chunk > 0 || requests[i].decoded->kv_chunk > 0;
     entries.push_back(entry);
     index.push_back(i);
   }

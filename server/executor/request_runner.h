@@ -1,7 +1,9 @@
 // The execution step of a batch of requests on one device:
 //   allocate each output (and LSE) in its response → read the live budget once → MakePlan per
 //   request (config.planner + the request's hint and chunk overrides) with its share of the
-//   budget → Executor::RunBatch (one by one, or overlapped on a GPU) → fill Execution.
+//   budget → Executor::RunBatch (one by one, overlapped on a GPU, or compatible requests as one
+//   ragged launch on the CPU: attnd_ragged_launches_total, attnd_ragged_launch_requests_total)
+//   → fill Execution (a ragged launch's members report their own plans).
 // A RESOURCE_EXHAUSTED from the device re-plans that request alone with half the budget
 // (attnd_oom_retries_total) once the batch is through.
 //

@@ -248,8 +248,10 @@ TEST_P(FaultsTest, CancelledWhileRunningOrQueuedLeavesStateAtBaseline) {
 }
 
 TEST_P(FaultsTest, CancelledInABatchBeforeLaunchIsNeverComputed) {
-  // Every launch stalls 800 ms; batches of up to 16 of one shape.
-  std::unique_ptr<ServerProcess> server = StartWithFaults("slow_kernel_ms=800");
+  // Every launch stalls 800 ms; batches of up to 16 of one shape, each request its own launch
+  // (a ragged launch would admit `second` with `first`, before the cancel: it is one launch).
+  std::unique_ptr<ServerProcess> server =
+      StartWithFaults("slow_kernel_ms=800", "  ragged_launch: false\n");
   ASSERT_NE(server, nullptr);
   auto stub = StubFor(*server);
   std::thread holder([&] {

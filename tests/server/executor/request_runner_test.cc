@@ -34,11 +34,16 @@ MemorySection Memory(int64_t host_budget) {
 }
 
 // A CPU executor whose host reports 64 GiB available, so the config cap decides the budget.
-std::unique_ptr<CpuExecutor> Cpu(int64_t host_budget = 256 * kMiB, int threads = 2) {
-  return std::make_unique<CpuExecutor>(Memory(host_budget), threads,
-                                       []() -> absl::StatusOr<MemInfo> {
-                                         return MemInfo{int64_t{128} << 30, int64_t{64} << 30};
-                                       });
+std::unique_ptr<CpuExecutor> Cpu(int64_t host_budget = 256 * kMiB, int threads = 2,
+                                 bool ragged_launch = false) {
+  CpuBatchOptions batch;
+  batch.ragged_launch = ragged_launch;
+  return std::make_unique<CpuExecutor>(
+      Memory(host_budget), threads,
+      []() -> absl::StatusOr<MemInfo> {
+        return MemInfo{int64_t{128} << 30, int64_t{64} << 30};
+      },
+      batch);
 }
 
 struct Case {
@@ -303,7 +308,7 @@ TEST(RequestRunnerBatchTest, AnswersEachInOrderWithTheBytesOfAnUnbatchedRun) {
 }
 
 TEST(RequestRunnerBatchTest, ARequestAdmitRefusesIsAnsweredWithItsStatusAndNeverComputed) {
-  auto cpu = Cpu();
+  auto cpu = Cpu(256 * kMiB, 2, /*ragged_launch=*/true);
   metrics::Registry registry;
   RequestRunner runner(cpu.get(), kernels::PlannerConfig(), &registry);
   const std::vector<v1::AttendRequest> requests = MixedRequests();
@@ -322,7 +327,9 @@ TEST(RequestRunnerBatchTest, ARequestAdmitRefusesIsAnsweredWithItsStatusAndNever
       },
       answers.Fn());
   EXPECT_THAT(asked, ::testing::ElementsAre(0u, 1u, 2u));  // each right before its launch
-  EXPECT_THAT(answers.order, ::testing::ElementsAre(0u, 1u, 2u));
+  // 0 and 2 share one ragged launch (scheduler.ragged_launch), admitted together before it:
+  // the refusal is answered first, then the launch's members.
+  EXPECT_THAT(answers.order, ::testing::ElementsAre(1u, 0u, 2u));
   EXPECT_TRUE(answers.results[0].ok());
   EXPECT_TRUE(absl::IsDeadlineExceeded(answers.results[1].status()));
   EXPECT_TRUE(answers.results[2].ok());
@@ -330,6 +337,8 @@ TEST(RequestRunnerBatchTest, ARequestAdmitRefusesIsAnsweredWithItsStatusAndNever
               HasSubstr("attnd_compute_duration_seconds_count{variant=\"cpu_chunked\"} 2"));
   EXPECT_THAT(registry.Render(),
               HasSubstr("attnd_stage_duration_seconds_count{stage=\"compute\"} 2"));
+  EXPECT_THAT(registry.Render(), HasSubstr("attnd_ragged_launches_total 1"));
+  EXPECT_THAT(registry.Render(), HasSubstr("attnd_ragged_launch_requests_total 2"));
 }
 
 TEST(RequestRunnerBatchTest, ResourceExhaustedInABatchRunsThatRequestAloneAfterTheRest) {

@@ -64,6 +64,7 @@ grpc::Status Call(TestServer& test, const v1::AttendRequest& request, v1::Attend
 TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   server::Config on = TestConfig();
   on.scheduler.max_batch_requests = 16;
+  on.scheduler.ragged_launch = true;
   auto batched = StartTestServer(on);
   server::Config off = TestConfig();
   off.scheduler.max_batch_requests = 1;
@@ -113,6 +114,46 @@ TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   // Unbatched: one batch per request.
   EXPECT_EQ(Metric(*unbatched, "attnd_batch_size_sum"),
             Metric(*unbatched, "attnd_batch_size_count"));
+  // The batches' compatible requests ran as ragged launches (scheduler.ragged_launch), and
+  // answered the bytes of their unbatched runs above.
+  EXPECT_GE(Metric(*batched, "attnd_ragged_launches_total"), 1);
+  EXPECT_GE(Metric(*batched, "attnd_ragged_launch_requests_total"),
+            2 * Metric(*batched, "attnd_ragged_launches_total"));
+  EXPECT_EQ(Metric(*unbatched, "attnd_ragged_launches_total"), 0);
+}
+
+// scheduler.ragged_launch: false: the same batches run request by request, with the same bytes.
+TEST(BatchingTest, RaggedLaunchOffRunsBatchesRequestByRequest) {
+  server::Config config = TestConfig();
+  config.scheduler.max_batch_requests = 16;
+  config.scheduler.ragged_launch = false;
+  auto test = StartTestServer(config);
+  ASSERT_NE(test, nullptr);
+  std::thread blocker([&] {
+    v1::AttendResponse response;
+    EXPECT_TRUE(Call(*test, Blocker(), &response).ok());
+  });
+  for (int i = 0; i < 2000 && Metric(*test, "attnd_inflight_requests") < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  const std::vector<v1::AttendRequest> requests = Waiting();
+  std::vector<v1::AttendResponse> responses(requests.size());
+  std::vector<grpc::Status> statuses(requests.size());
+  std::vector<std::thread> callers;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    callers.emplace_back([&, i] { statuses[i] = Call(*test, requests[i], &responses[i]); });
+  }
+  for (std::thread& t : callers) t.join();
+  blocker.join();
+  int largest_batch = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    EXPECT_TRUE(MatchesReference(requests[i], responses[i])) << i;
+    largest_batch = std::max(largest_batch, responses[i].execution().batch_size());
+  }
+  EXPECT_GE(largest_batch, 2);  // batched, but no launch shared
+  EXPECT_EQ(Metric(*test, "attnd_ragged_launches_total"), 0);
+  EXPECT_EQ(Metric(*test, "attnd_ragged_launch_requests_total"), 0);
 }
 
 // The host copies of a request's bytes on the CPU backend, measured: gRPC's parse of each request
