@@ -30,7 +30,7 @@ static_assert(kFusedDims[sizeof(kFusedDims) / sizeof(kFusedDims[0]) - 1] == kFus
 constexpr int64_t kFusedF32MaxHeadDim = 256;
 
 // Whether the fused kernel takes ragged problems (sequence offsets, kernels/problem.h): the
-// one-pass kernels index packed sequences (kernels/cuda/fused/cta_rows.cuh); split-KV and the
+// one-pass kernels index packed sequences (kernels/cuda/fused/cta_rows.h); split-KV and the
 // wgmma path leave them to the mma.sync kernel. Off, FusedRefusal refuses them, so neither the
 // planner nor RunFused would run one.
 inline constexpr bool kFusedTakesRagged = true;

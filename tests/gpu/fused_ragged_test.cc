@@ -3,7 +3,7 @@
 // problem (itself checked sequence by sequence against dense runs in tests/kernels/ragged_test.cc).
 // Fresh random normals (never zeros), outputs pre-filled with NaN so that a row written for the
 // wrong sequence, or not at all, fails. Lengths mix empty sequences, one row, odd lengths, more
-// queries than keys and the reverse, so that the kernels' row placement (cta_rows.cuh) is tried in
+// queries than keys and the reverse, so that the kernels' row placement (cta_rows.h) is tried in
 // every causal alignment and with a window; f16, bf16 and f32; padded head dims 64, 96 (for 80),
 // 128 and 256; GQA; the LSE; a bias in each dtype, padded and broadcast. Also: the planner's
 // choice for a ragged problem on a GPU is fused, and RunCuda refuses the other variants.

@@ -29,7 +29,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/fused/cta_rows.cuh"
+#include "kernels/cuda/fused/cta_rows.h"
 #include "kernels/cuda/fused/fused_kernel.cuh"  // Exp2, Opaque, BiasPair, RowOffset, kLog2e
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
   const int64_t h = blockIdx.y;
   const int64_t b = blockIdx.z;
   const int64_t kv_h = h / p.group;
-  // The sequence's rows and keys (cta_rows.cuh); CTAs with none of a short ragged sequence's
+  // The sequence's rows and keys (cta_rows.h); CTAs with none of a short ragged sequence's
   // rows end here.
   const CtaRows seq = RowsOf(p, b);
   if (q0 >= seq.row_hi || q0 + Shape::kBlockM <= seq.row_lo) return;

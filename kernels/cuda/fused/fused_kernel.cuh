@@ -32,7 +32,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/elem_io.h"
-#include "kernels/cuda/fused/cta_rows.cuh"
+#include "kernels/cuda/fused/cta_rows.h"
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"
 #include "kernels/mask.h"
@@ -211,7 +211,7 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedForwardKernel(const Fuse
   const int64_t h = blockIdx.y;
   const int64_t b = blockIdx.z;
   const int64_t kv_h = h / p.group;
-  // The sequence's rows and keys (cta_rows.cuh); a ragged sequence shorter than the longest has
+  // The sequence's rows and keys (cta_rows.h); a ragged sequence shorter than the longest has
   // CTAs with none of its rows, which end here (the whole CTA alike).
   const CtaRows seq = RowsOf(p, b);
   if (q0 >= seq.row_hi || q0 + Shape::kBlockM <= seq.row_lo) return;

@@ -21,7 +21,7 @@ struct FusedParams {
   DType bias_dtype = DType::kF32;
   BiasIndex bias_index;
   const int64_t* kv_lengths = nullptr;  // [B] or null; clamped into [0, Mk]
-  // A ragged batch's sequence offsets ([B + 1] each; cta_rows.cuh), or null for a dense one.
+  // A ragged batch's sequence offsets ([B + 1] each; cta_rows.h), or null for a dense one.
   const int64_t* q_offsets = nullptr;
   const int64_t* kv_offsets = nullptr;
   SeqHeadStrides q_strides, k_strides, v_strides, out_strides;

@@ -59,7 +59,7 @@ bool WgmmaFusedTakes(const AttentionProblem& p, int padded_dim) {
     const char* env = std::getenv("ATTND_FUSED_WGMMA");
     return env == nullptr || std::strcmp(env, "0") != 0;
   }();
-  // A ragged batch runs on the mma.sync kernel (cta_rows.cuh has not been carried over here).
+  // A ragged batch runs on the mma.sync kernel (cta_rows.h has not been carried over here).
   if (!enabled || p.ragged || (p.has_bias && p.bias_dtype == DType::kF32) ||
       (p.dtype != DType::kF16 && p.dtype != DType::kBF16) ||
       (padded_dim != 64 && padded_dim != 80 && padded_dim != 96 && padded_dim != 128)) {

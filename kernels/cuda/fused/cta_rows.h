@@ -17,16 +17,26 @@
 // values: only the prologue and the epilogue call RowsOf, each reading the offsets again rather
 // than holding them in registers across the key loop.
 //
+// Plain C++ callable on the host too (tests/gpu/fused_rows_test.cc checks the placement there).
+//
 // Offsets are trusted like kv_lengths: a sequence's lengths are clamped into [0, Mq] and
 // [0, Mk], but the offsets themselves must lie in the packed tensors (the host checks them with
 // ValidateSequenceOffsets before they reach a device).
-#ifndef ATTND_KERNELS_CUDA_FUSED_CTA_ROWS_CUH_
-#define ATTND_KERNELS_CUDA_FUSED_CTA_ROWS_CUH_
+#ifndef ATTND_KERNELS_CUDA_FUSED_CTA_ROWS_H_
+#define ATTND_KERNELS_CUDA_FUSED_CTA_ROWS_H_
 
 #include <cstdint>
 
 #include "kernels/cuda/fused/fused_params.h"
+#include "kernels/mask.h"  // ATTND_HOST_DEVICE
 #include "kernels/problem.h"
+
+// Inlined into the kernels (forceinline), plain inline on the host.
+#if defined(__CUDACC__)
+#define ATTND_ROWS_INLINE __host__ __device__ __forceinline__
+#else
+#define ATTND_ROWS_INLINE inline
+#endif
 
 namespace attnd::kernels::cuda::fused {
 
@@ -40,17 +50,17 @@ struct CtaRows {
   int64_t lse_base = 0;
   int64_t lse_rows = 0;
 
-  __device__ bool Has(int64_t row) const { return row >= row_lo && row < row_hi; }
-  __device__ int64_t LseIndex(int64_t h, int64_t row) const {
+  ATTND_HOST_DEVICE bool Has(int64_t row) const { return row >= row_lo && row < row_hi; }
+  ATTND_HOST_DEVICE int64_t LseIndex(int64_t h, int64_t row) const {
     return lse_base + h * lse_rows + (row - row_lo);
   }
 };
 
-__device__ __forceinline__ int64_t ClampLength(int64_t n, int64_t most) {
+ATTND_ROWS_INLINE int64_t ClampLength(int64_t n, int64_t most) {
   return n < 0 ? 0 : (n > most ? most : n);
 }
 
-__device__ __forceinline__ CtaRows RowsOf(const FusedParams& p, int64_t b) {
+ATTND_ROWS_INLINE CtaRows RowsOf(const FusedParams& p, int64_t b) {
   CtaRows c;
   if (p.q_offsets == nullptr) {
     c.row_hi = p.q_len;
@@ -76,4 +86,4 @@ __device__ __forceinline__ CtaRows RowsOf(const FusedParams& p, int64_t b) {
 
 }  // namespace attnd::kernels::cuda::fused
 
-#endif  // ATTND_KERNELS_CUDA_FUSED_CTA_ROWS_CUH_
+#endif  // ATTND_KERNELS_CUDA_FUSED_CTA_ROWS_H_
