@@ -84,6 +84,12 @@ absl::Status CheckTensors(const AttentionProblem& p, const AttentionTensors& t) 
   if (p.has_kv_lengths && t.kv_lengths == nullptr) {
     return absl::InvalidArgumentError("problem.has_kv_lengths but tensors.kv_lengths is null");
   }
+  // The offsets are device memory: their values are the caller's to check
+  // (ValidateSequenceOffsets) before they are copied there.
+  if (p.ragged && (t.q_offsets == nullptr || t.kv_offsets == nullptr)) {
+    return absl::InvalidArgumentError(
+        "problem.ragged but tensors.q_offsets or tensors.kv_offsets is null");
+  }
   return absl::OkStatus();
 }
 
@@ -183,6 +189,13 @@ absl::Status RunCuda(const Plan& plan, const AttentionProblem& problem,
   }
   if (absl::Status s = ValidateProblem(problem, UnlimitedProblemLimits()); !s.ok()) return s;
   if (absl::Status s = CheckTensors(problem, tensors); !s.ok()) return s;
+  // The cuBLAS variants and cudnn index dense [B, M, H, X] tensors; fused refuses a ragged
+  // problem itself while kFusedTakesRagged is off (FusedRefusal).
+  if (problem.ragged && plan.variant != Variant::kFused) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("variant ", std::string(VariantName(plan.variant)),
+                     " takes no sequence offsets (a ragged batch runs on fused on a GPU)"));
+  }
   int current = -1;
   CUDA_RETURN_IF_ERROR(cudaGetDevice(&current));
   if (current != context.device) CUDA_RETURN_IF_ERROR(cudaSetDevice(context.device));
