@@ -211,6 +211,26 @@ TEST_F(CudaApiTest, RefusesBadRuns) {
   EXPECT_TRUE(s.ok()) << s;
   ASSERT_CUDA_OK(cudaStreamSynchronize(static_cast<cudaStream_t>(context.stream)));
 
+  // A ragged problem: only fused indexes packed sequences (Ragged/FusedRaggedTest runs it), and
+  // none runs without its offsets.
+  AttentionProblem ragged = half;
+  ragged.ragged = true;
+  ragged.batch = 2;
+  ragged.total_q = 8;
+  ragged.total_kv = 8;
+  s = cuda::RunCuda(fused, ragged, t_, nullptr, 0, context);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("q_offsets"), std::string::npos) << s;
+  AttentionTensors with_offsets = t_;
+  with_offsets.q_offsets = with_offsets.kv_offsets = static_cast<const int64_t*>(t_.q);
+  for (Variant v : {Variant::kNaive, Variant::kSliced, Variant::kChunked}) {
+    Plan refused;
+    refused.variant = v;
+    refused.q_chunk = refused.kv_chunk = 8;
+    s = cuda::RunCuda(refused, ragged, with_offsets, nullptr, 0, context);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << VariantName(v) << ": " << s;
+  }
+
 #if !defined(ATTND_WITH_CUDNN)
   plan.variant = Variant::kCudnn;
   s = cuda::RunCuda(plan, p_, t_, workspace.get(), plan.workspace_bytes, context);
