@@ -54,9 +54,15 @@ void CheckLaunch(const RowsCase& rc) {
       const CtaRows seq = RowsOf(params, b);
       ASSERT_EQ(seq.valid_keys, want_keys) << "b " << b;
       ASSERT_EQ(seq.kv_row0 * (p.ragged ? 1 : 0), want.kv_row0) << "b " << b;
-      if (q0 >= seq.row_hi || q0 + rc.block_m <= seq.row_lo) continue;  // the CTA returns
-      const int64_t q_first = std::max(q0, seq.row_lo);
-      const int64_t q_last = std::min(q0 + rc.block_m, seq.row_hi) - 1;
+      int64_t q_first = 0;
+      int64_t q_last = 0;
+      if (!CtaHoldsRows(seq, q0, rc.block_m, &q_first, &q_last)) {  // the CTA returns
+        for (int64_t r = q0; r < q0 + rc.block_m; ++r) ASSERT_FALSE(seq.Has(r)) << "b " << b;
+        continue;
+      }
+      ASSERT_TRUE(seq.Has(q_first) && seq.Has(q_last)) << "b " << b << " block " << block;
+      ASSERT_TRUE(q_first == q0 || !seq.Has(q_first - 1)) << "b " << b << " block " << block;
+      ASSERT_TRUE(q_last == q0 + rc.block_m - 1 || !seq.Has(q_last + 1)) << "b " << b;
       const KeyRange first_row = params.mask.Visible(q_first, seq.valid_keys);
       const KeyRange last_row = params.mask.Visible(q_last, seq.valid_keys);
       const int64_t key_lo = first_row.lo;

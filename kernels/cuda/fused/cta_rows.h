@@ -84,6 +84,17 @@ ATTND_ROWS_INLINE CtaRows RowsOf(const FusedParams& p, int64_t b) {
   return c;
 }
 
+// The sequence rows a CTA of kernel rows [q0, q0 + block_m) holds: [*first, *last], or false
+// when it holds none (a short ragged sequence's CTAs past its rows; the whole CTA then ends).
+ATTND_ROWS_INLINE bool CtaHoldsRows(const CtaRows& seq, int64_t q0, int64_t block_m,
+                                    int64_t* first, int64_t* last) {
+  // (An empty sequence holds no rows anywhere, though its row_lo may fall inside the CTA.)
+  if (seq.row_hi <= seq.row_lo || q0 >= seq.row_hi || q0 + block_m <= seq.row_lo) return false;
+  *first = q0 > seq.row_lo ? q0 : seq.row_lo;
+  *last = (q0 + block_m < seq.row_hi ? q0 + block_m : seq.row_hi) - 1;
+  return true;
+}
+
 }  // namespace attnd::kernels::cuda::fused
 
 #endif  // ATTND_KERNELS_CUDA_FUSED_CTA_ROWS_H_

@@ -105,12 +105,12 @@ __global__ void __launch_bounds__(Shape::kThreads) FusedF32ForwardKernel(const F
   const int64_t h = blockIdx.y;
   const int64_t b = blockIdx.z;
   const int64_t kv_h = h / p.group;
-  // The sequence's rows and keys (cta_rows.h); CTAs with none of a short ragged sequence's
-  // rows end here.
+  // The sequence's rows and keys (cta_rows.h); a ragged sequence shorter than the longest has
+  // CTAs with none of its rows, which end here (the whole CTA alike).
   const CtaRows seq = RowsOf(p, b);
-  if (q0 >= seq.row_hi || q0 + Shape::kBlockM <= seq.row_lo) return;
-  const int64_t q_first = q0 > seq.row_lo ? q0 : seq.row_lo;
-  const int64_t q_last = (q0 + Shape::kBlockM < seq.row_hi ? q0 + Shape::kBlockM : seq.row_hi) - 1;
+  int64_t q_first = 0;
+  int64_t q_last = 0;
+  if (!CtaHoldsRows(seq, q0, Shape::kBlockM, &q_first, &q_last)) return;
 
   // Lengths are below 2^31 (FusedRefusal): key positions live in 32-bit registers.
   const int valid_keys = seq.valid_keys;
