@@ -149,20 +149,9 @@ void CpuExecutor::RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks*
     if (leads[i] >= 0) {
       RunGroup(entries, groups[static_cast<size_t>(leads[i])], callbacks);
     } else if (!grouped[i] && callbacks->Admit(i).ok()) {
-      RunOne(entries, i, callbacks);
+      RunEntry(entries, i, callbacks);
     }
   }
-}
-
-void CpuExecutor::RunOne(absl::Span<const BatchEntry> entries, size_t index,
-                         BatchCallbacks* callbacks) {
-  const BatchEntry& entry = entries[index];
-  const auto start = std::chrono::steady_clock::now();
-  absl::Status status = Run(*entry.plan, *entry.problem, entry.tensors);
-  StageTimes times;
-  times.compute_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  callbacks->Done(index, std::move(status), times);
 }
 
 void CpuExecutor::RunGroup(absl::Span<const BatchEntry> entries, const std::vector<size_t>& group,
@@ -173,7 +162,7 @@ void CpuExecutor::RunGroup(absl::Span<const BatchEntry> entries, const std::vect
     if (callbacks->Admit(i).ok()) members.push_back(i);
   }
   auto run_alone = [&] {
-    for (size_t i : members) RunOne(entries, i, callbacks);
+    for (size_t i : members) RunEntry(entries, i, callbacks);
   };
   if (members.size() < 2) {
     run_alone();

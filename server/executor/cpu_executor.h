@@ -69,8 +69,6 @@ class CpuExecutor final : public Executor {
   // `held_bytes` (a launch's packed copies) counted in use while it runs.
   absl::Status RunHolding(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
                           const kernels::AttentionTensors& tensors, int64_t held_bytes);
-  // Runs entry `index` (already admitted) alone and answers it.
-  void RunOne(absl::Span<const BatchEntry> entries, size_t index, BatchCallbacks* callbacks);
   // Admits `group`'s members, then runs those admitted as one ragged launch and answers each
   // (alone instead when fewer than 2 are admitted or the launch cannot be planned).
   void RunGroup(absl::Span<const BatchEntry> entries, const std::vector<size_t>& group,

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/kernels/test_util.h"
 
 namespace attnd::server::executor {
 namespace {
@@ -21,19 +22,9 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 // f32, Hq = Hkv = 2, D = Dv = 4, LSE on, no mask: the worked example's shared shape.
+// (BaseProblem's scale is 1/sqrt(D) = 0.5.)
 AttentionProblem Dense(int64_t batch, int64_t q_len, int64_t kv_len) {
-  AttentionProblem p;
-  p.dtype = DType::kF32;
-  p.batch = batch;
-  p.q_len = q_len;
-  p.kv_len = kv_len;
-  p.q_heads = 2;
-  p.kv_heads = 2;
-  p.head_dim = 4;
-  p.v_head_dim = 4;
-  p.scale = 0.5;
-  p.return_lse = true;
-  return p;
+  return kernels::testing::BaseProblem(DType::kF32, batch, q_len, kv_len, 2, 2, 4, 4);
 }
 
 // Owns the problems and plans that a batch's entries point to.
