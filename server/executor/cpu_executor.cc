@@ -184,10 +184,11 @@ void CpuExecutor::RunGroup(absl::Span<const BatchEntry> entries, const std::vect
   }
 
   absl::Status status;
-  std::vector<unsigned char> q, k, v, out;
+  std::vector<unsigned char> q, k, v, out, bias;
   std::vector<float> lse;
   try {
     q.resize(static_cast<size_t>(launch.q_bytes));
+    bias.resize(static_cast<size_t>(launch.bias_bytes));  // zeroed: the padding reads 0
     k.resize(static_cast<size_t>(launch.k_bytes));
     v.resize(static_cast<size_t>(launch.v_bytes));
     out.resize(static_cast<size_t>(launch.out_bytes));
@@ -199,11 +200,12 @@ void CpuExecutor::RunGroup(absl::Span<const BatchEntry> entries, const std::vect
                      " bytes for a ragged launch of ", members.size(), " requests"));
   }
   if (status.ok()) {
-    PackInputs(launch, entries, q.data(), k.data(), v.data());
+    PackInputs(launch, entries, q.data(), k.data(), v.data(), bias.data());
     kernels::AttentionTensors tensors;
     tensors.q = q.data();
     tensors.k = k.data();
     tensors.v = v.data();
+    tensors.bias = launch.problem.has_bias ? bias.data() : nullptr;
     tensors.q_offsets = launch.q_offsets.data();
     tensors.kv_offsets = launch.kv_offsets.data();
     tensors.out = out.data();
