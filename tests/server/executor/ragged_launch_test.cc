@@ -36,7 +36,7 @@ std::unique_ptr<CpuExecutor> Cpu(bool ragged_launch) {
   MemorySection memory;
   memory.host_budget_bytes = 256 * kMiB;
   memory.safety_margin_bytes = 0;
-  CpuBatchOptions batch;
+  RaggedLaunchOptions batch;
   batch.ragged_launch = ragged_launch;
   return std::make_unique<CpuExecutor>(
       memory, /*threads=*/2,
