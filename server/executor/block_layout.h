@@ -1,8 +1,10 @@
 // Where a request's tensors lie in its one device block, and in the pinned staging slabs that
 // carry them: plain C++ (no CUDA), so that the arithmetic is tested without a GPU.
 //
-//   block  [q | k | v | bias | kv_lengths | out | lse | workspace]   every part 256-byte aligned
-//          └──────── inputs: one copy in ───┘└─ outputs: one copy out ┘
+//   block  [q | k | v | bias | kv_lengths | q_offsets | kv_offsets | out | lse | workspace]
+//          └────────────────── inputs: one copy in ─────────────────┘└─ outputs: one copy out ┘
+//   every part 256-byte aligned; a part the problem lacks is empty (offsets: ragged only, [B + 1]
+//   int64 each; q, k, v, out and lse then have their packed sizes).
 //
 // The inputs are contiguous from offset 0 to `out`, and the outputs from `out` to `workspace`,
 // so a request whose inputs fit one staging slab (and outputs another) moves in one DMA each
@@ -18,9 +20,10 @@
 namespace attnd::server::executor {
 
 struct BlockLayout {
-  int64_t q = 0, k = 0, v = 0, bias = 0, kv_lengths = 0, out = 0, lse = 0, workspace = 0;
+  int64_t q = 0, k = 0, v = 0, bias = 0, kv_lengths = 0, q_offsets = 0, kv_offsets = 0, out = 0,
+          lse = 0, workspace = 0;
   int64_t q_bytes = 0, k_bytes = 0, v_bytes = 0, bias_bytes = 0, kv_lengths_bytes = 0,
-          out_bytes = 0, lse_bytes = 0, workspace_bytes = 0;
+          offsets_bytes = 0, out_bytes = 0, lse_bytes = 0, workspace_bytes = 0;
   int64_t total = 0;
 
   static BlockLayout For(const kernels::AttentionProblem& p, int64_t workspace_bytes) {
@@ -32,6 +35,8 @@ struct BlockLayout {
     l.bias_bytes =
         p.has_bias ? p.bias_elements() * static_cast<int64_t>(kernels::DTypeSize(p.bias_dtype)) : 0;
     l.kv_lengths_bytes = p.has_kv_lengths ? p.batch * static_cast<int64_t>(sizeof(int64_t)) : 0;
+    // Each of q_offsets and kv_offsets.
+    l.offsets_bytes = p.ragged ? (p.batch + 1) * static_cast<int64_t>(sizeof(int64_t)) : 0;
     l.out_bytes = p.out_elements() * element;
     l.lse_bytes = p.return_lse ? p.lse_elements() * static_cast<int64_t>(sizeof(float)) : 0;
     l.workspace_bytes = workspace_bytes;
@@ -46,6 +51,8 @@ struct BlockLayout {
     l.v = place(l.v_bytes);
     l.bias = place(l.bias_bytes);
     l.kv_lengths = place(l.kv_lengths_bytes);
+    l.q_offsets = place(l.offsets_bytes);
+    l.kv_offsets = place(l.offsets_bytes);
     l.out = place(l.out_bytes);
     l.lse = place(l.lse_bytes);
     l.workspace = place(l.workspace_bytes);
@@ -58,7 +65,7 @@ struct BlockLayout {
   int64_t output_span() const { return workspace - out; }
   // The tensor bytes themselves (what the host copies), without the alignment padding.
   int64_t input_bytes() const {
-    return q_bytes + k_bytes + v_bytes + bias_bytes + kv_lengths_bytes;
+    return q_bytes + k_bytes + v_bytes + bias_bytes + kv_lengths_bytes + 2 * offsets_bytes;
   }
   int64_t output_bytes() const { return out_bytes + lse_bytes; }
   // The request's tensors in a block of this layout that starts at `base` (device memory).
@@ -69,6 +76,10 @@ struct BlockLayout {
     t.v = base + v;
     if (p.has_bias) t.bias = base + bias;
     if (p.has_kv_lengths) t.kv_lengths = reinterpret_cast<const int64_t*>(base + kv_lengths);
+    if (p.ragged) {
+      t.q_offsets = reinterpret_cast<const int64_t*>(base + q_offsets);
+      t.kv_offsets = reinterpret_cast<const int64_t*>(base + kv_offsets);
+    }
     t.out = base + out;
     if (p.return_lse) t.lse = reinterpret_cast<float*>(base + lse);
     return t;

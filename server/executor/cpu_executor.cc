@@ -29,16 +29,8 @@ int CpuThreads(const BackendSection& backend) {
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
-CpuBatchOptions CpuBatchOptionsFor(const Config& config) {
-  CpuBatchOptions options;
-  options.ragged_launch = config.scheduler.ragged_launch;
-  options.planner = config.planner;
-  options.max_batch_tokens = config.scheduler.max_batch_tokens;
-  return options;
-}
-
 CpuExecutor::CpuExecutor(const MemorySection& memory, int threads, MemInfoSource meminfo,
-                         CpuBatchOptions batch)
+                         RaggedLaunchOptions batch)
     : memory_(memory), meminfo_(std::move(meminfo)), batch_(std::move(batch)) {
   capabilities_.is_cuda = false;
   capabilities_.variants = {kernels::Variant::kCpuChunked, kernels::Variant::kReference};
@@ -145,92 +137,23 @@ void CpuExecutor::RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks*
     leads[groups[g].front()] = static_cast<int>(g);
     for (size_t i : groups[g]) grouped[i] = true;
   }
+  RaggedLaunchSteps steps;
+  steps.plan = [&](const kernels::AttentionProblem& problem, int64_t budget) {
+    kernels::PlannerConfig config = batch_.planner;
+    config.forced_variant = kernels::Variant::kCpuChunked;
+    return kernels::MakePlan(problem, capabilities_, budget, config);
+  };
+  steps.run = [&](const kernels::Plan& plan, const RaggedLaunch& launch,
+                  const kernels::AttentionTensors& packed) {
+    return RunHolding(plan, launch.problem, packed, launch.packed_bytes());
+  };
+  steps.run_alone = [&](size_t i) { RunEntry(entries, i, callbacks); };
   for (size_t i = 0; i < entries.size(); ++i) {
     if (leads[i] >= 0) {
-      RunGroup(entries, groups[static_cast<size_t>(leads[i])], callbacks);
+      RunRaggedGroup(entries, groups[static_cast<size_t>(leads[i])], callbacks, steps);
     } else if (!grouped[i] && callbacks->Admit(i).ok()) {
-      RunOne(entries, i, callbacks);
+      RunEntry(entries, i, callbacks);
     }
-  }
-}
-
-void CpuExecutor::RunOne(absl::Span<const BatchEntry> entries, size_t index,
-                         BatchCallbacks* callbacks) {
-  const BatchEntry& entry = entries[index];
-  const auto start = std::chrono::steady_clock::now();
-  absl::Status status = Run(*entry.plan, *entry.problem, entry.tensors);
-  StageTimes times;
-  times.compute_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  callbacks->Done(index, std::move(status), times);
-}
-
-void CpuExecutor::RunGroup(absl::Span<const BatchEntry> entries, const std::vector<size_t>& group,
-                           BatchCallbacks* callbacks) {
-  // Refused members are dropped before packing: they are never launched nor written.
-  std::vector<size_t> members;
-  for (size_t i : group) {
-    if (callbacks->Admit(i).ok()) members.push_back(i);
-  }
-  auto run_alone = [&] {
-    for (size_t i : members) RunOne(entries, i, callbacks);
-  };
-  if (members.size() < 2) {
-    run_alone();
-    return;
-  }
-
-  const auto start = std::chrono::steady_clock::now();
-  const RaggedLaunch launch = BuildRaggedLaunch(entries, members);
-  // The launch's budget is what its members' own plans were given to use: their workspaces.
-  int64_t budget = 0;
-  for (size_t i : members) budget += entries[i].plan->workspace_bytes;
-  kernels::PlannerConfig config = batch_.planner;
-  config.forced_variant = kernels::Variant::kCpuChunked;
-  absl::StatusOr<kernels::Plan> plan =
-      kernels::MakePlan(launch.problem, capabilities_, budget, config);
-  if (!plan.ok()) {  // the members' workspaces do not fit the launch's: run them as planned
-    run_alone();
-    return;
-  }
-
-  absl::Status status;
-  std::vector<unsigned char> q, k, v, out;
-  std::vector<float> lse;
-  try {
-    q.resize(static_cast<size_t>(launch.q_bytes));
-    k.resize(static_cast<size_t>(launch.k_bytes));
-    v.resize(static_cast<size_t>(launch.v_bytes));
-    out.resize(static_cast<size_t>(launch.out_bytes));
-    lse.resize(static_cast<size_t>(launch.lse_bytes) / sizeof(float));
-  } catch (const std::bad_alloc&) {
-    // As a failed workspace allocation: the runner re-plans each member alone.
-    status = absl::ResourceExhaustedError(
-        absl::StrCat("cpu could not allocate ", launch.packed_bytes(),
-                     " bytes for a ragged launch of ", members.size(), " requests"));
-  }
-  if (status.ok()) {
-    PackInputs(launch, entries, q.data(), k.data(), v.data());
-    kernels::AttentionTensors tensors;
-    tensors.q = q.data();
-    tensors.k = k.data();
-    tensors.v = v.data();
-    tensors.q_offsets = launch.q_offsets.data();
-    tensors.kv_offsets = launch.kv_offsets.data();
-    tensors.out = out.data();
-    tensors.lse = launch.problem.return_lse ? lse.data() : nullptr;
-    status = RunHolding(*plan, launch.problem, tensors, launch.packed_bytes());
-    if (status.ok()) UnpackOutputs(launch, entries, out.data(), lse.data());
-  }
-  // Every member reports the shared launch's wall time (packing and unpacking included) and
-  // the group's status.
-  StageTimes times;
-  times.compute_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  times.launch_requests = static_cast<int>(members.size());
-  for (size_t m = 0; m < members.size(); ++m) {
-    times.first_in_launch = m == 0;
-    callbacks->Done(members[m], status, times);
   }
 }
 

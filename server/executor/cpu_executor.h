@@ -1,6 +1,6 @@
 // The CPU as a device: cpu_chunked (and the float64 reference) on host memory, with a budget
 // from config and the host's available memory; a batch's compatible requests run as one ragged
-// cpu_chunked launch (ragged_group.h).
+// cpu_chunked launch (ragged_group.h, ragged_runner.h).
 #ifndef ATTND_SERVER_EXECUTOR_CPU_EXECUTOR_H_
 #define ATTND_SERVER_EXECUTOR_CPU_EXECUTOR_H_
 
@@ -12,7 +12,7 @@
 #include "server/config/config.h"
 #include "server/executor/executor.h"
 #include "server/executor/meminfo.h"
-#include "server/executor/ragged_group.h"
+#include "server/executor/ragged_runner.h"
 
 namespace attnd::server::executor {
 
@@ -26,22 +26,10 @@ int64_t CpuBudgetBytes(const MemorySection& memory, int64_t mem_available_bytes,
 // backend.cpu_threads, or the hardware's concurrency when that is 0.
 int CpuThreads(const BackendSection& backend);
 
-// How the CPU runs a batch's entries.
-struct CpuBatchOptions {
-  // scheduler.ragged_launch: compatible entries (ragged_group.h) run as one cpu_chunked launch
-  // over their packed sequences; false (the default): one Run per entry.
-  bool ragged_launch = false;
-  kernels::PlannerConfig planner;  // config.planner: the chunk bounds of a ragged launch's plan
-  int64_t max_batch_tokens = kNoRaggedCap;  // scheduler.max_batch_tokens: a launch's token cap
-};
-
-// The options from the server's config.
-CpuBatchOptions CpuBatchOptionsFor(const Config& config);
-
 class CpuExecutor final : public Executor {
  public:
   CpuExecutor(const MemorySection& memory, int threads, MemInfoSource meminfo = ReadProcMemInfo,
-              CpuBatchOptions batch = {});
+              RaggedLaunchOptions batch = {});
 
   const std::string& name() const override { return name_; }
   const std::string& kind() const override { return kind_; }
@@ -69,19 +57,13 @@ class CpuExecutor final : public Executor {
   // `held_bytes` (a launch's packed copies) counted in use while it runs.
   absl::Status RunHolding(const kernels::Plan& plan, const kernels::AttentionProblem& problem,
                           const kernels::AttentionTensors& tensors, int64_t held_bytes);
-  // Runs entry `index` (already admitted) alone and answers it.
-  void RunOne(absl::Span<const BatchEntry> entries, size_t index, BatchCallbacks* callbacks);
-  // Admits `group`'s members, then runs those admitted as one ragged launch and answers each
-  // (alone instead when fewer than 2 are admitted or the launch cannot be planned).
-  void RunGroup(absl::Span<const BatchEntry> entries, const std::vector<size_t>& group,
-                BatchCallbacks* callbacks);
 
   // Constant after construction.
   const std::string name_ = "cpu";
   const std::string kind_ = "cpu";
   const MemorySection memory_;
   const MemInfoSource meminfo_;
-  const CpuBatchOptions batch_;
+  const RaggedLaunchOptions batch_;  // its ragged launches: cpu_chunked
   kernels::Capabilities capabilities_;
 
   std::atomic<int64_t> in_use_bytes_{0};

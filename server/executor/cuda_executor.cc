@@ -11,12 +11,14 @@
 #include "kernels/cuda/cuda_attention.h"
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/device_query.h"
+#include "kernels/planner.h"
 #include "server/executor/block_layout.h"
 #include "server/executor/cuda_pipeline.h"
 #include "server/executor/cuda_status.h"
 #include "server/executor/device_budget.h"
 #include "server/executor/device_pool.h"
 #include "server/executor/fatal_device_error.h"
+#include "server/executor/ragged_runner.h"
 #include "server/executor/staging_pool.h"
 #include "server/faults/fault_injector.h"
 #include "server/logging/logging.h"
@@ -67,6 +69,14 @@ absl::Status StageAndRun(StagedCopier* copier, const kernels::Plan& plan,
     absl::Status s = in(device.kv_lengths, host.kv_lengths, layout.kv_lengths_bytes);
     if (!s.ok()) return s;
   }
+  if (problem.ragged) {
+    if (absl::Status s = in(device.q_offsets, host.q_offsets, layout.offsets_bytes); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = in(device.kv_offsets, host.kv_offsets, layout.offsets_bytes); !s.ok()) {
+      return s;
+    }
+  }
   faults::FaultInjector* const injector = faults::Active();  // null in production
   if (injector != nullptr) Stall(injector->KernelDelay());
   if (absl::Status s =
@@ -99,6 +109,7 @@ struct CudaExecutor::Lane {
 CudaExecutor::CudaExecutor(const CudaExecutorOptions& options)
     : device_(options.device),
       name_(absl::StrCat("cuda:", options.device)),
+      options_(options),
       memory_(options.memory) {}
 
 absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
@@ -390,15 +401,12 @@ void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
   RequestPipeline pipeline(resources, callbacks, [this, lane](absl::Status s) {
     return CheckDevice(lane, std::move(s));
   });
-  // The ragged seam: when the batch's plans are one variable-length launch (the fused
-  // kernel's ragged form), the entries that share it go to the device here as one launch, through
-  // the same copy-in / copy-out streams. Until it lands, one launch per request.
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (!callbacks->Admit(i).ok()) continue;
+  // One admitted entry: through the pipeline, or alone when larger than a slab.
+  auto run_one = [&](size_t i) {
     const BatchEntry& entry = entries[i];
     if (broken_.load()) {
       callbacks->Done(i, Broken(), StageTimes());
-      continue;
+      return;
     }
     if (!IsCudaVariant(entry.plan->variant)) {
       callbacks->Done(i,
@@ -406,12 +414,12 @@ void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
                           "variant ", std::string(kernels::VariantName(entry.plan->variant)),
                           " cannot run on ", name_)),
                       StageTimes());
-      continue;
+      return;
     }
     const BlockLayout layout = BlockLayout::For(*entry.problem, entry.plan->workspace_bytes);
     if (layout.FitsSlabs(staging_->slab_bytes())) {
       pipeline.Launch(i, entry).IgnoreError();  // answered by the pipeline either way
-      continue;
+      return;
     }
     // Larger than a slab: alone, streamed through two of the pipeline's slabs once it is idle.
     pipeline.Drain();
@@ -430,6 +438,53 @@ void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
       times.host_copy_out_bytes = layout.output_bytes();
     }
     callbacks->Done(i, std::move(status), times);
+  };
+
+  // Ragged launches (scheduler.ragged_launch): each group of compatible entries
+  // (ChooseRaggedGroups: a fused plan, BMHK, ...) is packed on the host and runs as one fused
+  // launch over the packed sequences, at its first member's place, after the pipeline drains,
+  // streamed through two of its slabs as a large request is. The rest go one by one as above.
+  std::vector<std::vector<size_t>> groups;
+  if (options_.batch.ragged_launch && entries.size() >= 2) {
+    RaggedGroupPolicy policy;
+    policy.variants = {kernels::Variant::kFused};
+    // The packed copies live on the host and then in one pool block: at most the live budget.
+    policy.max_packed_bytes = MemoryBudgetBytes();
+    policy.max_tokens = options_.batch.max_batch_tokens;
+    groups = ChooseRaggedGroups(entries, policy);
+  }
+  // The group an entry leads (its first member), or -1; entries in a group but not leading it
+  // are answered with their group.
+  std::vector<int> leads(entries.size(), -1);
+  std::vector<bool> grouped(entries.size(), false);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    leads[groups[g].front()] = static_cast<int>(g);
+    for (size_t i : groups[g]) grouped[i] = true;
+  }
+  RaggedLaunchSteps steps;
+  steps.plan = [&](const kernels::AttentionProblem& problem, int64_t budget) {
+    kernels::PlannerConfig config = options_.batch.planner;
+    config.forced_variant = kernels::Variant::kFused;  // refused where fused takes no ragged
+    return kernels::MakePlan(problem, capabilities_, budget, config);
+  };
+  steps.run = [&](const kernels::Plan& plan, const RaggedLaunch& launch,
+                  const kernels::AttentionTensors& packed) {
+    if (broken_.load()) return Broken();
+    pipeline.Drain();
+    absl::Status status = RunOnLane(lane, {slabs[0], slabs[1]}, plan, launch.problem, packed);
+    if (!status.ok() && !absl::IsResourceExhausted(status) && !absl::IsInvalidArgument(status)) {
+      status = CheckDevice(lane, std::move(status));
+    }
+    return status;
+  };
+  steps.run_alone = run_one;
+  steps.copies_to_device = true;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (leads[i] >= 0) {
+      RunRaggedGroup(entries, groups[static_cast<size_t>(leads[i])], callbacks, steps);
+    } else if (!grouped[i] && callbacks->Admit(i).ok()) {
+      run_one(i);
+    }
   }
   pipeline.Drain();
 }

@@ -6,7 +6,10 @@
 // Per batch (RunBatch): the requests one by one, overlapped on the lane's three streams
 // (cuda_pipeline.h: copy-in of the next and copy-out of the previous behind each compute), each
 // request's inputs and outputs through one pinned slab each way. A request whose tensors do not
-// fit a slab drains the pipeline and runs as below, through the same slabs.
+// fit a slab drains the pipeline and runs as below, through the same slabs. With
+// scheduler.ragged_launch, the batch's compatible fused requests (ragged_group.h) are packed on
+// the host into one ragged problem and run as one fused launch, as a request larger than a slab
+// is (ragged_runner.h).
 //
 // Per request (Run, and a batch's requests larger than a slab):
 //   pool: one block for q, k, v, bias, kv_lengths, out, lse and the plan's workspace
@@ -32,6 +35,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/config/config.h"
 #include "server/executor/executor.h"
+#include "server/executor/ragged_runner.h"
 
 namespace attnd::server::executor {
 
@@ -47,6 +51,8 @@ struct CudaExecutorOptions {
   // other slab overlaps them.
   int64_t staging_slab_bytes = int64_t{32} << 20;
   int64_t staging_cap_bytes = int64_t{512} << 20;
+  // scheduler.ragged_launch and the bounds of a launch (ragged_runner.h).
+  RaggedLaunchOptions batch;
 };
 
 class CudaExecutor final : public Executor {
@@ -112,6 +118,7 @@ class CudaExecutor final : public Executor {
   const int device_;
   const std::string name_;
   const std::string kind_ = "cuda";
+  const CudaExecutorOptions options_;
   const MemorySection memory_;
   std::string model_;
   int64_t total_bytes_ = 0;

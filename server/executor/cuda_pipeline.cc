@@ -122,6 +122,10 @@ absl::Status RequestPipeline::Enqueue(Slot* slot, const BatchEntry& entry, char*
   if (problem.has_kv_lengths) {
     std::memcpy(in + l.kv_lengths, host.kv_lengths, static_cast<size_t>(l.kv_lengths_bytes));
   }
+  if (problem.ragged) {
+    std::memcpy(in + l.q_offsets, host.q_offsets, static_cast<size_t>(l.offsets_bytes));
+    std::memcpy(in + l.kv_offsets, host.kv_offsets, static_cast<size_t>(l.offsets_bytes));
+  }
   slot->host_seconds = SecondsSince(staging);
 
   CUDA_RETURN_IF_ERROR(cudaEventRecord(e.in_start, copy_in));

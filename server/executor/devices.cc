@@ -98,6 +98,7 @@ absl::StatusOr<DeviceSelection> CreateExecutors(const Config& config) {
       options.device = ordinal;
       options.workers = config.scheduler.workers;
       options.memory = config.memory;
+      options.batch = RaggedLaunchOptionsFor(config);
       absl::StatusOr<std::unique_ptr<CudaExecutor>> device = CudaExecutor::Create(options);
       if (!device.ok()) return device.status();
       selection.executors.push_back(*std::move(device));
@@ -113,7 +114,7 @@ absl::StatusOr<DeviceSelection> CreateExecutors(const Config& config) {
   }
   const int threads = CpuThreads(config.backend);
   selection.executors.push_back(std::make_unique<CpuExecutor>(
-      config.memory, threads, ReadProcMemInfo, CpuBatchOptionsFor(config)));
+      config.memory, threads, ReadProcMemInfo, RaggedLaunchOptionsFor(config)));
   logging::Log(logging::Level::kInfo, "backend_selected",
                {logging::F("backend", selection.backend), logging::F("reason", selection.reason),
                 logging::F("cpu_threads", threads),

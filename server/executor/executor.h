@@ -127,6 +127,11 @@ class Executor {
   // How many of a batch's entries may hold device memory at once (their tensors and
   // workspace): the runner plans each entry of a batch with 1/this of the live budget.
   virtual int RequestsInFlight() const { return 1; }
+
+ protected:
+  // Runs entry `index` alone through Run and answers it (compute_seconds: its wall time): the
+  // default RunBatch's step, for devices that run some entries of a batch otherwise.
+  void RunEntry(absl::Span<const BatchEntry> entries, size_t index, BatchCallbacks* callbacks);
 };
 
 }  // namespace attnd::server::executor

@@ -12,6 +12,17 @@
 //   lse  elements [Hq·q_row, Hq·(q_row + B_e·Mq_e)) (its [B_e, Hq, Mq_e])
 // so packing is one memcpy per tensor per member, and unpacking one per output.
 //
+// A bias is the one tensor that is padded: the kernels read a ragged problem's bias as
+// [B, bH, bMq, bMk] broadcast to the padded [B, Hq, q_len, kv_len] (problem.h), so each member's
+// sequences get a region of the launch's bounds, its own rows and keys at the start of it:
+//   launch bias [B, bH, bMq, bMk]: bB = B (one block per sequence); bH = Hq, bMq = q_len and
+//   bMk = kv_len where some member's bias is not broadcast along that axis, else 1.
+//   sequence s = first_sequence + b of a member: block s, rows [0, Mq_e), keys [0, Mk_e) hold
+//   the member's bias broadcast to them; the rest of the block is 0 and read by no one.
+// Members share the bias dtype (or all have none). The padding costs memory in proportion to
+// how unequal the lengths are, so a member joins a group only while the launch's padded bias
+// stays within max_bias_padding times the members' unpadded bias (RaggedGroupPolicy).
+//
 // Worked example (f32, Hq = Hkv = 2, D = Dv = 4, LSE on; bytes per row: q, k, v, out 2·4·4 = 32,
 // lse 2·4 = 8): entries A (B 1, Mq 3, Mk 5) and B (B 2, Mq 2, Mk 7) make B = 3 sequences,
 //   q_offsets  [0, 3, 5, 7]    kv_offsets [0, 5, 12, 19]    q_len 3, kv_len 7, totals 7 and 19
@@ -48,21 +59,39 @@ struct RaggedGroupPolicy {
   // Σ B_e·max(Mq_e, Mk_e) of one launch: the batcher's token count (scheduler.max_batch_tokens),
   // which a batch already keeps to; checked again here so the grouping does not depend on it.
   int64_t max_tokens = kNoRaggedCap;
+  // The launch's padded bias at most this many times Σ over members of the bias their own
+  // sequences need in the launch's layout (B_e·bH·(Mq_e or 1)·(Mk_e or 1) elements): lengths
+  // far apart make separate launches rather than a bias mostly of padding.
+  double max_bias_padding = 2.0;
 };
 
 // "" when `entry` may join a ragged launch under `policy`, else why not: already ragged, BHMK,
-// kv_lengths, a bias (packing one would need padding it to the launch's [B, Hq, q_len, kv_len]:
-// left out), chunks the request fixed, or a plan variant outside policy.variants.
+// kv_lengths, chunks the request fixed, or a plan variant outside policy.variants.
 std::string WhyNotPackable(const BatchEntry& entry, const RaggedGroupPolicy& policy);
 
 // Whether two packable problems can be one launch: equal in everything a launch shares (dtype,
-// heads, head dims, scale, causal, window, return_lse). The batcher's BatchKey groups by these
-// already; this checks again rather than rely on it.
+// heads, head dims, scale, causal, window, return_lse, whether there is a bias and its dtype).
+// The batcher's BatchKey groups by most of these already; this checks again rather than rely
+// on it.
 bool SameLaunch(const kernels::AttentionProblem& a, const kernels::AttentionProblem& b);
 
-// The bytes an entry adds to a launch's packed tensors, and the tokens it counts.
+// The bytes an entry adds to a launch's packed q, k, v, out and lse (not the bias, whose padded
+// size depends on the whole launch: LaunchBiasShape), and the tokens it counts.
 int64_t PackedBytes(const kernels::AttentionProblem& problem);
 int64_t LaunchTokens(const kernels::AttentionProblem& problem);
+
+// Which axes of the launch's bias are not broadcast (see the top of this file): head, query,
+// key. Combined over members with |=.
+struct BiasAxes {
+  bool head = false, query = false, key = false;
+  static BiasAxes Of(const kernels::AttentionProblem& problem);
+  BiasAxes& operator|=(const BiasAxes& other);
+  // [B, bH, bMq, bMk] of a launch of `batch` sequences, bounds q_len and kv_len.
+  void Shape(int64_t batch, int64_t q_heads, int64_t q_len, int64_t kv_len,
+             int64_t shape[4]) const;
+  // Elements of the bias of B sequences of q_len × kv_len in this layout, unpadded.
+  int64_t Elements(int64_t batch, int64_t q_heads, int64_t q_len, int64_t kv_len) const;
+};
 
 // The launches worth making: each a list of at least 2 entry indices, ascending, of packable
 // entries that SameLaunch pairwise and within the policy's caps. Greedy in entry order: an entry
@@ -88,10 +117,12 @@ struct RaggedLaunch {
   std::vector<int64_t> q_offsets;     // [B + 1]
   std::vector<int64_t> kv_offsets;    // [B + 1]
   std::vector<RaggedMember> members;  // in the order given
-  // The packed tensors' sizes (lse 0 without return_lse).
-  int64_t q_bytes = 0, k_bytes = 0, v_bytes = 0, out_bytes = 0, lse_bytes = 0;
+  // The packed tensors' sizes (lse 0 without return_lse, bias 0 without a bias).
+  int64_t q_bytes = 0, k_bytes = 0, v_bytes = 0, out_bytes = 0, lse_bytes = 0, bias_bytes = 0;
 
-  int64_t packed_bytes() const { return q_bytes + k_bytes + v_bytes + out_bytes + lse_bytes; }
+  int64_t packed_bytes() const {
+    return q_bytes + k_bytes + v_bytes + out_bytes + lse_bytes + bias_bytes;
+  }
 };
 
 // The launch of `members` (indices into `entries`, at least 1, packable and SameLaunch: the
@@ -100,9 +131,11 @@ RaggedLaunch BuildRaggedLaunch(absl::Span<const BatchEntry> entries,
                                absl::Span<const size_t> members);
 
 // Copies each member's q, k and v (its entry's tensors, on the host) into the packed buffers
-// (launch.q_bytes, k_bytes and v_bytes long, host memory).
+// (launch.q_bytes, k_bytes and v_bytes long, host memory), and with a bias, each member's bias
+// broadcast into its sequences' blocks of `bias` (launch.bias_bytes long, zeroed by the caller
+// where the padding should read 0; the kernels never read it).
 void PackInputs(const RaggedLaunch& launch, absl::Span<const BatchEntry> entries, void* q, void* k,
-                void* v);
+                void* v, void* bias = nullptr);
 
 // Copies each member's region of the packed out (and lse, when the problem returns it) into its
 // entry's tensors.out (and tensors.lse).

@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/device_query.h"
+#include "kernels/fused_support.h"
 #include "server/executor/device_budget.h"
 #include "server/executor/device_pool.h"
 #include "server/executor/fatal_device_error.h"
@@ -271,6 +272,77 @@ TEST(CudaExecutorTest, BatchesOverlapOnTheLanesStreamsAndMatchTheReference) {
   }
   EXPECT_THAT(text, HasSubstr("attnd_host_copy_bytes_total{stage=\"staging_in\"} " +
                               std::to_string(2 * in_bytes)));
+}
+
+// scheduler.ragged_launch on a GPU: a batch of fused requests of different lengths (some with
+// a bias of their own broadcast, padded in the launch) is packed into one ragged fused launch
+// where the fused kernel takes sequence offsets (kFusedTakesRagged), else each runs alone;
+// either way every answer matches the reference and the pool returns to its baseline.
+TEST(CudaExecutorTest, RaggedLaunchesMatchTheReference) {
+  SKIP_WITHOUT_GPU();
+  CudaExecutorOptions options;
+  options.device = 0;
+  options.memory.device_bytes = 1024 * kMiB;
+  options.memory.safety_margin_bytes = 16 * kMiB;
+  options.staging_slab_bytes = 1 * kMiB;
+  options.staging_cap_bytes = 16 * kMiB;
+  options.batch.ragged_launch = true;
+  absl::StatusOr<std::unique_ptr<CudaExecutor>> gpu = CudaExecutor::Create(options);
+  ASSERT_TRUE(gpu.ok()) << gpu.status();
+  metrics::Registry registry;
+  RequestRunner runner(gpu->get(), kernels::PlannerConfig(), &registry);
+
+  // bf16, Hq 8, Hkv 2, D 64, bottom-right causal; requests 4..6 with an f32 bias (per head and
+  // query-key; per key only; one value), and a 1-query request.
+  const std::vector<int64_t> q_lens = {64, 257, 97, 1, 130, 120, 111};
+  const std::vector<int64_t> kv_lens = {64, 300, 97, 513, 140, 133, 150};
+  std::vector<v1::AttendRequest> requests;
+  for (size_t i = 0; i < q_lens.size(); ++i) {
+    client::RequestSpec spec = SmallSpec();
+    spec.batch = i == 2 ? 2 : 1;
+    spec.heads = 8;
+    spec.kv_heads = 2;
+    spec.head_dim = spec.v_head_dim = 64;
+    spec.dtype = v1::DTYPE_BF16;
+    spec.q_len = q_lens[i];
+    spec.kv_len = kv_lens[i];
+    spec.causal = v1::CAUSAL_BOTTOM_RIGHT;
+    spec.return_lse = true;
+    spec.variant = v1::VARIANT_FUSED;
+    if (i >= 4) {
+      spec.bias = true;
+      spec.bias_dtype = v1::DTYPE_F32;
+      if (i == 4) spec.bias_shape = {1, 8, q_lens[i], kv_lens[i]};
+      if (i == 5) spec.bias_shape = {1, 1, 1, kv_lens[i]};
+      if (i == 6) spec.bias_shape = {1, 1, 1, 1};
+    }
+    requests.push_back(MakeRequest(spec, 700 + static_cast<uint32_t>(i), "r" + std::to_string(i)));
+  }
+  std::vector<wire::DecodedRequest> decoded;
+  for (const auto& r : requests) decoded.push_back(DecodeOrFail(r));
+  std::vector<RunRequest> batch;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    batch.push_back(RunRequest{&decoded[i], requests[i].request_id(),
+                               RunContext{static_cast<int>(requests.size()), 0}});
+  }
+  std::vector<absl::StatusOr<v1::AttendResponse>> results(requests.size(),
+                                                          absl::UnknownError("not answered"));
+  runner.RunBatch(
+      batch, [](size_t) { return absl::OkStatus(); },
+      [&results](size_t i, absl::StatusOr<v1::AttendResponse> r) { results[i] = std::move(r); });
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    EXPECT_TRUE(testing::MatchesReference(requests[i], *results[i])) << i;
+  }
+  EXPECT_EQ((*gpu)->pool()->used_bytes(), 0);
+  // Two launches where fused takes offsets: the four without a bias, the three with one.
+  const std::string text = registry.Render();
+  if (kernels::kFusedTakesRagged) {
+    EXPECT_THAT(text, HasSubstr("attnd_ragged_launches_total 2"));
+    EXPECT_THAT(text, HasSubstr("attnd_ragged_launch_requests_total 7"));
+  } else {
+    EXPECT_THAT(text, HasSubstr("attnd_ragged_launches_total 0"));
+  }
 }
 
 TEST(CudaExecutorTest, AnInjectedAllocationFailureReplansSmaller) {

@@ -46,6 +46,7 @@ TEST(BlockLayoutTest, PartsAreAlignedInOrderAndHoldTheirTensors) {
   EXPECT_EQ(l.kv_lengths_bytes, 2 * 8);
   EXPECT_EQ(l.out_bytes, 2 * 4 * 7 * 40 * 2);
   EXPECT_EQ(l.lse_bytes, 2 * 4 * 7 * 4);
+  EXPECT_EQ(l.offsets_bytes, 0);  // dense
   const int64_t starts[] = {l.q, l.k, l.v, l.bias, l.kv_lengths, l.out, l.lse, l.workspace};
   const int64_t sizes[] = {l.q_bytes,          l.k_bytes,   l.v_bytes,   l.bias_bytes,
                            l.kv_lengths_bytes, l.out_bytes, l.lse_bytes, l.workspace_bytes};
@@ -80,6 +81,42 @@ TEST(BlockLayoutTest, TensorsAtPointIntoTheBlockAndOptionalOnesAreNullWhenAbsent
   EXPECT_EQ(t.kv_lengths, nullptr);
   EXPECT_EQ(t.lse, nullptr);
   EXPECT_NE(t.out, nullptr);
+}
+
+// A ragged problem: q, k, v, out and lse at their packed sizes (total_q, total_kv rows), and
+// the two [B + 1] offset arrays among the inputs, after kv_lengths, before out (one copy in).
+TEST(BlockLayoutTest, RaggedProblemsCarryTheirOffsetsAmongTheInputs) {
+  AttentionProblem p = OddProblem();
+  p.has_kv_lengths = false;  // refused with offsets
+  p.ragged = true;
+  p.batch = 3;
+  p.total_q = 17;   // e.g. q_offsets [0, 7, 12, 17]
+  p.total_kv = 30;  // kv_offsets [0, 13, 20, 30]
+  p.bias_shape[0] = 3;
+  const BlockLayout l = BlockLayout::For(p, 0);
+  EXPECT_EQ(l.q_bytes, 17 * 4 * 24 * 2);
+  EXPECT_EQ(l.k_bytes, 30 * 2 * 24 * 2);
+  EXPECT_EQ(l.v_bytes, 30 * 2 * 40 * 2);
+  EXPECT_EQ(l.out_bytes, 17 * 4 * 40 * 2);
+  EXPECT_EQ(l.lse_bytes, 4 * 17 * 4);
+  EXPECT_EQ(l.bias_bytes, 3 * 7 * 13 * 2);  // padded to the bounds: [B, 1, q_len, kv_len]
+  EXPECT_EQ(l.offsets_bytes, 4 * 8);
+  EXPECT_EQ(l.q_offsets % 256, 0);
+  EXPECT_EQ(l.kv_offsets % 256, 0);
+  EXPECT_GE(l.q_offsets, l.kv_lengths);
+  EXPECT_GE(l.kv_offsets, l.q_offsets + l.offsets_bytes);
+  EXPECT_GE(l.out, l.kv_offsets + l.offsets_bytes);
+  EXPECT_EQ(l.input_bytes(), l.q_bytes + l.k_bytes + l.v_bytes + l.bias_bytes + 2 * 32);
+
+  char* base = reinterpret_cast<char*>(uintptr_t{1} << 20);  // never dereferenced
+  const kernels::AttentionTensors t = l.TensorsAt(p, base);
+  EXPECT_EQ(reinterpret_cast<const char*>(t.q_offsets), base + l.q_offsets);
+  EXPECT_EQ(reinterpret_cast<const char*>(t.kv_offsets), base + l.kv_offsets);
+  EXPECT_EQ(t.kv_lengths, nullptr);
+  p.ragged = false;
+  const kernels::AttentionTensors dense = BlockLayout::For(p, 0).TensorsAt(p, base);
+  EXPECT_EQ(dense.q_offsets, nullptr);
+  EXPECT_EQ(dense.kv_offsets, nullptr);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/kernels/test_util.h"
 
 namespace attnd::server::executor {
 namespace {
@@ -21,19 +22,9 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 // f32, Hq = Hkv = 2, D = Dv = 4, LSE on, no mask: the worked example's shared shape.
+// (BaseProblem's scale is 1/sqrt(D) = 0.5.)
 AttentionProblem Dense(int64_t batch, int64_t q_len, int64_t kv_len) {
-  AttentionProblem p;
-  p.dtype = DType::kF32;
-  p.batch = batch;
-  p.q_len = q_len;
-  p.kv_len = kv_len;
-  p.q_heads = 2;
-  p.kv_heads = 2;
-  p.head_dim = 4;
-  p.v_head_dim = 4;
-  p.scale = 0.5;
-  p.return_lse = true;
-  return p;
+  return kernels::testing::BaseProblem(DType::kF32, batch, q_len, kv_len, 2, 2, 4, 4);
 }
 
 // Owns the problems and plans that a batch's entries point to.
@@ -173,7 +164,7 @@ TEST(RaggedGroupTest, WhyNotPackableNamesEachExclusion) {
   batch.Add(Dense(1, 4, 4), Variant::kCpuChunked, /*fixed_chunks=*/true);
   const auto why = [&](size_t i) { return WhyNotPackable(batch.entries()[i], policy); };
   EXPECT_EQ(why(0), "");
-  EXPECT_THAT(why(1), HasSubstr("bias"));
+  EXPECT_EQ(why(1), "");  // a bias is packed (padded): see BiasIsPaddedToTheLaunchsBounds
   EXPECT_THAT(why(2), HasSubstr("kv_lengths"));
   EXPECT_THAT(why(3), HasSubstr("BHMK"));
   EXPECT_THAT(why(4), HasSubstr("already ragged"));
@@ -199,7 +190,7 @@ TEST(RaggedGroupTest, GroupsCompatibleEntriesAndLeavesTheRestAlone) {
   causal.causal = kernels::Causal::kBottomRight;
   batch.Add(Dense(1, 3, 9));                       // 0: f32 group
   batch.Add(half);                                 // 1: f16 group
-  batch.Add(bias);                                 // 2: alone
+  batch.Add(bias);                                 // 2: alone (the only one with a bias)
   batch.Add(kv_lengths);                           // 3: alone
   batch.Add(bhmk);                                 // 4: alone
   batch.Add(Dense(2, 17, 5));                      // 5: f32 group
@@ -214,7 +205,7 @@ TEST(RaggedGroupTest, GroupsCompatibleEntriesAndLeavesTheRestAlone) {
 TEST(RaggedGroupTest, EveryLaunchFieldSeparatesGroups) {
   // Each variation of Dense(1, 4, 4) pairs with its twin only.
   std::vector<AttentionProblem> variations;
-  for (int field = 0; field < 9; ++field) {
+  for (int field = 0; field < 11; ++field) {
     AttentionProblem p = Dense(1, 4, 4);
     switch (field) {
       case 0:
@@ -243,6 +234,13 @@ TEST(RaggedGroupTest, EveryLaunchFieldSeparatesGroups) {
         break;
       case 8:
         p.return_lse = false;
+        break;
+      case 9:
+        p.has_bias = true;  // f32
+        break;
+      case 10:
+        p.has_bias = true;
+        p.bias_dtype = DType::kBF16;
         break;
     }
     variations.push_back(p);
@@ -330,6 +328,160 @@ TEST(RaggedGroupTest, PackAndUnpackCopyEachMembersRegion) {
   EXPECT_THAT(lse[0], ::testing::Each(7.0f));
   EXPECT_THAT(lse[1], ::testing::Each(8.0f));
   EXPECT_EQ(lse[1].size(), 8u);
+}
+
+// Two members with biases of different broadcasts, f32 so values can be checked: A (B 1, Mq 3,
+// Mk 5, bias [1, 1, 1, 5]: one row for every head and query) and B (B 2, Mq 2, Mk 4, bias
+// [2, 2, 2, 4]: full). The launch's bias is [3, 2, 3, 5]: its axes are the union of theirs, its
+// lengths the bounds. Each sequence's block holds its own bias at rows < Mq_e, keys < Mk_e; the
+// rest is untouched.
+TEST(RaggedGroupTest, BiasIsPaddedToTheLaunchsBounds) {
+  Batch batch;
+  AttentionProblem a = Dense(1, 3, 5);
+  a.has_bias = true;
+  a.bias_shape[3] = 5;
+  AttentionProblem b = Dense(2, 2, 4);
+  b.has_bias = true;
+  b.bias_shape[0] = 2;
+  b.bias_shape[1] = 2;
+  b.bias_shape[2] = 2;
+  b.bias_shape[3] = 4;
+  batch.Add(a);
+  batch.Add(b);
+  EXPECT_THAT(ChooseRaggedGroups(batch.entries(), CpuPolicy()), ElementsAre(ElementsAre(0, 1)));
+
+  std::vector<float> bias_a = {1, 2, 3, 4, 5};
+  std::vector<float> bias_b(2 * 2 * 2 * 4);
+  for (size_t i = 0; i < bias_b.size(); ++i) bias_b[i] = 100.0f + static_cast<float>(i);
+  // q, k, v of each: any bytes (the bias is what is checked here).
+  std::vector<std::vector<unsigned char>> inputs;
+  for (size_t e = 0; e < 2; ++e) {
+    const AttentionProblem& p = *batch.entries()[e].problem;
+    for (int64_t elements : {p.q_elements(), p.k_elements(), p.v_elements()}) {
+      inputs.emplace_back(static_cast<size_t>(elements * 4), 0);
+    }
+    batch.entry(e).tensors.q = inputs[3 * e].data();
+    batch.entry(e).tensors.k = inputs[3 * e + 1].data();
+    batch.entry(e).tensors.v = inputs[3 * e + 2].data();
+  }
+  batch.entry(0).tensors.bias = bias_a.data();
+  batch.entry(1).tensors.bias = bias_b.data();
+
+  const std::vector<size_t> members = {0, 1};
+  const RaggedLaunch launch = BuildRaggedLaunch(batch.entries(), members);
+  ASSERT_TRUE(launch.problem.has_bias);
+  EXPECT_THAT(launch.problem.bias_shape, ElementsAre(3, 2, 3, 5));
+  EXPECT_EQ(launch.bias_bytes, 3 * 2 * 3 * 5 * 4);
+  EXPECT_EQ(launch.packed_bytes(), launch.q_bytes + launch.k_bytes + launch.v_bytes +
+                                       launch.out_bytes + launch.lse_bytes + launch.bias_bytes);
+  EXPECT_TRUE(kernels::ValidateProblem(launch.problem, kernels::UnlimitedProblemLimits()).ok());
+
+  constexpr float kUntouched = -7.0f;
+  std::vector<unsigned char> pq(static_cast<size_t>(launch.q_bytes));
+  std::vector<unsigned char> pk(static_cast<size_t>(launch.k_bytes));
+  std::vector<unsigned char> pv(static_cast<size_t>(launch.v_bytes));
+  std::vector<float> pbias(static_cast<size_t>(launch.bias_bytes / 4), kUntouched);
+  PackInputs(launch, batch.entries(), pq.data(), pk.data(), pv.data(), pbias.data());
+  auto at = [&](int64_t s, int64_t h, int64_t i, int64_t j) {
+    return pbias[static_cast<size_t>(((s * 2 + h) * 3 + i) * 5 + j)];
+  };
+  for (int64_t h = 0; h < 2; ++h) {
+    for (int64_t i = 0; i < 3; ++i) {
+      for (int64_t j = 0; j < 5; ++j) {
+        SCOPED_TRACE(::testing::Message() << "h " << h << " i " << i << " j " << j);
+        EXPECT_EQ(at(0, h, i, j), bias_a[static_cast<size_t>(j)]);  // A: every row its one row
+        for (int64_t s = 1; s < 3; ++s) {                           // B's sequences 0 and 1
+          const bool inside = i < 2 && j < 4;
+          const float expected =
+              inside ? bias_b[static_cast<size_t>((((s - 1) * 2 + h) * 2 + i) * 4 + j)]
+                     : kUntouched;
+          EXPECT_EQ(at(s, h, i, j), expected) << "sequence " << s;
+        }
+      }
+    }
+  }
+}
+
+// An axis stays broadcast in the launch where every member's is: a bias per key of each member
+// ([1, 1, 1, Mk_e]) is one row per sequence, and a member's single value ([1, 1, 1, 1])
+// fills its keys.
+TEST(RaggedGroupTest, BiasKeepsTheAxesEveryMemberBroadcasts) {
+  Batch batch;
+  AttentionProblem a = Dense(2, 3, 5);
+  a.has_bias = true;
+  a.bias_dtype = DType::kF16;
+  a.bias_shape[3] = 5;
+  AttentionProblem b = Dense(1, 4, 3);
+  b.has_bias = true;
+  b.bias_dtype = DType::kF16;  // [1, 1, 1, 1]
+  batch.Add(a);
+  batch.Add(b);
+  const std::vector<size_t> members = {0, 1};
+  const RaggedLaunch launch = BuildRaggedLaunch(batch.entries(), members);
+  EXPECT_THAT(launch.problem.bias_shape, ElementsAre(3, 1, 1, 5));
+  EXPECT_EQ(launch.problem.bias_dtype, DType::kF16);
+  EXPECT_EQ(launch.bias_bytes, 3 * 5 * 2);
+
+  const std::vector<uint16_t> bias_a = {1, 2, 3, 4, 5};
+  const std::vector<uint16_t> bias_b = {9};
+  std::vector<std::vector<unsigned char>> inputs;
+  for (size_t e = 0; e < 2; ++e) {
+    const AttentionProblem& p = *batch.entries()[e].problem;
+    for (int64_t elements : {p.q_elements(), p.k_elements(), p.v_elements()}) {
+      inputs.emplace_back(static_cast<size_t>(elements * 4), 0);
+    }
+    batch.entry(e).tensors.q = inputs[3 * e].data();
+    batch.entry(e).tensors.k = inputs[3 * e + 1].data();
+    batch.entry(e).tensors.v = inputs[3 * e + 2].data();
+  }
+  batch.entry(0).tensors.bias = bias_a.data();
+  batch.entry(1).tensors.bias = bias_b.data();
+  std::vector<unsigned char> pq(static_cast<size_t>(launch.q_bytes));
+  std::vector<unsigned char> pk(static_cast<size_t>(launch.k_bytes));
+  std::vector<unsigned char> pv(static_cast<size_t>(launch.v_bytes));
+  std::vector<uint16_t> pbias(15, 0);
+  PackInputs(launch, batch.entries(), pq.data(), pk.data(), pv.data(), pbias.data());
+  EXPECT_THAT(pbias, ElementsAre(1, 2, 3, 4, 5,  // A, sequence 0
+                                 1, 2, 3, 4, 5,  // A, sequence 1
+                                 9, 9, 9, 0, 0   // B: its 3 keys, then padding
+                                 ));
+}
+
+// A member joins a group only while the padded bias stays within max_bias_padding (2) times
+// the members' own: lengths 10 and 30 pad 2·900 = 1800 elements for 100 + 900 (1.8×); a third
+// of length 10 would make 3·900 = 2700 for 1100 (2.45×), so it opens the next group.
+TEST(RaggedGroupTest, BiasPaddingBoundSplitsGroups) {
+  auto with_bias = [](int64_t len) {
+    AttentionProblem p = Dense(1, len, len);
+    p.has_bias = true;
+    p.bias_shape[2] = len;
+    p.bias_shape[3] = len;
+    return p;
+  };
+  Batch batch;
+  for (int64_t len : {10, 30, 10, 10}) batch.Add(with_bias(len));
+  EXPECT_THAT(ChooseRaggedGroups(batch.entries(), CpuPolicy()),
+              ElementsAre(ElementsAre(0, 1), ElementsAre(2, 3)));
+  RaggedGroupPolicy loose = CpuPolicy();  // all four: 4·900 = 3600 for 1200 (3×)
+  loose.max_bias_padding = 3.0;
+  EXPECT_THAT(ChooseRaggedGroups(batch.entries(), loose), ElementsAre(ElementsAre(0, 1, 2, 3)));
+
+  // A bias per key only pads the key axis: 3·30 = 90 for 10 + 30 + 10 + 10 = 60 (1.5×).
+  Batch keys;
+  for (int64_t len : {10, 30, 10}) {
+    AttentionProblem p = Dense(1, len, len);
+    p.has_bias = true;
+    p.bias_shape[3] = len;
+    keys.Add(p);
+  }
+  EXPECT_THAT(ChooseRaggedGroups(keys.entries(), CpuPolicy()), ElementsAre(ElementsAre(0, 1, 2)));
+
+  // The padded bias counts against max_packed_bytes: 1800 · 4 bytes beside the first two
+  // entries' own, one byte too many, so the 30 runs alone and the 10s make one launch.
+  RaggedGroupPolicy capped = CpuPolicy();
+  capped.max_packed_bytes =
+      PackedBytes(with_bias(10)) + PackedBytes(with_bias(30)) + 1800 * 4 - 1;
+  EXPECT_THAT(ChooseRaggedGroups(batch.entries(), capped), ElementsAre(ElementsAre(0, 2, 3)));
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ std::unique_ptr<CpuExecutor> Cpu(bool ragged_launch) {
   MemorySection memory;
   memory.host_budget_bytes = 256 * kMiB;
   memory.safety_margin_bytes = 0;
-  CpuBatchOptions batch;
+  RaggedLaunchOptions batch;
   batch.ragged_launch = ragged_launch;
   return std::make_unique<CpuExecutor>(
       memory, /*threads=*/2,
@@ -195,6 +195,63 @@ INSTANTIATE_TEST_SUITE_P(
                       LaunchCase{"bf16_bottom_right", DType::kBF16, Causal::kBottomRight}),
     [](const ::testing::TestParamInfo<LaunchCase>& info) { return info.param.name; });
 
+// Requests with biases of different broadcasts and lengths (all in one bias dtype) make one
+// launch whose padded bias gives each its own: every output equals the reference.
+struct BiasCase {
+  std::string name;
+  DType dtype;
+  DType bias_dtype;
+  Causal causal;
+};
+
+class RaggedLaunchBiasTest : public ::testing::TestWithParam<BiasCase> {};
+
+TEST_P(RaggedLaunchBiasTest, EachBiasedRequestMatchesTheReference) {
+  const BiasCase& c = GetParam();
+  auto cpu = Cpu(/*ragged_launch=*/true);
+  Batch batch(*cpu);
+  // Lengths close enough that the padded bias stays within twice the unpadded one.
+  auto with_bias = [&](int64_t batch_size, int64_t q_len, int64_t kv_len, int64_t bb, int64_t bh,
+                       int64_t bq, int64_t bk) {
+    AttentionProblem p = Problem(c.dtype, c.causal, batch_size, q_len, kv_len);
+    p.has_bias = true;
+    p.bias_dtype = c.bias_dtype;
+    p.bias_shape[0] = bb;
+    p.bias_shape[1] = bh;
+    p.bias_shape[2] = bq;
+    p.bias_shape[3] = bk;
+    return p;
+  };
+  batch.Add(with_bias(1, 41, 53, 1, 4, 41, 53));  // full
+  batch.Add(with_bias(2, 37, 50, 2, 1, 37, 50));  // broadcast over heads
+  batch.Add(with_bias(1, 40, 47, 1, 1, 1, 47));   // one row per key
+  batch.Add(with_bias(2, 33, 52, 1, 4, 1, 1));    // one value per head
+  RecordingCallbacks callbacks;
+  cpu->RunBatch(batch.entries(), &callbacks);
+  EXPECT_THAT(callbacks.done, ::testing::ElementsAre(0, 1, 2, 3));
+  for (size_t i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(callbacks.answers[i].status.ok()) << callbacks.answers[i].status;
+    EXPECT_EQ(callbacks.answers[i].times.launch_requests, 4);
+    EXPECT_EQ(batch.CompareWithReference(i), "");
+    const OwnedTensors alone = batch.RunAlone(*cpu, i);
+    const double tolerance = c.dtype == DType::kF32 ? 1e-6 : 2e-3;
+    EXPECT_LE(MaxDifference(batch.problem(i), batch.tensors(i), alone), tolerance);
+  }
+  EXPECT_EQ(cpu->Memory().used_bytes, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, RaggedLaunchBiasTest,
+    ::testing::Values(BiasCase{"f32_biasf32_none", DType::kF32, DType::kF32, Causal::kNone},
+                      BiasCase{"f16_biasf16_bottom_right", DType::kF16, DType::kF16,
+                               Causal::kBottomRight},
+                      BiasCase{"bf16_biasf32_top_left", DType::kBF16, DType::kF32,
+                               Causal::kTopLeft},
+                      BiasCase{"f32_biasbf16_bottom_right", DType::kF32, DType::kBF16,
+                               Causal::kBottomRight}),
+    [](const ::testing::TestParamInfo<BiasCase>& info) { return info.param.name; });
+
 // Refused entries are dropped before packing: no Done, their outputs untouched (still NaN).
 TEST(RaggedLaunchTest, RefusedMembersAreNotLaunchedNorWritten) {
   auto cpu = Cpu(/*ragged_launch=*/true);
@@ -241,7 +298,7 @@ TEST(RaggedLaunchTest, MixedBatchGroupsOnlyCompatibleEntries) {
   bias.has_bias = true;
   batch.Add(Problem(DType::kF32, Causal::kNone, 1, 20, 30));   // 0: f32 launch
   batch.Add(Problem(DType::kF16, Causal::kNone, 2, 21, 31));   // 1: f16 launch
-  batch.Add(bias);                                             // 2: alone
+  batch.Add(bias);                                             // 2: alone (the only bias)
   batch.Add(Problem(DType::kF32, Causal::kNone, 3, 7, 9));     // 3: f32 launch
   batch.Add(Problem(DType::kF16, Causal::kNone, 1, 5, 3));     // 4: f16 launch
   batch.Add(Problem(DType::kF32, Causal::kTopLeft, 1, 8, 8));  // 5: alone

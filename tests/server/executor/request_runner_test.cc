@@ -36,7 +36,7 @@ MemorySection Memory(int64_t host_budget) {
 // A CPU executor whose host reports 64 GiB available, so the config cap decides the budget.
 std::unique_ptr<CpuExecutor> Cpu(int64_t host_budget = 256 * kMiB, int threads = 2,
                                  bool ragged_launch = false) {
-  CpuBatchOptions batch;
+  RaggedLaunchOptions batch;
   batch.ragged_launch = ragged_launch;
   return std::make_unique<CpuExecutor>(
       Memory(host_budget), threads,

@@ -61,6 +61,36 @@ grpc::Status Call(TestServer& test, const v1::AttendRequest& request, v1::Attend
               : test.stub->Attend(&context, request, response);
 }
 
+// What a set of concurrent calls got back.
+struct Answers {
+  std::vector<grpc::Status> statuses;
+  std::vector<v1::AttendResponse> responses;
+};
+
+// Keeps `test` busy with one slow request, sends `requests` at once behind it (so that the queue
+// hands them over in batches) and returns what they got once every call is answered.
+Answers SendBehindABlocker(TestServer& test, const std::vector<v1::AttendRequest>& requests) {
+  std::thread blocker([&] {
+    v1::AttendResponse response;
+    EXPECT_TRUE(Call(test, Blocker(), &response).ok());
+  });
+  for (int i = 0; i < 2000 && Metric(test, "attnd_inflight_requests") < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(Metric(test, "attnd_inflight_requests"), 1);
+  Answers answers;
+  answers.statuses.resize(requests.size());
+  answers.responses.resize(requests.size());
+  std::vector<std::thread> callers;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    callers.emplace_back(
+        [&, i] { answers.statuses[i] = Call(test, requests[i], &answers.responses[i]); });
+  }
+  for (std::thread& t : callers) t.join();
+  blocker.join();
+  return answers;
+}
+
 TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   server::Config on = TestConfig();
   on.scheduler.max_batch_requests = 16;
@@ -72,24 +102,10 @@ TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   ASSERT_NE(batched, nullptr);
   ASSERT_NE(unbatched, nullptr);
 
-  std::thread blocker([&] {
-    v1::AttendResponse response;
-    EXPECT_TRUE(Call(*batched, Blocker(), &response).ok());
-  });
-  for (int i = 0; i < 2000 && Metric(*batched, "attnd_inflight_requests") < 1; ++i) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  ASSERT_EQ(Metric(*batched, "attnd_inflight_requests"), 1);
-
   const std::vector<v1::AttendRequest> requests = Waiting();
-  std::vector<v1::AttendResponse> responses(requests.size());
-  std::vector<grpc::Status> statuses(requests.size());
-  std::vector<std::thread> callers;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    callers.emplace_back([&, i] { statuses[i] = Call(*batched, requests[i], &responses[i]); });
-  }
-  for (std::thread& t : callers) t.join();
-  blocker.join();
+  const Answers answers = SendBehindABlocker(*batched, requests);
+  const std::vector<grpc::Status>& statuses = answers.statuses;
+  const std::vector<v1::AttendResponse>& responses = answers.responses;
 
   int largest_batch = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -129,22 +145,10 @@ TEST(BatchingTest, RaggedLaunchOffRunsBatchesRequestByRequest) {
   config.scheduler.ragged_launch = false;
   auto test = StartTestServer(config);
   ASSERT_NE(test, nullptr);
-  std::thread blocker([&] {
-    v1::AttendResponse response;
-    EXPECT_TRUE(Call(*test, Blocker(), &response).ok());
-  });
-  for (int i = 0; i < 2000 && Metric(*test, "attnd_inflight_requests") < 1; ++i) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
   const std::vector<v1::AttendRequest> requests = Waiting();
-  std::vector<v1::AttendResponse> responses(requests.size());
-  std::vector<grpc::Status> statuses(requests.size());
-  std::vector<std::thread> callers;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    callers.emplace_back([&, i] { statuses[i] = Call(*test, requests[i], &responses[i]); });
-  }
-  for (std::thread& t : callers) t.join();
-  blocker.join();
+  const Answers answers = SendBehindABlocker(*test, requests);
+  const std::vector<grpc::Status>& statuses = answers.statuses;
+  const std::vector<v1::AttendResponse>& responses = answers.responses;
   int largest_batch = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
