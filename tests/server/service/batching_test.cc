@@ -33,7 +33,8 @@ v1::AttendRequest Blocker() {
   return MakeRequest(spec, 1, "blocker");
 }
 
-// Requests of two batch keys (f32 and f16), lengths all different.
+// Requests of two batch keys (f32 and f16), lengths all different; two of the f32 ones carry a
+// bias (padded in a ragged launch).
 std::vector<v1::AttendRequest> Waiting() {
   std::vector<v1::AttendRequest> requests;
   for (int i = 0; i < 8; ++i) {
@@ -41,6 +42,10 @@ std::vector<v1::AttendRequest> Waiting() {
     spec.q_len = 3 + 5 * i;
     spec.kv_len = 50 - 4 * i;
     if (i % 3 == 2) spec.dtype = v1::DTYPE_F16;
+    if (i == 3 || i == 7) {  // f32 both, with an f32 bias per query and key: a launch of their own
+      spec.bias = true;
+      spec.bias_shape = {1, 1, spec.q_len, spec.kv_len};
+    }
     requests.push_back(MakeRequest(spec, 100 + i, "w" + std::to_string(i)));
   }
   return requests;
