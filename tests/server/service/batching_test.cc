@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/common/reference_check.h"
@@ -113,13 +114,25 @@ TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   const std::vector<v1::AttendResponse>& responses = answers.responses;
 
   int largest_batch = 0;
+  int in_launches = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
     EXPECT_TRUE(MatchesReference(requests[i], responses[i])) << i;
-    largest_batch = std::max(largest_batch, responses[i].execution().batch_size());
+    const v1::Execution& execution = responses[i].execution();
+    largest_batch = std::max(largest_batch, execution.batch_size());
+    // A request of a ragged launch says so, and reports the launch's plan.
+    ASSERT_GE(execution.launch_requests(), 1);
+    if (execution.launch_requests() > 1) {
+      ++in_launches;
+      EXPECT_LE(execution.launch_requests(), execution.batch_size());
+      EXPECT_THAT(execution.plan_reason(),
+                  ::testing::StartsWith(absl::StrCat(
+                      "ragged launch of ", execution.launch_requests(), " requests: ")));
+    }
     v1::AttendResponse alone;
     ASSERT_TRUE(Call(*unbatched, requests[i], &alone).ok());
     EXPECT_EQ(alone.execution().batch_size(), 1);
+    EXPECT_EQ(alone.execution().launch_requests(), 1);
     EXPECT_EQ(responses[i].out().data(), alone.out().data()) << "request " << i;
     EXPECT_EQ(responses[i].lse().data(), alone.lse().data()) << "request " << i;
   }
@@ -138,6 +151,7 @@ TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   // The batches' compatible requests ran as ragged launches (scheduler.ragged_launch), and
   // answered the bytes of their unbatched runs above.
   EXPECT_GE(Metric(*batched, "attnd_ragged_launches_total"), 1);
+  EXPECT_EQ(Metric(*batched, "attnd_ragged_launch_requests_total"), in_launches);
   EXPECT_GE(Metric(*batched, "attnd_ragged_launch_requests_total"),
             2 * Metric(*batched, "attnd_ragged_launches_total"));
   EXPECT_EQ(Metric(*unbatched, "attnd_ragged_launches_total"), 0);
