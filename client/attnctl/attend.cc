@@ -29,7 +29,8 @@ void PrintExecution(const v1::AttendResponse& response, double round_trip_s, dou
   out << "plan     " << (e.plan_reason().empty() ? "(no reason given)" : e.plan_reason()) << "\n";
   out << absl::StrFormat("time     queue %.3f ms, compute %.3f ms, round trip %.3f ms",
                          e.queue_seconds() * 1e3, e.compute_seconds() * 1e3, round_trip_s * 1e3);
-  if (flops > 0 && e.compute_seconds() > 0) {
+  // In a ragged launch compute_seconds is the whole launch's: no rate of this request's own.
+  if (flops > 0 && e.compute_seconds() > 0 && e.launch_requests() <= 1) {
     out << absl::StrFormat(", %.2f GFLOP/s in compute", flops / e.compute_seconds() / 1e9);
   }
   out << "\n";

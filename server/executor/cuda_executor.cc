@@ -465,7 +465,12 @@ void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
   steps.plan = [&](const kernels::AttentionProblem& problem, int64_t budget) {
     kernels::PlannerConfig config = options_.batch.planner;
     config.forced_variant = kernels::Variant::kFused;  // refused where fused takes no ragged
-    return kernels::MakePlan(problem, capabilities_, budget, config);
+    // The members' workspaces summed fall short of the launch's: fused keeps an LSE per row of
+    // the bounds, B·Hq·q_len, more than Σ B_e·Hq·Mq_e when lengths differ. The launch is one
+    // request now: it may also have what the pool can give beside its tensors, as a request
+    // planned alone would.
+    const int64_t live = MemoryBudgetBytes() - BlockLayout::For(problem, 0).total;
+    return kernels::MakePlan(problem, capabilities_, std::max(budget, live), config);
   };
   steps.run = [&](const kernels::Plan& plan, const RaggedLaunch& launch,
                   const kernels::AttentionTensors& packed) {

@@ -46,6 +46,9 @@ struct StageTimes {
   // first member (so a launch is counted once).
   int launch_requests = 1;
   bool first_in_launch = true;
+  // The plan that ran, when it is not the entry's own (a ragged launch's); valid until Done
+  // returns.
+  const kernels::Plan* launch_plan = nullptr;
 };
 
 // One request of a batch: its plan and its tensors on the host (inputs in the request's bytes,

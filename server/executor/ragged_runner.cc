@@ -78,6 +78,7 @@ void RunRaggedGroup(absl::Span<const BatchEntry> entries, absl::Span<const size_
   times.compute_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   times.launch_requests = static_cast<int>(members.size());
+  times.launch_plan = &*plan;
   for (size_t m = 0; m < members.size(); ++m) {
     times.first_in_launch = m == 0;
     if (steps.copies_to_device && status.ok()) {

@@ -297,7 +297,8 @@ absl::Status RequestRunner::RunAlone(Pending* pending, int64_t first_budget) {
 
 absl::StatusOr<v1::AttendResponse> RequestRunner::Finish(Pending* pending,
                                                          const StageTimes& times) {
-  const kernels::Plan& plan = pending->plan;
+  // A ragged launch's members report the launch's plan: what ran.
+  const kernels::Plan& plan = times.launch_plan != nullptr ? *times.launch_plan : pending->plan;
   const RunContext& context = pending->request->context;
   if (metrics_ != nullptr) {
     metrics_->ObserveCompute(plan.variant, times.compute_seconds);
@@ -312,7 +313,11 @@ absl::StatusOr<v1::AttendResponse> RequestRunner::Finish(Pending* pending,
   execution->set_batch_size(context.batch_size);
   execution->set_queue_seconds(context.queue_seconds);
   execution->set_compute_seconds(times.compute_seconds);
-  execution->set_plan_reason(plan.reason);
+  execution->set_plan_reason(
+      times.launch_plan == nullptr
+          ? plan.reason
+          : absl::StrCat("ragged launch of ", times.launch_requests, " requests: ", plan.reason));
+  execution->set_launch_requests(times.launch_requests);
   return std::move(pending->response);
 }
 

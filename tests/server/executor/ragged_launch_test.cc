@@ -48,7 +48,9 @@ std::unique_ptr<CpuExecutor> Cpu(bool ragged_launch) {
 
 struct Answer {
   absl::Status status;
-  StageTimes times;
+  StageTimes times;  // launch_plan cleared: it is valid only during Done
+  bool had_launch_plan = false;
+  kernels::Variant launch_variant = kernels::Variant::kAuto;
 };
 
 // Admits every entry but those in `refuse`; records each Done.
@@ -62,7 +64,11 @@ class RecordingCallbacks final : public BatchCallbacks {
   }
   void Done(size_t index, absl::Status status, const StageTimes& times) override {
     done.push_back(index);
-    answers[index] = Answer{std::move(status), times};
+    Answer answer{std::move(status), times};
+    answer.times.launch_plan = nullptr;
+    answer.had_launch_plan = times.launch_plan != nullptr;
+    if (answer.had_launch_plan) answer.launch_variant = times.launch_plan->variant;
+    answers[index] = std::move(answer);
   }
 
   std::vector<size_t> admitted;
@@ -177,6 +183,8 @@ TEST_P(RaggedLaunchMatchesTest, EachRequestMatchesTheReferenceAndItsRunAlone) {
     ASSERT_TRUE(answer.status.ok()) << answer.status;
     EXPECT_EQ(answer.times.launch_requests, 5);
     EXPECT_EQ(answer.times.first_in_launch, i == 0);
+    EXPECT_TRUE(answer.had_launch_plan);  // what ran: the launch's plan
+    EXPECT_EQ(answer.launch_variant, kernels::Variant::kCpuChunked);
     EXPECT_GT(answer.times.compute_seconds, 0);
     EXPECT_EQ(batch.CompareWithReference(i), "");
     const OwnedTensors alone = batch.RunAlone(*cpu, i);
@@ -287,6 +295,7 @@ TEST(RaggedLaunchTest, ALoneSurvivorRunsAlone) {
   cpu->RunBatch(batch.entries(), &callbacks);
   EXPECT_THAT(callbacks.done, ::testing::ElementsAre(0));
   EXPECT_EQ(callbacks.answers[0].times.launch_requests, 1);
+  EXPECT_FALSE(callbacks.answers[0].had_launch_plan);  // its own plan ran
   EXPECT_EQ(batch.CompareWithReference(0), "");
 }
 

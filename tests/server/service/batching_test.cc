@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/common/reference_check.h"
@@ -33,7 +34,8 @@ v1::AttendRequest Blocker() {
   return MakeRequest(spec, 1, "blocker");
 }
 
-// Requests of two batch keys (f32 and f16), lengths all different.
+// Requests of two batch keys (f32 and f16), lengths all different; two of the f32 ones carry a
+// bias (padded in a ragged launch).
 std::vector<v1::AttendRequest> Waiting() {
   std::vector<v1::AttendRequest> requests;
   for (int i = 0; i < 8; ++i) {
@@ -41,6 +43,10 @@ std::vector<v1::AttendRequest> Waiting() {
     spec.q_len = 3 + 5 * i;
     spec.kv_len = 50 - 4 * i;
     if (i % 3 == 2) spec.dtype = v1::DTYPE_F16;
+    if (i == 3 || i == 7) {  // f32 both, with an f32 bias per query and key: a launch of their own
+      spec.bias = true;
+      spec.bias_shape = {1, 1, spec.q_len, spec.kv_len};
+    }
     requests.push_back(MakeRequest(spec, 100 + i, "w" + std::to_string(i)));
   }
   return requests;
@@ -108,13 +114,25 @@ TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   const std::vector<v1::AttendResponse>& responses = answers.responses;
 
   int largest_batch = 0;
+  int in_launches = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
     EXPECT_TRUE(MatchesReference(requests[i], responses[i])) << i;
-    largest_batch = std::max(largest_batch, responses[i].execution().batch_size());
+    const v1::Execution& execution = responses[i].execution();
+    largest_batch = std::max(largest_batch, execution.batch_size());
+    // A request of a ragged launch says so, and reports the launch's plan.
+    ASSERT_GE(execution.launch_requests(), 1);
+    if (execution.launch_requests() > 1) {
+      ++in_launches;
+      EXPECT_LE(execution.launch_requests(), execution.batch_size());
+      EXPECT_THAT(execution.plan_reason(),
+                  ::testing::StartsWith(absl::StrCat(
+                      "ragged launch of ", execution.launch_requests(), " requests: ")));
+    }
     v1::AttendResponse alone;
     ASSERT_TRUE(Call(*unbatched, requests[i], &alone).ok());
     EXPECT_EQ(alone.execution().batch_size(), 1);
+    EXPECT_EQ(alone.execution().launch_requests(), 1);
     EXPECT_EQ(responses[i].out().data(), alone.out().data()) << "request " << i;
     EXPECT_EQ(responses[i].lse().data(), alone.lse().data()) << "request " << i;
   }
@@ -133,6 +151,7 @@ TEST(BatchingTest, QueuedRequestsRunInBatchesWithTheBytesOfUnbatchedRuns) {
   // The batches' compatible requests ran as ragged launches (scheduler.ragged_launch), and
   // answered the bytes of their unbatched runs above.
   EXPECT_GE(Metric(*batched, "attnd_ragged_launches_total"), 1);
+  EXPECT_EQ(Metric(*batched, "attnd_ragged_launch_requests_total"), in_launches);
   EXPECT_GE(Metric(*batched, "attnd_ragged_launch_requests_total"),
             2 * Metric(*batched, "attnd_ragged_launches_total"));
   EXPECT_EQ(Metric(*unbatched, "attnd_ragged_launches_total"), 0);
