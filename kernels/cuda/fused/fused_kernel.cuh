@@ -106,7 +106,8 @@ __device__ __forceinline__ int BiasElemBytes(const FusedParams& p) {
 // 16-byte aligned (any Mk, any first key): each row copies the kBlockN + 8 elements from its
 // first element's 16-byte piece, and `shifts[r]` records where that element landed in it
 // (0-7). A bias broadcast over keys copies the piece of its one element per row. Pieces past
-// the tensor's end are zero-filled, as are rows past the last query (masked anyway); what is
+// the tensor's end are zero-filled, as are rows past the last query (masked anyway), and the
+// tensor's short last piece is copied by plain loads, never read past its end; what is
 // copied past Mk within the tensor belongs to later rows and is masked too. b, h and q0 come
 // from the block index (special registers): nothing stays live across the key loop for this.
 template <class Shape>
@@ -133,8 +134,18 @@ __device__ __forceinline__ void LoadBiasTile(unsigned char* tile, uint8_t* shift
     const int64_t left = p.bias_bytes - from;
     const int bytes = !row_valid || left <= 0 ? 0 : (left < 16 ? static_cast<int>(left) : 16);
     if (piece == 0) shifts[r] = static_cast<uint8_t>((first & 15) / elem);
-    CpAsyncPrefix16(tile + r * Shape::BiasPitch(elem) + 16 * piece, base + (bytes > 0 ? from : 0),
-                    bytes);
+    unsigned char* to = tile + r * Shape::BiasPitch(elem) + 16 * piece;
+    if (bytes == 0 || bytes == 16) {
+      CpAsyncPrefix16(to, base + (bytes > 0 ? from : 0), bytes);
+    } else {
+      // The tensor's last piece, short: a cp.async of it is a 16-byte access past the tensor's
+      // end (compute-sanitizer memcheck reports it, H100 2026-12-07), so plain 2-byte loads
+      // (bytes is a multiple of 2), the rest zeroed; the tile is read after the same barrier.
+      const uint16_t* src = reinterpret_cast<const uint16_t*>(base + from);
+      uint16_t* dst = reinterpret_cast<uint16_t*>(to);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dst[i] = 2 * i < bytes ? src[i] : uint16_t{0};
+    }
   }
 }
 
