@@ -37,6 +37,7 @@ memcheck_filter+=':Matrix/CudaAttentionTest.*Mk4500*:Matrix/CudaAttentionTest.*M
 # piece), a window, a bias broadcast over keys.
 memcheck_filter+=':BiasTiles/CudaAttentionTest.*bf16*Mk157*:BiasTiles/CudaAttentionTest.*win37*'
 memcheck_filter+=':BiasTiles/CudaAttentionTest.*bias1x1x130x1*'
+# (bias1x1x130x1 caught the loader's read past a short tensor's end, 2026-12-07.)
 # Ragged batches: a sequence's rows placed at the end of the bound (bottom-right), empty
 # sequences, a padded bias; the f32 kernel likewise.
 memcheck_filter+=':Ragged/FusedRaggedTest.*bf16_BMHK_B6*D128*causalBR*bias6x4x200x300f16*'
@@ -75,7 +76,7 @@ sed -n '/== table/,$p' "$out/bench.log"
 
 # Where attnd_gpu_bench has the sm_90 wgmma path (kernels/cuda/fused/wgmma_kernel.cuh), the
 # fused rows again on the mma.sync kernel alone, in the same run.
-if [ "$(left)" -gt 60 ] && strings "$bin/attnd_gpu_bench" 2>/dev/null | grep -q ATTND_FUSED_WGMMA; then
+if [ "$(left)" -gt 60 ] && grep -qa ATTND_FUSED_WGMMA "$bin/attnd_gpu_bench"; then
   echo "== fused on mma.sync only (ATTND_FUSED_WGMMA=0; $(left) s left)"
   ATTND_FUSED_WGMMA=0 timeout "$(cap 60)" "$bin/attnd_gpu_bench" --variants fused --iters 10 \
     --csv "$out/fused_mma_sync.csv" >"$out/fused_mma_sync.log" 2>&1
@@ -91,21 +92,25 @@ if [ "$(left)" -gt 20 ]; then
   grep -E "ERROR SUMMARY|tests? from .* ran|PASSED|FAILED" "$out/memcheck.log" | tail -5
 fi
 
-# racecheck (shared-memory hazards between a CTA's threads) on attnd's own kernels: the one-pass
-# fused kernels' pipelined tiles (on cases that also run cuBLAS variants, so only kernels whose
-# names hold "ForwardKernel" are checked) and the split-KV path's ring and warp merge (its tests
-# run nothing else).
+# racecheck (shared-memory hazards between a CTA's threads) on attnd's own kernels, through the
+# suites that launch nothing else: CudaAttentionTest's cases also run the cuBLAS variants, and
+# under racecheck they fail with "The Sanitizer failed to handle a hardware exception" whatever
+# kernels are instrumented (H100, 2026-12-07; memcheck passes them). The 16-bit one-pass kernel
+# with its bias tiles (ragged cases with a bias), the wgmma kernel (decode cases below the split
+# threshold, 16-bit, padded D 64/80/128), the split-KV ring and merge, the f32 kernel.
 if [ "$(left)" -gt 20 ]; then
   echo "== racecheck on the fused kernels ($(left) s left)"
-  timeout "$(cap 40)" compute-sanitizer --tool racecheck --kernel-name kns=ForwardKernel \
-    --error-exitcode 9 "$bin/attnd_gpu_test" \
-    --gtest_filter='BiasTiles/CudaAttentionTest.*D128*:FusedDims/CudaAttentionTest.*Mq129_Mk129*' \
-    >"$out/racecheck.log" 2>&1
-  echo "compute-sanitizer racecheck (one-pass) exit $?" | tee -a "$out/racecheck.log"
-  timeout "$(cap 40)" compute-sanitizer --tool racecheck --error-exitcode 9 \
-    "$bin/attnd_gpu_test" --gtest_filter='Decode/FusedDecodeTest.*' >>"$out/racecheck.log" 2>&1
-  echo "compute-sanitizer racecheck (split-KV) exit $?" | tee -a "$out/racecheck.log"
-  grep -E "RACECHECK SUMMARY|tests? from .* ran" "$out/racecheck.log" | tail -4
+  : >"$out/racecheck.log"
+  for filter in 'Ragged/FusedRaggedTest.*bias*:Ragged/FusedRaggedTest.*f32_BMHK_B3*D64*causalBR*' \
+      'Decode/FusedDecodeTest.*Mk77_H8x2_D64*:Decode/FusedDecodeTest.*Mk77_H8x2_D80*:Decode/FusedDecodeTest.*Mk77_H8x2_D128*' \
+      'Decode/FusedDecodeTest.*Mk1024_H8x2_D64*:Decode/FusedDecodeTest.*Mk1024_H8x2_D256*:Decode/FusedDecodeTest.*Mk2048*' \
+      'WgmmaTileTest.*'; do
+    [ "$(left)" -gt 10 ] || break
+    timeout "$(cap 45)" compute-sanitizer --tool racecheck --error-exitcode 9 \
+      "$bin/attnd_gpu_test" --gtest_filter="$filter" >>"$out/racecheck.log" 2>&1
+    echo "compute-sanitizer racecheck exit $? ($filter)" | tee -a "$out/racecheck.log"
+  done
+  grep -E "RACECHECK SUMMARY|tests? from .* ran" "$out/racecheck.log" | tail -8
 fi
 
 if [ -n "${DEBS:-}" ] && [ "$(left)" -gt 30 ]; then
