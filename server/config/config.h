@@ -76,8 +76,8 @@ struct SchedulerSection {
   int64_t max_batch_tokens = 1 << 20;   // B x max(Mq, Mk) summed over a batch
   double default_timeout_seconds = 60;  // for requests that carry no deadline
   int workers = 1;                      // executors per device (batches run at once on each)
-  // A batch's compatible requests run as one ragged launch where the device has one (the CPU's
-  // cpu_chunked; a GPU still launches per request); false: one launch per request. Off by
+  // A batch's compatible requests run as one ragged launch (the CPU's cpu_chunked, a GPU's
+  // fused kernel; server/executor/ragged_runner.h); false: one launch per request. Off by
   // default: on the CPU it measured slower (bench/RESULTS.md, 2026-12-07: 211 against 264 req/s
   // on a mixed-length load), since a launch's members are answered only when all are done.
   bool ragged_launch = false;
