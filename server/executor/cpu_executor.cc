@@ -129,14 +129,6 @@ void CpuExecutor::RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks*
   policy.max_packed_bytes = MemoryBudgetBytes();
   policy.max_tokens = batch_.max_batch_tokens;
   const std::vector<std::vector<size_t>> groups = ChooseRaggedGroups(entries, policy);
-  // The group an entry leads (its first member), or -1; entries in a group but not leading it
-  // are answered with their group.
-  std::vector<int> leads(entries.size(), -1);
-  std::vector<bool> grouped(entries.size(), false);
-  for (size_t g = 0; g < groups.size(); ++g) {
-    leads[groups[g].front()] = static_cast<int>(g);
-    for (size_t i : groups[g]) grouped[i] = true;
-  }
   RaggedLaunchSteps steps;
   steps.plan = [&](const kernels::AttentionProblem& problem, int64_t budget) {
     kernels::PlannerConfig config = batch_.planner;
@@ -148,13 +140,7 @@ void CpuExecutor::RunBatch(absl::Span<const BatchEntry> entries, BatchCallbacks*
     return RunHolding(plan, launch.problem, packed, launch.packed_bytes());
   };
   steps.run_alone = [&](size_t i) { RunEntry(entries, i, callbacks); };
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (leads[i] >= 0) {
-      RunRaggedGroup(entries, groups[static_cast<size_t>(leads[i])], callbacks, steps);
-    } else if (!grouped[i] && callbacks->Admit(i).ok()) {
-      RunEntry(entries, i, callbacks);
-    }
-  }
+  RunBatchInGroups(entries, groups, callbacks, steps);
 }
 
 }  // namespace attnd::server::executor

@@ -453,14 +453,6 @@ void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
     policy.max_tokens = options_.batch.max_batch_tokens;
     groups = ChooseRaggedGroups(entries, policy);
   }
-  // The group an entry leads (its first member), or -1; entries in a group but not leading it
-  // are answered with their group.
-  std::vector<int> leads(entries.size(), -1);
-  std::vector<bool> grouped(entries.size(), false);
-  for (size_t g = 0; g < groups.size(); ++g) {
-    leads[groups[g].front()] = static_cast<int>(g);
-    for (size_t i : groups[g]) grouped[i] = true;
-  }
   RaggedLaunchSteps steps;
   steps.plan = [&](const kernels::AttentionProblem& problem, int64_t budget) {
     kernels::PlannerConfig config = options_.batch.planner;
@@ -484,13 +476,7 @@ void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
   };
   steps.run_alone = run_one;
   steps.copies_to_device = true;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (leads[i] >= 0) {
-      RunRaggedGroup(entries, groups[static_cast<size_t>(leads[i])], callbacks, steps);
-    } else if (!grouped[i] && callbacks->Admit(i).ok()) {
-      run_one(i);
-    }
-  }
+  RunBatchInGroups(entries, groups, callbacks, steps);
   pipeline.Drain();
 }
 

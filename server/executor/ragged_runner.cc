@@ -90,4 +90,24 @@ void RunRaggedGroup(absl::Span<const BatchEntry> entries, absl::Span<const size_
   }
 }
 
+void RunBatchInGroups(absl::Span<const BatchEntry> entries,
+                      const std::vector<std::vector<size_t>>& groups, BatchCallbacks* callbacks,
+                      const RaggedLaunchSteps& steps) {
+  // The group an entry leads (its first member), or -1; entries in a group but not leading it
+  // are answered with their group.
+  std::vector<int> leads(entries.size(), -1);
+  std::vector<bool> grouped(entries.size(), false);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    leads[groups[g].front()] = static_cast<int>(g);
+    for (size_t i : groups[g]) grouped[i] = true;
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (leads[i] >= 0) {
+      RunRaggedGroup(entries, groups[static_cast<size_t>(leads[i])], callbacks, steps);
+    } else if (!grouped[i] && callbacks->Admit(i).ok()) {
+      steps.run_alone(i);
+    }
+  }
+}
+
 }  // namespace attnd::server::executor

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -59,6 +60,12 @@ struct RaggedLaunchSteps {
 // Runs `group` (entry indices from ChooseRaggedGroups) as above.
 void RunRaggedGroup(absl::Span<const BatchEntry> entries, absl::Span<const size_t> group,
                     BatchCallbacks* callbacks, const RaggedLaunchSteps& steps);
+
+// Runs a whole batch in order: each of `groups` (ChooseRaggedGroups) with RunRaggedGroup at its
+// first member's place, every entry in no group, once admitted, with steps.run_alone.
+void RunBatchInGroups(absl::Span<const BatchEntry> entries,
+                      const std::vector<std::vector<size_t>>& groups, BatchCallbacks* callbacks,
+                      const RaggedLaunchSteps& steps);
 
 }  // namespace attnd::server::executor
 

@@ -46,11 +46,34 @@ class Batch {
   absl::Span<const BatchEntry> entries() const { return entries_; }
   BatchEntry& entry(size_t i) { return entries_[i]; }
 
+  // Zeroed q, k and v for every entry (4 bytes an element: enough for any dtype), for the tests
+  // that check only how the bias is packed.
+  void GiveZeroInputs() {
+    for (BatchEntry& entry : entries_) {
+      const AttentionProblem& p = *entry.problem;
+      const void** tensors[] = {&entry.tensors.q, &entry.tensors.k, &entry.tensors.v};
+      const int64_t elements[] = {p.q_elements(), p.k_elements(), p.v_elements()};
+      for (int t = 0; t < 3; ++t) {
+        inputs_.emplace_back(static_cast<size_t>(elements[t] * 4), 0);
+        *tensors[t] = inputs_.back().data();
+      }
+    }
+  }
+
  private:
+  std::deque<std::vector<unsigned char>> inputs_;
   std::deque<AttentionProblem> problems_;  // deque: stable addresses
   std::deque<kernels::Plan> plans_;
   std::vector<BatchEntry> entries_;
 };
+
+// PackInputs with scratch q, k and v: the bias into `bias`.
+void PackWithBias(const RaggedLaunch& launch, absl::Span<const BatchEntry> entries, void* bias) {
+  std::vector<unsigned char> q(static_cast<size_t>(launch.q_bytes));
+  std::vector<unsigned char> k(static_cast<size_t>(launch.k_bytes));
+  std::vector<unsigned char> v(static_cast<size_t>(launch.v_bytes));
+  PackInputs(launch, entries, q.data(), k.data(), v.data(), bias);
+}
 
 RaggedGroupPolicy CpuPolicy() {
   RaggedGroupPolicy policy;
@@ -353,17 +376,7 @@ TEST(RaggedGroupTest, BiasIsPaddedToTheLaunchsBounds) {
   std::vector<float> bias_a = {1, 2, 3, 4, 5};
   std::vector<float> bias_b(2 * 2 * 2 * 4);
   for (size_t i = 0; i < bias_b.size(); ++i) bias_b[i] = 100.0f + static_cast<float>(i);
-  // q, k, v of each: any bytes (the bias is what is checked here).
-  std::vector<std::vector<unsigned char>> inputs;
-  for (size_t e = 0; e < 2; ++e) {
-    const AttentionProblem& p = *batch.entries()[e].problem;
-    for (int64_t elements : {p.q_elements(), p.k_elements(), p.v_elements()}) {
-      inputs.emplace_back(static_cast<size_t>(elements * 4), 0);
-    }
-    batch.entry(e).tensors.q = inputs[3 * e].data();
-    batch.entry(e).tensors.k = inputs[3 * e + 1].data();
-    batch.entry(e).tensors.v = inputs[3 * e + 2].data();
-  }
+  batch.GiveZeroInputs();  // the bias is what is checked here
   batch.entry(0).tensors.bias = bias_a.data();
   batch.entry(1).tensors.bias = bias_b.data();
 
@@ -377,11 +390,8 @@ TEST(RaggedGroupTest, BiasIsPaddedToTheLaunchsBounds) {
   EXPECT_TRUE(kernels::ValidateProblem(launch.problem, kernels::UnlimitedProblemLimits()).ok());
 
   constexpr float kUntouched = -7.0f;
-  std::vector<unsigned char> pq(static_cast<size_t>(launch.q_bytes));
-  std::vector<unsigned char> pk(static_cast<size_t>(launch.k_bytes));
-  std::vector<unsigned char> pv(static_cast<size_t>(launch.v_bytes));
   std::vector<float> pbias(static_cast<size_t>(launch.bias_bytes / 4), kUntouched);
-  PackInputs(launch, batch.entries(), pq.data(), pk.data(), pv.data(), pbias.data());
+  PackWithBias(launch, batch.entries(), pbias.data());
   auto at = [&](int64_t s, int64_t h, int64_t i, int64_t j) {
     return pbias[static_cast<size_t>(((s * 2 + h) * 3 + i) * 5 + j)];
   };
@@ -424,23 +434,11 @@ TEST(RaggedGroupTest, BiasKeepsTheAxesEveryMemberBroadcasts) {
 
   const std::vector<uint16_t> bias_a = {1, 2, 3, 4, 5};
   const std::vector<uint16_t> bias_b = {9};
-  std::vector<std::vector<unsigned char>> inputs;
-  for (size_t e = 0; e < 2; ++e) {
-    const AttentionProblem& p = *batch.entries()[e].problem;
-    for (int64_t elements : {p.q_elements(), p.k_elements(), p.v_elements()}) {
-      inputs.emplace_back(static_cast<size_t>(elements * 4), 0);
-    }
-    batch.entry(e).tensors.q = inputs[3 * e].data();
-    batch.entry(e).tensors.k = inputs[3 * e + 1].data();
-    batch.entry(e).tensors.v = inputs[3 * e + 2].data();
-  }
+  batch.GiveZeroInputs();
   batch.entry(0).tensors.bias = bias_a.data();
   batch.entry(1).tensors.bias = bias_b.data();
-  std::vector<unsigned char> pq(static_cast<size_t>(launch.q_bytes));
-  std::vector<unsigned char> pk(static_cast<size_t>(launch.k_bytes));
-  std::vector<unsigned char> pv(static_cast<size_t>(launch.v_bytes));
   std::vector<uint16_t> pbias(15, 0);
-  PackInputs(launch, batch.entries(), pq.data(), pk.data(), pv.data(), pbias.data());
+  PackWithBias(launch, batch.entries(), pbias.data());
   EXPECT_THAT(pbias, ElementsAre(1, 2, 3, 4, 5,  // A, sequence 0
                                  1, 2, 3, 4, 5,  // A, sequence 1
                                  9, 9, 9, 0, 0   // B: its 3 keys, then padding
