@@ -20,28 +20,28 @@ struct Row {
   double naive, sliced, chunked, cudnn, fused;
 };
 
-// bench/RESULTS.md, H100, the first run of 2026-12-06 (every variant in one run, PyTorch's peers
-// beside them): the cuBLAS variants with the planner's tall query slices (one stream; the second
-// lane adds 4-9% on causal shapes only, measured on the H200), fused v3 (16-bit) and 3xTF32
-// (f32), cudnn through attnd's kernel path (at D 512 the planner lets cuDNN try: 91.2).
+// bench/RESULTS.md, H100, run 1 of 2026-12-07 (every variant in one run, PyTorch's peers beside
+// them): the cuBLAS variants as the planner runs them, fused v4 (16-bit; the wgmma path at padded
+// D 64-128 on sm_90) and 3xTF32 (f32), cudnn through attnd's kernel path (at D 512 the planner
+// lets cuDNN try: 90.5).
 constexpr Row kRows[] = {
-    {"2x5x4096x64 f16", false, 64, false, false, 59.8, 59.8, 56.5, 383.9, 175.2},
-    {"1x32x1024x64 bf16", false, 64, false, false, 51.2, 50.9, 47.1, 342.0, 233.7},
-    {"1x32x16384x64 f16 causal", false, 64, true, false, 26.5, 36.3, 50.8, 472.1, 284.7},
-    {"2x16x4096x80 bf16", false, 80, false, false, 76.2, 76.3, 72.2, 443.8, 229.9},
-    {"2x16x4096x96 bf16", false, 96, false, false, 91.0, 91.0, 86.1, 521.3, 279.6},
-    {"1x32x4096x128 bf16", false, 128, false, false, 119.0, 119.2, 111.7, 674.6, 302.8},
-    {"1x32x4096x128 bf16 causal", false, 128, true, false, 63.6, 84.9, 80.0, 535.9, 233.6},
-    {"1x16x16384x128 bf16 causal", false, 128, true, false, 52.0, 70.1, 95.5, 644.3, 290.6},
-    {"1x8x65536x128 bf16 causal", false, 128, true, false, 0, 69.4, 97.8, 593.9, 304.9},
-    {"1x32x4096x128 bf16 dense bias", false, 128, false, true, 98.8, 98.8, 91.8, 324.4, 92.7},
-    {"1x32x4096x128 bf16 bias [B,1,M,M]", false, 128, false, true, 98.6, 98.6, 91.7, 363.1, 98.5},
-    {"2x16x4096x160 bf16", false, 160, false, false, 147.2, 147.2, 138.1, 588.0, 229.3},
-    {"1x8x8192x256 bf16", false, 256, false, false, 156.5, 156.6, 209.7, 746.5, 270.3},
-    {"1x16x8192x256 bf16 causal", false, 256, true, false, 107.5, 145.5, 164.5, 637.3, 251.1},
-    {"1x8x8192x512 bf16", false, 512, false, false, 276.4, 274.9, 333.4, 91.2, 0},
-    {"2x5x4096x64 f32", true, 64, false, false, 26.5, 26.3, 25.7, 0, 58.7},
-    {"1x16x4096x128 f32", true, 128, false, false, 37.6, 37.6, 36.9, 0, 70.3},
+    {"2x5x4096x64 f16", false, 64, false, false, 59.8, 57.6, 55.8, 379.7, 241.2},
+    {"1x32x1024x64 bf16", false, 64, false, false, 51.1, 50.0, 46.7, 341.1, 232.7},
+    {"1x32x16384x64 f16 causal", false, 64, true, false, 26.5, 36.5, 51.5, 469.0, 319.5},
+    {"2x16x4096x80 bf16", false, 80, false, false, 76.2, 72.5, 70.1, 444.6, 327.9},
+    {"2x16x4096x96 bf16", false, 96, false, false, 90.9, 86.5, 83.6, 527.2, 351.7},
+    {"1x32x4096x128 bf16", false, 128, false, false, 119.0, 113.1, 109.2, 683.4, 391.9},
+    {"1x32x4096x128 bf16 causal", false, 128, true, false, 63.4, 86.6, 82.7, 537.0, 327.0},
+    {"1x16x16384x128 bf16 causal", false, 128, true, false, 52.0, 70.9, 98.6, 646.0, 415.8},
+    {"1x8x65536x128 bf16 causal", false, 128, true, false, 0, 68.2, 102.6, 607.7, 416.8},
+    {"1x32x4096x128 bf16 dense bias", false, 128, false, true, 98.6, 98.0, 91.5, 324.6, 162.0},
+    {"1x32x4096x128 bf16 bias [B,1,M,M]", false, 128, false, true, 98.7, 98.1, 91.6, 361.1, 162.5},
+    {"2x16x4096x160 bf16", false, 160, false, false, 147.6, 140.3, 134.1, 590.3, 234.4},
+    {"1x8x8192x256 bf16", false, 256, false, false, 156.6, 155.6, 208.4, 754.9, 235.3},
+    {"1x16x8192x256 bf16 causal", false, 256, true, false, 107.2, 150.1, 171.1, 639.7, 219.3},
+    {"1x8x8192x512 bf16", false, 512, false, false, 276.4, 266.7, 338.1, 90.5, 0},
+    {"2x5x4096x64 f32", true, 64, false, false, 26.6, 26.3, 25.4, 0, 58.6},
+    {"1x16x4096x128 f32", true, 128, false, false, 37.2, 37.2, 36.8, 0, 71.1},
 };
 
 double RateOf(const Row& row, Variant v) {

@@ -1,8 +1,8 @@
-// Forward throughput of the GPU variants measured on the H100 (bench/RESULTS.md, runs of
-// 2026-11-23, `bench/gpu/run_kernel_bench.sh`), kept in the repository so that the planner orders
+// Forward throughput of the GPU variants measured on the H100 (bench/RESULTS.md, the latest run:
+// 2026-12-07, `bench/gpu/run_kernel_bench.sh`), kept in the repository so that the planner orders
 // the variants it may run for a problem by measurement, not by a guess: cudnn where it is fastest,
 // fused where cuDNN refuses, chunked beyond head dim 256 (cuDNN runs D 512 at 90 TFLOP/s,
-// chunked at 307), naive before sliced and chunked where that was measured faster.
+// chunked at 338), naive before sliced and chunked where that was measured faster.
 #ifndef ATTND_KERNELS_MEASURED_RATES_H_
 #define ATTND_KERNELS_MEASURED_RATES_H_
 
