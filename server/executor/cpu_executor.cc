@@ -1,8 +1,6 @@
 #include "server/executor/cpu_executor.h"
 
 #include <algorithm>
-#include <chrono>
-#include <new>
 #include <thread>
 #include <utility>
 
