@@ -133,11 +133,36 @@ if [ "${ATTND_PYTHON_CLIENT:-1}" = "1" ]; then
       touch "$stamp"
     fi
   }
+  # PyTorch's wheels need room: the ~3 GB download unpacks under TMPDIR while 5.3 GB lands in
+  # the venv. A full disk would otherwise surface as pip's "OSError: [Errno 28]" half-way through,
+  # so say up front what is needed and where. pip's cache is off for it (a third copy, ~3 GB).
+  torch_needs_gib=9
+  check_room_for_torch() {
+    local tmp=${TMPDIR:-/tmp} venv_free tmp_free same_fs
+    venv_free=$(df -Pk "$venv" | awk 'NR == 2 { print $4 }')
+    tmp_free=$(df -Pk "$tmp" | awk 'NR == 2 { print $4 }')
+    same_fs=0
+    [ "$(stat -c %d "$venv")" = "$(stat -c %d "$tmp")" ] && same_fs=1
+    local need_kib=$((torch_needs_gib * 1024 * 1024))
+    if { [ "$same_fs" = 1 ] && [ "$venv_free" -lt "$need_kib" ]; } ||
+      { [ "$same_fs" = 0 ] && { [ "$venv_free" -lt $((need_kib * 6 / 10)) ] ||
+        [ "$tmp_free" -lt $((need_kib * 4 / 10)) ]; }; }; then
+      echo "install-deps: PyTorch needs about $torch_needs_gib GiB free (5.3 GB in $venv," \
+        "the ~3 GB download unpacked in $tmp); free: $((venv_free / 1024 / 1024)) GiB there," \
+        "$((tmp_free / 1024 / 1024)) GiB in $tmp. Free some space, or set ATTND_WITH_TORCH=0" \
+        "to leave PyTorch out (its tests then report themselves skipped)." >&2
+      exit 1
+    fi
+  }
   install_requirements "$repo_root/client/python/requirements-dev.txt"
   with_torch=${ATTND_WITH_TORCH:-}
   [ -n "$with_torch" ] || { [ "${CI:-}" = "true" ] && with_torch=1 || with_torch=0; }
   if [ "$with_torch" = "1" ]; then
-    install_requirements "$repo_root/client/python/requirements-torch.txt"
+    torch_req="$repo_root/client/python/requirements-torch.txt"
+    if [ ! -e "$venv/.attnd-requirements-torch-$(sha256sum "$torch_req" | cut -c1-16)" ]; then
+      check_room_for_torch
+    fi
+    PIP_NO_CACHE_DIR=1 install_requirements "$torch_req"
   fi
   "$venv/bin/python" "$repo_root/client/python/dev_install.py"
 fi
