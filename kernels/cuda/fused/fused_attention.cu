@@ -17,6 +17,7 @@
 #include "kernels/cuda/fused/fused_kernel.cuh"
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/fused_wgmma.h"
+#include "kernels/cuda/fused/fused_wgmma_ws.h"
 #include "kernels/cuda/fused/split_kv.h"
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/fused_support.h"
@@ -109,6 +110,8 @@ absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void
   const FusedParams params = FusedParams::For(p, t);
   const int dim = FusedPaddedDim(p);
   if (split.splits > 0) return RunSplitKv(params, p, split, layout, dim, workspace, stream);
+  if (WgmmaWsFusedTakes(p, dim)) return RunWgmmaWsFused(params, p, dim, stream);
+  if (WgmmaWsFusedTakes(p, dim)) return RunWgmmaWsFused(params, p, dim, stream);
   if (WgmmaFusedTakes(p, dim)) return RunWgmmaFused(params, p, dim, stream);
   auto* s = static_cast<cudaStream_t>(stream);
   return p.dtype == DType::kF16 ? LaunchFor<__half, ATTND_FUSED_DIMS>(dim, params, p, s)

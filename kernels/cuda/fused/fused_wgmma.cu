@@ -41,8 +41,9 @@ absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaSt
   return absl::OkStatus();
 }
 
-// The current device's compute capability major version (0 when there is none).
-int DeviceMajor() {
+}  // namespace
+
+int CurrentDeviceMajor() {
   int device = 0;
   int major = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
@@ -51,8 +52,6 @@ int DeviceMajor() {
   }
   return major;
 }
-
-}  // namespace
 
 bool WgmmaFusedTakes(const AttentionProblem& p, int padded_dim) {
   static const bool enabled = [] {
@@ -65,7 +64,7 @@ bool WgmmaFusedTakes(const AttentionProblem& p, int padded_dim) {
       (padded_dim != 64 && padded_dim != 80 && padded_dim != 96 && padded_dim != 128)) {
     return false;
   }
-  return DeviceMajor() == 9;
+  return CurrentDeviceMajor() == 9;
 }
 
 absl::Status RunWgmmaFused(const FusedParams& params, const AttentionProblem& p, int padded_dim,

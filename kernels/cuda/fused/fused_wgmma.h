@@ -9,6 +9,9 @@
 
 namespace attnd::kernels::cuda {
 
+// The current device's compute capability major version (0 when there is none).
+int CurrentDeviceMajor();
+
 // Whether the wgmma kernel takes `problem` at padded head dim `padded_dim`: f16 or bf16, no
 // bias or a 16-bit one, padded dim 64, 80, 96 or 128, on a device of compute capability 9.x
 // (the current device), and ATTND_FUSED_WGMMA is not "0" in the environment (to measure the

@@ -32,11 +32,11 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/fused/fused_kernel.cuh"  // Exp2, kLn2
+#include "kernels/cuda/fused/fused_kernel.cuh"  // LoadBiasTile, TileBias, Opaque
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"  // CpAsync16, PackPair
+#include "kernels/cuda/fused/wgmma_block.cuh"
 #include "kernels/cuda/wgmma/wgmma.cuh"
-#include "kernels/mask.h"
 
 namespace attnd::kernels::cuda::fused {
 
@@ -112,21 +112,10 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
   const int64_t h = blockIdx.y;
   const int64_t b = blockIdx.z;
   const int64_t kv_h = h / p.group;
-  const int64_t q_last = (q0 + Shape::kBlockM < p.q_len ? q0 + Shape::kBlockM : p.q_len) - 1;
-
-  int valid_keys = static_cast<int>(p.kv_len);
-  if (p.kv_lengths != nullptr) {
-    const int64_t given = p.kv_lengths[b];
-    valid_keys =
-        given < 0 ? 0 : (given > p.kv_len ? static_cast<int>(p.kv_len) : static_cast<int>(given));
-  }
-  const KeyRange first_row = p.mask.Visible(q0, valid_keys);
-  const KeyRange last_row = p.mask.Visible(q_last, valid_keys);
-  const int key_lo = static_cast<int>(first_row.lo);
-  const int key_hi = static_cast<int>(last_row.hi > key_lo ? last_row.hi : key_lo);
-  const int all_lo = static_cast<int>(last_row.lo);
-  const int all_hi = static_cast<int>(first_row.hi);
-  const int n_blocks = (key_hi - key_lo + Shape::kBlockN - 1) / Shape::kBlockN;
+  const WgmmaCtaKeys keys = CtaKeysFor(p, b, q0, Shape::kBlockM, Shape::kBlockN);
+  const int key_lo = keys.key_lo;
+  const int key_hi = keys.key_hi;
+  const int n_blocks = keys.n_blocks;
 
   // The thread's two rows: row_base and row_base + 8.
   const int row_base = static_cast<int>(q0) + 64 * warpgroup + 16 * warp + lane / 4;
@@ -215,59 +204,11 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
       CpAsyncCommit();
     }
 
-    // Scale to base 2; mask where needed. s[4j + 2r + e]: row row_base + 8r, key kb + 8j +
-    // 2·(lane % 4) + e.
-    const bool whole = kb >= all_lo && kb + Shape::kBlockN <= all_hi;
-    if (whole) {
-#pragma unroll
-      for (int i = 0; i < Shape::kSRegs; ++i) s[i] *= p.scale_log2;
-    } else {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int i = row_base + 8 * r;
-        const KeyRange visible = i < p.q_len ? p.mask.Visible(i, valid_keys) : KeyRange{0, 0};
-        const int lo_abs = static_cast<int>(visible.lo) - kb;
-        const int hi_abs = static_cast<int>(visible.hi) - kb;
-        const int lo = lo_abs < 0 ? 0 : (lo_abs > Shape::kBlockN ? Shape::kBlockN : lo_abs);
-        const int hi = hi_abs < lo ? lo : (hi_abs > Shape::kBlockN ? Shape::kBlockN : hi_abs);
-#pragma unroll
-        for (int j = 0; j < Shape::kBlockN / 8; ++j) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int col = 8 * j + 2 * (lane % 4) + e;
-            const float x = s[4 * j + 2 * r + e] * p.scale_log2;
-            s[4 * j + 2 * r + e] = col >= lo && col < hi ? x : -INFINITY;
-          }
-        }
-      }
-    }
-
-    // Online softmax: new row max, rescale what came before, exponentiate the block.
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float block_max = m[r];
-#pragma unroll
-      for (int j = 0; j < Shape::kBlockN / 8; ++j) {
-        block_max = fmaxf(block_max, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
-      }
-      block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 1));
-      block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 2));
-      const float base = block_max == -INFINITY ? 0.0f : block_max;
-      const float rescale = Exp2(m[r] - base);
-      m[r] = block_max;
-      l[r] *= rescale;
-#pragma unroll
-      for (int j = 0; j < Shape::kDim / 8; ++j) {
-        o[4 * j + 2 * r] *= rescale;
-        o[4 * j + 2 * r + 1] *= rescale;
-      }
-#pragma unroll
-      for (int j = 0; j < Shape::kBlockN / 8; ++j) {
-        s[4 * j + 2 * r] = Exp2(s[4 * j + 2 * r] - base);
-        s[4 * j + 2 * r + 1] = Exp2(s[4 * j + 2 * r + 1] - base);
-        l[r] += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
-      }
-    }
+    // Scale to base 2, mask where needed; online softmax (wgmma_block.cuh).
+    ScaleAndMask<Shape::kBlockN>(s, p, keys, kb, row_base, lane);
+    float rescale[2];
+    OnlineSoftmax<Shape::kBlockN>(s, m, l, rescale);
+    RescaleRows(o, rescale);
 
     // O += P·V_n: the accumulators of n-blocks 2kk and 2kk + 1 are the A fragment of k step kk;
     // V's k step kk is 16 keys, 2 KiB into its MN-major tile; its atom columns (64 of D each)
@@ -289,30 +230,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
   }
   CpAsyncWait<0>();
 
-  // O / l and the LSE; the four lanes of a row hold parts of its sum.
-  T* out = static_cast<T*>(p.out);
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int i = row_base + 8 * r;
-    float sum = l[r];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    if (i >= p.q_len) continue;
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    T* out_row = out + p.out_strides.Row(b, i, h);
-#pragma unroll
-    for (int j = 0; j < Shape::kDim / 8; ++j) {
-      const int col = 8 * j + 2 * (lane % 4);
-      if (col < p.v_head_dim) {
-        *reinterpret_cast<uint32_t*>(out_row + col) =
-            PackPair<T>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
-      }
-    }
-    if (p.lse != nullptr && lane % 4 == 0) {
-      p.lse[(b * p.q_heads + h) * p.q_len + i] =
-          sum > 0.0f ? (m[r] + log2f(sum)) * kLn2 : -INFINITY;
-    }
-  }
+  StoreRows<T>(p, o, m, l, b, h, row_base, lane);
 #endif
 }
 

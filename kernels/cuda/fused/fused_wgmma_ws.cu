@@ -1,0 +1,91 @@
+// Host side of the fused variant's warp-specialised Hopper path (fused_wgmma_ws.h).
+#include "kernels/cuda/fused/fused_wgmma_ws.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cuda/fused/fused_wgmma.h"  // CurrentDeviceMajor
+#include "kernels/cuda/fused/wgmma_ws_kernel.cuh"
+
+namespace attnd::kernels::cuda {
+namespace {
+
+using fused::FusedParams;
+using fused::WsShape;
+
+template <class T, int kDim>
+absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaStream_t stream) {
+  using Shape = WsShape<kDim>;
+  auto* kernel = &fused::WgmmaWsForwardKernel<T, Shape>;
+  if (const cudaError_t e = cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Shape::kSmemBytes);
+      e != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("fused warp-specialised kernel (dim ", kDim,
+                                            ") shared memory ", Shape::kSmemBytes,
+                                            " bytes: ", cudaGetErrorString(e)));
+  }
+  const int64_t m_blocks = (p.q_len + Shape::kBlockM - 1) / Shape::kBlockM;
+  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
+                  static_cast<unsigned>(p.batch));
+  kernel<<<grid, Shape::kThreads, Shape::kSmemBytes, stream>>>(params);
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("fused warp-specialised kernel launch (dim ", kDim,
+                                            ", grid ", m_blocks, "x", p.q_heads, "x", p.batch,
+                                            "): ", cudaGetErrorString(e)));
+  }
+  return absl::OkStatus();
+}
+
+template <class T>
+absl::Status LaunchFor(int padded_dim, const FusedParams& params, const AttentionProblem& p,
+                       cudaStream_t stream) {
+  switch (padded_dim) {
+    case 64:
+      return Launch<T, 64>(params, p, stream);
+    case 80:
+      return Launch<T, 80>(params, p, stream);
+    case 96:
+      return Launch<T, 96>(params, p, stream);
+    case 128:
+      return Launch<T, 128>(params, p, stream);
+    case 160:
+      return Launch<T, 160>(params, p, stream);
+    case 192:
+      return Launch<T, 192>(params, p, stream);
+    case 256:
+      return Launch<T, 256>(params, p, stream);
+    default:
+      return absl::InternalError(
+          absl::StrCat("no fused warp-specialised kernel for padded head dim ", padded_dim));
+  }
+}
+
+}  // namespace
+
+bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
+  static const bool enabled = [] {
+    const char* env = std::getenv("ATTND_FUSED_WS");
+    return env != nullptr && std::strcmp(env, "1") == 0;
+  }();
+  const bool dim_instantiated = padded_dim == 64 || padded_dim == 80 || padded_dim == 96 ||
+                                padded_dim == 128 || padded_dim == 160 || padded_dim == 192 ||
+                                padded_dim == 256;
+  return enabled && !p.ragged && !p.has_bias &&
+         (p.dtype == DType::kF16 || p.dtype == DType::kBF16) && dim_instantiated &&
+         CurrentDeviceMajor() == 9;
+}
+
+absl::Status RunWgmmaWsFused(const FusedParams& params, const AttentionProblem& p,
+                             int padded_dim, void* stream) {
+  auto* s = static_cast<cudaStream_t>(stream);
+  return p.dtype == DType::kF16 ? LaunchFor<__half>(padded_dim, params, p, s)
+                                : LaunchFor<__nv_bfloat16>(padded_dim, params, p, s);
+}
+
+}  // namespace attnd::kernels::cuda

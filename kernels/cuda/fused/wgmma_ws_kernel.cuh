@@ -1,0 +1,308 @@
+// The warp-specialised fused forward kernel on Hopper (sm_90a): wgmma_kernel.cuh's arithmetic,
+// scheduled as FlashAttention-3 does, so that the tensor cores are not idle while the scores
+// are masked and exponentiated. For 16-bit inputs without a bias, dense batches, padded head
+// dims 64-256 (RunFused routes here on sm_90 when ATTND_FUSED_WS=1; see fused_wgmma.h).
+//
+// One CTA of three warpgroups owns kBlockM = 128 query rows of one (batch, head):
+//   producer     warpgroup 0, 40 registers a thread (setmaxnreg): copies Q once and then K_n
+//                and V_n of each key block into a ring of two stages (cp.async, the 128-byte-
+//                swizzled layouts of wgmma.cuh); after its copies land it fences them for the
+//                async proxy and arrives on the stage's "full" mbarrier. It waits on a stage's
+//                "empty" mbarrier before reusing it.
+//   consumers    warpgroups 1 and 2, 64 rows each, 232 registers a thread: S = Q·Kᵀ as one SS
+//                wgmma chain, P·V as one RS chain (P in registers, V MN-major), the online
+//                softmax of wgmma_block.cuh. Within a warpgroup the two GEMMs overlap the
+//                softmax: at block n it issues S_n = Q·K_nᵀ and O += P_{n-1}·V_{n-1} together,
+//                waits for S_n only, masks and exponentiates it while P_{n-1}·V_{n-1} runs, then
+//                waits for that and rescales O by the new row maxima.
+// Shared memory: Q [128, D] K-major; per stage K [kBlockN, D] K-major and V [kBlockN, D]
+// MN-major; nine mbarriers. kBlockN is 128 up to D 128 (160 KiB at D 128) and 64 above
+// (D 256: 192 KiB), so that O (D/2), S (kBlockN/2) and P (kBlockN/4) fit 232 registers.
+// Head dims above 128 split P·V across two RS chains (wgmma's N is at most 256, and its
+// accumulators are one array): D 160 as 64 + 96, D 192 as 128 + 64, D 256 as 128 + 128.
+//
+// Barrier phases: stage s serves blocks s, s + 2, ...; block n is that stage's use n / 2, so its
+// full barriers are waited with parity (n / 2) % 2 and, before block n + 2 reuses the stage, its
+// empty barriers with the same parity. Full barriers count the producer's 128 arrivals, empty
+// ones the consumers' 8 warps.
+#ifndef ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
+#define ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/fused/fused_params.h"
+#include "kernels/cuda/fused/mma.cuh"  // CpAsync*, PackPair, SmemAddress
+#include "kernels/cuda/fused/wgmma_block.cuh"
+#include "kernels/cuda/wgmma/sync.cuh"
+#include "kernels/cuda/wgmma/wgmma.cuh"
+
+namespace attnd::kernels::cuda::fused {
+
+template <int kDim_>
+struct WsShape {
+  static_assert(kDim_ == 64 || kDim_ == 80 || kDim_ == 96 || kDim_ == 128 || kDim_ == 160 ||
+                    kDim_ == 192 || kDim_ == 256,
+                "P·V is split into chains of the instantiated wgmma widths");
+  static constexpr int kDim = kDim_;
+  static constexpr int kAtomCols = (kDim + 63) / 64;  // 64-element atom columns of a tile row
+  static constexpr int kBlockM = 128;                 // two consumer warpgroups × 64 rows
+  static constexpr int kBlockN = kDim <= 128 ? 128 : 64;
+  static constexpr int kThreads = 384;
+  static constexpr int kProducerRegs = 40;
+  static constexpr int kConsumerRegs = 232;  // 128 · 40 + 256 · 232 <= 65536
+  static constexpr int kSRegs = kBlockN / 2;
+  static constexpr int kORegs = kDim / 2;
+  static constexpr int kKSteps = kBlockN / 16;  // of P·V
+  // P·V's two chains: head columns [0, kPv0) and [kPv0, kDim); each starts at an atom column.
+  static constexpr int kPv0 = kDim == 160 ? 64 : (kDim > 128 ? 128 : kDim);
+  static constexpr int kPv1 = kDim - kPv0;
+  static constexpr int kQBytes = kBlockM * kAtomCols * 128;
+  static constexpr int kKvBytes = kBlockN * kAtomCols * 128;  // one stage of K or of V
+  static constexpr int kBarrierBytes = 128;                   // 9 mbarriers of 8 bytes
+  // Q, two stages of K and of V, the barriers, and slack to start the tiles at a multiple of
+  // 1024 bytes (the swizzle acts on address bits 4-9).
+  static constexpr int kSmemBytes = kQBytes + 4 * kKvBytes + kBarrierBytes + 1024;
+};
+
+// The producer's copy of rows [row0, row0 + kRows) of a head into a K-major tile (kMnMajor:
+// MN-major), as wgmma_kernel.cuh's LoadSwizzledRows but by the warpgroup's 128 threads and two
+// copies at a time: fully unrolled, the loop-invariant addresses of 16-32 copies a thread would
+// not fit the producer's 40 registers.
+template <class Shape, int kRows, bool kMnMajor, class T>
+__device__ __forceinline__ void ProducerLoadRows(unsigned char* tile, const T* head,
+                                                 int64_t seq_stride, int64_t row0, int64_t limit,
+                                                 int dim) {
+  constexpr int kChunks = Shape::kDim / 8;
+  constexpr int kCopies = kRows * kChunks;
+  static_assert(kCopies % 128 == 0, "every producer thread copies the same count");
+  const int t = static_cast<int>(threadIdx.x);  // the producer is warpgroup 0
+#pragma unroll 2
+  for (int i = 0; i < kCopies / 128; ++i) {
+    const int c = t + i * 128;
+    const int r = c / kChunks;
+    const int col = (c % kChunks) * 8;
+    const bool valid = row0 + r < limit && col < dim;
+    const T* src = valid ? head + (row0 + r) * seq_stride + col : head;
+    const int at = kMnMajor ? wgmma::MnMajorOffset(r, col, kRows * 128)
+                            : wgmma::KMajorOffset(r, col, kRows);
+    CpAsync16(tile + at, src, valid);
+  }
+}
+
+// Offsets of the mbarriers in their block.
+enum WsBarrier : int { kQFull = 0, kKFull = 1, kVFull = 3, kKEmpty = 5, kVEmpty = 7 };
+
+// O += P·V for the warpgroup: P the packed scores of kBlockN keys (the register A fragments of
+// its k steps), V the stage's MN-major tile at `v_address`.
+template <class Shape, class T>
+__device__ __forceinline__ void IssuePV(float (&o)[Shape::kORegs],
+                                        const uint32_t (&pf)[Shape::kKSteps][4],
+                                        uint32_t v_address) {
+  constexpr int kAtomColumnBytes = Shape::kBlockN * 128;
+#pragma unroll
+  for (int kk = 0; kk < Shape::kKSteps; ++kk) {
+    const uint64_t desc0 = wgmma::Sw128Descriptor(v_address + kk * 2048, kAtomColumnBytes, 1024);
+    wgmma::MmaRS<Shape::kPv0, T>(*reinterpret_cast<float(*)[Shape::kPv0 / 2]>(&o[0]), pf[kk],
+                                 desc0, true);
+    if constexpr (Shape::kPv1 > 0) {
+      const uint64_t desc1 = wgmma::Sw128Descriptor(
+          v_address + kk * 2048 + (Shape::kPv0 / 64) * kAtomColumnBytes, kAtomColumnBytes, 1024);
+      wgmma::MmaRS<Shape::kPv1, T>(
+          *reinterpret_cast<float(*)[Shape::kPv1 / 2]>(&o[Shape::kPv0 / 2]), pf[kk], desc1, true);
+    }
+  }
+}
+
+// S = Q·Kᵀ for consumer warpgroup `cw`'s 64 rows and the stage's kBlockN keys: D/16 k steps, 4
+// in each atom column; the warpgroup's rows start 8 row groups (8 KiB) into Q's atom columns.
+template <class Shape, class T>
+__device__ __forceinline__ void IssueQK(float (&s)[Shape::kSRegs], uint32_t q_address,
+                                        uint32_t k_address, int cw) {
+#pragma unroll
+  for (int kk = 0; kk < Shape::kDim / 16; ++kk) {
+    const uint32_t in_atom = (kk % 4) * 32;
+    const uint64_t desc_q = wgmma::Sw128Descriptor(
+        q_address + (kk / 4) * Shape::kBlockM * 128 + cw * 8192 + in_atom, 16, 1024);
+    const uint64_t desc_k = wgmma::Sw128Descriptor(
+        k_address + (kk / 4) * Shape::kBlockN * 128 + in_atom, 16, 1024);
+    wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, kk > 0);
+  }
+}
+
+// S exponentiated, packed to 16 bits as P·V's A fragments: n-blocks 2kk and 2kk + 1 are k step
+// kk.
+template <class Shape, class T>
+__device__ __forceinline__ void PackP(uint32_t (&pf)[Shape::kKSteps][4],
+                                      const float (&s)[Shape::kSRegs]) {
+#pragma unroll
+  for (int kk = 0; kk < Shape::kKSteps; ++kk) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) pf[kk][i] = PackPair<T>(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
+  }
+}
+
+// Lane 0 of each consumer warp arrives once its warp is past the wgmma wait that freed a tile.
+__device__ __forceinline__ void ReleaseTile(uint32_t barrier_address, int lane) {
+  __syncwarp();
+  if (lane == 0) wgmma::BarrierArrive(barrier_address);
+}
+
+// The producer: Q, then K_n and V_n of every block into stage n % 2.
+template <class T, class Shape>
+__device__ __forceinline__ void ProduceTiles(const FusedParams& p, const T* q_head,
+                                             const T* k_head, const T* v_head, int64_t q0,
+                                             const WgmmaCtaKeys& keys, unsigned char* q_tile,
+                                             unsigned char* k_tiles, unsigned char* v_tiles,
+                                             uint32_t barriers) {
+  ProducerLoadRows<Shape, Shape::kBlockM, false>(q_tile, q_head, p.q_strides.seq, q0, p.q_len,
+                                                  p.head_dim);
+  CpAsyncCommit();
+  for (int n = 0; n < keys.n_blocks; ++n) {
+    const int stage = n % 2;
+    const uint32_t use_parity = (n / 2) % 2;
+    const int kb = keys.key_lo + n * Shape::kBlockN;
+    // Block n - 2's tiles in this stage are free once both consumers are past them.
+    if (n >= 2) wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), use_parity ^ 1);
+    ProducerLoadRows<Shape, Shape::kBlockN, false>(k_tiles + stage * Shape::kKvBytes, k_head,
+                                                    p.k_strides.seq, kb, keys.key_hi, p.head_dim);
+    CpAsyncCommit();
+    if (n >= 2) wgmma::BarrierWait(barriers + 8 * (kVEmpty + stage), use_parity ^ 1);
+    ProducerLoadRows<Shape, Shape::kBlockN, true>(v_tiles + stage * Shape::kKvBytes, v_head,
+                                                   p.v_strides.seq, kb, keys.key_hi,
+                                                   p.v_head_dim);
+    CpAsyncCommit();
+    // This thread's copies land in order: Q (first block only), K_n, V_n. Each is fenced for
+    // the async proxy (wgmma reads through it) before its barrier releases it.
+    if (n == 0) {
+      CpAsyncWait<2>();
+      wgmma::FenceSharedForAsyncProxy();
+      wgmma::BarrierArrive(barriers + 8 * kQFull);
+    }
+    CpAsyncWait<1>();
+    wgmma::FenceSharedForAsyncProxy();
+    wgmma::BarrierArrive(barriers + 8 * (kKFull + stage));
+    CpAsyncWait<0>();
+    wgmma::FenceSharedForAsyncProxy();
+    wgmma::BarrierArrive(barriers + 8 * (kVFull + stage));
+  }
+}
+
+template <class T, class Shape>
+__global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const FusedParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw_address = SmemAddress(smem_raw);
+  unsigned char* q_tile = smem_raw + (1024 - raw_address % 1024) % 1024;
+  unsigned char* k_tiles = q_tile + Shape::kQBytes;        // stage s at + s · kKvBytes
+  unsigned char* v_tiles = k_tiles + 2 * Shape::kKvBytes;  // likewise
+  const uint32_t barriers = SmemAddress(v_tiles + 2 * Shape::kKvBytes);  // 8 bytes each
+
+  const int warpgroup = threadIdx.x / 128;
+  const int lane = threadIdx.x % 32;
+  // Causal rows late in the sequence see the most keys: launch them first.
+  const int64_t q0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * Shape::kBlockM;
+  const int64_t h = blockIdx.y;
+  const int64_t b = blockIdx.z;
+  const int64_t kv_h = h / p.group;
+  const WgmmaCtaKeys keys = CtaKeysFor(p, b, q0, Shape::kBlockM, Shape::kBlockN);
+
+  if (threadIdx.x == 0) {
+    wgmma::BarrierInit(barriers + 8 * kQFull, 128);
+    for (int s = 0; s < 2; ++s) {
+      wgmma::BarrierInit(barriers + 8 * (kKFull + s), 128);
+      wgmma::BarrierInit(barriers + 8 * (kVFull + s), 128);
+      wgmma::BarrierInit(barriers + 8 * (kKEmpty + s), 8);
+      wgmma::BarrierInit(barriers + 8 * (kVEmpty + s), 8);
+    }
+  }
+  __syncthreads();  // the last CTA-wide barrier: the roles never meet at one again
+
+  if (warpgroup == 0) {
+    wgmma::ReleaseRegisters<Shape::kProducerRegs>();
+    if (keys.n_blocks == 0) return;
+    const T* q_head = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
+    const T* k_head =
+        static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_h * p.k_strides.head;
+    const T* v_head =
+        static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
+    ProduceTiles<T, Shape>(p, q_head, k_head, v_head, q0, keys, q_tile, k_tiles, v_tiles,
+                           barriers);
+    return;
+  }
+
+  wgmma::ClaimRegisters<Shape::kConsumerRegs>();
+  const int cw = warpgroup - 1;               // consumer warpgroup: rows 64·cw ...
+  const int warp = (threadIdx.x % 128) / 32;  // within it
+  const int row_base = static_cast<int>(q0) + 64 * cw + 16 * warp + lane / 4;
+  const uint32_t q_address = SmemAddress(q_tile);
+  const uint32_t k_address = SmemAddress(k_tiles);
+  const uint32_t v_address = SmemAddress(v_tiles);
+
+  float o[Shape::kORegs];
+#pragma unroll
+  for (int i = 0; i < Shape::kORegs; ++i) o[i] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY};  // running max, base-2 units
+  float l[2] = {0.0f, 0.0f};            // this thread's share of the running sum
+  uint32_t pf[Shape::kKSteps][4];       // P of the block whose P·V is next
+  float s[Shape::kSRegs];
+  float rescale[2];
+
+  if (keys.n_blocks > 0) {
+    wgmma::BarrierWait(barriers + 8 * kQFull, 0);
+    // Block 0: S_0 alone; nothing is accumulated yet, so no rescale.
+    wgmma::BarrierWait(barriers + 8 * kKFull, 0);
+    wgmma::Fence();
+    IssueQK<Shape, T>(s, q_address, k_address, cw);
+    wgmma::Commit();
+    wgmma::Wait<0>();
+    wgmma::FenceOperands(s);
+    ReleaseTile(barriers + 8 * kKEmpty, lane);
+    ScaleAndMask<Shape::kBlockN>(s, p, keys, keys.key_lo, row_base, lane);
+    OnlineSoftmax<Shape::kBlockN>(s, m, l, rescale);
+    PackP<Shape, T>(pf, s);
+  }
+  for (int n = 1; n < keys.n_blocks; ++n) {
+    const int stage = n % 2;
+    const int prev = 1 - stage;
+    const int kb = keys.key_lo + n * Shape::kBlockN;
+    // S_n = Q·K_nᵀ, then O += P_{n-1}·V_{n-1}: two groups, completing in that order.
+    wgmma::BarrierWait(barriers + 8 * (kKFull + stage), (n / 2) % 2);
+    wgmma::Fence();
+    IssueQK<Shape, T>(s, q_address, k_address + stage * Shape::kKvBytes, cw);
+    wgmma::Commit();
+    wgmma::BarrierWait(barriers + 8 * (kVFull + prev), ((n - 1) / 2) % 2);
+    wgmma::Fence();
+    IssuePV<Shape, T>(o, pf, v_address + prev * Shape::kKvBytes);
+    wgmma::Commit();
+    // S_n has landed (P_{n-1}·V_{n-1} may still run): mask and exponentiate it meanwhile.
+    wgmma::Wait<1>();
+    wgmma::FenceOperands(s);
+    ReleaseTile(barriers + 8 * (kKEmpty + stage), lane);
+    ScaleAndMask<Shape::kBlockN>(s, p, keys, kb, row_base, lane);
+    OnlineSoftmax<Shape::kBlockN>(s, m, l, rescale);
+    // O holds block n-1's sum at the old maxima: rescale it once its chain is done.
+    wgmma::Wait<0>();
+    wgmma::FenceOperands(o);
+    ReleaseTile(barriers + 8 * (kVEmpty + prev), lane);
+    RescaleRows(o, rescale);
+    PackP<Shape, T>(pf, s);
+  }
+  if (keys.n_blocks > 0) {
+    const int last = (keys.n_blocks - 1) % 2;
+    wgmma::BarrierWait(barriers + 8 * (kVFull + last), ((keys.n_blocks - 1) / 2) % 2);
+    wgmma::Fence();
+    IssuePV<Shape, T>(o, pf, v_address + last * Shape::kKvBytes);
+    wgmma::Commit();
+    wgmma::Wait<0>();
+    wgmma::FenceOperands(o);
+  }
+  StoreRows<T>(p, o, m, l, b, h, row_base, lane);
+#endif
+}
+
+}  // namespace attnd::kernels::cuda::fused
+
+#endif  // ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
