@@ -23,17 +23,18 @@ template <class T, int kDim>
 absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaStream_t stream) {
   using Shape = WsShape<kDim>;
   auto* kernel = &fused::WgmmaWsForwardKernel<T, Shape>;
+  const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
   if (const cudaError_t e = cudaFuncSetAttribute(
-          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Shape::kSmemBytes);
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
       e != cudaSuccess) {
     return absl::InternalError(absl::StrCat("fused warp-specialised kernel (dim ", kDim,
-                                            ") shared memory ", Shape::kSmemBytes,
+                                            ") shared memory ", smem_bytes,
                                             " bytes: ", cudaGetErrorString(e)));
   }
   const int64_t m_blocks = (p.q_len + Shape::kBlockM - 1) / Shape::kBlockM;
   const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
                   static_cast<unsigned>(p.batch));
-  kernel<<<grid, Shape::kThreads, Shape::kSmemBytes, stream>>>(params);
+  kernel<<<grid, Shape::kThreads, smem_bytes, stream>>>(params);
   if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
     return absl::InternalError(absl::StrCat("fused warp-specialised kernel launch (dim ", kDim,
                                             ", grid ", m_blocks, "x", p.q_heads, "x", p.batch,
@@ -76,7 +77,7 @@ bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
   const bool dim_instantiated = padded_dim == 64 || padded_dim == 80 || padded_dim == 96 ||
                                 padded_dim == 128 || padded_dim == 160 || padded_dim == 192 ||
                                 padded_dim == 256;
-  return enabled && !p.ragged && !p.has_bias &&
+  return enabled && !p.ragged && (!p.has_bias || p.bias_dtype != DType::kF32) &&
          (p.dtype == DType::kF16 || p.dtype == DType::kBF16) && dim_instantiated &&
          CurrentDeviceMajor() == 9;
 }

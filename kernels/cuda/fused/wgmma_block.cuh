@@ -12,7 +12,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/fused/fused_kernel.cuh"  // Exp2, kLn2
+#include "kernels/cuda/fused/fused_kernel.cuh"  // Exp2, kLn2, TileBias
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"  // PackPair
 #include "kernels/mask.h"
@@ -49,6 +49,30 @@ __device__ __forceinline__ WgmmaCtaKeys CtaKeysFor(const FusedParams& p, int64_t
   keys.all_hi = static_cast<int>(first_row.hi);
   keys.n_blocks = (keys.key_hi - keys.key_lo + block_n - 1) / block_n;
   return keys;
+}
+
+// S started at bias / scale from a 16-bit bias tile (fused_kernel.cuh's LoadBiasTile layout,
+// rows (kBlockN + 8) elements apart, `shifts` their first elements): the thread's rows are tile
+// rows tile_row and tile_row + 8, or row 0 for a bias broadcast over queries; a bias broadcast
+// over keys repeats its one element.
+template <int kBlockN>
+__device__ __forceinline__ void ScoresFromBiasTile(float (&s)[kBlockN / 2],
+                                                   const unsigned char* bias_tile,
+                                                   const uint8_t* shifts, const FusedParams& p,
+                                                   int tile_row, int lane) {
+  constexpr int kPitch = (kBlockN + 8) * 2;
+  const int key_step = 2 * static_cast<int>(p.bias_index.col);  // 0: broadcast over keys
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row_in_tile = p.bias_index.row == 0 ? 0 : tile_row + 8 * r;
+    const unsigned char* row = bias_tile + row_in_tile * kPitch + shifts[row_in_tile] * 2;
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; ++j) {
+      const int col = 8 * j + 2 * (lane % 4);
+      s[4 * j + 2 * r] = TileBias(row + col * key_step, p.bias_dtype) * p.bias_to_acc;
+      s[4 * j + 2 * r + 1] = TileBias(row + (col + 1) * key_step, p.bias_dtype) * p.bias_to_acc;
+    }
+  }
 }
 
 // Scales S of keys [kb, kb + kBlockN) to base 2 and sets the scores of keys a row cannot see

@@ -164,20 +164,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
     // S starts at bias / scale (then every k step accumulates) or is set by the first step.
     float s[Shape::kSRegs];
     if (p.bias != nullptr) {
-      const int key_step = 2 * static_cast<int>(p.bias_index.col);  // 0: broadcast over keys
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int tile_row =
-            p.bias_index.row == 0 ? 0 : 64 * warpgroup + 16 * warp + lane / 4 + 8 * r;
-        const unsigned char* row =
-            bias_tile + tile_row * Shape::BiasPitch(2) + bias_shifts[tile_row] * 2;
-#pragma unroll
-        for (int j = 0; j < Shape::kBlockN / 8; ++j) {
-          const int col = 8 * j + 2 * (lane % 4);
-          s[4 * j + 2 * r] = TileBias(row + col * key_step, p.bias_dtype) * p.bias_to_acc;
-          s[4 * j + 2 * r + 1] = TileBias(row + (col + 1) * key_step, p.bias_dtype) * p.bias_to_acc;
-        }
-      }
+      ScoresFromBiasTile<Shape::kBlockN>(s, bias_tile, bias_shifts, p,
+                                         64 * warpgroup + 16 * warp + lane / 4, lane);
     } else {
 #pragma unroll
       for (int i = 0; i < Shape::kSRegs; ++i) s[i] = 0.0f;

@@ -1,14 +1,17 @@
 // The warp-specialised fused forward kernel on Hopper (sm_90a): wgmma_kernel.cuh's arithmetic,
 // scheduled as FlashAttention-3 does, so that the tensor cores are not idle while the scores
 // are masked and exponentiated. For 16-bit inputs without a bias, dense batches, padded head
-// dims 64-256 (RunFused routes here on sm_90 when ATTND_FUSED_WS=1; see fused_wgmma.h).
+// dims 64-256, without a bias or with a 16-bit one (RunFused routes here on sm_90 when
+// ATTND_FUSED_WS=1; see fused_wgmma_ws.h).
 //
 // One CTA of three warpgroups owns kBlockM = 128 query rows of one (batch, head):
 //   producer     warpgroup 0, 40 registers a thread (setmaxnreg): copies Q once and then K_n
 //                and V_n of each key block into a ring of two stages (cp.async, the 128-byte-
 //                swizzled layouts of wgmma.cuh); after its copies land it fences them for the
 //                async proxy and arrives on the stage's "full" mbarrier. It waits on a stage's
-//                "empty" mbarrier before reusing it.
+//                "empty" mbarrier before reusing it. With a bias, block n's bias tile first
+//                (fused_kernel.cuh's LoadBiasTile), into one tile: the consumers read it into
+//                S before they multiply, so they free it a whole block before its next use.
 //   consumers    warpgroups 1 and 2, 64 rows each, 232 registers a thread: S = Q·Kᵀ as one SS
 //                wgmma chain, P·V as one RS chain (P in registers, V MN-major), the online
 //                softmax of wgmma_block.cuh. Within a warpgroup the two GEMMs overlap the
@@ -16,15 +19,18 @@
 //                waits for S_n only, masks and exponentiates it while P_{n-1}·V_{n-1} runs, then
 //                waits for that and rescales O by the new row maxima.
 // Shared memory: Q [128, D] K-major; per stage K [kBlockN, D] K-major and V [kBlockN, D]
-// MN-major; nine mbarriers. kBlockN is 128 up to D 128 (160 KiB at D 128) and 64 above
-// (D 256: 192 KiB), so that O (D/2), S (kBlockN/2) and P (kBlockN/4) fit 232 registers.
+// MN-major; with a bias, one tile of it [128, kBlockN + 8] and its rows' shifts; eleven
+// mbarriers. kBlockN is 128 up to D 128 (161 KiB at D 128, 196 KiB with a bias) and 64 above
+// (D 256: 193 KiB, 211 KiB with a bias), so that O (D/2), S (kBlockN/2) and P (kBlockN/4) fit
+// 232 registers.
 // Head dims above 128 split P·V across two RS chains (wgmma's N is at most 256, and its
 // accumulators are one array): D 160 as 64 + 96, D 192 as 128 + 64, D 256 as 128 + 128.
 //
 // Barrier phases: stage s serves blocks s, s + 2, ...; block n is that stage's use n / 2, so its
 // full barriers are waited with parity (n / 2) % 2 and, before block n + 2 reuses the stage, its
 // empty barriers with the same parity. Full barriers count the producer's 128 arrivals, empty
-// ones the consumers' 8 warps.
+// ones the consumers' 8 warps. The one bias tile serves every block: its barriers are waited
+// with parity n % 2.
 #ifndef ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
 #define ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
 
@@ -61,10 +67,25 @@ struct WsShape {
   static constexpr int kPv1 = kDim - kPv0;
   static constexpr int kQBytes = kBlockM * kAtomCols * 128;
   static constexpr int kKvBytes = kBlockN * kAtomCols * 128;  // one stage of K or of V
-  static constexpr int kBarrierBytes = 128;                   // 9 mbarriers of 8 bytes
+  static constexpr int kBarrierBytes = 128;                   // 11 mbarriers of 8 bytes
   // Q, two stages of K and of V, the barriers, and slack to start the tiles at a multiple of
   // 1024 bytes (the swizzle acts on address bits 4-9).
   static constexpr int kSmemBytes = kQBytes + 4 * kKvBytes + kBarrierBytes + 1024;
+  // With a 16-bit bias: its tile (LoadBiasTile's layout) and the rows' shifts after the above.
+  __host__ __device__ static constexpr int BiasPitch(int elem) { return (kBlockN + 8) * elem; }
+  __host__ __device__ static constexpr int BiasTileBytes(int elem) {
+    return kBlockM * BiasPitch(elem);
+  }
+  static constexpr int kSmemBytesWithBias = kSmemBytes + BiasTileBytes(2) + kBlockM;
+};
+
+// LoadBiasTile's view of the producer warpgroup: the CTA's rows and keys, its 128 threads.
+template <class Shape>
+struct ProducerBiasCopies {
+  static constexpr int kBlockM = Shape::kBlockM;
+  static constexpr int kBlockN = Shape::kBlockN;
+  static constexpr int kThreads = 128;
+  __host__ __device__ static constexpr int BiasPitch(int elem) { return Shape::BiasPitch(elem); }
 };
 
 // The producer's copy of rows [row0, row0 + kRows) of a head into a K-major tile (kMnMajor:
@@ -93,7 +114,15 @@ __device__ __forceinline__ void ProducerLoadRows(unsigned char* tile, const T* h
 }
 
 // Offsets of the mbarriers in their block.
-enum WsBarrier : int { kQFull = 0, kKFull = 1, kVFull = 3, kKEmpty = 5, kVEmpty = 7 };
+enum WsBarrier : int {
+  kQFull = 0,
+  kKFull = 1,  // + stage
+  kVFull = 3,
+  kKEmpty = 5,
+  kVEmpty = 7,
+  kBiasFull = 9,
+  kBiasEmpty = 10,
+};
 
 // O += P·V for the warpgroup: P the packed scores of kBlockN keys (the register A fragments of
 // its k steps), V the stage's MN-major tile at `v_address`.
@@ -116,11 +145,12 @@ __device__ __forceinline__ void IssuePV(float (&o)[Shape::kORegs],
   }
 }
 
-// S = Q·Kᵀ for consumer warpgroup `cw`'s 64 rows and the stage's kBlockN keys: D/16 k steps, 4
-// in each atom column; the warpgroup's rows start 8 row groups (8 KiB) into Q's atom columns.
+// S (+)= Q·Kᵀ for consumer warpgroup `cw`'s 64 rows and the stage's kBlockN keys: D/16 k steps,
+// 4 in each atom column; the warpgroup's rows start 8 row groups (8 KiB) into Q's atom columns.
+// `biased`: S holds bias / scale and every step accumulates; else the first step sets it.
 template <class Shape, class T>
 __device__ __forceinline__ void IssueQK(float (&s)[Shape::kSRegs], uint32_t q_address,
-                                        uint32_t k_address, int cw) {
+                                        uint32_t k_address, int cw, bool biased) {
 #pragma unroll
   for (int kk = 0; kk < Shape::kDim / 16; ++kk) {
     const uint32_t in_atom = (kk % 4) * 32;
@@ -128,7 +158,7 @@ __device__ __forceinline__ void IssueQK(float (&s)[Shape::kSRegs], uint32_t q_ad
         q_address + (kk / 4) * Shape::kBlockM * 128 + cw * 8192 + in_atom, 16, 1024);
     const uint64_t desc_k = wgmma::Sw128Descriptor(
         k_address + (kk / 4) * Shape::kBlockN * 128 + in_atom, 16, 1024);
-    wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, kk > 0);
+    wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, biased || kk > 0);
   }
 }
 
@@ -150,13 +180,29 @@ __device__ __forceinline__ void ReleaseTile(uint32_t barrier_address, int lane) 
   if (lane == 0) wgmma::BarrierArrive(barrier_address);
 }
 
-// The producer: Q, then K_n and V_n of every block into stage n % 2.
+// With a bias, S of block n starts at bias / scale from the bias tile, which is then free for
+// block n + 1's; without one, IssueQK's first step sets S.
+template <class Shape>
+__device__ __forceinline__ void StartScores(float (&s)[Shape::kSRegs],
+                                            const unsigned char* bias_tile,
+                                            const uint8_t* bias_shifts, const FusedParams& p,
+                                            uint32_t barriers, int n, int tile_row, int lane) {
+  if (p.bias == nullptr) return;
+  wgmma::BarrierWait(barriers + 8 * kBiasFull, n % 2);
+  ScoresFromBiasTile<Shape::kBlockN>(s, bias_tile, bias_shifts, p, tile_row, lane);
+  ReleaseTile(barriers + 8 * kBiasEmpty, lane);
+}
+
+// The producer: Q, then of every block n its bias tile (with a bias), K_n and V_n into stage
+// n % 2.
 template <class T, class Shape>
 __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const T* q_head,
                                              const T* k_head, const T* v_head, int64_t q0,
                                              const WgmmaCtaKeys& keys, unsigned char* q_tile,
                                              unsigned char* k_tiles, unsigned char* v_tiles,
+                                             unsigned char* bias_tile, uint8_t* bias_shifts,
                                              uint32_t barriers) {
+  const bool biased = p.bias != nullptr;
   ProducerLoadRows<Shape, Shape::kBlockM, false>(q_tile, q_head, p.q_strides.seq, q0, p.q_len,
                                                   p.head_dim);
   CpAsyncCommit();
@@ -164,6 +210,12 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const T* q_he
     const int stage = n % 2;
     const uint32_t use_parity = (n / 2) % 2;
     const int kb = keys.key_lo + n * Shape::kBlockN;
+    if (biased) {
+      // Block n - 1's bias is free once both consumers have read it into S.
+      if (n >= 1) wgmma::BarrierWait(barriers + 8 * kBiasEmpty, (n - 1) % 2);
+      LoadBiasTile<ProducerBiasCopies<Shape>>(bias_tile, bias_shifts, p, kb);
+      CpAsyncCommit();
+    }
     // Block n - 2's tiles in this stage are free once both consumers are past them.
     if (n >= 2) wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), use_parity ^ 1);
     ProducerLoadRows<Shape, Shape::kBlockN, false>(k_tiles + stage * Shape::kKvBytes, k_head,
@@ -174,12 +226,21 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const T* q_he
                                                    p.v_strides.seq, kb, keys.key_hi,
                                                    p.v_head_dim);
     CpAsyncCommit();
-    // This thread's copies land in order: Q (first block only), K_n, V_n. Each is fenced for
-    // the async proxy (wgmma reads through it) before its barrier releases it.
+    // This thread's copies land in order: Q (first block only), the bias tile (with a bias),
+    // K_n, V_n. Q, K and V are fenced for the async proxy (wgmma reads through it) before their
+    // barriers release them; the bias tile is read by plain loads.
     if (n == 0) {
-      CpAsyncWait<2>();
+      if (biased) {
+        CpAsyncWait<3>();
+      } else {
+        CpAsyncWait<2>();
+      }
       wgmma::FenceSharedForAsyncProxy();
       wgmma::BarrierArrive(barriers + 8 * kQFull);
+    }
+    if (biased) {
+      CpAsyncWait<2>();
+      wgmma::BarrierArrive(barriers + 8 * kBiasFull);
     }
     CpAsyncWait<1>();
     wgmma::FenceSharedForAsyncProxy();
@@ -199,6 +260,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
   unsigned char* k_tiles = q_tile + Shape::kQBytes;        // stage s at + s · kKvBytes
   unsigned char* v_tiles = k_tiles + 2 * Shape::kKvBytes;  // likewise
   const uint32_t barriers = SmemAddress(v_tiles + 2 * Shape::kKvBytes);  // 8 bytes each
+  unsigned char* bias_tile = v_tiles + 2 * Shape::kKvBytes + Shape::kBarrierBytes;
+  uint8_t* bias_shifts = bias_tile + Shape::BiasTileBytes(2);
 
   const int warpgroup = threadIdx.x / 128;
   const int lane = threadIdx.x % 32;
@@ -217,6 +280,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
       wgmma::BarrierInit(barriers + 8 * (kKEmpty + s), 8);
       wgmma::BarrierInit(barriers + 8 * (kVEmpty + s), 8);
     }
+    wgmma::BarrierInit(barriers + 8 * kBiasFull, 128);
+    wgmma::BarrierInit(barriers + 8 * kBiasEmpty, 8);
   }
   __syncthreads();  // the last CTA-wide barrier: the roles never meet at one again
 
@@ -229,7 +294,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
     const T* v_head =
         static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
     ProduceTiles<T, Shape>(p, q_head, k_head, v_head, q0, keys, q_tile, k_tiles, v_tiles,
-                           barriers);
+                           bias_tile, bias_shifts, barriers);
     return;
   }
 
@@ -240,6 +305,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
   const uint32_t q_address = SmemAddress(q_tile);
   const uint32_t k_address = SmemAddress(k_tiles);
   const uint32_t v_address = SmemAddress(v_tiles);
+  const bool biased = p.bias != nullptr;
+  const int tile_row = 64 * cw + 16 * warp + lane / 4;  // the thread's first row in the CTA
 
   float o[Shape::kORegs];
 #pragma unroll
@@ -253,9 +320,10 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
   if (keys.n_blocks > 0) {
     wgmma::BarrierWait(barriers + 8 * kQFull, 0);
     // Block 0: S_0 alone; nothing is accumulated yet, so no rescale.
+    StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, 0, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * kKFull, 0);
     wgmma::Fence();
-    IssueQK<Shape, T>(s, q_address, k_address, cw);
+    IssueQK<Shape, T>(s, q_address, k_address, cw, biased);
     wgmma::Commit();
     wgmma::Wait<0>();
     wgmma::FenceOperands(s);
@@ -269,9 +337,10 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
     const int prev = 1 - stage;
     const int kb = keys.key_lo + n * Shape::kBlockN;
     // S_n = Q·K_nᵀ, then O += P_{n-1}·V_{n-1}: two groups, completing in that order.
+    StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, n, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * (kKFull + stage), (n / 2) % 2);
     wgmma::Fence();
-    IssueQK<Shape, T>(s, q_address, k_address + stage * Shape::kKvBytes, cw);
+    IssueQK<Shape, T>(s, q_address, k_address + stage * Shape::kKvBytes, cw, biased);
     wgmma::Commit();
     wgmma::BarrierWait(barriers + 8 * (kVFull + prev), ((n - 1) / 2) % 2);
     wgmma::Fence();
