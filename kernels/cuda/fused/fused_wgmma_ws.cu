@@ -77,7 +77,7 @@ bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
   const bool dim_instantiated = padded_dim == 64 || padded_dim == 80 || padded_dim == 96 ||
                                 padded_dim == 128 || padded_dim == 160 || padded_dim == 192 ||
                                 padded_dim == 256;
-  return enabled && !p.ragged && (!p.has_bias || p.bias_dtype != DType::kF32) &&
+  return enabled && (!p.has_bias || p.bias_dtype != DType::kF32) &&
          (p.dtype == DType::kF16 || p.dtype == DType::kBF16) && dim_instantiated &&
          CurrentDeviceMajor() == 9;
 }

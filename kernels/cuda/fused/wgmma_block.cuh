@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/fused/cta_rows.h"
 #include "kernels/cuda/fused/fused_kernel.cuh"  // Exp2, kLn2, TileBias
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"  // PackPair
@@ -31,17 +32,13 @@ struct WgmmaCtaKeys {
   int n_blocks = 0;
 };
 
-__device__ __forceinline__ WgmmaCtaKeys CtaKeysFor(const FusedParams& p, int64_t b, int64_t q0,
-                                                   int block_m, int block_n) {
+// The same for a CTA whose rows are [q_first, q_last] (a ragged sequence's, cta_rows.h) and whose
+// rows see keys [0, valid_keys).
+__device__ __forceinline__ WgmmaCtaKeys KeysOfRows(const FusedParams& p, int valid_keys,
+                                                   int64_t q_first, int64_t q_last, int block_n) {
   WgmmaCtaKeys keys;
-  const int64_t q_last = (q0 + block_m < p.q_len ? q0 + block_m : p.q_len) - 1;
-  keys.valid_keys = static_cast<int>(p.kv_len);
-  if (p.kv_lengths != nullptr) {
-    const int64_t given = p.kv_lengths[b];
-    keys.valid_keys =
-        given < 0 ? 0 : (given > p.kv_len ? static_cast<int>(p.kv_len) : static_cast<int>(given));
-  }
-  const KeyRange first_row = p.mask.Visible(q0, keys.valid_keys);
+  keys.valid_keys = valid_keys;
+  const KeyRange first_row = p.mask.Visible(q_first, keys.valid_keys);
   const KeyRange last_row = p.mask.Visible(q_last, keys.valid_keys);
   keys.key_lo = static_cast<int>(first_row.lo);
   keys.key_hi = static_cast<int>(last_row.hi > keys.key_lo ? last_row.hi : keys.key_lo);
@@ -49,6 +46,19 @@ __device__ __forceinline__ WgmmaCtaKeys CtaKeysFor(const FusedParams& p, int64_t
   keys.all_hi = static_cast<int>(first_row.hi);
   keys.n_blocks = (keys.key_hi - keys.key_lo + block_n - 1) / block_n;
   return keys;
+}
+
+// A dense batch's CTA: rows [q0, q0 + block_m) below Mq, keys [0, kv_lengths[b] or Mk).
+__device__ __forceinline__ WgmmaCtaKeys CtaKeysFor(const FusedParams& p, int64_t b, int64_t q0,
+                                                   int block_m, int block_n) {
+  const int64_t q_last = (q0 + block_m < p.q_len ? q0 + block_m : p.q_len) - 1;
+  int valid_keys = static_cast<int>(p.kv_len);
+  if (p.kv_lengths != nullptr) {
+    const int64_t given = p.kv_lengths[b];
+    valid_keys =
+        given < 0 ? 0 : (given > p.kv_len ? static_cast<int>(p.kv_len) : static_cast<int>(given));
+  }
+  return KeysOfRows(p, valid_keys, q0, q_last, block_n);
 }
 
 // S started at bias / scale from a 16-bit bias tile (fused_kernel.cuh's LoadBiasTile layout,
@@ -149,7 +159,8 @@ __device__ __forceinline__ void RescaleRows(float (&o)[kORegs], const float (&re
 }
 
 // Writes O / l of the thread's two rows (head columns below Dv) and, when asked, their LSE
-// (natural log; -inf for a row that saw no key).
+// (natural log; -inf for a row that saw no key). Dense batches; StoreSequenceRows below is the
+// same for a CTA's rows of one (ragged or dense) sequence.
 template <class T, int kORegs>
 __device__ __forceinline__ void StoreRows(const FusedParams& p, const float (&o)[kORegs],
                                           const float (&m)[2], const float (&l)[2], int64_t b,
@@ -175,6 +186,37 @@ __device__ __forceinline__ void StoreRows(const FusedParams& p, const float (&o)
     if (p.lse != nullptr && lane % 4 == 0) {
       p.lse[(b * p.q_heads + h) * p.q_len + i] =
           sum > 0.0f ? (m[r] + log2f(sum)) * kLn2 : -INFINITY;
+    }
+  }
+}
+
+// StoreRows for the rows of sequence `seq` (cta_rows.h): kernel row i is packed row
+// i + q_shift of out, rows outside the sequence are not written, the LSE index is the sequence's.
+template <class T, int kORegs>
+__device__ __forceinline__ void StoreSequenceRows(const FusedParams& p, const float (&o)[kORegs],
+                                                  const float (&m)[2], const float (&l)[2],
+                                                  const CtaRows& seq, int64_t b, int64_t h,
+                                                  int row_base, int lane) {
+  T* out = static_cast<T*>(p.out);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = row_base + 8 * r;
+    float sum = l[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (!seq.Has(i)) continue;
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    T* out_row = out + p.out_strides.Row(b, i + seq.q_shift, h);
+#pragma unroll
+    for (int j = 0; j < kORegs / 4; ++j) {
+      const int col = 8 * j + 2 * (lane % 4);
+      if (col < p.v_head_dim) {
+        *reinterpret_cast<uint32_t*>(out_row + col) =
+            PackPair<T>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+      }
+    }
+    if (p.lse != nullptr && lane % 4 == 0) {
+      p.lse[seq.LseIndex(h, i)] = sum > 0.0f ? (m[r] + log2f(sum)) * kLn2 : -INFINITY;
     }
   }
 }

@@ -1,8 +1,9 @@
 // The warp-specialised fused forward kernel on Hopper (sm_90a): wgmma_kernel.cuh's arithmetic,
 // scheduled as FlashAttention-3 does, so that the tensor cores are not idle while the scores
 // are masked and exponentiated. For 16-bit inputs without a bias, dense batches, padded head
-// dims 64-256, without a bias or with a 16-bit one (RunFused routes here on sm_90 when
-// ATTND_FUSED_WS=1; see fused_wgmma_ws.h).
+// dims 64-256, without a bias or with a 16-bit one, dense or ragged batches (cta_rows.h: a
+// sequence's rows placed so that the batch's mask is its own, as in fused_kernel.cuh) (RunFused
+// routes here on sm_90 when ATTND_FUSED_WS=1; see fused_wgmma_ws.h).
 //
 // One CTA of three warpgroups owns kBlockM = 128 query rows of one (batch, head):
 //   producer     warpgroup 0, 40 registers a thread (setmaxnreg): copies Q once and then K_n
@@ -39,6 +40,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/fused/cta_rows.h"
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"  // CpAsync*, PackPair, SmemAddress
 #include "kernels/cuda/fused/wgmma_block.cuh"
@@ -90,12 +92,13 @@ struct ProducerBiasCopies {
 
 // The producer's copy of rows [row0, row0 + kRows) of a head into a K-major tile (kMnMajor:
 // MN-major), as wgmma_kernel.cuh's LoadSwizzledRows but by the warpgroup's 128 threads and two
-// copies at a time: fully unrolled, the loop-invariant addresses of 16-32 copies a thread would
-// not fit the producer's 40 registers.
+// copies at a time (fully unrolled, the loop-invariant addresses of 16-32 copies a thread would
+// not fit the producer's 40 registers), and rows before `floor` (another ragged sequence's)
+// zero-filled like those at or past `limit`.
 template <class Shape, int kRows, bool kMnMajor, class T>
 __device__ __forceinline__ void ProducerLoadRows(unsigned char* tile, const T* head,
                                                  int64_t seq_stride, int64_t row0, int64_t limit,
-                                                 int dim) {
+                                                 int dim, int64_t floor = 0) {
   constexpr int kChunks = Shape::kDim / 8;
   constexpr int kCopies = kRows * kChunks;
   static_assert(kCopies % 128 == 0, "every producer thread copies the same count");
@@ -105,7 +108,7 @@ __device__ __forceinline__ void ProducerLoadRows(unsigned char* tile, const T* h
     const int c = t + i * 128;
     const int r = c / kChunks;
     const int col = (c % kChunks) * 8;
-    const bool valid = row0 + r < limit && col < dim;
+    const bool valid = row0 + r >= floor && row0 + r < limit && col < dim;
     const T* src = valid ? head + (row0 + r) * seq_stride + col : head;
     const int at = kMnMajor ? wgmma::MnMajorOffset(r, col, kRows * 128)
                             : wgmma::KMajorOffset(r, col, kRows);
@@ -198,13 +201,16 @@ __device__ __forceinline__ void StartScores(float (&s)[Shape::kSRegs],
 template <class T, class Shape>
 __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const T* q_head,
                                              const T* k_head, const T* v_head, int64_t q0,
-                                             const WgmmaCtaKeys& keys, unsigned char* q_tile,
+                                             const CtaRows& seq, const WgmmaCtaKeys& keys,
+                                             unsigned char* q_tile,
                                              unsigned char* k_tiles, unsigned char* v_tiles,
                                              unsigned char* bias_tile, uint8_t* bias_shifts,
                                              uint32_t barriers) {
   const bool biased = p.bias != nullptr;
-  ProducerLoadRows<Shape, Shape::kBlockM, false>(q_tile, q_head, p.q_strides.seq, q0, p.q_len,
-                                                  p.head_dim);
+  // q_head is the head's row 0: kernel row r is its row r + q_shift.
+  ProducerLoadRows<Shape, Shape::kBlockM, false>(q_tile, q_head, p.q_strides.seq, q0 + seq.q_shift,
+                                                 seq.row_hi + seq.q_shift, p.head_dim,
+                                                 seq.row_lo + seq.q_shift);
   CpAsyncCommit();
   for (int n = 0; n < keys.n_blocks; ++n) {
     const int stage = n % 2;
@@ -270,7 +276,13 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
   const int64_t h = blockIdx.y;
   const int64_t b = blockIdx.z;
   const int64_t kv_h = h / p.group;
-  const WgmmaCtaKeys keys = CtaKeysFor(p, b, q0, Shape::kBlockM, Shape::kBlockN);
+  // The sequence's rows and keys (cta_rows.h); a ragged sequence shorter than the longest has
+  // CTAs with none of its rows, which end here (the whole CTA alike).
+  const CtaRows seq = RowsOf(p, b);
+  int64_t q_first = 0;
+  int64_t q_last = 0;
+  if (!CtaHoldsRows(seq, q0, Shape::kBlockM, &q_first, &q_last)) return;
+  const WgmmaCtaKeys keys = KeysOfRows(p, seq.valid_keys, q_first, q_last, Shape::kBlockN);
 
   if (threadIdx.x == 0) {
     wgmma::BarrierInit(barriers + 8 * kQFull, 128);
@@ -289,11 +301,11 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
     wgmma::ReleaseRegisters<Shape::kProducerRegs>();
     if (keys.n_blocks == 0) return;
     const T* q_head = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-    const T* k_head =
-        static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_h * p.k_strides.head;
-    const T* v_head =
-        static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_h * p.v_strides.head;
-    ProduceTiles<T, Shape>(p, q_head, k_head, v_head, q0, keys, q_tile, k_tiles, v_tiles,
+    const T* k_head = static_cast<const T*>(p.k) + b * p.k_strides.batch +
+                      seq.kv_row0 * p.k_strides.seq + kv_h * p.k_strides.head;
+    const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch +
+                      seq.kv_row0 * p.v_strides.seq + kv_h * p.v_strides.head;
+    ProduceTiles<T, Shape>(p, q_head, k_head, v_head, q0, seq, keys, q_tile, k_tiles, v_tiles,
                            bias_tile, bias_shifts, barriers);
     return;
   }
@@ -368,7 +380,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
     wgmma::Wait<0>();
     wgmma::FenceOperands(o);
   }
-  StoreRows<T>(p, o, m, l, b, h, row_base, lane);
+  StoreSequenceRows<T>(p, o, m, l, seq, b, h, row_base, lane);
 #endif
 }
 
