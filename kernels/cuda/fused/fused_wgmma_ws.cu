@@ -19,10 +19,22 @@ namespace {
 using fused::FusedParams;
 using fused::WsShape;
 
+// ATTND_FUSED_WS: "1" the kernel, "2" with the consumers' GEMMs in ping-pong turns; else off.
+int WsMode() {
+  static const int mode = [] {
+    const char* env = std::getenv("ATTND_FUSED_WS");
+    if (env == nullptr) return 0;
+    if (std::strcmp(env, "1") == 0) return 1;
+    return std::strcmp(env, "2") == 0 ? 2 : 0;
+  }();
+  return mode;
+}
+
 template <class T, int kDim>
 absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaStream_t stream) {
   using Shape = WsShape<kDim>;
-  auto* kernel = &fused::WgmmaWsForwardKernel<T, Shape>;
+  auto* kernel = WsMode() == 2 ? &fused::WgmmaWsForwardKernel<T, Shape, true>
+                               : &fused::WgmmaWsForwardKernel<T, Shape, false>;
   const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
   if (const cudaError_t e = cudaFuncSetAttribute(
           kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
@@ -70,10 +82,7 @@ absl::Status LaunchFor(int padded_dim, const FusedParams& params, const Attentio
 }  // namespace
 
 bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
-  static const bool enabled = [] {
-    const char* env = std::getenv("ATTND_FUSED_WS");
-    return env != nullptr && std::strcmp(env, "1") == 0;
-  }();
+  const bool enabled = WsMode() != 0;
   const bool dim_instantiated = padded_dim == 64 || padded_dim == 80 || padded_dim == 96 ||
                                 padded_dim == 128 || padded_dim == 160 || padded_dim == 192 ||
                                 padded_dim == 256;

@@ -18,7 +18,10 @@
 //                softmax of wgmma_block.cuh. Within a warpgroup the two GEMMs overlap the
 //                softmax: at block n it issues S_n = Q·K_nᵀ and O += P_{n-1}·V_{n-1} together,
 //                waits for S_n only, masks and exponentiates it while P_{n-1}·V_{n-1} runs, then
-//                waits for that and rescales O by the new row maxima.
+//                waits for that and rescales O by the new row maxima. kPingPong (ATTND_FUSED_WS=2)
+//                also orders the two consumers' GEMM issues by named barriers, turn about,
+//                so that one's softmax runs while the other's GEMMs do (FlashAttention-3's
+//                ping-pong schedule).
 // Shared memory: Q [128, D] K-major; per stage K [kBlockN, D] K-major and V [kBlockN, D]
 // MN-major; with a bias, one tile of it [128, kBlockN + 8] and its rows' shifts; eleven
 // mbarriers. kBlockN is 128 up to D 128 (161 KiB at D 128, 196 KiB with a bias) and 64 above
@@ -196,6 +199,21 @@ __device__ __forceinline__ void StartScores(float (&s)[Shape::kSRegs],
   ReleaseTile(barriers + 8 * kBiasEmpty, lane);
 }
 
+// Ping-pong turns of the consumer warpgroups' GEMM issues: warpgroup cw takes its turn at named
+// barrier 1 + cw, which completes when the other warpgroup passes it the turn. Each warpgroup
+// takes n_blocks + 1 turns (S_0; S_n with P_{n-1}·V_{n-1}; the last P·V); warpgroup 1 gives
+// warpgroup 0 its first turn and does not pass on its last, so every barrier phase is complete.
+template <bool kPingPong>
+__device__ __forceinline__ void TakeTurn(int cw) {
+  if constexpr (kPingPong) wgmma::NamedBarrierSync(1 + cw, 256);
+}
+template <bool kPingPong>
+__device__ __forceinline__ void PassTurn(int cw, bool last_turn) {
+  if constexpr (kPingPong) {
+    if (!(cw == 1 && last_turn)) wgmma::NamedBarrierArrive(2 - cw, 256);
+  }
+}
+
 // The producer: Q, then of every block n its bias tile (with a bias), K_n and V_n into stage
 // n % 2.
 template <class T, class Shape>
@@ -257,7 +275,7 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const T* q_he
   }
 }
 
-template <class T, class Shape>
+template <class T, class Shape, bool kPingPong>
 __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const FusedParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ unsigned char smem_raw[];
@@ -330,13 +348,16 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
   float rescale[2];
 
   if (keys.n_blocks > 0) {
+    if (kPingPong && cw == 1) wgmma::NamedBarrierArrive(1, 256);  // warpgroup 0 goes first
     wgmma::BarrierWait(barriers + 8 * kQFull, 0);
     // Block 0: S_0 alone; nothing is accumulated yet, so no rescale.
     StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, 0, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * kKFull, 0);
+    TakeTurn<kPingPong>(cw);
     wgmma::Fence();
     IssueQK<Shape, T>(s, q_address, k_address, cw, biased);
     wgmma::Commit();
+    PassTurn<kPingPong>(cw, false);
     wgmma::Wait<0>();
     wgmma::FenceOperands(s);
     ReleaseTile(barriers + 8 * kKEmpty, lane);
@@ -351,6 +372,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
     // S_n = Q·K_nᵀ, then O += P_{n-1}·V_{n-1}: two groups, completing in that order.
     StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, n, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * (kKFull + stage), (n / 2) % 2);
+    TakeTurn<kPingPong>(cw);
     wgmma::Fence();
     IssueQK<Shape, T>(s, q_address, k_address + stage * Shape::kKvBytes, cw, biased);
     wgmma::Commit();
@@ -358,6 +380,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
     wgmma::Fence();
     IssuePV<Shape, T>(o, pf, v_address + prev * Shape::kKvBytes);
     wgmma::Commit();
+    PassTurn<kPingPong>(cw, false);
     // S_n has landed (P_{n-1}·V_{n-1} may still run): mask and exponentiate it meanwhile.
     wgmma::Wait<1>();
     wgmma::FenceOperands(s);
@@ -374,9 +397,11 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
   if (keys.n_blocks > 0) {
     const int last = (keys.n_blocks - 1) % 2;
     wgmma::BarrierWait(barriers + 8 * (kVFull + last), ((keys.n_blocks - 1) / 2) % 2);
+    TakeTurn<kPingPong>(cw);
     wgmma::Fence();
     IssuePV<Shape, T>(o, pf, v_address + last * Shape::kKvBytes);
     wgmma::Commit();
+    PassTurn<kPingPong>(cw, true);
     wgmma::Wait<0>();
     wgmma::FenceOperands(o);
   }

@@ -50,6 +50,15 @@ __device__ __forceinline__ void BarrierWait(uint32_t barrier_address, uint32_t p
   }
 }
 
+// Named CTA barriers (1-15; 0 is __syncthreads'): Sync waits until `threads` threads (a multiple
+// of 32) have arrived at barrier `id`, counting itself; Arrive counts itself and goes on.
+__device__ __forceinline__ void NamedBarrierSync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // Every warp of a warpgroup executes these together. Lowers the warpgroup's per-thread register
 // limit to kRegs (the producer, which needs few) or raises it (the consumers, which hold the
 // accumulators); kRegs a multiple of 8 in [24, 256].
