@@ -30,11 +30,8 @@
 // Head dims above 128 split P·V across two RS chains (wgmma's N is at most 256, and its
 // accumulators are one array): D 160 as 64 + 96, D 192 as 128 + 64, D 256 as 128 + 128.
 //
-// Barrier phases: stage s serves blocks s, s + 2, ...; block n is that stage's use n / 2, so its
-// full barriers are waited with parity (n / 2) % 2 and, before block n + 2 reuses the stage, its
-// empty barriers with the same parity. Full barriers count the producer's 128 arrivals, empty
-// ones the consumers' 8 warps. The one bias tile serves every block: its barriers are waited
-// with parity n % 2.
+// Barriers and their parities: ws_schedule.h (run on the host by tests/gpu/ws_schedule_test.cc).
+// Full barriers count the producer's 128 arrivals, empty ones the consumers' 8 warps.
 #ifndef ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
 #define ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
 
@@ -47,6 +44,7 @@
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"  // CpAsync*, PackPair, SmemAddress
 #include "kernels/cuda/fused/wgmma_block.cuh"
+#include "kernels/cuda/fused/ws_schedule.h"
 #include "kernels/cuda/wgmma/sync.cuh"
 #include "kernels/cuda/wgmma/wgmma.cuh"
 
@@ -61,6 +59,7 @@ struct WsShape {
   static constexpr int kAtomCols = (kDim + 63) / 64;  // 64-element atom columns of a tile row
   static constexpr int kBlockM = 128;                 // two consumer warpgroups × 64 rows
   static constexpr int kBlockN = kDim <= 128 ? 128 : 64;
+  static_assert(WsSchedule::kStages == 2, "the tiles and barriers below hold two stages");
   static constexpr int kThreads = 384;
   static constexpr int kProducerRegs = 40;
   static constexpr int kConsumerRegs = 232;  // 128 · 40 + 256 · 232 <= 65536
@@ -194,23 +193,23 @@ __device__ __forceinline__ void StartScores(float (&s)[Shape::kSRegs],
                                             const uint8_t* bias_shifts, const FusedParams& p,
                                             uint32_t barriers, int n, int tile_row, int lane) {
   if (p.bias == nullptr) return;
-  wgmma::BarrierWait(barriers + 8 * kBiasFull, n % 2);
+  wgmma::BarrierWait(barriers + 8 * kBiasFull, WsSchedule::BiasFullParity(n));
   ScoresFromBiasTile<Shape::kBlockN>(s, bias_tile, bias_shifts, p, tile_row, lane);
   ReleaseTile(barriers + 8 * kBiasEmpty, lane);
 }
 
-// Ping-pong turns of the consumer warpgroups' GEMM issues: warpgroup cw takes its turn at named
-// barrier 1 + cw, which completes when the other warpgroup passes it the turn. Each warpgroup
-// takes n_blocks + 1 turns (S_0; S_n with P_{n-1}·V_{n-1}; the last P·V); warpgroup 1 gives
-// warpgroup 0 its first turn and does not pass on its last, so every barrier phase is complete.
+// Ping-pong turns of the consumer warpgroups' GEMM issues (ws_schedule.h). Each warpgroup takes
+// n_blocks + 1 turns: S_0; S_n with P_{n-1}·V_{n-1}; the last P·V.
 template <bool kPingPong>
 __device__ __forceinline__ void TakeTurn(int cw) {
-  if constexpr (kPingPong) wgmma::NamedBarrierSync(1 + cw, 256);
+  if constexpr (kPingPong) wgmma::NamedBarrierSync(WsSchedule::TurnBarrier(cw), 256);
 }
 template <bool kPingPong>
 __device__ __forceinline__ void PassTurn(int cw, bool last_turn) {
   if constexpr (kPingPong) {
-    if (!(cw == 1 && last_turn)) wgmma::NamedBarrierArrive(2 - cw, 256);
+    if (WsSchedule::PassesTurn(cw, last_turn)) {
+      wgmma::NamedBarrierArrive(WsSchedule::TurnBarrier(1 - cw), 256);
+    }
   }
 }
 
@@ -231,21 +230,26 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const T* q_he
                                                  seq.row_lo + seq.q_shift);
   CpAsyncCommit();
   for (int n = 0; n < keys.n_blocks; ++n) {
-    const int stage = n % 2;
-    const uint32_t use_parity = (n / 2) % 2;
+    const int stage = WsSchedule::Stage(n);
     const int kb = keys.key_lo + n * Shape::kBlockN;
     if (biased) {
       // Block n - 1's bias is free once both consumers have read it into S.
-      if (n >= 1) wgmma::BarrierWait(barriers + 8 * kBiasEmpty, (n - 1) % 2);
+      if (WsSchedule::WaitsForBiasEmpty(n)) {
+        wgmma::BarrierWait(barriers + 8 * kBiasEmpty, WsSchedule::BiasEmptyParity(n));
+      }
       LoadBiasTile<ProducerBiasCopies<Shape>>(bias_tile, bias_shifts, p, kb);
       CpAsyncCommit();
     }
     // Block n - 2's tiles in this stage are free once both consumers are past them.
-    if (n >= 2) wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), use_parity ^ 1);
+    if (WsSchedule::WaitsForEmpty(n)) {
+      wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), WsSchedule::EmptyParity(n));
+    }
     ProducerLoadRows<Shape, Shape::kBlockN, false>(k_tiles + stage * Shape::kKvBytes, k_head,
                                                     p.k_strides.seq, kb, keys.key_hi, p.head_dim);
     CpAsyncCommit();
-    if (n >= 2) wgmma::BarrierWait(barriers + 8 * (kVEmpty + stage), use_parity ^ 1);
+    if (WsSchedule::WaitsForEmpty(n)) {
+      wgmma::BarrierWait(barriers + 8 * (kVEmpty + stage), WsSchedule::EmptyParity(n));
+    }
     ProducerLoadRows<Shape, Shape::kBlockN, true>(v_tiles + stage * Shape::kKvBytes, v_head,
                                                    p.v_strides.seq, kb, keys.key_hi,
                                                    p.v_head_dim);
@@ -348,11 +352,13 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
   float rescale[2];
 
   if (keys.n_blocks > 0) {
-    if (kPingPong && cw == 1) wgmma::NamedBarrierArrive(1, 256);  // warpgroup 0 goes first
-    wgmma::BarrierWait(barriers + 8 * kQFull, 0);
+    if (kPingPong && WsSchedule::GivesFirstTurn(cw)) {
+      wgmma::NamedBarrierArrive(WsSchedule::TurnBarrier(1 - cw), 256);
+    }
+    wgmma::BarrierWait(barriers + 8 * kQFull, 0);  // its one use
     // Block 0: S_0 alone; nothing is accumulated yet, so no rescale.
     StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, 0, tile_row, lane);
-    wgmma::BarrierWait(barriers + 8 * kKFull, 0);
+    wgmma::BarrierWait(barriers + 8 * kKFull, WsSchedule::FullParity(0));
     TakeTurn<kPingPong>(cw);
     wgmma::Fence();
     IssueQK<Shape, T>(s, q_address, k_address, cw, biased);
@@ -366,17 +372,17 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
     PackP<Shape, T>(pf, s);
   }
   for (int n = 1; n < keys.n_blocks; ++n) {
-    const int stage = n % 2;
-    const int prev = 1 - stage;
+    const int stage = WsSchedule::Stage(n);
+    const int prev = WsSchedule::Stage(n - 1);
     const int kb = keys.key_lo + n * Shape::kBlockN;
     // S_n = Q·K_nᵀ, then O += P_{n-1}·V_{n-1}: two groups, completing in that order.
     StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, n, tile_row, lane);
-    wgmma::BarrierWait(barriers + 8 * (kKFull + stage), (n / 2) % 2);
+    wgmma::BarrierWait(barriers + 8 * (kKFull + stage), WsSchedule::FullParity(n));
     TakeTurn<kPingPong>(cw);
     wgmma::Fence();
     IssueQK<Shape, T>(s, q_address, k_address + stage * Shape::kKvBytes, cw, biased);
     wgmma::Commit();
-    wgmma::BarrierWait(barriers + 8 * (kVFull + prev), ((n - 1) / 2) % 2);
+    wgmma::BarrierWait(barriers + 8 * (kVFull + prev), WsSchedule::FullParity(n - 1));
     wgmma::Fence();
     IssuePV<Shape, T>(o, pf, v_address + prev * Shape::kKvBytes);
     wgmma::Commit();
@@ -395,8 +401,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
     PackP<Shape, T>(pf, s);
   }
   if (keys.n_blocks > 0) {
-    const int last = (keys.n_blocks - 1) % 2;
-    wgmma::BarrierWait(barriers + 8 * (kVFull + last), ((keys.n_blocks - 1) / 2) % 2);
+    const int last = WsSchedule::Stage(keys.n_blocks - 1);
+    wgmma::BarrierWait(barriers + 8 * (kVFull + last), WsSchedule::FullParity(keys.n_blocks - 1));
     TakeTurn<kPingPong>(cw);
     wgmma::Fence();
     IssuePV<Shape, T>(o, pf, v_address + last * Shape::kKvBytes);

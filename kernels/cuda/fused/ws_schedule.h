@@ -1,0 +1,49 @@
+// The warp-specialised kernel's synchronisation schedule (wgmma_ws_kernel.cuh) as plain functions
+// of the key block's index, so that tests/gpu/ws_schedule_test.cc runs the very schedule the
+// kernel follows on the host, against models of mbarriers and named barriers, under random
+// interleavings (no deadlock; no tile overwritten before its last reader is done; every read
+// sees the block it wants).
+//
+// mbarrier parities (sync.cuh): the k-th completion of a barrier ends phase k, and a waiter for
+// that completion passes parity k % 2.
+//   K and V ring: block n uses stage n % kStages; it is that stage's use n / kStages, so its full
+//     barriers are waited with that use's parity, and before block n refills the stage the
+//     producer waits on its empty barriers for block n - kStages's release.
+//   Bias tile: one, used by every block: block n is its use n.
+// Ping-pong turns (named barriers): consumer warpgroup cw takes a turn at barrier TurnBarrier(cw)
+// (its bar.sync completes when the other warpgroup passes it the turn with bar.arrive there);
+// warpgroup 1 gives warpgroup 0 the first turn and does not pass on its last, so that every
+// barrier generation completes.
+#ifndef ATTND_KERNELS_CUDA_FUSED_WS_SCHEDULE_H_
+#define ATTND_KERNELS_CUDA_FUSED_WS_SCHEDULE_H_
+
+#include <cstdint>
+
+#include "kernels/mask.h"  // ATTND_HOST_DEVICE
+
+namespace attnd::kernels::cuda::fused {
+
+struct WsSchedule {
+  static constexpr int kStages = 2;
+
+  ATTND_HOST_DEVICE static int Stage(int n) { return n % kStages; }
+  ATTND_HOST_DEVICE static uint32_t FullParity(int n) {
+    return static_cast<uint32_t>((n / kStages) % 2);
+  }
+  ATTND_HOST_DEVICE static bool WaitsForEmpty(int n) { return n >= kStages; }
+  ATTND_HOST_DEVICE static uint32_t EmptyParity(int n) { return FullParity(n - kStages); }
+
+  ATTND_HOST_DEVICE static uint32_t BiasFullParity(int n) { return static_cast<uint32_t>(n % 2); }
+  ATTND_HOST_DEVICE static bool WaitsForBiasEmpty(int n) { return n >= 1; }
+  ATTND_HOST_DEVICE static uint32_t BiasEmptyParity(int n) { return BiasFullParity(n - 1); }
+
+  ATTND_HOST_DEVICE static int TurnBarrier(int cw) { return 1 + cw; }
+  ATTND_HOST_DEVICE static bool GivesFirstTurn(int cw) { return cw == 1; }
+  ATTND_HOST_DEVICE static bool PassesTurn(int cw, bool last_turn) {
+    return !(cw == 1 && last_turn);
+  }
+};
+
+}  // namespace attnd::kernels::cuda::fused
+
+#endif  // ATTND_KERNELS_CUDA_FUSED_WS_SCHEDULE_H_
