@@ -159,39 +159,18 @@ __device__ __forceinline__ void RescaleRows(float (&o)[kORegs], const float (&re
 }
 
 // Writes O / l of the thread's two rows (head columns below Dv) and, when asked, their LSE
-// (natural log; -inf for a row that saw no key). Dense batches; StoreSequenceRows below is the
-// same for a CTA's rows of one (ragged or dense) sequence.
-template <class T, int kORegs>
-__device__ __forceinline__ void StoreRows(const FusedParams& p, const float (&o)[kORegs],
-                                          const float (&m)[2], const float (&l)[2], int64_t b,
-                                          int64_t h, int row_base, int lane) {
-  T* out = static_cast<T*>(p.out);
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int i = row_base + 8 * r;
-    float sum = l[r];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    if (i >= p.q_len) continue;
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    T* out_row = out + p.out_strides.Row(b, i, h);
-#pragma unroll
-    for (int j = 0; j < kORegs / 4; ++j) {
-      const int col = 8 * j + 2 * (lane % 4);
-      if (col < p.v_head_dim) {
-        *reinterpret_cast<uint32_t*>(out_row + col) =
-            PackPair<T>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
-      }
-    }
-    if (p.lse != nullptr && lane % 4 == 0) {
-      p.lse[(b * p.q_heads + h) * p.q_len + i] =
-          sum > 0.0f ? (m[r] + log2f(sum)) * kLn2 : -INFINITY;
-    }
-  }
+// (natural log; -inf for a row that saw no key), for the rows of sequence `seq` (cta_rows.h):
+// kernel row i is row i + q_shift of out, rows outside the sequence are not written, the LSE
+// index is the sequence's. A dense batch element is DenseRows below.
+// Batch element b of a dense batch as a sequence: rows [0, Mq), its LSE block.
+__device__ __forceinline__ CtaRows DenseRows(const FusedParams& p, int64_t b) {
+  CtaRows rows;
+  rows.row_hi = p.q_len;
+  rows.lse_base = b * p.q_heads * p.q_len;
+  rows.lse_rows = p.q_len;
+  return rows;
 }
 
-// StoreRows for the rows of sequence `seq` (cta_rows.h): kernel row i is packed row
-// i + q_shift of out, rows outside the sequence are not written, the LSE index is the sequence's.
 template <class T, int kORegs>
 __device__ __forceinline__ void StoreSequenceRows(const FusedParams& p, const float (&o)[kORegs],
                                                   const float (&m)[2], const float (&l)[2],

@@ -218,7 +218,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
   }
   CpAsyncWait<0>();
 
-  StoreRows<T>(p, o, m, l, b, h, row_base, lane);
+  StoreSequenceRows<T>(p, o, m, l, DenseRows(p, b), b, h, row_base, lane);
 #endif
 }
 
