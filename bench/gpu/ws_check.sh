@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The warp-specialised wgmma kernel (kernels/cuda/fused/wgmma_ws_kernel.cuh, on only with
-# ATTND_FUSED_WS=1, or 2 for its ping-pong schedule) on the GPU machine, in one command: the GPU
-# suite with each (every f16/bf16 case the fused variant runs without an f32 bias goes through
-# it, ragged ones included), memcheck and racecheck on cases that reach it, then the fused rows
-# of the kernel benchmark with it off, on, and in ping-pong, in the same run. Logs and CSVs go
-# to OUT_DIR.
+# ATTND_FUSED_WS: 1 cp.async copies, 2 with ping-pong, 3 TMA copies, 4 TMA with ping-pong) on the
+# GPU machine, in one command: the GPU suite in each mode (every f16/bf16 case the fused variant
+# runs without an f32 bias goes through it, ragged ones included), memcheck and racecheck on
+# cases that reach it, then the fused rows of the kernel benchmark with it off and in each mode,
+# in the same run. Logs and CSVs go to OUT_DIR.
 #
 #   bench/gpu/ws_check.sh BIN_DIR OUT_DIR [SECONDS]
 #
-# BIN_DIR and LD_LIBRARY_PATH as for device_check.sh. SECONDS (default 300) bounds the run.
+# BIN_DIR and LD_LIBRARY_PATH as for device_check.sh. SECONDS (default 420) bounds the run.
 set -uo pipefail
 bin=${1:?usage: $0 BIN_DIR OUT_DIR [SECONDS]}
 out=${2:?usage: $0 BIN_DIR OUT_DIR [SECONDS]}
-budget=${3:-300}
+budget=${3:-420}
 mkdir -p "$out"
 left() { echo $(( budget - SECONDS )); }
 cap() { local want=$1 l; l=$(left); echo $(( want < l ? want : (l > 5 ? l : 5) )); }
@@ -31,7 +31,7 @@ race_filter='Ragged/FusedRaggedTest.*bias*:Decode/FusedDecodeTest.*Mk77_H8x2_D64
 race_filter+=':Decode/FusedDecodeTest.*Mk77_H8x2_D128*:Decode/FusedDecodeTest.*Mk1024_H8x2_D256*'
 
 nvidia-smi -L >"$out/ws_test.log" 2>&1
-for ws in 1 2; do
+for ws in 1 2 3 4; do
   echo "== GPU tests with ATTND_FUSED_WS=$ws ($(left) s left)"
   ATTND_FUSED_WS=$ws timeout "$(cap 90)" "$bin/attnd_gpu_test" >"$out/ws${ws}_test.log" 2>&1
   echo "attnd_gpu_test exit $?" | tee -a "$out/ws${ws}_test.log"
@@ -39,14 +39,15 @@ for ws in 1 2; do
   grep -E "^\[  FAILED  \]" "$out/ws${ws}_test.log" | head -20
 done
 
-if [ "$(left)" -gt 20 ]; then
-  echo "== memcheck, ATTND_FUSED_WS=1 ($(left) s left)"
-  ATTND_FUSED_WS=1 timeout "$(cap 60)" compute-sanitizer --tool memcheck --error-exitcode 9 \
-    "$bin/attnd_gpu_test" --gtest_filter="$sanitize_filter" >"$out/ws_memcheck.log" 2>&1
-  echo "compute-sanitizer memcheck exit $?" | tee -a "$out/ws_memcheck.log"
-  grep -E "ERROR SUMMARY|tests? from .* ran" "$out/ws_memcheck.log" | tail -3
-fi
-for ws in 1 2; do
+for ws in 1 3; do
+  [ "$(left)" -gt 20 ] || break
+  echo "== memcheck, ATTND_FUSED_WS=$ws ($(left) s left)"
+  ATTND_FUSED_WS=$ws timeout "$(cap 60)" compute-sanitizer --tool memcheck --error-exitcode 9 \
+    "$bin/attnd_gpu_test" --gtest_filter="$sanitize_filter" >"$out/ws${ws}_memcheck.log" 2>&1
+  echo "compute-sanitizer memcheck exit $?" | tee -a "$out/ws${ws}_memcheck.log"
+  grep -E "ERROR SUMMARY|tests? from .* ran" "$out/ws${ws}_memcheck.log" | tail -3
+done
+for ws in 2 4; do
   [ "$(left)" -gt 20 ] || break
   echo "== racecheck, ATTND_FUSED_WS=$ws ($(left) s left)"
   ATTND_FUSED_WS=$ws timeout "$(cap 45)" compute-sanitizer --tool racecheck --error-exitcode 9 \
@@ -55,7 +56,7 @@ for ws in 1 2; do
   grep -E "RACECHECK SUMMARY|tests? from .* ran" "$out/ws${ws}_racecheck.log" | tail -3
 done
 
-for ws in 0 1 2; do
+for ws in 0 1 2 3 4; do
   [ "$(left)" -gt 20 ] || break
   echo "== fused, ATTND_FUSED_WS=$ws ($(left) s left)"
   ATTND_FUSED_WS=$ws timeout "$(cap 60)" "$bin/attnd_gpu_bench" --variants fused --iters 10 \

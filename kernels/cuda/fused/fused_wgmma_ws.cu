@@ -1,6 +1,8 @@
 // Host side of the fused variant's warp-specialised Hopper path (fused_wgmma_ws.h).
 #include "kernels/cuda/fused/fused_wgmma_ws.h"
 
+#include <cuda.h>
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -8,85 +10,101 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/fused/fused_wgmma.h"  // CurrentDeviceMajor
-#include "kernels/cuda/fused/wgmma_ws_kernel.cuh"
+#include "kernels/cuda/fused/ws_launch.h"
+#include "kernels/cuda/fused/ws_tensor_maps.h"
 
 namespace attnd::kernels::cuda {
 namespace {
 
 using fused::FusedParams;
-using fused::WsShape;
+using fused::WsTensorMaps;
 
-// ATTND_FUSED_WS: "1" the kernel, "2" with the consumers' GEMMs in ping-pong turns; else off.
+// ATTND_FUSED_WS: 1 the kernel with cp.async copies, 2 with the consumers' GEMMs in ping-pong
+// turns, 3 with TMA copies of K and V, 4 with both; anything else (or unset): off.
 int WsMode() {
   static const int mode = [] {
     const char* env = std::getenv("ATTND_FUSED_WS");
-    if (env == nullptr) return 0;
-    if (std::strcmp(env, "1") == 0) return 1;
-    return std::strcmp(env, "2") == 0 ? 2 : 0;
+    if (env == nullptr || env[0] < '1' || env[0] > '4' || env[1] != '\0') return 0;
+    return env[0] - '0';
   }();
   return mode;
 }
 
-template <class T, int kDim>
-absl::Status Launch(const FusedParams& params, const AttentionProblem& p, cudaStream_t stream) {
-  using Shape = WsShape<kDim>;
-  auto* kernel = WsMode() == 2 ? &fused::WgmmaWsForwardKernel<T, Shape, true>
-                               : &fused::WgmmaWsForwardKernel<T, Shape, false>;
-  const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
-  if (const cudaError_t e = cudaFuncSetAttribute(
-          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
-      e != cudaSuccess) {
-    return absl::InternalError(absl::StrCat("fused warp-specialised kernel (dim ", kDim,
-                                            ") shared memory ", smem_bytes,
-                                            " bytes: ", cudaGetErrorString(e)));
-  }
-  const int64_t m_blocks = (p.q_len + Shape::kBlockM - 1) / Shape::kBlockM;
-  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
-                  static_cast<unsigned>(p.batch));
-  kernel<<<grid, Shape::kThreads, smem_bytes, stream>>>(params);
-  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
-    return absl::InternalError(absl::StrCat("fused warp-specialised kernel launch (dim ", kDim,
-                                            ", grid ", m_blocks, "x", p.q_heads, "x", p.batch,
-                                            "): ", cudaGetErrorString(e)));
-  }
-  return absl::OkStatus();
+// The driver's cuTensorMapEncodeTiled, through the runtime (no link to libcuda), or null.
+PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      return static_cast<PFN_cuTensorMapEncodeTiled_v12000>(nullptr);
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  return encode;
 }
 
+// K's or V's map for the TMA kernels: [batch, rows, heads, dim] with the tensor's strides (a
+// ragged batch: its packed rows as one batch element), boxes of 64 columns × block_n rows,
+// 128-byte swizzle (wgmma.cuh's layout), zeros outside. False where the driver refuses it.
 template <class T>
-absl::Status LaunchFor(int padded_dim, const FusedParams& params, const AttentionProblem& p,
-                       cudaStream_t stream) {
-  switch (padded_dim) {
-    case 64:
-      return Launch<T, 64>(params, p, stream);
-    case 80:
-      return Launch<T, 80>(params, p, stream);
-    case 96:
-      return Launch<T, 96>(params, p, stream);
-    case 128:
-      return Launch<T, 128>(params, p, stream);
-    case 160:
-      return Launch<T, 160>(params, p, stream);
-    case 192:
-      return Launch<T, 192>(params, p, stream);
-    case 256:
-      return Launch<T, 256>(params, p, stream);
-    default:
-      return absl::InternalError(
-          absl::StrCat("no fused warp-specialised kernel for padded head dim ", padded_dim));
+bool EncodeMap(CUtensorMap* map, const void* base, const SeqHeadStrides& strides,
+               int64_t rows, int64_t heads, int64_t batch, int dim, int block_n) {
+  const auto encode = TensorMapEncoder();
+  if (encode == nullptr) return false;
+  constexpr int64_t kElem = 2;
+  const cuuint64_t global_dim[4] = {static_cast<cuuint64_t>(dim), static_cast<cuuint64_t>(rows),
+                                    static_cast<cuuint64_t>(heads),
+                                    static_cast<cuuint64_t>(batch)};
+  const int64_t batch_stride = batch == 1 ? rows * strides.seq : strides.batch;
+  const cuuint64_t global_strides[3] = {static_cast<cuuint64_t>(strides.seq * kElem),
+                                        static_cast<cuuint64_t>(strides.head * kElem),
+                                        static_cast<cuuint64_t>(batch_stride * kElem)};
+  const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(block_n), 1, 1};
+  const cuuint32_t element_strides[4] = {1, 1, 1, 1};
+  const CUtensorMapDataType type = std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                             : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  return encode(map, type, 4, const_cast<void*>(base), global_dim, global_strides, box,
+                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) ==
+         CUDA_SUCCESS;
+}
+
+// The mode's kernel; TMA modes fall back to the cp.async copies where a map cannot be made.
+template <class T>
+absl::Status LaunchMode(int padded_dim, const FusedParams& params, const AttentionProblem& p,
+                        cudaStream_t stream) {
+  const int mode = WsMode();
+  const bool ping_pong = mode == 2 || mode == 4;
+  WsTensorMaps maps;
+  std::memset(&maps, 0, sizeof(maps));
+  if (mode >= 3) {
+    const int64_t rows = p.ragged ? p.total_kv : p.kv_len;
+    const int64_t batch = p.ragged ? 1 : p.batch;
+    const int64_t kv_heads = p.q_heads / params.group;
+    const int block_n = fused::WsBlockN(padded_dim);
+    if (EncodeMap<T>(&maps.k, params.k, params.k_strides, rows, kv_heads, batch,
+                     params.head_dim, block_n) &&
+        EncodeMap<T>(&maps.v, params.v, params.v_strides, rows, kv_heads, batch,
+                     params.v_head_dim, block_n)) {
+      return fused::LaunchWs<true>(padded_dim, ping_pong, params, maps, p, stream);
+    }
   }
+  return fused::LaunchWs<false>(padded_dim, ping_pong, params, maps, p, stream);
 }
 
 }  // namespace
 
 bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
-  const bool enabled = WsMode() != 0;
   const bool dim_instantiated = padded_dim == 64 || padded_dim == 80 || padded_dim == 96 ||
                                 padded_dim == 128 || padded_dim == 160 || padded_dim == 192 ||
                                 padded_dim == 256;
-  return enabled && (!p.has_bias || p.bias_dtype != DType::kF32) &&
+  return WsMode() != 0 && (!p.has_bias || p.bias_dtype != DType::kF32) &&
          (p.dtype == DType::kF16 || p.dtype == DType::kBF16) && dim_instantiated &&
          CurrentDeviceMajor() == 9;
 }
@@ -94,8 +112,8 @@ bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
 absl::Status RunWgmmaWsFused(const FusedParams& params, const AttentionProblem& p,
                              int padded_dim, void* stream) {
   auto* s = static_cast<cudaStream_t>(stream);
-  return p.dtype == DType::kF16 ? LaunchFor<__half>(padded_dim, params, p, s)
-                                : LaunchFor<__nv_bfloat16>(padded_dim, params, p, s);
+  return p.dtype == DType::kF16 ? LaunchMode<__half>(padded_dim, params, p, s)
+                                : LaunchMode<__nv_bfloat16>(padded_dim, params, p, s);
 }
 
 }  // namespace attnd::kernels::cuda

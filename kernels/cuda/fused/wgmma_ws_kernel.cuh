@@ -13,6 +13,11 @@
 //                "empty" mbarrier before reusing it. With a bias, block n's bias tile first
 //                (fused_kernel.cuh's LoadBiasTile), into one tile: the consumers read it into
 //                S before they multiply, so they free it a whole block before its next use.
+//                kTma (ATTND_FUSED_WS=3, 4 with ping-pong): one thread copies K_n and V_n with
+//                the tensor memory accelerator instead (tma.cuh; the host's CUtensorMaps lay
+//                them out swizzled as above), their bytes completing the full barriers; only
+//                a last block that stops inside the tensor copies V by cp.async, to zero the
+//                keys past the CTA's last (P is 0 there, but 0·NaN is not).
 //   consumers    warpgroups 1 and 2, 64 rows each, 232 registers a thread: S = Q·Kᵀ as one SS
 //                wgmma chain, P·V as one RS chain (P in registers, V MN-major), the online
 //                softmax of wgmma_block.cuh. Within a warpgroup the two GEMMs overlap the
@@ -45,7 +50,9 @@
 #include "kernels/cuda/fused/mma.cuh"  // CpAsync*, PackPair, SmemAddress
 #include "kernels/cuda/fused/wgmma_block.cuh"
 #include "kernels/cuda/fused/ws_schedule.h"
+#include "kernels/cuda/fused/ws_tensor_maps.h"
 #include "kernels/cuda/wgmma/sync.cuh"
+#include "kernels/cuda/wgmma/tma.cuh"
 #include "kernels/cuda/wgmma/wgmma.cuh"
 
 namespace attnd::kernels::cuda::fused {
@@ -58,7 +65,7 @@ struct WsShape {
   static constexpr int kDim = kDim_;
   static constexpr int kAtomCols = (kDim + 63) / 64;  // 64-element atom columns of a tile row
   static constexpr int kBlockM = 128;                 // two consumer warpgroups × 64 rows
-  static constexpr int kBlockN = kDim <= 128 ? 128 : 64;
+  static constexpr int kBlockN = WsBlockN(kDim);
   static_assert(WsSchedule::kStages == 2, "the tiles and barriers below hold two stages");
   static constexpr int kThreads = 384;
   static constexpr int kProducerRegs = 40;
@@ -213,6 +220,102 @@ __device__ __forceinline__ void PassTurn(int cw, bool last_turn) {
   }
 }
 
+// cp.async.wait_group with a count known only at run time (0-2).
+__device__ __forceinline__ void CpAsyncWaitAtMost(int pending) {
+  if (pending >= 2) {
+    CpAsyncWait<2>();
+  } else if (pending == 1) {
+    CpAsyncWait<1>();
+  } else {
+    CpAsyncWait<0>();
+  }
+}
+
+// The TMA producer: Q and the bias tiles by cp.async as ProduceTiles does; thread 0 copies K_n
+// and V_n (one box per 64-column atom column), announcing their bytes on the full barriers
+// (counting one arrival). A block that ends past the CTA's last key but inside the tensor
+// copies its V by cp.async instead (rows from key_hi zeroed), all 128 threads meeting at named
+// barrier 3 before thread 0 arrives.
+template <class T, class Shape>
+__device__ __forceinline__ void ProduceTilesTma(const FusedParams& p, const WsTensorMaps& maps,
+                                                const T* q_head, const T* v_head, int64_t q0,
+                                                const CtaRows& seq, const WgmmaCtaKeys& keys,
+                                                int64_t b, int64_t kv_h, unsigned char* q_tile,
+                                                unsigned char* k_tiles, unsigned char* v_tiles,
+                                                unsigned char* bias_tile, uint8_t* bias_shifts,
+                                                uint32_t barriers) {
+  const bool biased = p.bias != nullptr;
+  const bool leader = threadIdx.x == 0;
+  // Map coordinates: a ragged batch's rows are packed in one "batch element".
+  const int batch = p.q_offsets != nullptr ? 0 : static_cast<int>(b);
+  const int row0 = static_cast<int>(seq.kv_row0);
+  const uint32_t k_address = SmemAddress(k_tiles);
+  const uint32_t v_address = SmemAddress(v_tiles);
+  ProducerLoadRows<Shape, Shape::kBlockM, false>(q_tile, q_head, p.q_strides.seq, q0 + seq.q_shift,
+                                                 seq.row_hi + seq.q_shift, p.head_dim,
+                                                 seq.row_lo + seq.q_shift);
+  CpAsyncCommit();
+  for (int n = 0; n < keys.n_blocks; ++n) {
+    const int stage = WsSchedule::Stage(n);
+    const int kb = keys.key_lo + n * Shape::kBlockN;
+    if (biased) {
+      if (WsSchedule::WaitsForBiasEmpty(n)) {
+        wgmma::BarrierWait(barriers + 8 * kBiasEmpty, WsSchedule::BiasEmptyParity(n));
+      }
+      LoadBiasTile<ProducerBiasCopies<Shape>>(bias_tile, bias_shifts, p, kb);
+      CpAsyncCommit();
+    }
+    if (WsSchedule::WaitsForEmpty(n)) {
+      wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), WsSchedule::EmptyParity(n));
+    }
+    if (leader) {
+      const uint32_t full = barriers + 8 * (kKFull + stage);
+      wgmma::BarrierArriveExpectTx(full, Shape::kKvBytes);
+#pragma unroll
+      for (int a = 0; a < Shape::kAtomCols; ++a) {
+        wgmma::TmaLoad4d(k_address + stage * Shape::kKvBytes + a * Shape::kBlockN * 128, &maps.k,
+                         64 * a, row0 + kb, static_cast<int>(kv_h), batch, full);
+      }
+    }
+    if (WsSchedule::WaitsForEmpty(n)) {
+      wgmma::BarrierWait(barriers + 8 * (kVEmpty + stage), WsSchedule::EmptyParity(n));
+    }
+    const bool v_by_threads = kb + Shape::kBlockN > keys.key_hi;  // only ever the last block
+    if (v_by_threads) {
+      ProducerLoadRows<Shape, Shape::kBlockN, true>(v_tiles + stage * Shape::kKvBytes, v_head,
+                                                     p.v_strides.seq, kb, keys.key_hi,
+                                                     p.v_head_dim);
+      CpAsyncCommit();
+    } else if (leader) {
+      const uint32_t full = barriers + 8 * (kVFull + stage);
+      wgmma::BarrierArriveExpectTx(full, Shape::kKvBytes);
+#pragma unroll
+      for (int a = 0; a < Shape::kAtomCols; ++a) {
+        wgmma::TmaLoad4d(v_address + stage * Shape::kKvBytes + a * Shape::kBlockN * 128, &maps.v,
+                         64 * a, row0 + kb, static_cast<int>(kv_h), batch, full);
+      }
+    }
+    // This thread's cp.async groups land in order: Q (first block only), the bias tile, V_n
+    // (v_by_threads only).
+    const int v_group = v_by_threads ? 1 : 0;
+    if (n == 0) {
+      CpAsyncWaitAtMost(v_group + (biased ? 1 : 0));
+      wgmma::FenceSharedForAsyncProxy();
+      wgmma::BarrierArrive(barriers + 8 * kQFull);
+    }
+    if (biased) {
+      CpAsyncWaitAtMost(v_group);
+      wgmma::BarrierArrive(barriers + 8 * kBiasFull);
+    }
+    if (v_by_threads) {
+      CpAsyncWait<0>();
+      wgmma::FenceSharedForAsyncProxy();
+      wgmma::NamedBarrierSync(3, 128);  // every producer thread's part has landed
+      if (leader) wgmma::BarrierArrive(barriers + 8 * (kVFull + stage));
+    }
+  }
+}
+
 // The producer: Q, then of every block n its bias tile (with a bias), K_n and V_n into stage
 // n % 2.
 template <class T, class Shape>
@@ -279,8 +382,9 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const T* q_he
   }
 }
 
-template <class T, class Shape, bool kPingPong>
-__global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const FusedParams p) {
+template <class T, class Shape, bool kPingPong, bool kTma>
+__global__ void __launch_bounds__(Shape::kThreads, 1)
+    WgmmaWsForwardKernel(const FusedParams p, const __grid_constant__ WsTensorMaps maps) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_address = SmemAddress(smem_raw);
@@ -309,8 +413,9 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
   if (threadIdx.x == 0) {
     wgmma::BarrierInit(barriers + 8 * kQFull, 128);
     for (int s = 0; s < 2; ++s) {
-      wgmma::BarrierInit(barriers + 8 * (kKFull + s), 128);
-      wgmma::BarrierInit(barriers + 8 * (kVFull + s), 128);
+      // With TMA one thread arrives on K's and V's full barriers (and their bytes complete them).
+      wgmma::BarrierInit(barriers + 8 * (kKFull + s), kTma ? 1 : 128);
+      wgmma::BarrierInit(barriers + 8 * (kVFull + s), kTma ? 1 : 128);
       wgmma::BarrierInit(barriers + 8 * (kKEmpty + s), 8);
       wgmma::BarrierInit(barriers + 8 * (kVEmpty + s), 8);
     }
@@ -327,8 +432,13 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaWsForwardKernel(const
                       seq.kv_row0 * p.k_strides.seq + kv_h * p.k_strides.head;
     const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch +
                       seq.kv_row0 * p.v_strides.seq + kv_h * p.v_strides.head;
-    ProduceTiles<T, Shape>(p, q_head, k_head, v_head, q0, seq, keys, q_tile, k_tiles, v_tiles,
-                           bias_tile, bias_shifts, barriers);
+    if constexpr (kTma) {
+      ProduceTilesTma<T, Shape>(p, maps, q_head, v_head, q0, seq, keys, b, kv_h, q_tile, k_tiles,
+                                v_tiles, bias_tile, bias_shifts, barriers);
+    } else {
+      ProduceTiles<T, Shape>(p, q_head, k_head, v_head, q0, seq, keys, q_tile, k_tiles, v_tiles,
+                             bias_tile, bias_shifts, barriers);
+    }
     return;
   }
 

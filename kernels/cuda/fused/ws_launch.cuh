@@ -1,0 +1,90 @@
+// Definitions of ws_launch.h's launches; included by ws_launch_cp_async.cu and ws_launch_tma.cu
+// only (each instantiates one kTma).
+#ifndef ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_CUH_
+#define ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_CUH_
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cuda/fused/wgmma_ws_kernel.cuh"
+#include "kernels/cuda/fused/ws_launch.h"
+
+namespace attnd::kernels::cuda::fused {
+namespace ws_launch_internal {
+
+template <class T, int kDim, bool kPingPong, bool kTma>
+absl::Status Launch(const FusedParams& params, const WsTensorMaps& maps,
+                    const AttentionProblem& p, cudaStream_t stream) {
+  using Shape = WsShape<kDim>;
+  auto* kernel = &WgmmaWsForwardKernel<T, Shape, kPingPong, kTma>;
+  const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
+  if (const cudaError_t e = cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+      e != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("fused warp-specialised kernel (dim ", kDim,
+                                            ") shared memory ", smem_bytes,
+                                            " bytes: ", cudaGetErrorString(e)));
+  }
+  const int64_t m_blocks = (p.q_len + Shape::kBlockM - 1) / Shape::kBlockM;
+  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
+                  static_cast<unsigned>(p.batch));
+  kernel<<<grid, Shape::kThreads, smem_bytes, stream>>>(params, maps);
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("fused warp-specialised kernel launch (dim ", kDim,
+                                            ", grid ", m_blocks, "x", p.q_heads, "x", p.batch,
+                                            "): ", cudaGetErrorString(e)));
+  }
+  return absl::OkStatus();
+}
+
+template <class T, int kDim, bool kTma>
+absl::Status LaunchDim(bool ping_pong, const FusedParams& params, const WsTensorMaps& maps,
+                       const AttentionProblem& p, cudaStream_t stream) {
+  return ping_pong ? Launch<T, kDim, true, kTma>(params, maps, p, stream)
+                   : Launch<T, kDim, false, kTma>(params, maps, p, stream);
+}
+
+template <class T, bool kTma>
+absl::Status LaunchType(int padded_dim, bool ping_pong, const FusedParams& params,
+                        const WsTensorMaps& maps, const AttentionProblem& p,
+                        cudaStream_t stream) {
+  switch (padded_dim) {
+    case 64:
+      return LaunchDim<T, 64, kTma>(ping_pong, params, maps, p, stream);
+    case 80:
+      return LaunchDim<T, 80, kTma>(ping_pong, params, maps, p, stream);
+    case 96:
+      return LaunchDim<T, 96, kTma>(ping_pong, params, maps, p, stream);
+    case 128:
+      return LaunchDim<T, 128, kTma>(ping_pong, params, maps, p, stream);
+    case 160:
+      return LaunchDim<T, 160, kTma>(ping_pong, params, maps, p, stream);
+    case 192:
+      return LaunchDim<T, 192, kTma>(ping_pong, params, maps, p, stream);
+    case 256:
+      return LaunchDim<T, 256, kTma>(ping_pong, params, maps, p, stream);
+    default:
+      return absl::InternalError(
+          absl::StrCat("no fused warp-specialised kernel for padded head dim ", padded_dim));
+  }
+}
+
+}  // namespace ws_launch_internal
+
+template <bool kTma>
+absl::Status LaunchWs(int padded_dim, bool ping_pong, const FusedParams& params,
+                      const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream) {
+  return p.dtype == DType::kF16
+             ? ws_launch_internal::LaunchType<__half, kTma>(padded_dim, ping_pong, params, maps,
+                                                            p, stream)
+             : ws_launch_internal::LaunchType<__nv_bfloat16, kTma>(padded_dim, ping_pong, params,
+                                                                   maps, p, stream);
+}
+
+}  // namespace attnd::kernels::cuda::fused
+
+#endif  // ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_CUH_

@@ -1,0 +1,30 @@
+// The warp-specialised kernel's launches (wgmma_ws_kernel.cuh), instantiated in two translation
+// units so that they compile in parallel: ws_launch_cp_async.cu (kTma false) and
+// ws_launch_tma.cu (kTma true). Used by fused_wgmma_ws.cu only.
+#ifndef ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_H_
+#define ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_H_
+
+#include <cuda_runtime.h>
+
+#include "absl/status/status.h"
+#include "kernels/cuda/fused/fused_params.h"
+#include "kernels/cuda/fused/ws_tensor_maps.h"
+#include "kernels/problem.h"
+
+namespace attnd::kernels::cuda::fused {
+
+// Launches the kernel for `padded_dim` (64, 80, 96, 128, 160, 192 or 256) and p's dtype on
+// `stream`, with the consumers' GEMMs in ping-pong turns or not; kTma: K and V copied through
+// `maps`. INTERNAL on a launch error or another padded dim.
+template <bool kTma>
+absl::Status LaunchWs(int padded_dim, bool ping_pong, const FusedParams& params,
+                      const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream);
+
+extern template absl::Status LaunchWs<false>(int, bool, const FusedParams&, const WsTensorMaps&,
+                                             const AttentionProblem&, cudaStream_t);
+extern template absl::Status LaunchWs<true>(int, bool, const FusedParams&, const WsTensorMaps&,
+                                            const AttentionProblem&, cudaStream_t);
+
+}  // namespace attnd::kernels::cuda::fused
+
+#endif  // ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_H_
