@@ -1,6 +1,6 @@
 // The per-warpgroup steps both wgmma kernels share (wgmma_kernel.cuh, one warpgroup role;
-// wgmma_ws_kernel.cuh, warp-specialised): the CTA's key range, one block's mask and online
-// softmax on S held as m64nN accumulators, and the epilogue.
+// wgmma_ws_kernel.cuh, warp-specialised): the CTA's key range, S = Q·Kᵀ, one block's mask and
+// online softmax on S held as m64nN accumulators, and the epilogue.
 //
 // Register layout (wgmma.cuh): a thread holds rows row_base and row_base + 8 of its warpgroup's
 // 64; s[4j + 2r + e] is row row_base + 8r, key kb + 8j + 2·(lane % 4) + e; o likewise with head
@@ -16,6 +16,7 @@
 #include "kernels/cuda/fused/fused_kernel.cuh"  // Exp2, kLn2, TileBias
 #include "kernels/cuda/fused/fused_params.h"
 #include "kernels/cuda/fused/mma.cuh"  // PackPair
+#include "kernels/cuda/wgmma/wgmma.cuh"
 #include "kernels/mask.h"
 
 namespace attnd::kernels::cuda::fused {
@@ -82,6 +83,24 @@ __device__ __forceinline__ void ScoresFromBiasTile(float (&s)[kBlockN / 2],
       s[4 * j + 2 * r] = TileBias(row + col * key_step, p.bias_dtype) * p.bias_to_acc;
       s[4 * j + 2 * r + 1] = TileBias(row + (col + 1) * key_step, p.bias_dtype) * p.bias_to_acc;
     }
+  }
+}
+
+// S (+)= Q·Kᵀ for warpgroup `wg`'s 64 rows of Q's kBlockM and the kBlockN keys of the K tile at
+// `k_address`: D/16 k steps, 4 in each atom column; the warpgroup's rows start 8 row groups
+// (8 KiB) into Q's atom columns.
+// `biased`: S holds bias / scale and every step accumulates; else the first step sets it.
+template <class Shape, class T>
+__device__ __forceinline__ void IssueQK(float (&s)[Shape::kSRegs], uint32_t q_address,
+                                        uint32_t k_address, int wg, bool biased) {
+#pragma unroll
+  for (int kk = 0; kk < Shape::kDim / 16; ++kk) {
+    const uint32_t in_atom = (kk % 4) * 32;
+    const uint64_t desc_q = wgmma::Sw128Descriptor(
+        q_address + (kk / 4) * Shape::kBlockM * 128 + wg * 8192 + in_atom, 16, 1024);
+    const uint64_t desc_k = wgmma::Sw128Descriptor(
+        k_address + (kk / 4) * Shape::kBlockN * 128 + in_atom, 16, 1024);
+    wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, biased || kk > 0);
   }
 }
 

@@ -159,9 +159,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
     }
     CpAsyncCommit();
 
-    // S = Q·K_nᵀ for the warpgroup's 64 rows: D/16 k steps, 4 in each 64-column atom column;
-    // the warpgroup's rows start 8 row groups (8 KiB) into Q's atom columns.
-    // S starts at bias / scale (then every k step accumulates) or is set by the first step.
+    // S = Q·K_nᵀ for the warpgroup's 64 rows (wgmma_block.cuh's IssueQK); S starts at
+    // bias / scale (then every k step accumulates) or is set by the first step.
     float s[Shape::kSRegs];
     if (p.bias != nullptr) {
       ScoresFromBiasTile<Shape::kBlockN>(s, bias_tile, bias_shifts, p,
@@ -172,16 +171,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1) WgmmaForwardKernel(const F
     }
     const bool biased = p.bias != nullptr;
     wgmma::Fence();
-#pragma unroll
-    for (int kk = 0; kk < Shape::kDim / 16; ++kk) {
-      const uint32_t in_atom = (kk % 4) * 32;
-      const uint64_t desc_q = wgmma::Sw128Descriptor(
-          q_address + (kk / 4) * Shape::kBlockM * 128 + warpgroup * 8192 + in_atom, 16, 1024);
-      const uint64_t desc_k = wgmma::Sw128Descriptor(
-          k_address + stage * Shape::kKvBytes + (kk / 4) * Shape::kBlockN * 128 + in_atom, 16,
-          1024);
-      wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, biased || kk > 0);
-    }
+    IssueQK<Shape, T>(s, q_address, k_address + stage * Shape::kKvBytes, warpgroup, biased);
     wgmma::Commit();
     wgmma::Wait<0>();
     wgmma::FenceOperands(s);

@@ -157,23 +157,6 @@ __device__ __forceinline__ void IssuePV(float (&o)[Shape::kORegs],
   }
 }
 
-// S (+)= Q·Kᵀ for consumer warpgroup `cw`'s 64 rows and the stage's kBlockN keys: D/16 k steps,
-// 4 in each atom column; the warpgroup's rows start 8 row groups (8 KiB) into Q's atom columns.
-// `biased`: S holds bias / scale and every step accumulates; else the first step sets it.
-template <class Shape, class T>
-__device__ __forceinline__ void IssueQK(float (&s)[Shape::kSRegs], uint32_t q_address,
-                                        uint32_t k_address, int cw, bool biased) {
-#pragma unroll
-  for (int kk = 0; kk < Shape::kDim / 16; ++kk) {
-    const uint32_t in_atom = (kk % 4) * 32;
-    const uint64_t desc_q = wgmma::Sw128Descriptor(
-        q_address + (kk / 4) * Shape::kBlockM * 128 + cw * 8192 + in_atom, 16, 1024);
-    const uint64_t desc_k = wgmma::Sw128Descriptor(
-        k_address + (kk / 4) * Shape::kBlockN * 128 + in_atom, 16, 1024);
-    wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, biased || kk > 0);
-  }
-}
-
 // S exponentiated, packed to 16 bits as P·V's A fragments: n-blocks 2kk and 2kk + 1 are k step
 // kk.
 template <class Shape, class T>
@@ -220,9 +203,35 @@ __device__ __forceinline__ void PassTurn(int cw, bool last_turn) {
   }
 }
 
-// cp.async.wait_group with a count known only at run time (0-2).
+// The producer's copy of the CTA's Q rows (q_head is the head's row 0: kernel row r is its row
+// r + q_shift; rows outside the sequence zeroed), one cp.async group.
+template <class Shape, class T>
+__device__ __forceinline__ void ProducerLoadQ(const FusedParams& p, unsigned char* q_tile,
+                                              const T* q_head, int64_t q0, const CtaRows& seq) {
+  ProducerLoadRows<Shape, Shape::kBlockM, false>(q_tile, q_head, p.q_strides.seq, q0 + seq.q_shift,
+                                                 seq.row_hi + seq.q_shift, p.head_dim,
+                                                 seq.row_lo + seq.q_shift);
+  CpAsyncCommit();
+}
+
+// The producer's copy of block n's bias tile, once both consumers have read block n - 1's into
+// S; one cp.async group.
+template <class Shape>
+__device__ __forceinline__ void ProducerLoadBias(const FusedParams& p, unsigned char* bias_tile,
+                                                 uint8_t* bias_shifts, uint32_t barriers, int n,
+                                                 int kb) {
+  if (WsSchedule::WaitsForBiasEmpty(n)) {
+    wgmma::BarrierWait(barriers + 8 * kBiasEmpty, WsSchedule::BiasEmptyParity(n));
+  }
+  LoadBiasTile<ProducerBiasCopies<Shape>>(bias_tile, bias_shifts, p, kb);
+  CpAsyncCommit();
+}
+
+// cp.async.wait_group with a count known only at run time (0-3).
 __device__ __forceinline__ void CpAsyncWaitAtMost(int pending) {
-  if (pending >= 2) {
+  if (pending >= 3) {
+    CpAsyncWait<3>();
+  } else if (pending == 2) {
     CpAsyncWait<2>();
   } else if (pending == 1) {
     CpAsyncWait<1>();
@@ -231,154 +240,95 @@ __device__ __forceinline__ void CpAsyncWaitAtMost(int pending) {
   }
 }
 
-// The TMA producer: Q and the bias tiles by cp.async as ProduceTiles does; thread 0 copies K_n
-// and V_n (one box per 64-column atom column), announcing their bytes on the full barriers
-// (counting one arrival). A block that ends past the CTA's last key but inside the tensor
-// copies its V by cp.async instead (rows from key_hi zeroed), all 128 threads meeting at named
+// The producer: Q once, then of every block n its bias tile (with a bias), K_n and V_n into
+// stage n % 2, each a cp.async group by all 128 threads, which arrive on its full barrier once
+// their copies have landed (fenced for the async proxy where wgmma reads them). kTma: thread 0
+// copies K_n and V_n instead, one TMA box per 64-column atom column, announcing their bytes on
+// the full barriers (which then count one arrival); a block that ends past the CTA's last key
+// still copies its V by cp.async (rows from key_hi zeroed), the 128 threads meeting at named
 // barrier 3 before thread 0 arrives.
-template <class T, class Shape>
-__device__ __forceinline__ void ProduceTilesTma(const FusedParams& p, const WsTensorMaps& maps,
-                                                const T* q_head, const T* v_head, int64_t q0,
-                                                const CtaRows& seq, const WgmmaCtaKeys& keys,
-                                                int64_t b, int64_t kv_h, unsigned char* q_tile,
-                                                unsigned char* k_tiles, unsigned char* v_tiles,
-                                                unsigned char* bias_tile, uint8_t* bias_shifts,
-                                                uint32_t barriers) {
+template <class T, class Shape, bool kTma>
+__device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTensorMaps& maps,
+                                             const T* q_head, const T* k_head, const T* v_head,
+                                             int64_t q0, const CtaRows& seq,
+                                             const WgmmaCtaKeys& keys, int64_t b, int64_t kv_h,
+                                             unsigned char* q_tile, unsigned char* k_tiles,
+                                             unsigned char* v_tiles, unsigned char* bias_tile,
+                                             uint8_t* bias_shifts, uint32_t barriers) {
   const bool biased = p.bias != nullptr;
   const bool leader = threadIdx.x == 0;
-  // Map coordinates: a ragged batch's rows are packed in one "batch element".
+  // TMA coordinates: a ragged batch's rows are packed in one "batch element".
   const int batch = p.q_offsets != nullptr ? 0 : static_cast<int>(b);
   const int row0 = static_cast<int>(seq.kv_row0);
-  const uint32_t k_address = SmemAddress(k_tiles);
-  const uint32_t v_address = SmemAddress(v_tiles);
-  ProducerLoadRows<Shape, Shape::kBlockM, false>(q_tile, q_head, p.q_strides.seq, q0 + seq.q_shift,
-                                                 seq.row_hi + seq.q_shift, p.head_dim,
-                                                 seq.row_lo + seq.q_shift);
-  CpAsyncCommit();
+  // One TMA box per atom column of a K or V stage; the boxes' bytes complete `full`.
+  const auto tma_tile = [&](const CUtensorMap* map, unsigned char* stage_tile, int kb,
+                            uint32_t full) {
+    wgmma::BarrierArriveExpectTx(full, Shape::kKvBytes);
+#pragma unroll
+    for (int a = 0; a < Shape::kAtomCols; ++a) {
+      wgmma::TmaLoad4d(SmemAddress(stage_tile) + a * Shape::kBlockN * 128, map, 64 * a,
+                       row0 + kb, static_cast<int>(kv_h), batch, full);
+    }
+  };
+  ProducerLoadQ<Shape>(p, q_tile, q_head, q0, seq);
   for (int n = 0; n < keys.n_blocks; ++n) {
     const int stage = WsSchedule::Stage(n);
     const int kb = keys.key_lo + n * Shape::kBlockN;
-    if (biased) {
-      if (WsSchedule::WaitsForBiasEmpty(n)) {
-        wgmma::BarrierWait(barriers + 8 * kBiasEmpty, WsSchedule::BiasEmptyParity(n));
-      }
-      LoadBiasTile<ProducerBiasCopies<Shape>>(bias_tile, bias_shifts, p, kb);
-      CpAsyncCommit();
-    }
-    if (WsSchedule::WaitsForEmpty(n)) {
-      wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), WsSchedule::EmptyParity(n));
-    }
-    if (leader) {
-      const uint32_t full = barriers + 8 * (kKFull + stage);
-      wgmma::BarrierArriveExpectTx(full, Shape::kKvBytes);
-#pragma unroll
-      for (int a = 0; a < Shape::kAtomCols; ++a) {
-        wgmma::TmaLoad4d(k_address + stage * Shape::kKvBytes + a * Shape::kBlockN * 128, &maps.k,
-                         64 * a, row0 + kb, static_cast<int>(kv_h), batch, full);
-      }
-    }
-    if (WsSchedule::WaitsForEmpty(n)) {
-      wgmma::BarrierWait(barriers + 8 * (kVEmpty + stage), WsSchedule::EmptyParity(n));
-    }
-    const bool v_by_threads = kb + Shape::kBlockN > keys.key_hi;  // only ever the last block
-    if (v_by_threads) {
-      ProducerLoadRows<Shape, Shape::kBlockN, true>(v_tiles + stage * Shape::kKvBytes, v_head,
-                                                     p.v_strides.seq, kb, keys.key_hi,
-                                                     p.v_head_dim);
-      CpAsyncCommit();
-    } else if (leader) {
-      const uint32_t full = barriers + 8 * (kVFull + stage);
-      wgmma::BarrierArriveExpectTx(full, Shape::kKvBytes);
-#pragma unroll
-      for (int a = 0; a < Shape::kAtomCols; ++a) {
-        wgmma::TmaLoad4d(v_address + stage * Shape::kKvBytes + a * Shape::kBlockN * 128, &maps.v,
-                         64 * a, row0 + kb, static_cast<int>(kv_h), batch, full);
-      }
-    }
-    // This thread's cp.async groups land in order: Q (first block only), the bias tile, V_n
-    // (v_by_threads only).
-    const int v_group = v_by_threads ? 1 : 0;
-    if (n == 0) {
-      CpAsyncWaitAtMost(v_group + (biased ? 1 : 0));
-      wgmma::FenceSharedForAsyncProxy();
-      wgmma::BarrierArrive(barriers + 8 * kQFull);
-    }
-    if (biased) {
-      CpAsyncWaitAtMost(v_group);
-      wgmma::BarrierArrive(barriers + 8 * kBiasFull);
-    }
-    if (v_by_threads) {
-      CpAsyncWait<0>();
-      wgmma::FenceSharedForAsyncProxy();
-      wgmma::NamedBarrierSync(3, 128);  // every producer thread's part has landed
-      if (leader) wgmma::BarrierArrive(barriers + 8 * (kVFull + stage));
-    }
-  }
-}
-
-// The producer: Q, then of every block n its bias tile (with a bias), K_n and V_n into stage
-// n % 2.
-template <class T, class Shape>
-__device__ __forceinline__ void ProduceTiles(const FusedParams& p, const T* q_head,
-                                             const T* k_head, const T* v_head, int64_t q0,
-                                             const CtaRows& seq, const WgmmaCtaKeys& keys,
-                                             unsigned char* q_tile,
-                                             unsigned char* k_tiles, unsigned char* v_tiles,
-                                             unsigned char* bias_tile, uint8_t* bias_shifts,
-                                             uint32_t barriers) {
-  const bool biased = p.bias != nullptr;
-  // q_head is the head's row 0: kernel row r is its row r + q_shift.
-  ProducerLoadRows<Shape, Shape::kBlockM, false>(q_tile, q_head, p.q_strides.seq, q0 + seq.q_shift,
-                                                 seq.row_hi + seq.q_shift, p.head_dim,
-                                                 seq.row_lo + seq.q_shift);
-  CpAsyncCommit();
-  for (int n = 0; n < keys.n_blocks; ++n) {
-    const int stage = WsSchedule::Stage(n);
-    const int kb = keys.key_lo + n * Shape::kBlockN;
-    if (biased) {
-      // Block n - 1's bias is free once both consumers have read it into S.
-      if (WsSchedule::WaitsForBiasEmpty(n)) {
-        wgmma::BarrierWait(barriers + 8 * kBiasEmpty, WsSchedule::BiasEmptyParity(n));
-      }
-      LoadBiasTile<ProducerBiasCopies<Shape>>(bias_tile, bias_shifts, p, kb);
-      CpAsyncCommit();
-    }
+    unsigned char* k_tile = k_tiles + stage * Shape::kKvBytes;
+    unsigned char* v_tile = v_tiles + stage * Shape::kKvBytes;
+    if (biased) ProducerLoadBias<Shape>(p, bias_tile, bias_shifts, barriers, n, kb);
     // Block n - 2's tiles in this stage are free once both consumers are past them.
     if (WsSchedule::WaitsForEmpty(n)) {
       wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), WsSchedule::EmptyParity(n));
     }
-    ProducerLoadRows<Shape, Shape::kBlockN, false>(k_tiles + stage * Shape::kKvBytes, k_head,
-                                                    p.k_strides.seq, kb, keys.key_hi, p.head_dim);
-    CpAsyncCommit();
+    if constexpr (kTma) {
+      if (leader) tma_tile(&maps.k, k_tile, kb, barriers + 8 * (kKFull + stage));
+    } else {
+      ProducerLoadRows<Shape, Shape::kBlockN, false>(k_tile, k_head, p.k_strides.seq, kb,
+                                                      keys.key_hi, p.head_dim);
+      CpAsyncCommit();
+    }
     if (WsSchedule::WaitsForEmpty(n)) {
       wgmma::BarrierWait(barriers + 8 * (kVEmpty + stage), WsSchedule::EmptyParity(n));
     }
-    ProducerLoadRows<Shape, Shape::kBlockN, true>(v_tiles + stage * Shape::kKvBytes, v_head,
-                                                   p.v_strides.seq, kb, keys.key_hi,
-                                                   p.v_head_dim);
-    CpAsyncCommit();
-    // This thread's copies land in order: Q (first block only), the bias tile (with a bias),
-    // K_n, V_n. Q, K and V are fenced for the async proxy (wgmma reads through it) before their
-    // barriers release them; the bias tile is read by plain loads.
+    const bool v_by_threads = !kTma || kb + Shape::kBlockN > keys.key_hi;
+    if (v_by_threads) {
+      ProducerLoadRows<Shape, Shape::kBlockN, true>(v_tile, v_head, p.v_strides.seq, kb,
+                                                     keys.key_hi, p.v_head_dim);
+      CpAsyncCommit();
+    } else if (leader) {
+      tma_tile(&maps.v, v_tile, kb, barriers + 8 * (kVFull + stage));
+    }
+    // This thread's cp.async groups land in order: Q (first block only), the bias tile (with a
+    // bias), K_n (without TMA), V_n (by threads). Q, K and V are fenced for the async proxy
+    // (wgmma reads through it) before their barriers release them; the bias tile is read by
+    // plain loads.
+    const int k_group = kTma ? 0 : 1;
+    const int v_group = v_by_threads ? 1 : 0;
     if (n == 0) {
-      if (biased) {
-        CpAsyncWait<3>();
-      } else {
-        CpAsyncWait<2>();
-      }
+      CpAsyncWaitAtMost((biased ? 1 : 0) + k_group + v_group);
       wgmma::FenceSharedForAsyncProxy();
       wgmma::BarrierArrive(barriers + 8 * kQFull);
     }
     if (biased) {
-      CpAsyncWait<2>();
+      CpAsyncWaitAtMost(k_group + v_group);
       wgmma::BarrierArrive(barriers + 8 * kBiasFull);
     }
-    CpAsyncWait<1>();
-    wgmma::FenceSharedForAsyncProxy();
-    wgmma::BarrierArrive(barriers + 8 * (kKFull + stage));
-    CpAsyncWait<0>();
-    wgmma::FenceSharedForAsyncProxy();
-    wgmma::BarrierArrive(barriers + 8 * (kVFull + stage));
+    if constexpr (!kTma) {
+      CpAsyncWait<1>();
+      wgmma::FenceSharedForAsyncProxy();
+      wgmma::BarrierArrive(barriers + 8 * (kKFull + stage));
+    }
+    if (v_by_threads) {
+      CpAsyncWait<0>();
+      wgmma::FenceSharedForAsyncProxy();
+      if constexpr (kTma) {
+        wgmma::NamedBarrierSync(3, 128);  // every producer thread's part has landed
+        if (leader) wgmma::BarrierArrive(barriers + 8 * (kVFull + stage));
+      } else {
+        wgmma::BarrierArrive(barriers + 8 * (kVFull + stage));
+      }
+    }
   }
 }
 
@@ -432,13 +382,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
                       seq.kv_row0 * p.k_strides.seq + kv_h * p.k_strides.head;
     const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch +
                       seq.kv_row0 * p.v_strides.seq + kv_h * p.v_strides.head;
-    if constexpr (kTma) {
-      ProduceTilesTma<T, Shape>(p, maps, q_head, v_head, q0, seq, keys, b, kv_h, q_tile, k_tiles,
-                                v_tiles, bias_tile, bias_shifts, barriers);
-    } else {
-      ProduceTiles<T, Shape>(p, q_head, k_head, v_head, q0, seq, keys, q_tile, k_tiles, v_tiles,
-                             bias_tile, bias_shifts, barriers);
-    }
+    ProduceTiles<T, Shape, kTma>(p, maps, q_head, k_head, v_head, q0, seq, keys, b, kv_h,
+                                 q_tile, k_tiles, v_tiles, bias_tile, bias_shifts, barriers);
     return;
   }
 
