@@ -88,6 +88,7 @@ struct WsShape {
     return kBlockM * BiasPitch(elem);
   }
   static constexpr int kSmemBytesWithBias = kSmemBytes + BiasTileBytes(2) + kBlockM;
+  static_assert(kSmemBytesWithBias <= 227 * 1024, "an sm_90 CTA has at most 227 KiB");
 };
 
 // LoadBiasTile's view of the producer warpgroup: the CTA's rows and keys, its 128 threads.
