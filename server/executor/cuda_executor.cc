@@ -353,11 +353,8 @@ absl::Status CudaExecutor::Run(const kernels::Plan& plan, const kernels::Attenti
   if (!slabs.ok()) {
     status = slabs.status();
   } else {
-    status = RunOnLane(lane, *slabs, plan, problem, tensors);
+    status = RunOnLaneChecked(lane, *slabs, plan, problem, tensors);
     staging_->Release(*slabs);
-  }
-  if (!status.ok() && !absl::IsResourceExhausted(status) && !absl::IsInvalidArgument(status)) {
-    status = CheckDevice(lane, std::move(status));
   }
   ReleaseLane(lane);
   return status;
@@ -425,10 +422,7 @@ void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
     pipeline.Drain();
     const auto start = std::chrono::steady_clock::now();
     absl::Status status =
-        RunOnLane(lane, {slabs[0], slabs[1]}, *entry.plan, *entry.problem, entry.tensors);
-    if (!status.ok() && !absl::IsResourceExhausted(status) && !absl::IsInvalidArgument(status)) {
-      status = CheckDevice(lane, std::move(status));
-    }
+        RunOnLaneChecked(lane, {slabs[0], slabs[1]}, *entry.plan, *entry.problem, entry.tensors);
     StageTimes times;
     // Copies and compute in one: this path does not time them apart.
     times.compute_seconds =
@@ -468,11 +462,7 @@ void CudaExecutor::RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
                   const kernels::AttentionTensors& packed) {
     if (broken_.load()) return Broken();
     pipeline.Drain();
-    absl::Status status = RunOnLane(lane, {slabs[0], slabs[1]}, plan, launch.problem, packed);
-    if (!status.ok() && !absl::IsResourceExhausted(status) && !absl::IsInvalidArgument(status)) {
-      status = CheckDevice(lane, std::move(status));
-    }
-    return status;
+    return RunOnLaneChecked(lane, {slabs[0], slabs[1]}, plan, launch.problem, packed);
   };
   steps.run_alone = run_one;
   steps.copies_to_device = true;
@@ -506,6 +496,17 @@ absl::Status CudaExecutor::RunOnLane(Lane* lane, const std::vector<void*>& slabs
   if (status.ok()) status = synced;
   absl::Status freed = pool_->Free(*block, stream);
   if (status.ok()) status = freed;
+  return status;
+}
+
+absl::Status CudaExecutor::RunOnLaneChecked(Lane* lane, const std::vector<void*>& slabs,
+                                            const kernels::Plan& plan,
+                                            const kernels::AttentionProblem& problem,
+                                            const kernels::AttentionTensors& tensors) {
+  absl::Status status = RunOnLane(lane, slabs, plan, problem, tensors);
+  if (!status.ok() && !absl::IsResourceExhausted(status) && !absl::IsInvalidArgument(status)) {
+    status = CheckDevice(lane, std::move(status));
+  }
   return status;
 }
 

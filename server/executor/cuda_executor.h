@@ -101,6 +101,12 @@ class CudaExecutor final : public Executor {
   absl::Status RunOnLane(Lane* lane, const std::vector<void*>& slabs, const kernels::Plan& plan,
                          const kernels::AttentionProblem& problem,
                          const kernels::AttentionTensors& tensors);
+  // RunOnLane, then CheckDevice on a failure that may have come from the device (a
+  // RESOURCE_EXHAUSTED or INVALID_ARGUMENT is the request's own and leaves the device alone).
+  absl::Status RunOnLaneChecked(Lane* lane, const std::vector<void*>& slabs,
+                                const kernels::Plan& plan,
+                                const kernels::AttentionProblem& problem,
+                                const kernels::AttentionTensors& tensors);
   // RunBatch's work once the lane and the pipeline's slabs are held.
   void RunBatchOnLane(Lane* lane, const std::vector<void*>& slabs,
                       absl::Span<const BatchEntry> entries, BatchCallbacks* callbacks);
