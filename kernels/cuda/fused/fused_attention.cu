@@ -111,7 +111,6 @@ absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void
   const int dim = FusedPaddedDim(p);
   if (split.splits > 0) return RunSplitKv(params, p, split, layout, dim, workspace, stream);
   if (WgmmaWsFusedTakes(p, dim)) return RunWgmmaWsFused(params, p, dim, stream);
-  if (WgmmaWsFusedTakes(p, dim)) return RunWgmmaWsFused(params, p, dim, stream);
   if (WgmmaFusedTakes(p, dim)) return RunWgmmaFused(params, p, dim, stream);
   auto* s = static_cast<cudaStream_t>(stream);
   return p.dtype == DType::kF16 ? LaunchFor<__half, ATTND_FUSED_DIMS>(dim, params, p, s)

@@ -61,7 +61,9 @@ bool EncodeMap(CUtensorMap* map, const void* base, const SeqHeadStrides& strides
   const cuuint64_t global_dim[4] = {static_cast<cuuint64_t>(dim), static_cast<cuuint64_t>(rows),
                                     static_cast<cuuint64_t>(heads),
                                     static_cast<cuuint64_t>(batch)};
-  const int64_t batch_stride = batch == 1 ? rows * strides.seq : strides.batch;
+  // A ragged batch's strides have batch 0 (FusedParams): its one element's stride is unused but
+  // must be valid.
+  const int64_t batch_stride = strides.batch != 0 ? strides.batch : rows * strides.seq;
   const cuuint64_t global_strides[3] = {static_cast<cuuint64_t>(strides.seq * kElem),
                                         static_cast<cuuint64_t>(strides.head * kElem),
                                         static_cast<cuuint64_t>(batch_stride * kElem)};
