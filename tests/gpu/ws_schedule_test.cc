@@ -47,8 +47,20 @@ struct NamedBarrier {
 
 // Tiles: one value per producer warp (its part of the copy), the block it holds.
 enum Tile : int { kQ = 0, kK0, kK1, kV0, kV1, kBias, kTiles };
-enum Barrier : int { kQFull = 0, kKFull0, kKFull1, kVFull0, kVFull1, kKEmpty0, kKEmpty1,
-                     kVEmpty0, kVEmpty1, kBiasFull, kBiasEmpty, kBarriers };
+enum Barrier : int {
+  kQFull = 0,
+  kKFull0,
+  kKFull1,
+  kVFull0,
+  kVFull1,
+  kKEmpty0,
+  kKEmpty1,
+  kVEmpty0,
+  kVEmpty1,
+  kBiasFull,
+  kBiasEmpty,
+  kBarriers
+};
 
 struct Op {
   enum Kind { kWait, kArrive, kWrite, kBeginRead, kEndRead, kSyncNamed, kArriveNamed } kind;
@@ -78,7 +90,8 @@ std::vector<Op> ProducerProgram(const Config& c) {
   for (int n = 0; n < c.blocks; ++n) {
     const int stage = S::Stage(n);
     if (c.biased) {
-      if (S::WaitsForBiasEmpty(n)) ops.push_back({Op::kWait, kBiasEmpty, int(S::BiasEmptyParity(n))});
+      if (S::WaitsForBiasEmpty(n))
+        ops.push_back({Op::kWait, kBiasEmpty, int(S::BiasEmptyParity(n))});
       ops.push_back({Op::kWrite, kBias, n});
     }
     if (S::WaitsForEmpty(n)) ops.push_back({Op::kWait, kKEmpty0 + stage, int(S::EmptyParity(n))});

@@ -53,14 +53,13 @@ PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
 // ragged batch: its packed rows as one batch element), boxes of 64 columns × block_n rows,
 // 128-byte swizzle (wgmma.cuh's layout), zeros outside. False where the driver refuses it.
 template <class T>
-bool EncodeMap(CUtensorMap* map, const void* base, const SeqHeadStrides& strides,
-               int64_t rows, int64_t heads, int64_t batch, int dim, int block_n) {
+bool EncodeMap(CUtensorMap* map, const void* base, const SeqHeadStrides& strides, int64_t rows,
+               int64_t heads, int64_t batch, int dim, int block_n) {
   const auto encode = TensorMapEncoder();
   if (encode == nullptr) return false;
   constexpr int64_t kElem = 2;
   const cuuint64_t global_dim[4] = {static_cast<cuuint64_t>(dim), static_cast<cuuint64_t>(rows),
-                                    static_cast<cuuint64_t>(heads),
-                                    static_cast<cuuint64_t>(batch)};
+                                    static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch)};
   // A ragged batch's strides have batch 0 (FusedParams): its one element's stride is unused but
   // must be valid.
   const int64_t batch_stride = strides.batch != 0 ? strides.batch : rows * strides.seq;
@@ -73,8 +72,8 @@ bool EncodeMap(CUtensorMap* map, const void* base, const SeqHeadStrides& strides
                                                              : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   return encode(map, type, 4, const_cast<void*>(base), global_dim, global_strides, box,
                 element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) ==
-         CUDA_SUCCESS;
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
 // The mode's kernel; TMA modes fall back to the cp.async copies where a map cannot be made.
@@ -90,10 +89,10 @@ absl::Status LaunchMode(int padded_dim, const FusedParams& params, const Attenti
     const int64_t batch = p.ragged ? 1 : p.batch;
     const int64_t kv_heads = p.q_heads / params.group;
     const int block_n = fused::WsBlockN(padded_dim);
-    if (EncodeMap<T>(&maps.k, params.k, params.k_strides, rows, kv_heads, batch,
-                     params.head_dim, block_n) &&
-        EncodeMap<T>(&maps.v, params.v, params.v_strides, rows, kv_heads, batch,
-                     params.v_head_dim, block_n)) {
+    if (EncodeMap<T>(&maps.k, params.k, params.k_strides, rows, kv_heads, batch, params.head_dim,
+                     block_n) &&
+        EncodeMap<T>(&maps.v, params.v, params.v_strides, rows, kv_heads, batch, params.v_head_dim,
+                     block_n)) {
       return fused::LaunchWs<true>(padded_dim, ping_pong, params, maps, p, stream);
     }
   }
@@ -111,8 +110,8 @@ bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
          CurrentDeviceMajor() == 9;
 }
 
-absl::Status RunWgmmaWsFused(const FusedParams& params, const AttentionProblem& p,
-                             int padded_dim, void* stream) {
+absl::Status RunWgmmaWsFused(const FusedParams& params, const AttentionProblem& p, int padded_dim,
+                             void* stream) {
   auto* s = static_cast<cudaStream_t>(stream);
   return p.dtype == DType::kF16 ? LaunchMode<__half>(padded_dim, params, p, s)
                                 : LaunchMode<__nv_bfloat16>(padded_dim, params, p, s);

@@ -98,8 +98,8 @@ __device__ __forceinline__ void IssueQK(float (&s)[Shape::kSRegs], uint32_t q_ad
     const uint32_t in_atom = (kk % 4) * 32;
     const uint64_t desc_q = wgmma::Sw128Descriptor(
         q_address + (kk / 4) * Shape::kBlockM * 128 + wg * 8192 + in_atom, 16, 1024);
-    const uint64_t desc_k = wgmma::Sw128Descriptor(
-        k_address + (kk / 4) * Shape::kBlockN * 128 + in_atom, 16, 1024);
+    const uint64_t desc_k =
+        wgmma::Sw128Descriptor(k_address + (kk / 4) * Shape::kBlockN * 128 + in_atom, 16, 1024);
     wgmma::MmaSS<Shape::kBlockN, T>(s, desc_q, desc_k, biased || kk > 0);
   }
 }
@@ -140,8 +140,8 @@ __device__ __forceinline__ void ScaleAndMask(float (&s)[kBlockN / 2], const Fuse
 // by which what was accumulated before (O and l) must be multiplied, S exponentiated in place
 // and its sum added to l (this thread's share; the row's four lanes are summed at the end).
 template <int kBlockN>
-__device__ __forceinline__ void OnlineSoftmax(float (&s)[kBlockN / 2], float (&m)[2],
-                                              float (&l)[2], float (&rescale)[2]) {
+__device__ __forceinline__ void OnlineSoftmax(float (&s)[kBlockN / 2], float (&m)[2], float (&l)[2],
+                                              float (&rescale)[2]) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float block_max = m[r];

@@ -120,8 +120,8 @@ __device__ __forceinline__ void ProducerLoadRows(unsigned char* tile, const T* h
     const int col = (c % kChunks) * 8;
     const bool valid = row0 + r >= floor && row0 + r < limit && col < dim;
     const T* src = valid ? head + (row0 + r) * seq_stride + col : head;
-    const int at = kMnMajor ? wgmma::MnMajorOffset(r, col, kRows * 128)
-                            : wgmma::KMajorOffset(r, col, kRows);
+    const int at =
+        kMnMajor ? wgmma::MnMajorOffset(r, col, kRows * 128) : wgmma::KMajorOffset(r, col, kRows);
     CpAsync16(tile + at, src, valid);
   }
 }
@@ -147,8 +147,8 @@ __device__ __forceinline__ void IssuePV(float (&o)[Shape::kORegs],
 #pragma unroll
   for (int kk = 0; kk < Shape::kKSteps; ++kk) {
     const uint64_t desc0 = wgmma::Sw128Descriptor(v_address + kk * 2048, kAtomColumnBytes, 1024);
-    wgmma::MmaRS<Shape::kPv0, T>(*reinterpret_cast<float(*)[Shape::kPv0 / 2]>(&o[0]), pf[kk],
-                                 desc0, true);
+    wgmma::MmaRS<Shape::kPv0, T>(*reinterpret_cast<float(*)[Shape::kPv0 / 2]>(&o[0]), pf[kk], desc0,
+                                 true);
     if constexpr (Shape::kPv1 > 0) {
       const uint64_t desc1 = wgmma::Sw128Descriptor(
           v_address + kk * 2048 + (Shape::kPv0 / 64) * kAtomColumnBytes, kAtomColumnBytes, 1024);
@@ -267,8 +267,8 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
     wgmma::BarrierArriveExpectTx(full, Shape::kKvBytes);
 #pragma unroll
     for (int a = 0; a < Shape::kAtomCols; ++a) {
-      wgmma::TmaLoad4d(SmemAddress(stage_tile) + a * Shape::kBlockN * 128, map, 64 * a,
-                       row0 + kb, static_cast<int>(kv_h), batch, full);
+      wgmma::TmaLoad4d(SmemAddress(stage_tile) + a * Shape::kBlockN * 128, map, 64 * a, row0 + kb,
+                       static_cast<int>(kv_h), batch, full);
     }
   };
   ProducerLoadQ<Shape>(p, q_tile, q_head, q0, seq);
@@ -286,7 +286,7 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
       if (leader) tma_tile(&maps.k, k_tile, kb, barriers + 8 * (kKFull + stage));
     } else {
       ProducerLoadRows<Shape, Shape::kBlockN, false>(k_tile, k_head, p.k_strides.seq, kb,
-                                                      keys.key_hi, p.head_dim);
+                                                     keys.key_hi, p.head_dim);
       CpAsyncCommit();
     }
     if (WsSchedule::WaitsForEmpty(n)) {
@@ -295,7 +295,7 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
     const bool v_by_threads = !kTma || kb + Shape::kBlockN > keys.key_hi;
     if (v_by_threads) {
       ProducerLoadRows<Shape, Shape::kBlockN, true>(v_tile, v_head, p.v_strides.seq, kb,
-                                                     keys.key_hi, p.v_head_dim);
+                                                    keys.key_hi, p.v_head_dim);
       CpAsyncCommit();
     } else if (leader) {
       tma_tile(&maps.v, v_tile, kb, barriers + 8 * (kVFull + stage));
@@ -383,8 +383,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
                       seq.kv_row0 * p.k_strides.seq + kv_h * p.k_strides.head;
     const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch +
                       seq.kv_row0 * p.v_strides.seq + kv_h * p.v_strides.head;
-    ProduceTiles<T, Shape, kTma>(p, maps, q_head, k_head, v_head, q0, seq, keys, b, kv_h,
-                                 q_tile, k_tiles, v_tiles, bias_tile, bias_shifts, barriers);
+    ProduceTiles<T, Shape, kTma>(p, maps, q_head, k_head, v_head, q0, seq, keys, b, kv_h, q_tile,
+                                 k_tiles, v_tiles, bias_tile, bias_shifts, barriers);
     return;
   }
 

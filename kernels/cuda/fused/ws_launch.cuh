@@ -17,13 +17,13 @@ namespace attnd::kernels::cuda::fused {
 namespace ws_launch_internal {
 
 template <class T, int kDim, bool kPingPong, bool kTma>
-absl::Status Launch(const FusedParams& params, const WsTensorMaps& maps,
-                    const AttentionProblem& p, cudaStream_t stream) {
+absl::Status Launch(const FusedParams& params, const WsTensorMaps& maps, const AttentionProblem& p,
+                    cudaStream_t stream) {
   using Shape = WsShape<kDim>;
   auto* kernel = &WgmmaWsForwardKernel<T, Shape, kPingPong, kTma>;
   const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
-  if (const cudaError_t e = cudaFuncSetAttribute(
-          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+  if (const cudaError_t e =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
       e != cudaSuccess) {
     return absl::InternalError(absl::StrCat("fused warp-specialised kernel (dim ", kDim,
                                             ") shared memory ", smem_bytes,
@@ -50,8 +50,7 @@ absl::Status LaunchDim(bool ping_pong, const FusedParams& params, const WsTensor
 
 template <class T, bool kTma>
 absl::Status LaunchType(int padded_dim, bool ping_pong, const FusedParams& params,
-                        const WsTensorMaps& maps, const AttentionProblem& p,
-                        cudaStream_t stream) {
+                        const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream) {
   switch (padded_dim) {
     case 64:
       return LaunchDim<T, 64, kTma>(ping_pong, params, maps, p, stream);
@@ -78,11 +77,10 @@ absl::Status LaunchType(int padded_dim, bool ping_pong, const FusedParams& param
 template <bool kTma>
 absl::Status LaunchWs(int padded_dim, bool ping_pong, const FusedParams& params,
                       const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream) {
-  return p.dtype == DType::kF16
-             ? ws_launch_internal::LaunchType<__half, kTma>(padded_dim, ping_pong, params, maps,
-                                                            p, stream)
-             : ws_launch_internal::LaunchType<__nv_bfloat16, kTma>(padded_dim, ping_pong, params,
-                                                                   maps, p, stream);
+  return p.dtype == DType::kF16 ? ws_launch_internal::LaunchType<__half, kTma>(
+                                      padded_dim, ping_pong, params, maps, p, stream)
+                                : ws_launch_internal::LaunchType<__nv_bfloat16, kTma>(
+                                      padded_dim, ping_pong, params, maps, p, stream);
 }
 
 }  // namespace attnd::kernels::cuda::fused

@@ -17,7 +17,8 @@ __device__ __forceinline__ void BarrierArriveExpectTx(uint32_t barrier_address, 
       "{\n"
       ".reg .b64 state;\n"
       "mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n"
-      "}\n" ::"r"(barrier_address), "r"(bytes)
+      "}\n" ::"r"(barrier_address),
+      "r"(bytes)
       : "memory");
 }
 
@@ -29,8 +30,7 @@ __device__ __forceinline__ void TmaLoad4d(uint32_t smem_address, const CUtensorM
   asm volatile(
       "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
       " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(smem_address),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3),
-      "r"(barrier_address)
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(barrier_address)
       : "memory");
 }
 
