@@ -372,6 +372,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     }
     wgmma::BarrierInit(barriers + 8 * kBiasFull, 128);
     wgmma::BarrierInit(barriers + 8 * kBiasEmpty, 8);
+    wgmma::FenceBarrierInit();
   }
   __syncthreads();  // the last CTA-wide barrier: the roles never meet at one again
 

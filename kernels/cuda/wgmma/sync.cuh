@@ -20,6 +20,12 @@ __device__ __forceinline__ void BarrierInit(uint32_t barrier_address, int arriva
                : "memory");
 }
 
+// After the inits, before the CTA barrier: makes them visible to the async proxy too (the TMA
+// unit completes transactions on them), as CUTLASS's pipelines do.
+__device__ __forceinline__ void FenceBarrierInit() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
 __device__ __forceinline__ void BarrierArrive(uint32_t barrier_address) {
   asm volatile(
       "{\n"
