@@ -74,14 +74,26 @@ mv "$out/bench/attnd.csv" "$out/bench/peers.csv" "$out/bench/table.md" "$out/" 2
 rm -rf "$out/bench"
 sed -n '/== table/,$p' "$out/bench.log"
 
-# Where attnd_gpu_bench has the sm_90 wgmma path (kernels/cuda/fused/wgmma_kernel.cuh), the
-# fused rows again on the mma.sync kernel alone, in the same run.
-if [ "$(left)" -gt 60 ] && grep -qa ATTND_FUSED_WGMMA "$bin/attnd_gpu_bench"; then
-  echo "== fused on mma.sync only (ATTND_FUSED_WGMMA=0; $(left) s left)"
-  ATTND_FUSED_WGMMA=0 timeout "$(cap 60)" "$bin/attnd_gpu_bench" --variants fused --iters 10 \
-    --csv "$out/fused_mma_sync.csv" >"$out/fused_mma_sync.log" 2>&1
-  echo "attnd_gpu_bench (mma.sync) exit $?"
-  cat "$out/fused_mma_sync.csv" 2>/dev/null | head -30
+# The fused rows again in the same run with the warp-specialised kernel
+# (kernels/cuda/fused/wgmma_ws_kernel.cuh) copying by cp.async, and with it off (the synchronous
+# wgmma kernel at padded D 64-128, mma.sync above): ms and TFLOP/s of each.
+for mode in cp_async 0; do
+  [ "$(left)" -gt 40 ] && grep -qa ATTND_FUSED_WS "$bin/attnd_gpu_bench" || break
+  echo "== fused with ATTND_FUSED_WS=$mode ($(left) s left)"
+  ATTND_FUSED_WS=$mode timeout "$(cap 40)" "$bin/attnd_gpu_bench" --variants fused --iters 10 \
+    --csv "$out/fused_ws_$mode.csv" >"$out/fused_ws_$mode.log" 2>&1
+  echo "attnd_gpu_bench exit $?"
+  cut -d, -f1,11-13 "$out/fused_ws_$mode.csv" 2>/dev/null | grep -v "cannot run"
+done
+
+# The GPU suite again with the cp.async copies (the TMA path's fallback where the driver refuses a
+# tensor map): every 16-bit fused case goes through them.
+if [ "$(left)" -gt 90 ] && grep -qa ATTND_FUSED_WS "$bin/attnd_gpu_test"; then
+  echo "== GPU tests with ATTND_FUSED_WS=cp_async ($(left) s left)"
+  ATTND_FUSED_WS=cp_async timeout "$(cap 90)" "$bin/attnd_gpu_test" >"$out/gpu_test_cp_async.log" 2>&1
+  echo "attnd_gpu_test (cp_async) exit $?" | tee -a "$out/gpu_test_cp_async.log"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED)  \] [0-9]|tests? from .* ran" "$out/gpu_test_cp_async.log"
+  grep -E "^\[  FAILED  \]" "$out/gpu_test_cp_async.log" | head -20
 fi
 
 if [ "$(left)" -gt 20 ]; then
@@ -97,7 +109,8 @@ fi
 # under racecheck they fail with "The Sanitizer failed to handle a hardware exception" whatever
 # kernels are instrumented (H100, 2026-12-07; memcheck passes them). The 16-bit one-pass kernel
 # with its bias tiles (ragged cases with a bias), the wgmma kernel (decode cases below the split
-# threshold, 16-bit, padded D 64/80/128), the split-KV ring and merge, the f32 kernel.
+# threshold, 16-bit, padded D 64/80/128: the warp-specialised kernel), the split-KV ring and
+# merge, the f32 kernel.
 if [ "$(left)" -gt 20 ]; then
   echo "== racecheck on the fused kernels ($(left) s left)"
   : >"$out/racecheck.log"
@@ -111,6 +124,7 @@ if [ "$(left)" -gt 20 ]; then
     echo "compute-sanitizer racecheck exit $? ($filter)" | tee -a "$out/racecheck.log"
   done
   grep -E "RACECHECK SUMMARY|tests? from .* ran" "$out/racecheck.log" | tail -8
+  grep -E "^========= +(Error|and)" "$out/racecheck.log" | head -4
 fi
 
 if [ -n "${DEBS:-}" ] && [ "$(left)" -gt 30 ]; then

@@ -23,13 +23,17 @@ namespace {
 using fused::FusedParams;
 using fused::WsTensorMaps;
 
-// ATTND_FUSED_WS: 1 the kernel with cp.async copies, 2 with the consumers' GEMMs in ping-pong
-// turns, 3 with TMA copies of K and V, 4 with both; anything else (or unset): off.
-int WsMode() {
-  static const int mode = [] {
+// How the kernel copies K and V, from ATTND_FUSED_WS: unset (or anything else) TMA, "cp_async"
+// the producer's cp.async copies (the TMA path's fallback, selectable to test and measure it),
+// "0" off (RunFused routes as before the kernel existed, to measure both in one run).
+enum class WsMode { kOff, kTma, kCpAsync };
+WsMode ModeFromEnvironment() {
+  static const WsMode mode = [] {
     const char* env = std::getenv("ATTND_FUSED_WS");
-    if (env == nullptr || env[0] < '1' || env[0] > '4' || env[1] != '\0') return 0;
-    return env[0] - '0';
+    if (env == nullptr) return WsMode::kTma;
+    if (std::strcmp(env, "0") == 0) return WsMode::kOff;
+    if (std::strcmp(env, "cp_async") == 0) return WsMode::kCpAsync;
+    return WsMode::kTma;
   }();
   return mode;
 }
@@ -76,15 +80,13 @@ bool EncodeMap(CUtensorMap* map, const void* base, const SeqHeadStrides& strides
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// The mode's kernel; TMA modes fall back to the cp.async copies where a map cannot be made.
+// The kernel with TMA copies, or with cp.async ones where the mode asks or a map cannot be made.
 template <class T>
 absl::Status LaunchMode(int padded_dim, const FusedParams& params, const AttentionProblem& p,
                         cudaStream_t stream) {
-  const int mode = WsMode();
-  const bool ping_pong = mode == 2 || mode == 4;
   WsTensorMaps maps;
   std::memset(&maps, 0, sizeof(maps));
-  if (mode >= 3) {
+  if (ModeFromEnvironment() == WsMode::kTma) {
     const int64_t rows = p.ragged ? p.total_kv : p.kv_len;
     const int64_t batch = p.ragged ? 1 : p.batch;
     const int64_t kv_heads = p.q_heads / params.group;
@@ -93,10 +95,10 @@ absl::Status LaunchMode(int padded_dim, const FusedParams& params, const Attenti
                      block_n) &&
         EncodeMap<T>(&maps.v, params.v, params.v_strides, rows, kv_heads, batch, params.v_head_dim,
                      block_n)) {
-      return fused::LaunchWs<true>(padded_dim, ping_pong, params, maps, p, stream);
+      return fused::LaunchWs<true>(padded_dim, params, maps, p, stream);
     }
   }
-  return fused::LaunchWs<false>(padded_dim, ping_pong, params, maps, p, stream);
+  return fused::LaunchWs<false>(padded_dim, params, maps, p, stream);
 }
 
 }  // namespace
@@ -105,7 +107,7 @@ bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
   const bool dim_instantiated = padded_dim == 64 || padded_dim == 80 || padded_dim == 96 ||
                                 padded_dim == 128 || padded_dim == 160 || padded_dim == 192 ||
                                 padded_dim == 256;
-  return WsMode() != 0 && (!p.has_bias || p.bias_dtype != DType::kF32) &&
+  return ModeFromEnvironment() != WsMode::kOff && (!p.has_bias || p.bias_dtype != DType::kF32) &&
          (p.dtype == DType::kF16 || p.dtype == DType::kBF16) && dim_instantiated &&
          CurrentDeviceMajor() == 9;
 }

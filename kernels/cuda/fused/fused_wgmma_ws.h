@@ -11,9 +11,9 @@ namespace attnd::kernels::cuda {
 
 // Whether the warp-specialised kernel takes `problem` at padded head dim `padded_dim`: f16 or
 // bf16, no bias or a 16-bit one, a dense or ragged batch, padded dim 64, 80, 96, 128, 160, 192 or
-// 256, a device of compute capability 9.x (the current one), and ATTND_FUSED_WS in the
-// environment: 1 (cp.async copies), 2 (the consumers' GEMMs in ping-pong turns), 3 (TMA copies
-// of K and V), 4 (both). Off by default until it has passed the GPU suites on an H100.
+// 256, a device of compute capability 9.x (the current one), and ATTND_FUSED_WS not "0" in the
+// environment ("cp_async": the producer copies K and V by cp.async, not TMA). On by default
+// since its H100 run of 2026-12-07 (bench/RESULTS.md): 1.5× the synchronous wgmma kernel.
 bool WgmmaWsFusedTakes(const AttentionProblem& problem, int padded_dim);
 
 // Launches it on `stream` (a cudaStream_t). INTERNAL on a launch error.

@@ -2,8 +2,8 @@
 // scheduled as FlashAttention-3 does, so that the tensor cores are not idle while the scores
 // are masked and exponentiated. For 16-bit inputs without a bias, dense batches, padded head
 // dims 64-256, without a bias or with a 16-bit one, dense or ragged batches (cta_rows.h: a
-// sequence's rows placed so that the batch's mask is its own, as in fused_kernel.cuh) (RunFused
-// routes here on sm_90 when ATTND_FUSED_WS=1; see fused_wgmma_ws.h).
+// sequence's rows placed so that the batch's mask is its own, as in fused_kernel.cuh). RunFused
+// routes here on sm_90 unless ATTND_FUSED_WS=0 (fused_wgmma_ws.h says which problems).
 //
 // One CTA of three warpgroups owns kBlockM = 128 query rows of one (batch, head):
 //   producer     warpgroup 0, 40 registers a thread (setmaxnreg): copies Q once and then K_n
@@ -13,7 +13,9 @@
 //                "empty" mbarrier before reusing it. With a bias, block n's bias tile first
 //                (fused_kernel.cuh's LoadBiasTile), into one tile: the consumers read it into
 //                S before they multiply, so they free it a whole block before its next use.
-//                kTma (ATTND_FUSED_WS=3, 4 with ping-pong): one thread copies K_n and V_n with
+//                kTma (the default; ATTND_FUSED_WS=cp_async keeps the cp.async copies, which
+//                are also the fallback where a tensor map cannot be made): one thread copies
+//                K_n and V_n with
 //                the tensor memory accelerator instead (tma.cuh; the host's CUtensorMaps lay
 //                them out swizzled as above), their bytes completing the full barriers; only
 //                a last block that stops inside the tensor copies V by cp.async, to zero the
@@ -23,10 +25,10 @@
 //                softmax of wgmma_block.cuh. Within a warpgroup the two GEMMs overlap the
 //                softmax: at block n it issues S_n = Q·K_nᵀ and O += P_{n-1}·V_{n-1} together,
 //                waits for S_n only, masks and exponentiates it while P_{n-1}·V_{n-1} runs, then
-//                waits for that and rescales O by the new row maxima. kPingPong (ATTND_FUSED_WS=2)
-//                also orders the two consumers' GEMM issues by named barriers, turn about,
-//                so that one's softmax runs while the other's GEMMs do (FlashAttention-3's
-//                ping-pong schedule).
+//                waits for that and rescales O by the new row maxima. Named barriers also
+//                order the two consumers' GEMM issues, turn about, so that one's softmax runs
+//                while the other's GEMMs do (FlashAttention-3's ping-pong schedule; without it
+//                the kernel was 13% slower at D 128, H100, bench/RESULTS.md 2026-12-07).
 // Shared memory: Q [128, D] K-major; per stage K [kBlockN, D] K-major and V [kBlockN, D]
 // MN-major; with a bias, one tile of it [128, kBlockN + 8] and its rows' shifts; eleven
 // mbarriers. kBlockN is 128 up to D 128 (161 KiB at D 128, 196 KiB with a bias) and 64 above
@@ -36,7 +38,9 @@
 // accumulators are one array): D 160 as 64 + 96, D 192 as 128 + 64, D 256 as 128 + 128.
 //
 // Barriers and their parities: ws_schedule.h (run on the host by tests/gpu/ws_schedule_test.cc).
-// Full barriers count the producer's 128 arrivals, empty ones the consumers' 8 warps.
+// Full barriers count the producer's 128 arrivals (one with TMA), K's and V's empty ones the
+// consumers' 8 warps, the bias tile's empty one all 256 consumer threads (each reads the tile
+// with plain loads, so each releases it itself).
 #ifndef ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
 #define ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
 
@@ -186,21 +190,17 @@ __device__ __forceinline__ void StartScores(float (&s)[Shape::kSRegs],
   if (p.bias == nullptr) return;
   wgmma::BarrierWait(barriers + 8 * kBiasFull, WsSchedule::BiasFullParity(n));
   ScoresFromBiasTile<Shape::kBlockN>(s, bias_tile, bias_shifts, p, tile_row, lane);
-  ReleaseTile(barriers + 8 * kBiasEmpty, lane);
+  wgmma::BarrierArrive(barriers + 8 * kBiasEmpty);  // this thread's reads are done
 }
 
 // Ping-pong turns of the consumer warpgroups' GEMM issues (ws_schedule.h). Each warpgroup takes
 // n_blocks + 1 turns: S_0; S_n with P_{n-1}·V_{n-1}; the last P·V.
-template <bool kPingPong>
 __device__ __forceinline__ void TakeTurn(int cw) {
-  if constexpr (kPingPong) wgmma::NamedBarrierSync(WsSchedule::TurnBarrier(cw), 256);
+  wgmma::NamedBarrierSync(WsSchedule::TurnBarrier(cw), 256);
 }
-template <bool kPingPong>
 __device__ __forceinline__ void PassTurn(int cw, bool last_turn) {
-  if constexpr (kPingPong) {
-    if (WsSchedule::PassesTurn(cw, last_turn)) {
-      wgmma::NamedBarrierArrive(WsSchedule::TurnBarrier(1 - cw), 256);
-    }
+  if (WsSchedule::PassesTurn(cw, last_turn)) {
+    wgmma::NamedBarrierArrive(WsSchedule::TurnBarrier(1 - cw), 256);
   }
 }
 
@@ -333,7 +333,7 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
   }
 }
 
-template <class T, class Shape, bool kPingPong, bool kTma>
+template <class T, class Shape, bool kTma>
 __global__ void __launch_bounds__(Shape::kThreads, 1)
     WgmmaWsForwardKernel(const FusedParams p, const __grid_constant__ WsTensorMaps maps) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -371,7 +371,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
       wgmma::BarrierInit(barriers + 8 * (kVEmpty + s), 8);
     }
     wgmma::BarrierInit(barriers + 8 * kBiasFull, 128);
-    wgmma::BarrierInit(barriers + 8 * kBiasEmpty, 8);
+    wgmma::BarrierInit(barriers + 8 * kBiasEmpty, 256);
     wgmma::FenceBarrierInit();
   }
   __syncthreads();  // the last CTA-wide barrier: the roles never meet at one again
@@ -409,18 +409,18 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
   float rescale[2];
 
   if (keys.n_blocks > 0) {
-    if (kPingPong && WsSchedule::GivesFirstTurn(cw)) {
+    if (WsSchedule::GivesFirstTurn(cw)) {
       wgmma::NamedBarrierArrive(WsSchedule::TurnBarrier(1 - cw), 256);
     }
     wgmma::BarrierWait(barriers + 8 * kQFull, 0);  // its one use
     // Block 0: S_0 alone; nothing is accumulated yet, so no rescale.
     StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, 0, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * kKFull, WsSchedule::FullParity(0));
-    TakeTurn<kPingPong>(cw);
+    TakeTurn(cw);
     wgmma::Fence();
     IssueQK<Shape, T>(s, q_address, k_address, cw, biased);
     wgmma::Commit();
-    PassTurn<kPingPong>(cw, false);
+    PassTurn(cw, false);
     wgmma::Wait<0>();
     wgmma::FenceOperands(s);
     ReleaseTile(barriers + 8 * kKEmpty, lane);
@@ -435,7 +435,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     // S_n = Q·K_nᵀ, then O += P_{n-1}·V_{n-1}: two groups, completing in that order.
     StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, n, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * (kKFull + stage), WsSchedule::FullParity(n));
-    TakeTurn<kPingPong>(cw);
+    TakeTurn(cw);
     wgmma::Fence();
     IssueQK<Shape, T>(s, q_address, k_address + stage * Shape::kKvBytes, cw, biased);
     wgmma::Commit();
@@ -443,7 +443,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     wgmma::Fence();
     IssuePV<Shape, T>(o, pf, v_address + prev * Shape::kKvBytes);
     wgmma::Commit();
-    PassTurn<kPingPong>(cw, false);
+    PassTurn(cw, false);
     // S_n has landed (P_{n-1}·V_{n-1} may still run): mask and exponentiate it meanwhile.
     wgmma::Wait<1>();
     wgmma::FenceOperands(s);
@@ -460,11 +460,11 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
   if (keys.n_blocks > 0) {
     const int last = WsSchedule::Stage(keys.n_blocks - 1);
     wgmma::BarrierWait(barriers + 8 * (kVFull + last), WsSchedule::FullParity(keys.n_blocks - 1));
-    TakeTurn<kPingPong>(cw);
+    TakeTurn(cw);
     wgmma::Fence();
     IssuePV<Shape, T>(o, pf, v_address + last * Shape::kKvBytes);
     wgmma::Commit();
-    PassTurn<kPingPong>(cw, true);
+    PassTurn(cw, true);
     wgmma::Wait<0>();
     wgmma::FenceOperands(o);
   }

@@ -16,11 +16,11 @@
 namespace attnd::kernels::cuda::fused {
 namespace ws_launch_internal {
 
-template <class T, int kDim, bool kPingPong, bool kTma>
-absl::Status Launch(const FusedParams& params, const WsTensorMaps& maps, const AttentionProblem& p,
+template <class T, int kDim, bool kTma>
+absl::Status LaunchDim(const FusedParams& params, const WsTensorMaps& maps, const AttentionProblem& p,
                     cudaStream_t stream) {
   using Shape = WsShape<kDim>;
-  auto* kernel = &WgmmaWsForwardKernel<T, Shape, kPingPong, kTma>;
+  auto* kernel = &WgmmaWsForwardKernel<T, Shape, kTma>;
   const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
   if (const cudaError_t e =
           cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
@@ -41,31 +41,24 @@ absl::Status Launch(const FusedParams& params, const WsTensorMaps& maps, const A
   return absl::OkStatus();
 }
 
-template <class T, int kDim, bool kTma>
-absl::Status LaunchDim(bool ping_pong, const FusedParams& params, const WsTensorMaps& maps,
-                       const AttentionProblem& p, cudaStream_t stream) {
-  return ping_pong ? Launch<T, kDim, true, kTma>(params, maps, p, stream)
-                   : Launch<T, kDim, false, kTma>(params, maps, p, stream);
-}
-
 template <class T, bool kTma>
-absl::Status LaunchType(int padded_dim, bool ping_pong, const FusedParams& params,
+absl::Status LaunchType(int padded_dim, const FusedParams& params,
                         const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream) {
   switch (padded_dim) {
     case 64:
-      return LaunchDim<T, 64, kTma>(ping_pong, params, maps, p, stream);
+      return LaunchDim<T, 64, kTma>(params, maps, p, stream);
     case 80:
-      return LaunchDim<T, 80, kTma>(ping_pong, params, maps, p, stream);
+      return LaunchDim<T, 80, kTma>(params, maps, p, stream);
     case 96:
-      return LaunchDim<T, 96, kTma>(ping_pong, params, maps, p, stream);
+      return LaunchDim<T, 96, kTma>(params, maps, p, stream);
     case 128:
-      return LaunchDim<T, 128, kTma>(ping_pong, params, maps, p, stream);
+      return LaunchDim<T, 128, kTma>(params, maps, p, stream);
     case 160:
-      return LaunchDim<T, 160, kTma>(ping_pong, params, maps, p, stream);
+      return LaunchDim<T, 160, kTma>(params, maps, p, stream);
     case 192:
-      return LaunchDim<T, 192, kTma>(ping_pong, params, maps, p, stream);
+      return LaunchDim<T, 192, kTma>(params, maps, p, stream);
     case 256:
-      return LaunchDim<T, 256, kTma>(ping_pong, params, maps, p, stream);
+      return LaunchDim<T, 256, kTma>(params, maps, p, stream);
     default:
       return absl::InternalError(
           absl::StrCat("no fused warp-specialised kernel for padded head dim ", padded_dim));
@@ -75,12 +68,12 @@ absl::Status LaunchType(int padded_dim, bool ping_pong, const FusedParams& param
 }  // namespace ws_launch_internal
 
 template <bool kTma>
-absl::Status LaunchWs(int padded_dim, bool ping_pong, const FusedParams& params,
+absl::Status LaunchWs(int padded_dim, const FusedParams& params,
                       const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream) {
   return p.dtype == DType::kF16 ? ws_launch_internal::LaunchType<__half, kTma>(
-                                      padded_dim, ping_pong, params, maps, p, stream)
+                                      padded_dim, params, maps, p, stream)
                                 : ws_launch_internal::LaunchType<__nv_bfloat16, kTma>(
-                                      padded_dim, ping_pong, params, maps, p, stream);
+                                      padded_dim, params, maps, p, stream);
 }
 
 }  // namespace attnd::kernels::cuda::fused

@@ -14,15 +14,15 @@
 namespace attnd::kernels::cuda::fused {
 
 // Launches the kernel for `padded_dim` (64, 80, 96, 128, 160, 192 or 256) and p's dtype on
-// `stream`, with the consumers' GEMMs in ping-pong turns or not; kTma: K and V copied through
+// `stream`, the consumers' GEMMs in ping-pong turns; kTma: K and V copied through
 // `maps`. INTERNAL on a launch error or another padded dim.
 template <bool kTma>
-absl::Status LaunchWs(int padded_dim, bool ping_pong, const FusedParams& params,
+absl::Status LaunchWs(int padded_dim, const FusedParams& params,
                       const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream);
 
-extern template absl::Status LaunchWs<false>(int, bool, const FusedParams&, const WsTensorMaps&,
+extern template absl::Status LaunchWs<false>(int, const FusedParams&, const WsTensorMaps&,
                                              const AttentionProblem&, cudaStream_t);
-extern template absl::Status LaunchWs<true>(int, bool, const FusedParams&, const WsTensorMaps&,
+extern template absl::Status LaunchWs<true>(int, const FusedParams&, const WsTensorMaps&,
                                             const AttentionProblem&, cudaStream_t);
 
 }  // namespace attnd::kernels::cuda::fused

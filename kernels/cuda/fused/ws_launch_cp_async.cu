@@ -3,7 +3,7 @@
 
 namespace attnd::kernels::cuda::fused {
 
-template absl::Status LaunchWs<false>(int, bool, const FusedParams&, const WsTensorMaps&,
+template absl::Status LaunchWs<false>(int, const FusedParams&, const WsTensorMaps&,
                                       const AttentionProblem&, cudaStream_t);
 
 }  // namespace attnd::kernels::cuda::fused
