@@ -46,7 +46,7 @@ struct NamedBarrier {
 };
 
 // Tiles: one value per producer warp (its part of the copy), the block it holds.
-enum Tile : int { kQ = 0, kK0, kK1, kV0, kV1, kBias, kTiles };
+enum Tile : int { kQ = 0, kK0, kK1, kV0, kV1, kBias0, kBias1, kTiles };
 enum Barrier : int {
   kQFull = 0,
   kKFull0,
@@ -57,8 +57,10 @@ enum Barrier : int {
   kKEmpty1,
   kVEmpty0,
   kVEmpty1,
-  kBiasFull,
-  kBiasEmpty,
+  kBiasFull0,
+  kBiasFull1,
+  kBiasEmpty0,
+  kBiasEmpty1,
   kBarriers
 };
 
@@ -80,6 +82,7 @@ struct Config {
   int blocks = 1;
   bool biased = false;
   bool ping_pong = false;
+  int bias_stages = 1;  // WsShape::kBiasStages: 1 or 2
 };
 
 template <class S>
@@ -90,16 +93,20 @@ std::vector<Op> ProducerProgram(const Config& c) {
   for (int n = 0; n < c.blocks; ++n) {
     const int stage = S::Stage(n);
     if (c.biased) {
-      if (S::WaitsForBiasEmpty(n))
-        ops.push_back({Op::kWait, kBiasEmpty, int(S::BiasEmptyParity(n))});
-      ops.push_back({Op::kWrite, kBias, n});
+      // The copy lands, then the arrival it triggers (cp.async.mbarrier.arrive) and the plain
+      // one: one arrival in this model.
+      const int bs = S::BiasStage(n, c.bias_stages);
+      if (S::WaitsForBiasEmpty(n, c.bias_stages)) {
+        ops.push_back({Op::kWait, kBiasEmpty0 + bs, int(S::BiasEmptyParity(n, c.bias_stages))});
+      }
+      ops.push_back({Op::kWrite, kBias0 + bs, n});
+      ops.push_back({Op::kArrive, kBiasFull0 + bs, 0});
     }
     if (S::WaitsForEmpty(n)) ops.push_back({Op::kWait, kKEmpty0 + stage, int(S::EmptyParity(n))});
     ops.push_back({Op::kWrite, kK0 + stage, n});
     if (S::WaitsForEmpty(n)) ops.push_back({Op::kWait, kVEmpty0 + stage, int(S::EmptyParity(n))});
     ops.push_back({Op::kWrite, kV0 + stage, n});
     if (n == 0) ops.push_back({Op::kArrive, kQFull, 0});
-    if (c.biased) ops.push_back({Op::kArrive, kBiasFull, 0});
     ops.push_back({Op::kArrive, kKFull0 + stage, 0});
     ops.push_back({Op::kArrive, kVFull0 + stage, 0});
   }
@@ -121,10 +128,11 @@ std::vector<Op> ConsumerProgram(const Config& c, int cw) {
   };
   const auto start_scores = [&](int n) {
     if (!c.biased) return;
-    ops.push_back({Op::kWait, kBiasFull, int(S::BiasFullParity(n))});
-    ops.push_back({Op::kBeginRead, kBias, n});
-    ops.push_back({Op::kEndRead, kBias, n});
-    ops.push_back({Op::kArrive, kBiasEmpty, 0});
+    const int bs = S::BiasStage(n, c.bias_stages);
+    ops.push_back({Op::kWait, kBiasFull0 + bs, int(S::BiasFullParity(n, c.bias_stages))});
+    ops.push_back({Op::kBeginRead, kBias0 + bs, n});
+    ops.push_back({Op::kEndRead, kBias0 + bs, n});
+    ops.push_back({Op::kArrive, kBiasEmpty0 + bs, 0});
   };
   if (c.ping_pong && S::GivesFirstTurn(cw)) {
     ops.push_back({Op::kArriveNamed, S::TurnBarrier(1 - cw), 0});
@@ -169,7 +177,7 @@ template <class S>
 std::string Simulate(const Config& c, uint32_t seed) {
   std::vector<MBarrier> barriers(kBarriers);
   for (int b = 0; b < kBarriers; ++b) {
-    const bool empty = (b >= kKEmpty0 && b <= kVEmpty1) || b == kBiasEmpty;
+    const bool empty = (b >= kKEmpty0 && b <= kVEmpty1) || b == kBiasEmpty0 || b == kBiasEmpty1;
     barriers[b].expected = barriers[b].pending = empty ? kConsumerWarps : kProducerWarps;
   }
   std::vector<NamedBarrier> named(3);
@@ -276,15 +284,15 @@ std::string Simulate(const Config& c, uint32_t seed) {
 template <class S>
 std::string FirstFailure(bool ping_pong_only = false) {
   for (int blocks : {0, 1, 2, 3, 4, 5, 8}) {
-    for (bool biased : {false, true}) {
+    for (int bias_stages : {0, 1, 2}) {  // 0: no bias
       for (bool ping_pong : {false, true}) {
         if (ping_pong_only && !ping_pong) continue;
-        const Config c{blocks, biased, ping_pong};
+        const Config c{blocks, bias_stages > 0, ping_pong, bias_stages > 0 ? bias_stages : 1};
         for (uint32_t seed = 0; seed < 300; ++seed) {
           const std::string why = Simulate<S>(c, seed);
           if (!why.empty()) {
-            return absl::StrCat(blocks, " blocks, bias ", biased, ", ping-pong ", ping_pong,
-                                ", seed ", seed, ": ", why);
+            return absl::StrCat(blocks, " blocks, bias stages ", bias_stages, ", ping-pong ",
+                                ping_pong, ", seed ", seed, ": ", why);
           }
         }
       }
@@ -305,7 +313,14 @@ struct NoWaitForEmpty : WsSchedule {
   static bool WaitsForEmpty(int) { return false; }
 };
 struct BiasRefilledEarly : WsSchedule {
-  static bool WaitsForBiasEmpty(int) { return false; }
+  static bool WaitsForBiasEmpty(int, int) { return false; }
+};
+struct BiasEmptyWaitedOneUseLate : WsSchedule {
+  static uint32_t BiasEmptyParity(int n, int stages) { return BiasFullParity(n, stages); }
+};
+struct BiasInOneStageAlways : WsSchedule {  // two tiles, but waits as if there were one
+  static bool WaitsForBiasEmpty(int n, int) { return n >= 1; }
+  static uint32_t BiasEmptyParity(int n, int stages) { return BiasFullParity(n - 1, stages); }
 };
 struct FullWaitedAUseEarly : WsSchedule {
   static uint32_t FullParity(int n) { return static_cast<uint32_t>((n / kStages + 1) % 2); }
@@ -321,6 +336,8 @@ TEST(WsScheduleTest, BrokenSchedulesAreCaught) {
   EXPECT_NE(FirstFailure<EmptyWaitedOneUseLate>(), "");
   EXPECT_NE(FirstFailure<NoWaitForEmpty>(), "");
   EXPECT_NE(FirstFailure<BiasRefilledEarly>(), "");
+  EXPECT_NE(FirstFailure<BiasEmptyWaitedOneUseLate>(), "");
+  EXPECT_NE(FirstFailure<BiasInOneStageAlways>(), "");
   EXPECT_NE(FirstFailure<FullWaitedAUseEarly>(), "");
   EXPECT_NE(FirstFailure<LastTurnPassed>(true), "");
   EXPECT_NE(FirstFailure<NoFirstTurn>(true), "");

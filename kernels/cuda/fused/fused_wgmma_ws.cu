@@ -90,7 +90,7 @@ absl::Status LaunchMode(int padded_dim, const FusedParams& params, const Attenti
     const int64_t rows = p.ragged ? p.total_kv : p.kv_len;
     const int64_t batch = p.ragged ? 1 : p.batch;
     const int64_t kv_heads = p.q_heads / params.group;
-    const int block_n = fused::WsBlockN(padded_dim);
+    const int block_n = fused::WsBlockN(padded_dim, p.has_bias);
     if (EncodeMap<T>(&maps.k, params.k, params.k_strides, rows, kv_heads, batch, params.head_dim,
                      block_n) &&
         EncodeMap<T>(&maps.v, params.v, params.v_strides, rows, kv_heads, batch, params.v_head_dim,

@@ -11,8 +11,10 @@
 //                swizzled layouts of wgmma.cuh); after its copies land it fences them for the
 //                async proxy and arrives on the stage's "full" mbarrier. It waits on a stage's
 //                "empty" mbarrier before reusing it. With a bias, block n's bias tile first
-//                (fused_kernel.cuh's LoadBiasTile), into one tile: the consumers read it into
-//                S before they multiply, so they free it a whole block before its next use.
+//                (fused_kernel.cuh's LoadBiasTile) into a ring of its own (two stages where
+//                they fit); the producer does not wait for those copies to land
+//                (cp.async.mbarrier.arrive), so that several are in flight. The consumers read
+//                a bias tile into S before they multiply and free it at once.
 //                kTma (the default; ATTND_FUSED_WS=cp_async keeps the cp.async copies, which
 //                are also the fallback where a tensor map cannot be made): one thread copies
 //                K_n and V_n with
@@ -30,17 +32,18 @@
 //                while the other's GEMMs do (FlashAttention-3's ping-pong schedule; without it
 //                the kernel was 13% slower at D 128, H100, bench/RESULTS.md 2026-12-07).
 // Shared memory: Q [128, D] K-major; per stage K [kBlockN, D] K-major and V [kBlockN, D]
-// MN-major; with a bias, one tile of it [128, kBlockN + 8] and its rows' shifts; eleven
-// mbarriers. kBlockN is 128 up to D 128 (161 KiB at D 128, 196 KiB with a bias) and 64 above
-// (D 256: 193 KiB, 211 KiB with a bias), so that O (D/2), S (kBlockN/2) and P (kBlockN/4) fit
-// 232 registers.
+// MN-major; with a bias, per bias stage a tile of it [128, kBlockN + 8] and its rows' shifts;
+// up to thirteen mbarriers. kBlockN is 128 up to D 128 (161 KiB at D 128) and 64 above (D 256:
+// 193 KiB), so that O (D/2), S (kBlockN/2) and P (kBlockN/4) fit 232 registers; with a bias
+// it is 64 at every D, so that two bias stages fit (D 128: 133 KiB; D 256 has room for one
+// only, 211 KiB).
 // Head dims above 128 split P·V across two RS chains (wgmma's N is at most 256, and its
 // accumulators are one array): D 160 as 64 + 96, D 192 as 128 + 64, D 256 as 128 + 128.
 //
 // Barriers and their parities: ws_schedule.h (run on the host by tests/gpu/ws_schedule_test.cc).
-// Full barriers count the producer's 128 arrivals (one with TMA), K's and V's empty ones the
-// consumers' 8 warps, the bias tile's empty one all 256 consumer threads (each reads the tile
-// with plain loads, so each releases it itself).
+// Full barriers count the producer's 128 arrivals (one with TMA; 256 for the bias: two a
+// thread), K's and V's empty ones the consumers' 8 warps, the bias tiles' empty ones all 256
+// consumer threads (each reads the tile with plain loads, so each releases it itself).
 #ifndef ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
 #define ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
 
@@ -61,7 +64,9 @@
 
 namespace attnd::kernels::cuda::fused {
 
-template <int kDim_>
+// kBlockN_: WsBlockN(kDim_, biased) (ws_tensor_maps.h); a biased problem at D <= 128 takes the
+// 64-key shape.
+template <int kDim_, int kBlockN_ = WsBlockN(kDim_, false)>
 struct WsShape {
   static_assert(kDim_ == 64 || kDim_ == 80 || kDim_ == 96 || kDim_ == 128 || kDim_ == 160 ||
                     kDim_ == 192 || kDim_ == 256,
@@ -69,7 +74,8 @@ struct WsShape {
   static constexpr int kDim = kDim_;
   static constexpr int kAtomCols = (kDim + 63) / 64;  // 64-element atom columns of a tile row
   static constexpr int kBlockM = 128;                 // two consumer warpgroups × 64 rows
-  static constexpr int kBlockN = WsBlockN(kDim);
+  static constexpr int kBlockN = kBlockN_;
+  static_assert(kBlockN == 64 || kBlockN == 128, "S is kBlockN / 2 registers of one wgmma");
   static_assert(WsSchedule::kStages == 2, "the tiles and barriers below hold two stages");
   static constexpr int kThreads = 384;
   static constexpr int kProducerRegs = 40;
@@ -82,16 +88,20 @@ struct WsShape {
   static constexpr int kPv1 = kDim - kPv0;
   static constexpr int kQBytes = kBlockM * kAtomCols * 128;
   static constexpr int kKvBytes = kBlockN * kAtomCols * 128;  // one stage of K or of V
-  static constexpr int kBarrierBytes = 128;                   // 11 mbarriers of 8 bytes
+  static constexpr int kBarrierBytes = 128;                   // 13 mbarriers of 8 bytes
   // Q, two stages of K and of V, the barriers, and slack to start the tiles at a multiple of
   // 1024 bytes (the swizzle acts on address bits 4-9).
   static constexpr int kSmemBytes = kQBytes + 4 * kKvBytes + kBarrierBytes + 1024;
-  // With a 16-bit bias: its tile (LoadBiasTile's layout) and the rows' shifts after the above.
+  // With a 16-bit bias: kBiasStages tiles of it (LoadBiasTile's layout) after the above, then
+  // their rows' shifts; two stages where they fit (all but D 256), so that the producer copies
+  // block n + 1's bias while the consumers use block n's.
   __host__ __device__ static constexpr int BiasPitch(int elem) { return (kBlockN + 8) * elem; }
   __host__ __device__ static constexpr int BiasTileBytes(int elem) {
     return kBlockM * BiasPitch(elem);
   }
-  static constexpr int kSmemBytesWithBias = kSmemBytes + BiasTileBytes(2) + kBlockM;
+  static constexpr int kBiasStageBytes = BiasTileBytes(2) + kBlockM;  // a tile and its shifts
+  static constexpr int kBiasStages = kSmemBytes + 2 * kBiasStageBytes <= 227 * 1024 ? 2 : 1;
+  static constexpr int kSmemBytesWithBias = kSmemBytes + kBiasStages * kBiasStageBytes;
   static_assert(kSmemBytesWithBias <= 227 * 1024, "an sm_90 CTA has at most 227 KiB");
 };
 
@@ -137,9 +147,19 @@ enum WsBarrier : int {
   kVFull = 3,
   kKEmpty = 5,
   kVEmpty = 7,
-  kBiasFull = 9,
-  kBiasEmpty = 10,
+  kBiasFull = 9,    // + bias stage
+  kBiasEmpty = 11,  // likewise
 };
+
+// A bias stage's tile and its rows' shifts (`bias` is where the stages start).
+template <class Shape>
+__device__ __forceinline__ unsigned char* BiasTileOf(unsigned char* bias, int stage) {
+  return bias + stage * Shape::BiasTileBytes(2);
+}
+template <class Shape>
+__device__ __forceinline__ uint8_t* BiasShiftsOf(unsigned char* bias, int stage) {
+  return bias + Shape::kBiasStages * Shape::BiasTileBytes(2) + stage * Shape::kBlockM;
+}
 
 // O += P·V for the warpgroup: P the packed scores of kBlockN keys (the register A fragments of
 // its k steps), V the stage's MN-major tile at `v_address`.
@@ -180,17 +200,19 @@ __device__ __forceinline__ void ReleaseTile(uint32_t barrier_address, int lane) 
   if (lane == 0) wgmma::BarrierArrive(barrier_address);
 }
 
-// With a bias, S of block n starts at bias / scale from the bias tile, which is then free for
-// block n + 1's; without one, IssueQK's first step sets S.
+// With a bias, S of block n starts at bias / scale from its stage's bias tile, which is then free
+// for block n + kBiasStages's; without one, IssueQK's first step sets S.
 template <class Shape>
-__device__ __forceinline__ void StartScores(float (&s)[Shape::kSRegs],
-                                            const unsigned char* bias_tile,
-                                            const uint8_t* bias_shifts, const FusedParams& p,
-                                            uint32_t barriers, int n, int tile_row, int lane) {
+__device__ __forceinline__ void StartScores(float (&s)[Shape::kSRegs], unsigned char* bias,
+                                            const FusedParams& p, uint32_t barriers, int n,
+                                            int tile_row, int lane) {
   if (p.bias == nullptr) return;
-  wgmma::BarrierWait(barriers + 8 * kBiasFull, WsSchedule::BiasFullParity(n));
-  ScoresFromBiasTile<Shape::kBlockN>(s, bias_tile, bias_shifts, p, tile_row, lane);
-  wgmma::BarrierArrive(barriers + 8 * kBiasEmpty);  // this thread's reads are done
+  constexpr int kStages = Shape::kBiasStages;
+  const int stage = WsSchedule::BiasStage(n, kStages);
+  wgmma::BarrierWait(barriers + 8 * (kBiasFull + stage), WsSchedule::BiasFullParity(n, kStages));
+  ScoresFromBiasTile<Shape::kBlockN>(s, BiasTileOf<Shape>(bias, stage),
+                                     BiasShiftsOf<Shape>(bias, stage), p, tile_row, lane);
+  wgmma::BarrierArrive(barriers + 8 * (kBiasEmpty + stage));  // this thread's reads are done
 }
 
 // Ping-pong turns of the consumer warpgroups' GEMM issues (ws_schedule.h). Each warpgroup takes
@@ -215,17 +237,26 @@ __device__ __forceinline__ void ProducerLoadQ(const FusedParams& p, unsigned cha
   CpAsyncCommit();
 }
 
-// The producer's copy of block n's bias tile, once both consumers have read block n - 1's into
-// S; one cp.async group.
+// The producer's copy of block n's bias tile into its stage, once both consumers have read
+// block n - kBiasStages's from there into S; one cp.async group. The thread does not wait for
+// its copies: its full barrier counts two arrivals of each producer thread, one when its copies
+// have landed and one now (whose release covers the plain stores: the shifts, a short last
+// piece).
 template <class Shape>
-__device__ __forceinline__ void ProducerLoadBias(const FusedParams& p, unsigned char* bias_tile,
-                                                 uint8_t* bias_shifts, uint32_t barriers, int n,
-                                                 int kb) {
-  if (WsSchedule::WaitsForBiasEmpty(n)) {
-    wgmma::BarrierWait(barriers + 8 * kBiasEmpty, WsSchedule::BiasEmptyParity(n));
+__device__ __forceinline__ void ProducerLoadBias(const FusedParams& p, unsigned char* bias,
+                                                 uint32_t barriers, int n, int kb) {
+  constexpr int kStages = Shape::kBiasStages;
+  const int stage = WsSchedule::BiasStage(n, kStages);
+  if (WsSchedule::WaitsForBiasEmpty(n, kStages)) {
+    wgmma::BarrierWait(barriers + 8 * (kBiasEmpty + stage),
+                       WsSchedule::BiasEmptyParity(n, kStages));
   }
-  LoadBiasTile<ProducerBiasCopies<Shape>>(bias_tile, bias_shifts, p, kb);
+  LoadBiasTile<ProducerBiasCopies<Shape>>(BiasTileOf<Shape>(bias, stage),
+                                          BiasShiftsOf<Shape>(bias, stage), p, kb);
   CpAsyncCommit();
+  const uint32_t full = barriers + 8 * (kBiasFull + stage);
+  wgmma::BarrierArriveOnCpAsyncLanded(full);
+  wgmma::BarrierArrive(full);
 }
 
 // cp.async.wait_group with a count known only at run time (0-3).
@@ -254,8 +285,8 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
                                              int64_t q0, const CtaRows& seq,
                                              const WgmmaCtaKeys& keys, int64_t b, int64_t kv_h,
                                              unsigned char* q_tile, unsigned char* k_tiles,
-                                             unsigned char* v_tiles, unsigned char* bias_tile,
-                                             uint8_t* bias_shifts, uint32_t barriers) {
+                                             unsigned char* v_tiles, unsigned char* bias,
+                                             uint32_t barriers) {
   const bool biased = p.bias != nullptr;
   const bool leader = threadIdx.x == 0;
   // TMA coordinates: a ragged batch's rows are packed in one "batch element".
@@ -277,7 +308,7 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
     const int kb = keys.key_lo + n * Shape::kBlockN;
     unsigned char* k_tile = k_tiles + stage * Shape::kKvBytes;
     unsigned char* v_tile = v_tiles + stage * Shape::kKvBytes;
-    if (biased) ProducerLoadBias<Shape>(p, bias_tile, bias_shifts, barriers, n, kb);
+    if (biased) ProducerLoadBias<Shape>(p, bias, barriers, n, kb);
     // Block n - 2's tiles in this stage are free once both consumers are past them.
     if (WsSchedule::WaitsForEmpty(n)) {
       wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), WsSchedule::EmptyParity(n));
@@ -301,19 +332,14 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
       tma_tile(&maps.v, v_tile, kb, barriers + 8 * (kVFull + stage));
     }
     // This thread's cp.async groups land in order: Q (first block only), the bias tile (with a
-    // bias), K_n (without TMA), V_n (by threads). Q, K and V are fenced for the async proxy
-    // (wgmma reads through it) before their barriers release them; the bias tile is read by
-    // plain loads.
+    // bias; its barrier already tracks it), K_n (without TMA), V_n (by threads). Q, K and V are
+    // fenced for the async proxy (wgmma reads through it) before their barriers release them.
     const int k_group = kTma ? 0 : 1;
     const int v_group = v_by_threads ? 1 : 0;
     if (n == 0) {
       CpAsyncWaitAtMost((biased ? 1 : 0) + k_group + v_group);
       wgmma::FenceSharedForAsyncProxy();
       wgmma::BarrierArrive(barriers + 8 * kQFull);
-    }
-    if (biased) {
-      CpAsyncWaitAtMost(k_group + v_group);
-      wgmma::BarrierArrive(barriers + 8 * kBiasFull);
     }
     if constexpr (!kTma) {
       CpAsyncWait<1>();
@@ -343,8 +369,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
   unsigned char* k_tiles = q_tile + Shape::kQBytes;        // stage s at + s · kKvBytes
   unsigned char* v_tiles = k_tiles + 2 * Shape::kKvBytes;  // likewise
   const uint32_t barriers = SmemAddress(v_tiles + 2 * Shape::kKvBytes);  // 8 bytes each
-  unsigned char* bias_tile = v_tiles + 2 * Shape::kKvBytes + Shape::kBarrierBytes;
-  uint8_t* bias_shifts = bias_tile + Shape::BiasTileBytes(2);
+  unsigned char* bias = v_tiles + 2 * Shape::kKvBytes + Shape::kBarrierBytes;  // BiasTileOf
 
   const int warpgroup = threadIdx.x / 128;
   const int lane = threadIdx.x % 32;
@@ -370,8 +395,10 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
       wgmma::BarrierInit(barriers + 8 * (kKEmpty + s), 8);
       wgmma::BarrierInit(barriers + 8 * (kVEmpty + s), 8);
     }
-    wgmma::BarrierInit(barriers + 8 * kBiasFull, 128);
-    wgmma::BarrierInit(barriers + 8 * kBiasEmpty, 256);
+    for (int s = 0; s < Shape::kBiasStages; ++s) {
+      wgmma::BarrierInit(barriers + 8 * (kBiasFull + s), 256);  // ProducerLoadBias: two a thread
+      wgmma::BarrierInit(barriers + 8 * (kBiasEmpty + s), 256);
+    }
     wgmma::FenceBarrierInit();
   }
   __syncthreads();  // the last CTA-wide barrier: the roles never meet at one again
@@ -385,7 +412,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch +
                       seq.kv_row0 * p.v_strides.seq + kv_h * p.v_strides.head;
     ProduceTiles<T, Shape, kTma>(p, maps, q_head, k_head, v_head, q0, seq, keys, b, kv_h, q_tile,
-                                 k_tiles, v_tiles, bias_tile, bias_shifts, barriers);
+                                 k_tiles, v_tiles, bias, barriers);
     return;
   }
 
@@ -414,7 +441,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     }
     wgmma::BarrierWait(barriers + 8 * kQFull, 0);  // its one use
     // Block 0: S_0 alone; nothing is accumulated yet, so no rescale.
-    StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, 0, tile_row, lane);
+    StartScores<Shape>(s, bias, p, barriers, 0, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * kKFull, WsSchedule::FullParity(0));
     TakeTurn(cw);
     wgmma::Fence();
@@ -433,7 +460,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     const int prev = WsSchedule::Stage(n - 1);
     const int kb = keys.key_lo + n * Shape::kBlockN;
     // S_n = Q·K_nᵀ, then O += P_{n-1}·V_{n-1}: two groups, completing in that order.
-    StartScores<Shape>(s, bias_tile, bias_shifts, p, barriers, n, tile_row, lane);
+    StartScores<Shape>(s, bias, p, barriers, n, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * (kKFull + stage), WsSchedule::FullParity(n));
     TakeTurn(cw);
     wgmma::Fence();

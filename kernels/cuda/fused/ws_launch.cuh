@@ -16,10 +16,10 @@
 namespace attnd::kernels::cuda::fused {
 namespace ws_launch_internal {
 
-template <class T, int kDim, bool kTma>
-absl::Status LaunchDim(const FusedParams& params, const WsTensorMaps& maps, const AttentionProblem& p,
+template <class T, class Shape, bool kTma>
+absl::Status LaunchShape(const FusedParams& params, const WsTensorMaps& maps, const AttentionProblem& p,
                     cudaStream_t stream) {
-  using Shape = WsShape<kDim>;
+  constexpr int kDim = Shape::kDim;
   auto* kernel = &WgmmaWsForwardKernel<T, Shape, kTma>;
   const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
   if (const cudaError_t e =
@@ -39,6 +39,16 @@ absl::Status LaunchDim(const FusedParams& params, const WsTensorMaps& maps, cons
                                             "): ", cudaGetErrorString(e)));
   }
   return absl::OkStatus();
+}
+
+// A biased problem takes the 64-key shape (WsBlockN), with room for two bias stages.
+template <class T, int kDim, bool kTma>
+absl::Status LaunchDim(const FusedParams& params, const WsTensorMaps& maps,
+                       const AttentionProblem& p, cudaStream_t stream) {
+  return p.has_bias ? LaunchShape<T, WsShape<kDim, WsBlockN(kDim, true)>, kTma>(params, maps, p,
+                                                                               stream)
+                    : LaunchShape<T, WsShape<kDim, WsBlockN(kDim, false)>, kTma>(params, maps, p,
+                                                                                stream);
 }
 
 template <class T, bool kTma>

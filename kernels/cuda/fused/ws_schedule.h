@@ -9,7 +9,7 @@
 //   K and V ring: block n uses stage n % kStages; it is that stage's use n / kStages, so its full
 //     barriers are waited with that use's parity, and before block n refills the stage the
 //     producer waits on its empty barriers for block n - kStages's release.
-//   Bias tile: one, used by every block: block n is its use n.
+//   Bias tiles: a ring of `stages` (1 or 2, as shared memory allows) with the same rules.
 // Ping-pong turns (named barriers): consumer warpgroup cw takes a turn at barrier TurnBarrier(cw)
 // (its bar.sync completes when the other warpgroup passes it the turn with bar.arrive there);
 // warpgroup 1 gives warpgroup 0 the first turn and does not pass on its last, so that every
@@ -33,9 +33,14 @@ struct WsSchedule {
   ATTND_HOST_DEVICE static bool WaitsForEmpty(int n) { return n >= kStages; }
   ATTND_HOST_DEVICE static uint32_t EmptyParity(int n) { return FullParity(n - kStages); }
 
-  ATTND_HOST_DEVICE static uint32_t BiasFullParity(int n) { return static_cast<uint32_t>(n % 2); }
-  ATTND_HOST_DEVICE static bool WaitsForBiasEmpty(int n) { return n >= 1; }
-  ATTND_HOST_DEVICE static uint32_t BiasEmptyParity(int n) { return BiasFullParity(n - 1); }
+  ATTND_HOST_DEVICE static int BiasStage(int n, int stages) { return n % stages; }
+  ATTND_HOST_DEVICE static uint32_t BiasFullParity(int n, int stages) {
+    return static_cast<uint32_t>((n / stages) % 2);
+  }
+  ATTND_HOST_DEVICE static bool WaitsForBiasEmpty(int n, int stages) { return n >= stages; }
+  ATTND_HOST_DEVICE static uint32_t BiasEmptyParity(int n, int stages) {
+    return BiasFullParity(n - stages, stages);
+  }
 
   ATTND_HOST_DEVICE static int TurnBarrier(int cw) { return 1 + cw; }
   ATTND_HOST_DEVICE static bool GivesFirstTurn(int cw) { return cw == 1; }

@@ -8,9 +8,10 @@
 namespace attnd::kernels::cuda::fused {
 
 // Keys a block of the warp-specialised kernel holds at padded head dim `dim`: 128 up to 128, 64
-// above (so that O, S and P fit the consumers' registers; wgmma_ws_kernel.cuh). The maps' boxes
-// are that many rows.
-constexpr int WsBlockN(int dim) { return dim <= 128 ? 128 : 64; }
+// above (so that O, S and P fit the consumers' registers; wgmma_ws_kernel.cuh), and 64 with a
+// bias (`biased`), so that two bias tiles fit beside Q, K and V. The maps' boxes are that many
+// rows.
+constexpr int WsBlockN(int dim, bool biased) { return dim <= 128 && !biased ? 128 : 64; }
 
 // The TMA kernels' maps of K and V (rank 4: head dim, rows, heads, batch; boxes of 64 head
 // columns by kBlockN rows, 128-byte swizzle). Zeros for the cp.async kernels, which ignore them.

@@ -35,6 +35,15 @@ __device__ __forceinline__ void BarrierArrive(uint32_t barrier_address) {
       : "memory");
 }
 
+// An arrival on the barrier once every cp.async this thread issued before it has landed, without
+// waiting for them (.noinc: it is one of the arrivals the barrier was initialised with). The
+// copies' writes are then visible after the matching wait, as an arrive's release makes the
+// thread's own writes.
+__device__ __forceinline__ void BarrierArriveOnCpAsyncLanded(uint32_t barrier_address) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(barrier_address)
+               : "memory");
+}
+
 // True once the phase of parity `parity` has completed (try_wait may also give up after a
 // system-dependent time: callers loop).
 __device__ __forceinline__ bool BarrierTryWait(uint32_t barrier_address, uint32_t parity) {
