@@ -20,28 +20,28 @@ struct Row {
   double naive, sliced, chunked, cudnn, fused;
 };
 
-// bench/RESULTS.md, H100, 2026-12-07 session 10, run 4 (every variant in one run, PyTorch's peers
+// bench/RESULTS.md, H100, 2026-12-07 session 10, run 5 (every variant in one run, PyTorch's peers
 // beside them): the cuBLAS variants as the planner runs them, fused (16-bit: the warp-specialised
 // wgmma kernel at padded D 64-256 on sm_90; f32: 3xTF32), cudnn through attnd's kernel path (at
-// D 512 the planner lets cuDNN try: 90.1).
+// D 512 the planner lets cuDNN try: 89.3).
 constexpr Row kRows[] = {
-    {"2x5x4096x64 f16", false, 64, false, false, 60.3, 58.2, 56.5, 385.1, 315.3},
-    {"1x32x1024x64 bf16", false, 64, false, false, 51.5, 50.5, 46.9, 348.2, 274.8},
-    {"1x32x16384x64 f16 causal", false, 64, true, false, 26.7, 37.0, 52.1, 478.2, 415.1},
-    {"2x16x4096x80 bf16", false, 80, false, false, 76.9, 73.2, 70.9, 443.6, 447.5},
-    {"2x16x4096x96 bf16", false, 96, false, false, 91.4, 87.2, 84.6, 524.2, 508.2},
-    {"1x32x4096x128 bf16", false, 128, false, false, 120.2, 114.5, 110.5, 680.0, 604.1},
-    {"1x32x4096x128 bf16 causal", false, 128, true, false, 64.1, 87.9, 83.3, 533.5, 490.2},
-    {"1x16x16384x128 bf16 causal", false, 128, true, false, 52.6, 71.8, 99.9, 635.2, 634.0},
-    {"1x8x65536x128 bf16 causal", false, 128, true, false, 0, 69.2, 103.2, 610.7, 589.2},
-    {"1x32x4096x128 bf16 dense bias", false, 128, false, true, 100.0, 99.4, 92.5, 324.5, 143.9},
-    {"1x32x4096x128 bf16 bias [B,1,M,M]", false, 128, false, true, 100.1, 99.5, 92.5, 361.7, 149.2},
-    {"2x16x4096x160 bf16", false, 160, false, false, 148.1, 141.8, 135.2, 589.1, 539.0},
-    {"1x8x8192x256 bf16", false, 256, false, false, 157.7, 156.8, 210.2, 749.3, 645.0},
-    {"1x16x8192x256 bf16 causal", false, 256, true, false, 108.0, 151.5, 173.0, 636.4, 572.3},
-    {"1x8x8192x512 bf16", false, 512, false, false, 276.5, 265.6, 342.2, 90.1, 0},
-    {"2x5x4096x64 f32", true, 64, false, false, 26.5, 26.4, 25.4, 0, 58.0},
-    {"1x16x4096x128 f32", true, 128, false, false, 37.5, 37.5, 36.9, 0, 70.6},
+    {"2x5x4096x64 f16", false, 64, false, false, 60.3, 58.1, 56.5, 386.5, 323.3},
+    {"1x32x1024x64 bf16", false, 64, false, false, 51.7, 50.4, 47.0, 345.0, 275.2},
+    {"1x32x16384x64 f16 causal", false, 64, true, false, 26.8, 36.9, 52.1, 478.9, 422.0},
+    {"2x16x4096x80 bf16", false, 80, false, false, 76.9, 73.1, 71.0, 445.7, 460.7},
+    {"2x16x4096x96 bf16", false, 96, false, false, 91.4, 87.2, 84.6, 528.0, 514.1},
+    {"1x32x4096x128 bf16", false, 128, false, false, 120.1, 114.6, 110.6, 681.1, 608.4},
+    {"1x32x4096x128 bf16 causal", false, 128, true, false, 64.1, 87.7, 83.1, 537.1, 490.3},
+    {"1x16x16384x128 bf16 causal", false, 128, true, false, 52.5, 71.8, 100.0, 641.4, 614.0},
+    {"1x8x65536x128 bf16 causal", false, 128, true, false, 0, 69.2, 103.6, 617.6, 575.5},
+    {"1x32x4096x128 bf16 dense bias", false, 128, false, true, 100.0, 99.5, 92.6, 323.0, 158.9},
+    {"1x32x4096x128 bf16 bias [B,1,M,M]", false, 128, false, true, 100.1, 99.3, 92.5, 361.6, 159.0},
+    {"2x16x4096x160 bf16", false, 160, false, false, 148.2, 141.6, 135.4, 591.5, 538.0},
+    {"1x8x8192x256 bf16", false, 256, false, false, 157.6, 156.8, 210.5, 755.6, 642.8},
+    {"1x16x8192x256 bf16 causal", false, 256, true, false, 108.6, 151.5, 173.1, 640.6, 575.4},
+    {"1x8x8192x512 bf16", false, 512, false, false, 277.7, 266.8, 339.5, 89.3, 0},
+    {"2x5x4096x64 f32", true, 64, false, false, 26.4, 26.2, 25.6, 0, 58.4},
+    {"1x16x4096x128 f32", true, 128, false, false, 37.7, 37.8, 37.1, 0, 71.1},
 };
 
 double RateOf(const Row& row, Variant v) {
