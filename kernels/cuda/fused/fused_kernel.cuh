@@ -100,6 +100,25 @@ __device__ __forceinline__ int BiasElemBytes(const FusedParams& p) {
   return p.bias_dtype == DType::kF32 ? 4 : 2;
 }
 
+// One 16-byte piece of a bias tile: the tensor's bytes [from, from + 16) by cp.async (zeros
+// where `valid` is false or the piece lies past the tensor's end), for the caller to commit.
+__device__ __forceinline__ void CopyBiasPiece(unsigned char* to, const unsigned char* base,
+                                              int64_t from, int64_t bias_bytes, bool valid) {
+  const int64_t left = bias_bytes - from;
+  const int bytes = !valid || left <= 0 ? 0 : (left < 16 ? static_cast<int>(left) : 16);
+  if (bytes == 0 || bytes == 16) {
+    CpAsyncPrefix16(to, base + (bytes > 0 ? from : 0), bytes);
+  } else {
+    // The tensor's last piece, short: a cp.async of it is a 16-byte access past the tensor's
+    // end (compute-sanitizer memcheck reports it, H100 2026-12-07), so plain 2-byte loads
+    // (bytes is a multiple of 2), the rest zeroed; the tile is read after the same barrier.
+    const uint16_t* src = reinterpret_cast<const uint16_t*>(base + from);
+    uint16_t* dst = reinterpret_cast<uint16_t*>(to);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = 2 * i < bytes ? src[i] : uint16_t{0};
+  }
+}
+
 // Copies the bias of query rows [q0, q0 + kBlockM) and keys [kb, kb + kBlockN) of the CTA's
 // (batch, head) into a tile (only its first row when the bias is broadcast over queries), by
 // 16-byte cp.async pieces the caller commits and waits for. A row's elements need not be
@@ -131,21 +150,9 @@ __device__ __forceinline__ void LoadBiasTile(unsigned char* tile, uint8_t* shift
     const bool row_valid = seq.Has(row);
     const int64_t first = row_valid ? p.bias_index.At(b, h, row - seq.row_lo, kb) * elem : 0;
     const int64_t from = (first & ~int64_t{15}) + 16 * piece;
-    const int64_t left = p.bias_bytes - from;
-    const int bytes = !row_valid || left <= 0 ? 0 : (left < 16 ? static_cast<int>(left) : 16);
     if (piece == 0) shifts[r] = static_cast<uint8_t>((first & 15) / elem);
-    unsigned char* to = tile + r * Shape::BiasPitch(elem) + 16 * piece;
-    if (bytes == 0 || bytes == 16) {
-      CpAsyncPrefix16(to, base + (bytes > 0 ? from : 0), bytes);
-    } else {
-      // The tensor's last piece, short: a cp.async of it is a 16-byte access past the tensor's
-      // end (compute-sanitizer memcheck reports it, H100 2026-12-07), so plain 2-byte loads
-      // (bytes is a multiple of 2), the rest zeroed; the tile is read after the same barrier.
-      const uint16_t* src = reinterpret_cast<const uint16_t*>(base + from);
-      uint16_t* dst = reinterpret_cast<uint16_t*>(to);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) dst[i] = 2 * i < bytes ? src[i] : uint16_t{0};
-    }
+    CopyBiasPiece(tile + r * Shape::BiasPitch(elem) + 16 * piece, base, from, p.bias_bytes,
+                  row_valid);
   }
 }
 

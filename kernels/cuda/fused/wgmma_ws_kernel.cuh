@@ -11,7 +11,7 @@
 //                swizzled layouts of wgmma.cuh); after its copies land it fences them for the
 //                async proxy and arrives on the stage's "full" mbarrier. It waits on a stage's
 //                "empty" mbarrier before reusing it. With a bias, block n's bias tile first
-//                (fused_kernel.cuh's LoadBiasTile) into a ring of its own (two stages where
+//                (fused_kernel.cuh's tile layout, a row a producer thread) into a ring of its own (two stages where
 //                they fit); the producer does not wait for those copies to land
 //                (cp.async.mbarrier.arrive), so that several are in flight. The consumers read
 //                a bias tile into S before they multiply and free it at once.
@@ -105,14 +105,38 @@ struct WsShape {
   static_assert(kSmemBytesWithBias <= 227 * 1024, "an sm_90 CTA has at most 227 KiB");
 };
 
-// LoadBiasTile's view of the producer warpgroup: the CTA's rows and keys, its 128 threads.
+// The producer's copy of a 16-bit bias tile, LoadBiasTile's layout (fused_kernel.cuh) but one
+// row a thread (kBlockM = the producer's 128 threads): the row's start, its 64-bit index
+// arithmetic and its shift once, then its pieces at 16-byte steps. LoadBiasTile spreads pieces
+// over threads and pays a division and the index arithmetic for every piece, which at 40
+// registers a thread made the producer the biased kernel's bottleneck (ncu, H100 2026-12-07:
+// 3.9× the cycles of the unbiased kernel at the same issue rate).
 template <class Shape>
-struct ProducerBiasCopies {
-  static constexpr int kBlockM = Shape::kBlockM;
-  static constexpr int kBlockN = Shape::kBlockN;
-  static constexpr int kThreads = 128;
-  __host__ __device__ static constexpr int BiasPitch(int elem) { return Shape::BiasPitch(elem); }
-};
+__device__ __forceinline__ void ProducerLoadBiasRows(unsigned char* tile, uint8_t* shifts,
+                                                     const FusedParams& p, int kb) {
+  static_assert(Shape::kBlockM == 128, "a producer thread per tile row");
+  constexpr int kElem = 2;
+  const int r = static_cast<int>(threadIdx.x);
+  const bool one_row = p.bias_index.row == 0;  // broadcast over queries
+  if (one_row && r > 0) return;
+  const int64_t b = blockIdx.z;
+  const int64_t h = blockIdx.y;
+  const int64_t q0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * Shape::kBlockM;
+  const CtaRows seq = RowsOf(p, b);
+  const int64_t row = one_row ? seq.row_lo : q0 + r;
+  const bool row_valid = seq.Has(row);
+  const int64_t first = row_valid ? p.bias_index.At(b, h, row - seq.row_lo, kb) * kElem : 0;
+  shifts[r] = static_cast<uint8_t>((first & 15) / kElem);
+  unsigned char* to = tile + r * Shape::BiasPitch(kElem);
+  const unsigned char* base = static_cast<const unsigned char*>(p.bias);
+  const int64_t from = first & ~int64_t{15};
+  // A bias broadcast over keys needs only the piece of its one element.
+  const int pieces = p.bias_index.col == 0 ? 1 : Shape::BiasPitch(kElem) / 16;
+#pragma unroll 1
+  for (int piece = 0; piece < pieces; ++piece) {
+    CopyBiasPiece(to + 16 * piece, base, from + 16 * piece, p.bias_bytes, row_valid);
+  }
+}
 
 // The producer's copy of rows [row0, row0 + kRows) of a head into a K-major tile (kMnMajor:
 // MN-major), as wgmma_kernel.cuh's LoadSwizzledRows but by the warpgroup's 128 threads and two
@@ -251,8 +275,8 @@ __device__ __forceinline__ void ProducerLoadBias(const FusedParams& p, unsigned 
     wgmma::BarrierWait(barriers + 8 * (kBiasEmpty + stage),
                        WsSchedule::BiasEmptyParity(n, kStages));
   }
-  LoadBiasTile<ProducerBiasCopies<Shape>>(BiasTileOf<Shape>(bias, stage),
-                                          BiasShiftsOf<Shape>(bias, stage), p, kb);
+  ProducerLoadBiasRows<Shape>(BiasTileOf<Shape>(bias, stage), BiasShiftsOf<Shape>(bias, stage), p,
+                              kb);
   CpAsyncCommit();
   const uint32_t full = barriers + 8 * (kBiasFull + stage);
   wgmma::BarrierArriveOnCpAsyncLanded(full);
