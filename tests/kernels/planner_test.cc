@@ -286,7 +286,7 @@ TEST(PlannerTest, GpuSpeedOrder) {
   EXPECT_TRUE(Contains(std::string(plan.status().message()), "cudnn needs f16 or bf16"));
 
   // By measurement (kernels/measured_rates.h): beyond head dim 256 chunked, not cudnn (89.3 against
-  // 339.5 TFLOP/s at D 512); with a dense bias and without cuDNN, fused (158.9, its bias tiles)
+  // 339.5 TFLOP/s at D 512); with a dense bias and without cuDNN, fused (252.2, its bias tiles)
   // at any budget; without fused either, naive (100.0) while its full score matrix fits (2 GiB
   // here), else chunked (92.6).
   AttentionProblem d512 = f16;
@@ -308,7 +308,7 @@ TEST(PlannerTest, GpuSpeedOrder) {
                     budget, PlannerConfig());
     ASSERT_TRUE(plan.ok());
     EXPECT_EQ(plan->variant, Variant::kFused);
-    EXPECT_TRUE(Contains(plan->reason, "measured 158.9 TFLOP/s")) << plan->reason;
+    EXPECT_TRUE(Contains(plan->reason, "measured 252.2 TFLOP/s")) << plan->reason;
   }
   plan = MakePlan(biased, FakeCuda({Variant::kNaive, Variant::kChunked}), 16 * kGiB,
                   PlannerConfig());
