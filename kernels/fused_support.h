@@ -9,6 +9,7 @@
 #ifndef ATTND_KERNELS_FUSED_SUPPORT_H_
 #define ATTND_KERNELS_FUSED_SUPPORT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -18,9 +19,31 @@
 // the first that holds max(D, Dv). The one list: kernels/cuda/fused instantiates from it.
 #define ATTND_FUSED_DIMS 32, 64, 80, 96, 128, 160, 192, 256
 
+// Those of them the warp-specialised Hopper kernel (kernels/cuda/fused/wgmma_ws_kernel.cuh) is
+// instantiated for: 64 up, since its 128-byte-swizzled tiles hold rows of 64 columns.
+#define ATTND_FUSED_WS_DIMS 64, 80, 96, 128, 160, 192, 256
+
 namespace attnd::kernels {
 
 inline constexpr int kFusedDims[] = {ATTND_FUSED_DIMS};
+inline constexpr int kFusedWsDims[] = {ATTND_FUSED_WS_DIMS};
+
+// Whether `dim` is one of `dims`.
+template <std::size_t kN>
+constexpr bool OneOf(const int (&dims)[kN], int dim) {
+  for (const int d : dims) {
+    if (d == dim) return true;
+  }
+  return false;
+}
+static_assert(
+    [] {
+      for (const int d : kFusedWsDims) {
+        if (!OneOf(kFusedDims, d)) return false;
+      }
+      return true;
+    }(),
+    "ATTND_FUSED_WS_DIMS is a part of ATTND_FUSED_DIMS");
 
 // The largest padded head dim the fused kernel is instantiated for.
 constexpr int64_t kFusedMaxHeadDim = 256;
@@ -30,9 +53,9 @@ static_assert(kFusedDims[sizeof(kFusedDims) / sizeof(kFusedDims[0]) - 1] == kFus
 constexpr int64_t kFusedF32MaxHeadDim = 256;
 
 // Whether the fused kernel takes ragged problems (sequence offsets, kernels/problem.h): the
-// one-pass kernels index packed sequences (kernels/cuda/fused/cta_rows.h); split-KV and the
-// wgmma path leave them to the mma.sync kernel. Off, FusedRefusal refuses them, so neither the
-// planner nor RunFused would run one.
+// one-pass kernels (mma.sync, and the warp-specialised one on sm_90) index packed sequences
+// (kernels/cuda/fused/cta_rows.h); split-KV and the synchronous wgmma path leave them to those.
+// Off, FusedRefusal refuses them, so neither the planner nor RunFused would run one.
 inline constexpr bool kFusedTakesRagged = true;
 
 // "" when the fused kernel takes `problem`, else why not, e.g. "fused takes f32 head dims up to

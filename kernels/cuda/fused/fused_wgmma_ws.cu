@@ -1,6 +1,4 @@
 // Host side of the fused variant's warp-specialised Hopper path (fused_wgmma_ws.h).
-#include "kernels/cuda/fused/fused_wgmma_ws.h"
-
 #include <cuda.h>
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 #include <cuda_bf16.h>
@@ -14,8 +12,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/fused/fused_wgmma.h"  // CurrentDeviceMajor
+#include "kernels/cuda/fused/fused_wgmma_ws.h"
 #include "kernels/cuda/fused/ws_launch.h"
 #include "kernels/cuda/fused/ws_tensor_maps.h"
+#include "kernels/fused_support.h"  // kFusedWsDims
 
 namespace attnd::kernels::cuda {
 namespace {
@@ -104,9 +104,7 @@ absl::Status LaunchMode(int padded_dim, const FusedParams& params, const Attenti
 }  // namespace
 
 bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
-  const bool dim_instantiated = padded_dim == 64 || padded_dim == 80 || padded_dim == 96 ||
-                                padded_dim == 128 || padded_dim == 160 || padded_dim == 192 ||
-                                padded_dim == 256;
+  const bool dim_instantiated = OneOf(kFusedWsDims, padded_dim);
   return ModeFromEnvironment() != WsMode::kOff && (!p.has_bias || p.bias_dtype != DType::kF32) &&
          (p.dtype == DType::kF16 || p.dtype == DType::kBF16) && dim_instantiated &&
          CurrentDeviceMajor() == 9;

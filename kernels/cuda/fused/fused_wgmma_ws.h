@@ -10,9 +10,9 @@
 namespace attnd::kernels::cuda {
 
 // Whether the warp-specialised kernel takes `problem` at padded head dim `padded_dim`: f16 or
-// bf16, no bias or a 16-bit one, a dense or ragged batch, padded dim 64, 80, 96, 128, 160, 192 or
-// 256, a device of compute capability 9.x (the current one), and ATTND_FUSED_WS not "0" in the
-// environment ("cp_async": the producer copies K and V by cp.async, not TMA). On by default
+// bf16, no bias or a 16-bit one, a dense or ragged batch, a padded dim of ATTND_FUSED_WS_DIMS
+// (64 to 256), a device of compute capability 9.x (the current one), and ATTND_FUSED_WS not "0"
+// in the environment ("cp_async": the producer copies K and V by cp.async, not TMA). On by default
 // since its H100 runs of 2026-12-07 (bench/RESULTS.md): 1.1-2.7× the kernels it replaced,
 // 1.6× at D 128.
 bool WgmmaWsFusedTakes(const AttentionProblem& problem, int padded_dim);

@@ -11,8 +11,8 @@
 //                swizzled layouts of wgmma.cuh); after its copies land it fences them for the
 //                async proxy and arrives on the stage's "full" mbarrier. It waits on a stage's
 //                "empty" mbarrier before reusing it. With a bias, block n's bias tile first
-//                (fused_kernel.cuh's tile layout, a row a producer thread) into a ring of its own (two stages where
-//                they fit); the producer does not wait for those copies to land
+//                (fused_kernel.cuh's tile layout, a row a producer thread) into a ring of its own
+//                (two stages where they fit); the producer does not wait for those copies to land
 //                (cp.async.mbarrier.arrive), so that several are in flight. The consumers read
 //                a bias tile into S before they multiply and free it at once.
 //                kTma (the default; ATTND_FUSED_WS=cp_async keeps the cp.async copies, which
@@ -392,7 +392,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
   unsigned char* q_tile = smem_raw + (1024 - raw_address % 1024) % 1024;
   unsigned char* k_tiles = q_tile + Shape::kQBytes;        // stage s at + s · kKvBytes
   unsigned char* v_tiles = k_tiles + 2 * Shape::kKvBytes;  // likewise
-  const uint32_t barriers = SmemAddress(v_tiles + 2 * Shape::kKvBytes);  // 8 bytes each
+  const uint32_t barriers = SmemAddress(v_tiles + 2 * Shape::kKvBytes);        // 8 bytes each
   unsigned char* bias = v_tiles + 2 * Shape::kKvBytes + Shape::kBarrierBytes;  // BiasTileOf
 
   const int warpgroup = threadIdx.x / 128;

@@ -12,13 +12,14 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/fused/wgmma_ws_kernel.cuh"
 #include "kernels/cuda/fused/ws_launch.h"
+#include "kernels/fused_support.h"  // ATTND_FUSED_WS_DIMS
 
 namespace attnd::kernels::cuda::fused {
 namespace ws_launch_internal {
 
 template <class T, class Shape, bool kTma>
-absl::Status LaunchShape(const FusedParams& params, const WsTensorMaps& maps, const AttentionProblem& p,
-                    cudaStream_t stream) {
+absl::Status LaunchShape(const FusedParams& params, const WsTensorMaps& maps,
+                         const AttentionProblem& p, cudaStream_t stream) {
   constexpr int kDim = Shape::kDim;
   auto* kernel = &WgmmaWsForwardKernel<T, Shape, kTma>;
   const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
@@ -45,45 +46,34 @@ absl::Status LaunchShape(const FusedParams& params, const WsTensorMaps& maps, co
 template <class T, int kDim, bool kTma>
 absl::Status LaunchDim(const FusedParams& params, const WsTensorMaps& maps,
                        const AttentionProblem& p, cudaStream_t stream) {
-  return p.has_bias ? LaunchShape<T, WsShape<kDim, WsBlockN(kDim, true)>, kTma>(params, maps, p,
-                                                                               stream)
-                    : LaunchShape<T, WsShape<kDim, WsBlockN(kDim, false)>, kTma>(params, maps, p,
-                                                                                stream);
+  return p.has_bias
+             ? LaunchShape<T, WsShape<kDim, WsBlockN(kDim, true)>, kTma>(params, maps, p, stream)
+             : LaunchShape<T, WsShape<kDim, WsBlockN(kDim, false)>, kTma>(params, maps, p, stream);
 }
 
-template <class T, bool kTma>
-absl::Status LaunchType(int padded_dim, const FusedParams& params,
-                        const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream) {
-  switch (padded_dim) {
-    case 64:
-      return LaunchDim<T, 64, kTma>(params, maps, p, stream);
-    case 80:
-      return LaunchDim<T, 80, kTma>(params, maps, p, stream);
-    case 96:
-      return LaunchDim<T, 96, kTma>(params, maps, p, stream);
-    case 128:
-      return LaunchDim<T, 128, kTma>(params, maps, p, stream);
-    case 160:
-      return LaunchDim<T, 160, kTma>(params, maps, p, stream);
-    case 192:
-      return LaunchDim<T, 192, kTma>(params, maps, p, stream);
-    case 256:
-      return LaunchDim<T, 256, kTma>(params, maps, p, stream);
-    default:
-      return absl::InternalError(
-          absl::StrCat("no fused warp-specialised kernel for padded head dim ", padded_dim));
+// The launch for `padded_dim`, one of kDim, kRest...
+template <class T, bool kTma, int kDim, int... kRest>
+absl::Status LaunchFor(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
+                       const AttentionProblem& p, cudaStream_t stream) {
+  if (padded_dim == kDim) return LaunchDim<T, kDim, kTma>(params, maps, p, stream);
+  if constexpr (sizeof...(kRest) > 0) {
+    return LaunchFor<T, kTma, kRest...>(padded_dim, params, maps, p, stream);
+  } else {
+    return absl::InternalError(
+        absl::StrCat("no fused warp-specialised kernel for padded head dim ", padded_dim));
   }
 }
 
 }  // namespace ws_launch_internal
 
 template <bool kTma>
-absl::Status LaunchWs(int padded_dim, const FusedParams& params,
-                      const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream) {
-  return p.dtype == DType::kF16 ? ws_launch_internal::LaunchType<__half, kTma>(
-                                      padded_dim, params, maps, p, stream)
-                                : ws_launch_internal::LaunchType<__nv_bfloat16, kTma>(
-                                      padded_dim, params, maps, p, stream);
+absl::Status LaunchWs(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
+                      const AttentionProblem& p, cudaStream_t stream) {
+  using ws_launch_internal::LaunchFor;
+  return p.dtype == DType::kF16
+             ? LaunchFor<__half, kTma, ATTND_FUSED_WS_DIMS>(padded_dim, params, maps, p, stream)
+             : LaunchFor<__nv_bfloat16, kTma, ATTND_FUSED_WS_DIMS>(padded_dim, params, maps, p,
+                                                                   stream);
 }
 
 }  // namespace attnd::kernels::cuda::fused

@@ -13,12 +13,12 @@
 
 namespace attnd::kernels::cuda::fused {
 
-// Launches the kernel for `padded_dim` (64, 80, 96, 128, 160, 192 or 256) and p's dtype on
+// Launches the kernel for `padded_dim` (one of ATTND_FUSED_WS_DIMS) and p's dtype on
 // `stream`, the consumers' GEMMs in ping-pong turns; kTma: K and V copied through
 // `maps`. INTERNAL on a launch error or another padded dim.
 template <bool kTma>
-absl::Status LaunchWs(int padded_dim, const FusedParams& params,
-                      const WsTensorMaps& maps, const AttentionProblem& p, cudaStream_t stream);
+absl::Status LaunchWs(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
+                      const AttentionProblem& p, cudaStream_t stream);
 
 extern template absl::Status LaunchWs<false>(int, const FusedParams&, const WsTensorMaps&,
                                              const AttentionProblem&, cudaStream_t);
