@@ -83,7 +83,11 @@ for mode in cp_async 0; do
   ATTND_FUSED_WS=$mode timeout "$(cap 40)" "$bin/attnd_gpu_bench" --variants fused --iters 10 \
     --csv "$out/fused_ws_$mode.csv" >"$out/fused_ws_$mode.log" 2>&1
   echo "attnd_gpu_bench exit $?"
-  cut -d, -f1,11-13 "$out/fused_ws_$mode.csv" 2>/dev/null | grep -v "cannot run"
+  # shape, ms, TFLOP/s of the rows that ran (the labels hold commas: read it as CSV)
+  python3 -c 'import csv,sys
+for r in csv.DictReader(open(sys.argv[1])):
+    if r["status"] == "ok": print(r["shape"], r["ms"], r["tflops"], sep=" | ")' \
+    "$out/fused_ws_$mode.csv" 2>/dev/null
 done
 
 # The GPU suite again with the cp.async copies (the TMA path's fallback where the driver refuses a
