@@ -1,9 +1,9 @@
 // The warp-specialised fused forward kernel on Hopper (sm_90a): wgmma_kernel.cuh's arithmetic,
 // scheduled as FlashAttention-3 does, so that the tensor cores are not idle while the scores
-// are masked and exponentiated. For 16-bit inputs without a bias, dense batches, padded head
-// dims 64-256, without a bias or with a 16-bit one, dense or ragged batches (cta_rows.h: a
-// sequence's rows placed so that the batch's mask is its own, as in fused_kernel.cuh). RunFused
-// routes here on sm_90 unless ATTND_FUSED_WS=0 (fused_wgmma_ws.h says which problems).
+// are masked and exponentiated. For 16-bit inputs at padded head dims 64-256, without a bias or
+// with a 16-bit one, dense or ragged batches (cta_rows.h: a sequence's rows placed so that the
+// batch's mask is its own, as in fused_kernel.cuh). RunFused routes here on sm_90 unless
+// ATTND_FUSED_WS=0 (fused_wgmma_ws.h says which problems).
 //
 // One CTA of three warpgroups owns kBlockM = 128 query rows of one (batch, head):
 //   producer     warpgroup 0, 40 registers a thread (setmaxnreg): copies Q once and then K_n
