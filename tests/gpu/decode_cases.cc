@@ -135,6 +135,20 @@ void AddOptionCases(DType dtype, std::vector<GpuCase>* cases) {
   cases->push_back(Base(dtype, 4, 1, 8192, 32, 8, 128, 128));
   // Mq 17 is not decode: the one-pass kernel, as before.
   cases->push_back(Gqa(dtype, 17, 1031));
+  // Dense 16-bit biases with Mk a multiple of 8: the warp-specialised kernel copies them as TMA
+  // tiles (kernels/cuda/fused/ws_bias_tiles.h). One CTA a head with rows past Mq; then two, a
+  // window (blocks that start off a multiple of 8 keys) and the other 16-bit bias dtype. Here
+  // because device_check.sh's racecheck runs this suite, which launches only the fused kernels.
+  {
+    GpuCase c = Gqa(dtype, 17, 1024);
+    SetBias(&c, dtype, 2, 8, 17, 1024);
+    cases->push_back(c);
+    c = Gqa(dtype, 200, 1024);
+    c.problem.causal = Causal::kBottomRight;
+    c.problem.window_left = 37;
+    SetBias(&c, dtype == DType::kF16 ? DType::kBF16 : DType::kF16, 1, 8, 200, 1024);
+    cases->push_back(c);
+  }
 }
 
 }  // namespace

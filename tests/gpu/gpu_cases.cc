@@ -299,6 +299,23 @@ std::vector<GpuCase> BiasTileCases() {
       SetBias(&c, dtype, 1, 2, 1000, 1003);
       cases.push_back(c);
     }
+    // The same with Mk 1000 (rows 16-byte aligned): the warp-specialised kernel's TMA bias tiles
+    // (kernels/cuda/fused/ws_bias_tiles.h), in both 16-bit dtypes, at D 64 and 256 too, a last
+    // CTA with rows past Mq; and with a window and causal bottom-right, so that blocks start off
+    // a multiple of 8 keys.
+    for (int64_t d : {64, 128, 256}) {
+      GpuCase c = Base(dtype, 2, 1000, 1000, 2, 2, d, d);
+      SetBias(&c, d == 128 ? dtype : (dtype == DType::kF16 ? DType::kBF16 : DType::kF16), 2, 2,
+              1000, 1000);
+      cases.push_back(c);
+    }
+    {
+      GpuCase c = Base(dtype, 1, 300, 304, 2, 2, 128, 128);
+      c.problem.window_left = 37;
+      c.problem.causal = Causal::kBottomRight;
+      SetBias(&c, dtype, 1, 2, 300, 304);
+      cases.push_back(c);
+    }
   }
   return cases;
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/fused/fused_wgmma.h"  // CurrentDeviceMajor
 #include "kernels/cuda/fused/fused_wgmma_ws.h"
+#include "kernels/cuda/fused/ws_bias_tiles.h"
 #include "kernels/cuda/fused/ws_launch.h"
 #include "kernels/cuda/fused/ws_tensor_maps.h"
 #include "kernels/fused_support.h"  // kFusedWsDims
@@ -36,6 +37,17 @@ WsMode ModeFromEnvironment() {
     return WsMode::kTma;
   }();
   return mode;
+}
+
+// Whether a bias that could be copied as TMA tiles is (the default), from ATTND_FUSED_WS_BIAS:
+// "rows" copies every bias by rows (the path of unaligned and broadcast biases), to test and
+// measure both in one run.
+bool BiasTilesFromEnvironment() {
+  static const bool tiles = [] {
+    const char* env = std::getenv("ATTND_FUSED_WS_BIAS");
+    return env == nullptr || std::strcmp(env, "rows") != 0;
+  }();
+  return tiles;
 }
 
 // The driver's cuTensorMapEncodeTiled, through the runtime (no link to libcuda), or null.
@@ -80,7 +92,33 @@ bool EncodeMap(CUtensorMap* map, const void* base, const SeqHeadStrides& strides
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// The kernel with TMA copies, or with cp.async ones where the mode asks or a map cannot be made.
+// The bias's map for the kernels with bias tiles (ws_bias_tiles.h): [batch, heads, Mq, Mk], a
+// broadcast dim of size 1, boxes of 64 keys × 128 rows, 128-byte swizzle, zeros outside. False
+// where the driver refuses it.
+bool EncodeBiasMap(CUtensorMap* map, const AttentionProblem& p, const void* bias) {
+  const auto encode = TensorMapEncoder();
+  if (encode == nullptr) return false;
+  constexpr int64_t kElem = 2;
+  const int64_t* shape = p.bias_shape;  // [bB, bH, Mq, Mk], contiguous
+  const cuuint64_t global_dim[4] = {
+      static_cast<cuuint64_t>(shape[3]), static_cast<cuuint64_t>(shape[2]),
+      static_cast<cuuint64_t>(shape[1]), static_cast<cuuint64_t>(shape[0])};
+  const cuuint64_t global_strides[3] = {
+      static_cast<cuuint64_t>(shape[3] * kElem),
+      static_cast<cuuint64_t>(shape[2] * shape[3] * kElem),
+      static_cast<cuuint64_t>(shape[1] * shape[2] * shape[3] * kElem)};
+  const cuuint32_t box[4] = {64, 128, 1, 1};
+  const cuuint32_t element_strides[4] = {1, 1, 1, 1};
+  const CUtensorMapDataType type = p.bias_dtype == DType::kF16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                               : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  return encode(map, type, 4, const_cast<void*>(bias), global_dim, global_strides, box,
+                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// The kernel with TMA copies (and bias tiles where the bias takes them), or with cp.async ones
+// where the mode asks or a map cannot be made.
 template <class T>
 absl::Status LaunchMode(int padded_dim, const FusedParams& params, const AttentionProblem& p,
                         cudaStream_t stream) {
@@ -90,12 +128,15 @@ absl::Status LaunchMode(int padded_dim, const FusedParams& params, const Attenti
     const int64_t rows = p.ragged ? p.total_kv : p.kv_len;
     const int64_t batch = p.ragged ? 1 : p.batch;
     const int64_t kv_heads = p.q_heads / params.group;
-    const int block_n = fused::WsBlockN(padded_dim, p.has_bias);
+    const bool bias_tiles = BiasTilesFromEnvironment() && fused::BiasTakesTiles(p, params.bias) &&
+                            EncodeBiasMap(&maps.bias, p, params.bias);
+    const int block_n = fused::WsBlockN(padded_dim, p.has_bias && !bias_tiles);
     if (EncodeMap<T>(&maps.k, params.k, params.k_strides, rows, kv_heads, batch, params.head_dim,
                      block_n) &&
         EncodeMap<T>(&maps.v, params.v, params.v_strides, rows, kv_heads, batch, params.v_head_dim,
                      block_n)) {
-      return fused::LaunchWs<true>(padded_dim, params, maps, p, stream);
+      return bias_tiles ? fused::LaunchWsBiasTiles(padded_dim, params, maps, p, stream)
+                        : fused::LaunchWs<true>(padded_dim, params, maps, p, stream);
     }
   }
   return fused::LaunchWs<false>(padded_dim, params, maps, p, stream);

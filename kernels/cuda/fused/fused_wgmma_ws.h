@@ -12,9 +12,10 @@ namespace attnd::kernels::cuda {
 // Whether the warp-specialised kernel takes `problem` at padded head dim `padded_dim`: f16 or
 // bf16, no bias or a 16-bit one, a dense or ragged batch, a padded dim of ATTND_FUSED_WS_DIMS
 // (64 to 256), a device of compute capability 9.x (the current one), and ATTND_FUSED_WS not "0"
-// in the environment ("cp_async": the producer copies K and V by cp.async, not TMA). On by default
-// since its H100 runs of 2026-12-07 (bench/RESULTS.md): 1.1-2.7× the kernels it replaced,
-// 1.6× at D 128.
+// in the environment ("cp_async": the producer copies K and V by cp.async, not TMA; the bias too).
+// A dense 16-bit bias with 16-byte aligned rows is copied as TMA tiles (ws_bias_tiles.h) unless
+// ATTND_FUSED_WS_BIAS=rows. On by default since its H100 runs of 2026-12-07 (bench/RESULTS.md):
+// 1.1-2.7× the kernels it replaced, 1.6× at D 128.
 bool WgmmaWsFusedTakes(const AttentionProblem& problem, int padded_dim);
 
 // Launches it on `stream` (a cudaStream_t). INTERNAL on a launch error.

@@ -10,11 +10,14 @@
 //                and V_n of each key block into a ring of two stages (cp.async, the 128-byte-
 //                swizzled layouts of wgmma.cuh); after its copies land it fences them for the
 //                async proxy and arrives on the stage's "full" mbarrier. It waits on a stage's
-//                "empty" mbarrier before reusing it. With a bias, block n's bias tile first
-//                (fused_kernel.cuh's tile layout, a row a producer thread) into a ring of its own
-//                (two stages where they fit); the producer does not wait for those copies to land
-//                (cp.async.mbarrier.arrive), so that several are in flight. The consumers read
-//                a bias tile into S before they multiply and free it at once.
+//                "empty" mbarrier before reusing it. With a bias, block n's bias tile first, into
+//                a ring of its own. kBiasTiles (a 16-bit bias with 16-byte aligned rows, dense
+//                over queries and keys: ws_bias_tiles.h): one thread copies it with TMA, 128-byte
+//                swizzled like K, two stages. Else by rows (fused_kernel.cuh's padded tile
+//                layout and shifts, a row a producer thread; two stages where they fit), and the
+//                producer does not wait for those copies to land (cp.async.mbarrier.arrive), so
+//                that several are in flight. The consumers read a bias tile into S before they
+//                multiply and free it at once.
 //                kTma (the default; ATTND_FUSED_WS=cp_async keeps the cp.async copies, which
 //                are also the fallback where a tensor map cannot be made): one thread copies
 //                K_n and V_n with
@@ -32,16 +35,17 @@
 //                while the other's GEMMs do (FlashAttention-3's ping-pong schedule; without it
 //                the kernel was 13% slower at D 128, H100, bench/RESULTS.md 2026-12-07).
 // Shared memory: Q [128, D] K-major; per stage K [kBlockN, D] K-major and V [kBlockN, D]
-// MN-major; with a bias, per bias stage a tile of it [128, kBlockN + 8] and its rows' shifts;
-// up to thirteen mbarriers. kBlockN is 128 up to D 128 (161 KiB at D 128) and 64 above (D 256:
-// 193 KiB), so that O (D/2), S (kBlockN/2) and P (kBlockN/4) fit 232 registers; with a bias
-// it is 64 at every D, so that two bias stages fit (D 128: 133 KiB; D 256 has room for one
-// only, 211 KiB).
+// MN-major; with a bias, per bias stage a tile of it ([128, kBlockN] swizzled with kBiasTiles,
+// else [128, kBlockN + 8] and its rows' shifts); up to thirteen mbarriers. kBlockN is 128 up to
+// D 128 (161 KiB at D 128) and 64 above (D 256: 193 KiB), so that O (D/2), S (kBlockN/2) and
+// P (kBlockN/4) fit 232 registers. Two bias tiles of 32 KiB fit beside that at D 128 (225 KiB)
+// and two of 16 KiB at D 256; padded rows take more room, so with a bias copied by rows kBlockN
+// is 64 at every D (D 128: 133 KiB; D 256 has room for one stage only, 211 KiB).
 // Head dims above 128 split P·V across two RS chains (wgmma's N is at most 256, and its
 // accumulators are one array): D 160 as 64 + 96, D 192 as 128 + 64, D 256 as 128 + 128.
 //
 // Barriers and their parities: ws_schedule.h (run on the host by tests/gpu/ws_schedule_test.cc).
-// Full barriers count the producer's 128 arrivals (one with TMA; 256 for the bias: two a
+// Full barriers count the producer's 128 arrivals (one with TMA; 256 for a bias by rows: two a
 // thread), K's and V's empty ones the consumers' 8 warps, the bias tiles' empty ones all 256
 // consumer threads (each reads the tile with plain loads, so each releases it itself).
 #ifndef ATTND_KERNELS_CUDA_FUSED_WGMMA_WS_KERNEL_CUH_
@@ -51,6 +55,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/fused/cta_rows.h"
 #include "kernels/cuda/fused/fused_params.h"
@@ -103,6 +108,14 @@ struct WsShape {
   static constexpr int kBiasStages = kSmemBytes + 2 * kBiasStageBytes <= 227 * 1024 ? 2 : 1;
   static constexpr int kSmemBytesWithBias = kSmemBytes + kBiasStages * kBiasStageBytes;
   static_assert(kSmemBytesWithBias <= 227 * 1024, "an sm_90 CTA has at most 227 KiB");
+  // With a 16-bit bias copied as TMA tiles (kBiasTiles kernels): two stages of [kBlockM, kBlockN]
+  // elements, in 64-key atom columns of [128 rows, 128 bytes] swizzled as K's, right after V
+  // (1024-byte aligned for the swizzle), then the barriers. No padding and no shifts: the tensor's
+  // rows are 16-byte aligned (ws_bias_tiles.h), and the box starts at the block's first key.
+  static constexpr int kBiasTileStages = 2;
+  static constexpr int kBiasTileBytes = kBlockM * kBlockN * 2;
+  static constexpr int kSmemBytesWithBiasTiles = kSmemBytes + kBiasTileStages * kBiasTileBytes;
+  static_assert(kSmemBytesWithBiasTiles <= 227 * 1024, "an sm_90 CTA has at most 227 KiB");
 };
 
 // The producer's copy of a 16-bit bias tile, LoadBiasTile's layout (fused_kernel.cuh) but one
@@ -224,18 +237,62 @@ __device__ __forceinline__ void ReleaseTile(uint32_t barrier_address, int lane) 
   if (lane == 0) wgmma::BarrierArrive(barrier_address);
 }
 
+// S of a block started at bias / scale from a TMA bias tile (WsShape's kBiasTileBytes layout:
+// 64-key atom columns of 128 rows × 128 bytes, the 16-byte pieces of row r at piece ^ (r % 8)).
+// The thread's rows tile_row and tile_row + 8 are both ≡ lane / 4 (mod 8), and its keys 8j +
+// 2·(lane % 4) + {0, 1} are one aligned 4-byte pair: so one 32-bit load a pair, at an offset
+// whose swizzle is one XOR; the eight row groups of a warp's load hit eight different pieces
+// of 16 bytes, all 32 banks once.
+template <int kBlockN, class Bias>
+__device__ __forceinline__ void ScoresFromBiasTiles(float (&s)[kBlockN / 2],
+                                                    const unsigned char* tile, float to_acc,
+                                                    int tile_row, int lane) {
+  const int swizzle = 16 * (lane / 4);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const unsigned char* row = tile + (tile_row + 8 * r) * 128 + 4 * (lane % 4);
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; ++j) {
+      const int at = (j / 8) * (128 * 128) + ((16 * (j % 8)) ^ swizzle);
+      const uint32_t pair = *reinterpret_cast<const uint32_t*>(row + at);
+      float lo;
+      float hi;
+      if constexpr (std::is_same_v<Bias, __nv_bfloat16>) {
+        lo = __uint_as_float(pair << 16);  // a bf16 is a float's upper half
+        hi = __uint_as_float(pair & 0xffff0000u);
+      } else {
+        const float2 both = __half22float2(*reinterpret_cast<const __half2*>(&pair));
+        lo = both.x;
+        hi = both.y;
+      }
+      s[4 * j + 2 * r] = lo * to_acc;
+      s[4 * j + 2 * r + 1] = hi * to_acc;
+    }
+  }
+}
+
 // With a bias, S of block n starts at bias / scale from its stage's bias tile, which is then free
-// for block n + kBiasStages's; without one, IssueQK's first step sets S.
-template <class Shape>
+// for block n + the stages'; without one, IssueQK's first step sets S. kBiasTiles: the tiles are
+// TMA's (ScoresFromBiasTiles), else LoadBiasTile's padded rows with their shifts.
+template <class Shape, bool kBiasTiles>
 __device__ __forceinline__ void StartScores(float (&s)[Shape::kSRegs], unsigned char* bias,
                                             const FusedParams& p, uint32_t barriers, int n,
                                             int tile_row, int lane) {
   if (p.bias == nullptr) return;
-  constexpr int kStages = Shape::kBiasStages;
+  constexpr int kStages = kBiasTiles ? Shape::kBiasTileStages : Shape::kBiasStages;
   const int stage = WsSchedule::BiasStage(n, kStages);
   wgmma::BarrierWait(barriers + 8 * (kBiasFull + stage), WsSchedule::BiasFullParity(n, kStages));
-  ScoresFromBiasTile<Shape::kBlockN>(s, BiasTileOf<Shape>(bias, stage),
-                                     BiasShiftsOf<Shape>(bias, stage), p, tile_row, lane);
+  if constexpr (kBiasTiles) {
+    const unsigned char* tile = bias + stage * Shape::kBiasTileBytes;
+    if (p.bias_dtype == DType::kBF16) {
+      ScoresFromBiasTiles<Shape::kBlockN, __nv_bfloat16>(s, tile, p.bias_to_acc, tile_row, lane);
+    } else {
+      ScoresFromBiasTiles<Shape::kBlockN, __half>(s, tile, p.bias_to_acc, tile_row, lane);
+    }
+  } else {
+    ScoresFromBiasTile<Shape::kBlockN>(s, BiasTileOf<Shape>(bias, stage),
+                                       BiasShiftsOf<Shape>(bias, stage), p, tile_row, lane);
+  }
   wgmma::BarrierArrive(barriers + 8 * (kBiasEmpty + stage));  // this thread's reads are done
 }
 
@@ -262,25 +319,44 @@ __device__ __forceinline__ void ProducerLoadQ(const FusedParams& p, unsigned cha
 }
 
 // The producer's copy of block n's bias tile into its stage, once both consumers have read
-// block n - kBiasStages's from there into S; one cp.async group. The thread does not wait for
-// its copies: its full barrier counts two arrivals of each producer thread, one when its copies
-// have landed and one now (whose release covers the plain stores: the shifts, a short last
-// piece).
-template <class Shape>
-__device__ __forceinline__ void ProducerLoadBias(const FusedParams& p, unsigned char* bias,
-                                                 uint32_t barriers, int n, int kb) {
-  constexpr int kStages = Shape::kBiasStages;
+// block n - the stages' from there into S.
+// kBiasTiles: thread 0 copies it as TMA boxes of 64 keys × 128 rows (the map's broadcast dims
+// at coordinate 0), whose bytes complete the full barrier (counting its one arrival); rows past
+// Mq and keys past Mk land as zeros (masked anyway).
+// Else by rows, one cp.async group. The thread does not wait for its copies: its full barrier
+// counts two arrivals of each producer thread, one when its copies have landed and one now
+// (whose release covers the plain stores: the shifts, a short last piece).
+template <class Shape, bool kBiasTiles>
+__device__ __forceinline__ void ProducerLoadBias(const FusedParams& p, const WsTensorMaps& maps,
+                                                 unsigned char* bias, uint32_t barriers, int n,
+                                                 int kb) {
+  constexpr int kStages = kBiasTiles ? Shape::kBiasTileStages : Shape::kBiasStages;
   const int stage = WsSchedule::BiasStage(n, kStages);
+  const uint32_t full = barriers + 8 * (kBiasFull + stage);
+  if constexpr (kBiasTiles) {
+    if (threadIdx.x != 0) return;
+  }
   if (WsSchedule::WaitsForBiasEmpty(n, kStages)) {
     wgmma::BarrierWait(barriers + 8 * (kBiasEmpty + stage),
                        WsSchedule::BiasEmptyParity(n, kStages));
   }
-  ProducerLoadBiasRows<Shape>(BiasTileOf<Shape>(bias, stage), BiasShiftsOf<Shape>(bias, stage), p,
-                              kb);
-  CpAsyncCommit();
-  const uint32_t full = barriers + 8 * (kBiasFull + stage);
-  wgmma::BarrierArriveOnCpAsyncLanded(full);
-  wgmma::BarrierArrive(full);
+  if constexpr (kBiasTiles) {
+    const int q0 = static_cast<int>(gridDim.x - 1 - blockIdx.x) * Shape::kBlockM;
+    const int h = p.bias_index.head == 0 ? 0 : static_cast<int>(blockIdx.y);
+    const int b = p.bias_index.batch == 0 ? 0 : static_cast<int>(blockIdx.z);
+    const uint32_t tile = SmemAddress(bias + stage * Shape::kBiasTileBytes);
+    wgmma::BarrierArriveExpectTx(full, Shape::kBiasTileBytes);
+#pragma unroll
+    for (int a = 0; a < Shape::kBlockN / 64; ++a) {
+      wgmma::TmaLoad4d(tile + a * (128 * 128), &maps.bias, kb + 64 * a, q0, h, b, full);
+    }
+  } else {
+    ProducerLoadBiasRows<Shape>(BiasTileOf<Shape>(bias, stage), BiasShiftsOf<Shape>(bias, stage),
+                                p, kb);
+    CpAsyncCommit();
+    wgmma::BarrierArriveOnCpAsyncLanded(full);
+    wgmma::BarrierArrive(full);
+  }
 }
 
 // cp.async.wait_group with a count known only at run time (0-3).
@@ -303,7 +379,7 @@ __device__ __forceinline__ void CpAsyncWaitAtMost(int pending) {
 // the full barriers (which then count one arrival); a block that ends past the CTA's last key
 // still copies its V by cp.async (rows from key_hi zeroed), the 128 threads meeting at named
 // barrier 3 before thread 0 arrives.
-template <class T, class Shape, bool kTma>
+template <class T, class Shape, bool kTma, bool kBiasTiles>
 __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTensorMaps& maps,
                                              const T* q_head, const T* k_head, const T* v_head,
                                              int64_t q0, const CtaRows& seq,
@@ -332,7 +408,7 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
     const int kb = keys.key_lo + n * Shape::kBlockN;
     unsigned char* k_tile = k_tiles + stage * Shape::kKvBytes;
     unsigned char* v_tile = v_tiles + stage * Shape::kKvBytes;
-    if (biased) ProducerLoadBias<Shape>(p, bias, barriers, n, kb);
+    if (biased) ProducerLoadBias<Shape, kBiasTiles>(p, maps, bias, barriers, n, kb);
     // Block n - 2's tiles in this stage are free once both consumers are past them.
     if (WsSchedule::WaitsForEmpty(n)) {
       wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), WsSchedule::EmptyParity(n));
@@ -356,12 +432,14 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
       tma_tile(&maps.v, v_tile, kb, barriers + 8 * (kVFull + stage));
     }
     // This thread's cp.async groups land in order: Q (first block only), the bias tile (with a
-    // bias; its barrier already tracks it), K_n (without TMA), V_n (by threads). Q, K and V are
-    // fenced for the async proxy (wgmma reads through it) before their barriers release them.
+    // bias copied by rows; its barrier already tracks it), K_n (without TMA), V_n (by threads).
+    // Q, K and V are fenced for the async proxy (wgmma reads through it) before their barriers
+    // release them.
+    const int bias_group = biased && !kBiasTiles ? 1 : 0;
     const int k_group = kTma ? 0 : 1;
     const int v_group = v_by_threads ? 1 : 0;
     if (n == 0) {
-      CpAsyncWaitAtMost((biased ? 1 : 0) + k_group + v_group);
+      CpAsyncWaitAtMost(bias_group + k_group + v_group);
       wgmma::FenceSharedForAsyncProxy();
       wgmma::BarrierArrive(barriers + 8 * kQFull);
     }
@@ -383,17 +461,24 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
   }
 }
 
-template <class T, class Shape, bool kTma>
+// kBiasTiles (with kTma only): the problem has a 16-bit bias whose tiles TMA copies through
+// maps.bias (ws_bias_tiles.h says which biases); else a bias, if any, is copied by rows.
+template <class T, class Shape, bool kTma, bool kBiasTiles>
 __global__ void __launch_bounds__(Shape::kThreads, 1)
     WgmmaWsForwardKernel(const FusedParams p, const __grid_constant__ WsTensorMaps maps) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  static_assert(kTma || !kBiasTiles, "bias tiles come by TMA");
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_address = SmemAddress(smem_raw);
   unsigned char* q_tile = smem_raw + (1024 - raw_address % 1024) % 1024;
   unsigned char* k_tiles = q_tile + Shape::kQBytes;        // stage s at + s · kKvBytes
   unsigned char* v_tiles = k_tiles + 2 * Shape::kKvBytes;  // likewise
-  const uint32_t barriers = SmemAddress(v_tiles + 2 * Shape::kKvBytes);        // 8 bytes each
-  unsigned char* bias = v_tiles + 2 * Shape::kKvBytes + Shape::kBarrierBytes;  // BiasTileOf
+  // Then the barriers (8 bytes each) and the bias stages (BiasTileOf), or with kBiasTiles the
+  // bias stages (1024-byte aligned) and the barriers.
+  unsigned char* after_v = v_tiles + 2 * Shape::kKvBytes;
+  const uint32_t barriers = SmemAddress(
+      kBiasTiles ? after_v + Shape::kBiasTileStages * Shape::kBiasTileBytes : after_v);
+  unsigned char* bias = kBiasTiles ? after_v : after_v + Shape::kBarrierBytes;
 
   const int warpgroup = threadIdx.x / 128;
   const int lane = threadIdx.x % 32;
@@ -419,8 +504,9 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
       wgmma::BarrierInit(barriers + 8 * (kKEmpty + s), 8);
       wgmma::BarrierInit(barriers + 8 * (kVEmpty + s), 8);
     }
-    for (int s = 0; s < Shape::kBiasStages; ++s) {
-      wgmma::BarrierInit(barriers + 8 * (kBiasFull + s), 256);  // ProducerLoadBias: two a thread
+    // ProducerLoadBias: one arrival with TMA, two a thread by rows.
+    for (int s = 0; s < (kBiasTiles ? Shape::kBiasTileStages : Shape::kBiasStages); ++s) {
+      wgmma::BarrierInit(barriers + 8 * (kBiasFull + s), kBiasTiles ? 1 : 256);
       wgmma::BarrierInit(barriers + 8 * (kBiasEmpty + s), 256);
     }
     wgmma::FenceBarrierInit();
@@ -435,7 +521,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
                       seq.kv_row0 * p.k_strides.seq + kv_h * p.k_strides.head;
     const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch +
                       seq.kv_row0 * p.v_strides.seq + kv_h * p.v_strides.head;
-    ProduceTiles<T, Shape, kTma>(p, maps, q_head, k_head, v_head, q0, seq, keys, b, kv_h, q_tile,
+    ProduceTiles<T, Shape, kTma, kBiasTiles>(p, maps, q_head, k_head, v_head, q0, seq, keys, b, kv_h, q_tile,
                                  k_tiles, v_tiles, bias, barriers);
     return;
   }
@@ -465,7 +551,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     }
     wgmma::BarrierWait(barriers + 8 * kQFull, 0);  // its one use
     // Block 0: S_0 alone; nothing is accumulated yet, so no rescale.
-    StartScores<Shape>(s, bias, p, barriers, 0, tile_row, lane);
+    StartScores<Shape, kBiasTiles>(s, bias, p, barriers, 0, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * kKFull, WsSchedule::FullParity(0));
     TakeTurn(cw);
     wgmma::Fence();
@@ -484,7 +570,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     const int prev = WsSchedule::Stage(n - 1);
     const int kb = keys.key_lo + n * Shape::kBlockN;
     // S_n = Q·K_nᵀ, then O += P_{n-1}·V_{n-1}: two groups, completing in that order.
-    StartScores<Shape>(s, bias, p, barriers, n, tile_row, lane);
+    StartScores<Shape, kBiasTiles>(s, bias, p, barriers, n, tile_row, lane);
     wgmma::BarrierWait(barriers + 8 * (kKFull + stage), WsSchedule::FullParity(n));
     TakeTurn(cw);
     wgmma::Fence();

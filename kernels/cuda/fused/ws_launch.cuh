@@ -1,5 +1,5 @@
-// Definitions of ws_launch.h's launches; included by ws_launch_cp_async.cu and ws_launch_tma.cu
-// only (each instantiates one kTma).
+// Definitions of ws_launch.h's launches; included by ws_launch_cp_async.cu, ws_launch_tma.cu and
+// ws_launch_bias_tiles.cu only (each instantiates one of them).
 #ifndef ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_CUH_
 #define ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_CUH_
 
@@ -17,12 +17,14 @@
 namespace attnd::kernels::cuda::fused {
 namespace ws_launch_internal {
 
-template <class T, class Shape, bool kTma>
+template <class T, class Shape, bool kTma, bool kBiasTiles = false>
 absl::Status LaunchShape(const FusedParams& params, const WsTensorMaps& maps,
                          const AttentionProblem& p, cudaStream_t stream) {
   constexpr int kDim = Shape::kDim;
-  auto* kernel = &WgmmaWsForwardKernel<T, Shape, kTma>;
-  const int smem_bytes = p.has_bias ? Shape::kSmemBytesWithBias : Shape::kSmemBytes;
+  auto* kernel = &WgmmaWsForwardKernel<T, Shape, kTma, kBiasTiles>;
+  const int smem_bytes = kBiasTiles    ? Shape::kSmemBytesWithBiasTiles
+                         : p.has_bias ? Shape::kSmemBytesWithBias
+                                      : Shape::kSmemBytes;
   if (const cudaError_t e =
           cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
       e != cudaSuccess) {
@@ -42,22 +44,29 @@ absl::Status LaunchShape(const FusedParams& params, const WsTensorMaps& maps,
   return absl::OkStatus();
 }
 
-// A biased problem takes the 64-key shape (WsBlockN), with room for two bias stages.
-template <class T, int kDim, bool kTma>
+// A problem biased by rows takes the 64-key shape (WsBlockN), with room for two bias stages; one
+// with bias tiles (kBiasTiles) keeps the unbiased shape.
+template <class T, int kDim, bool kTma, bool kBiasTiles>
 absl::Status LaunchDim(const FusedParams& params, const WsTensorMaps& maps,
                        const AttentionProblem& p, cudaStream_t stream) {
-  return p.has_bias
-             ? LaunchShape<T, WsShape<kDim, WsBlockN(kDim, true)>, kTma>(params, maps, p, stream)
-             : LaunchShape<T, WsShape<kDim, WsBlockN(kDim, false)>, kTma>(params, maps, p, stream);
+  if constexpr (kBiasTiles) {
+    return LaunchShape<T, WsShape<kDim, WsBlockN(kDim, false)>, kTma, true>(params, maps, p,
+                                                                            stream);
+  } else {
+    return p.has_bias
+               ? LaunchShape<T, WsShape<kDim, WsBlockN(kDim, true)>, kTma>(params, maps, p, stream)
+               : LaunchShape<T, WsShape<kDim, WsBlockN(kDim, false)>, kTma>(params, maps, p,
+                                                                            stream);
+  }
 }
 
 // The launch for `padded_dim`, one of kDim, kRest...
-template <class T, bool kTma, int kDim, int... kRest>
+template <class T, bool kTma, bool kBiasTiles, int kDim, int... kRest>
 absl::Status LaunchFor(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
                        const AttentionProblem& p, cudaStream_t stream) {
-  if (padded_dim == kDim) return LaunchDim<T, kDim, kTma>(params, maps, p, stream);
+  if (padded_dim == kDim) return LaunchDim<T, kDim, kTma, kBiasTiles>(params, maps, p, stream);
   if constexpr (sizeof...(kRest) > 0) {
-    return LaunchFor<T, kTma, kRest...>(padded_dim, params, maps, p, stream);
+    return LaunchFor<T, kTma, kBiasTiles, kRest...>(padded_dim, params, maps, p, stream);
   } else {
     return absl::InternalError(
         absl::StrCat("no fused warp-specialised kernel for padded head dim ", padded_dim));
@@ -66,14 +75,22 @@ absl::Status LaunchFor(int padded_dim, const FusedParams& params, const WsTensor
 
 }  // namespace ws_launch_internal
 
+// LaunchWs<kTma>'s kernels (kBiasTiles false), or LaunchWsBiasTiles's (kTma and kBiasTiles).
+template <bool kTma, bool kBiasTiles>
+absl::Status LaunchWsKernels(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
+                             const AttentionProblem& p, cudaStream_t stream) {
+  using ws_launch_internal::LaunchFor;
+  return p.dtype == DType::kF16
+             ? LaunchFor<__half, kTma, kBiasTiles, ATTND_FUSED_WS_DIMS>(padded_dim, params, maps,
+                                                                        p, stream)
+             : LaunchFor<__nv_bfloat16, kTma, kBiasTiles, ATTND_FUSED_WS_DIMS>(padded_dim, params,
+                                                                               maps, p, stream);
+}
+
 template <bool kTma>
 absl::Status LaunchWs(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
                       const AttentionProblem& p, cudaStream_t stream) {
-  using ws_launch_internal::LaunchFor;
-  return p.dtype == DType::kF16
-             ? LaunchFor<__half, kTma, ATTND_FUSED_WS_DIMS>(padded_dim, params, maps, p, stream)
-             : LaunchFor<__nv_bfloat16, kTma, ATTND_FUSED_WS_DIMS>(padded_dim, params, maps, p,
-                                                                   stream);
+  return LaunchWsKernels<kTma, false>(padded_dim, params, maps, p, stream);
 }
 
 }  // namespace attnd::kernels::cuda::fused

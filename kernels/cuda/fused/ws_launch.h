@@ -1,6 +1,6 @@
-// The warp-specialised kernel's launches (wgmma_ws_kernel.cuh), instantiated in two translation
-// units so that they compile in parallel: ws_launch_cp_async.cu (kTma false) and
-// ws_launch_tma.cu (kTma true). Used by fused_wgmma_ws.cu only.
+// The warp-specialised kernel's launches (wgmma_ws_kernel.cuh), instantiated in three translation
+// units so that they compile in parallel: ws_launch_cp_async.cu (kTma false), ws_launch_tma.cu
+// (kTma true) and ws_launch_bias_tiles.cu. Used by fused_wgmma_ws.cu only.
 #ifndef ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_H_
 #define ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_H_
 
@@ -24,6 +24,12 @@ extern template absl::Status LaunchWs<false>(int, const FusedParams&, const WsTe
                                              const AttentionProblem&, cudaStream_t);
 extern template absl::Status LaunchWs<true>(int, const FusedParams&, const WsTensorMaps&,
                                             const AttentionProblem&, cudaStream_t);
+
+// The same with K and V copied by TMA and a 16-bit bias copied as TMA tiles through maps.bias
+// (ws_bias_tiles.h: BiasTakesTiles(problem) holds and the map was made).
+absl::Status LaunchWsBiasTiles(int padded_dim, const FusedParams& params,
+                               const WsTensorMaps& maps, const AttentionProblem& p,
+                               cudaStream_t stream);
 
 }  // namespace attnd::kernels::cuda::fused
 

@@ -1,0 +1,31 @@
+// Which biases the warp-specialised kernel copies as TMA tiles (wgmma_ws_kernel.cuh's kBiasTiles
+// kernels) rather than by rows. Plain C++, so that the rule is tested on the host
+// (tests/gpu/ws_schedule_test.cc).
+//
+// A tile is a box of 64 keys × 128 query rows of the bias seen as a rank-4 tensor (keys, query
+// rows, heads, batch; a dim broadcast over has size 1 and the kernel asks for coordinate 0
+// there). TMA needs the tensor's start and every row 16-byte aligned, and copies contiguous keys
+// of distinct rows: so a 16-bit bias, dense over keys and over query rows (a bias broadcast over
+// either takes the rows path, which repeats its one element or row), Mk a multiple of 8, a dense
+// batch (a ragged batch's bias rows are relative to each sequence's start).
+#ifndef ATTND_KERNELS_CUDA_FUSED_WS_BIAS_TILES_H_
+#define ATTND_KERNELS_CUDA_FUSED_WS_BIAS_TILES_H_
+
+#include <cstdint>
+
+#include "kernels/problem.h"
+
+namespace attnd::kernels::cuda::fused {
+
+inline bool BiasTakesTiles(const AttentionProblem& p, const void* bias) {
+  const bool sixteen_bit = p.bias_dtype == DType::kF16 || p.bias_dtype == DType::kBF16;
+  const bool dense_rows = p.bias_shape[3] == p.kv_len && p.bias_shape[2] == p.q_len &&
+                          p.kv_len > 1 && p.q_len > 1;
+  const bool aligned =
+      p.kv_len % 8 == 0 && reinterpret_cast<std::uintptr_t>(bias) % 16 == 0;
+  return p.has_bias && !p.ragged && sixteen_bit && dense_rows && aligned;
+}
+
+}  // namespace attnd::kernels::cuda::fused
+
+#endif  // ATTND_KERNELS_CUDA_FUSED_WS_BIAS_TILES_H_
