@@ -493,7 +493,14 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
   int64_t q_first = 0;
   int64_t q_last = 0;
   if (!CtaHoldsRows(seq, q0, Shape::kBlockM, &q_first, &q_last)) return;
-  const WgmmaCtaKeys keys = KeysOfRows(p, seq.valid_keys, q_first, q_last, Shape::kBlockN);
+  WgmmaCtaKeys keys = KeysOfRows(p, seq.valid_keys, q_first, q_last, Shape::kBlockN);
+  if (kBiasTiles && keys.n_blocks > 0) {
+    // A TMA box's first key must lie on 16 bytes (else the copy is an illegal instruction, H100
+    // 2026-12-07): blocks start at a multiple of 8 keys, those before key_lo masked like any
+    // other key a row does not see.
+    keys.key_lo &= ~7;
+    keys.n_blocks = (keys.key_hi - keys.key_lo + Shape::kBlockN - 1) / Shape::kBlockN;
+  }
 
   if (threadIdx.x == 0) {
     wgmma::BarrierInit(barriers + 8 * kQFull, 128);
