@@ -58,6 +58,18 @@ constexpr int64_t kFusedF32MaxHeadDim = 256;
 // Off, FusedRefusal refuses them, so neither the planner nor RunFused would run one.
 inline constexpr bool kFusedTakesRagged = true;
 
+// Whether the warp-specialised kernel copies `problem`'s bias as TMA tiles (the fast path with a
+// bias) rather than by rows, as far as its shape tells: a 16-bit bias, dense over query rows and
+// keys (broadcast over batch and heads or not), Mk a multiple of 8 (16-byte aligned rows), a
+// dense batch. The kernel also needs the tensor's start 16-byte aligned
+// (kernels/cuda/fused/ws_bias_tiles.h), which the device pool's buffers are.
+inline bool FusedBiasTakesTiles(const AttentionProblem& p) {
+  const bool sixteen_bit = p.bias_dtype == DType::kF16 || p.bias_dtype == DType::kBF16;
+  const bool dense_rows =
+      p.bias_shape[3] == p.kv_len && p.bias_shape[2] == p.q_len && p.kv_len > 1 && p.q_len > 1;
+  return p.has_bias && !p.ragged && sixteen_bit && dense_rows && p.kv_len % 8 == 0;
+}
+
 // "" when the fused kernel takes `problem`, else why not, e.g. "fused takes f32 head dims up to
 // 256 (D 264, Dv 264)".
 std::string FusedRefusal(const AttentionProblem& problem);

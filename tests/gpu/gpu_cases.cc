@@ -15,8 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "kernels/cuda/workspace_layout.h"
 #include "kernels/cpu_attention.h"
+#include "kernels/cuda/workspace_layout.h"
 #include "kernels/dtype_convert.h"
 #include "kernels/planner.h"
 #include "kernels/problem.h"
@@ -242,8 +242,8 @@ std::vector<GpuCase> BiasTileCases() {
     // Every broadcast at each tile shape (D 64: 64-key blocks; 128: 32 keys, two m-tiles; 256:
     // one m-tile), on rows whose bytes are multiples of 16 (Mk 160).
     for (int64_t d : {64, 128, 256}) {
-      const int64_t shapes[][4] = {{2, 2, 130, 160}, {1, 2, 130, 160}, {2, 1, 1, 160},
-                                   {1, 1, 130, 1}};
+      const int64_t shapes[][4] = {
+          {2, 2, 130, 160}, {1, 2, 130, 160}, {2, 1, 1, 160}, {1, 1, 130, 1}};
       const DType bias_dtypes[] = {DType::kF32, DType::kBF16, DType::kF16, DType::kBF16};
       for (int i = 0; i < 4; ++i) {
         GpuCase c = Base(dtype, 2, 130, 160, 2, 2, d, d);

@@ -45,7 +45,7 @@ TEST(WsBiasTilesTest, DenseSixteenBitAlignedBiasesTakeTiles) {
 }
 
 TEST(WsBiasTilesTest, OtherBiasesTakeRows) {
-  EXPECT_FALSE(BiasTakesTiles(Biased(4096, 4096, DType::kF32), kAligned));  // not 16-bit
+  EXPECT_FALSE(BiasTakesTiles(Biased(4096, 4096, DType::kF32), kAligned));   // not 16-bit
   EXPECT_FALSE(BiasTakesTiles(Biased(4096, 4100, DType::kBF16), kAligned));  // rows 8-byte steps
   EXPECT_FALSE(BiasTakesTiles(Biased(200, 157, DType::kF16), kAligned));     // odd Mk
   // A start off 16 bytes (a bias the caller placed inside a larger buffer).

@@ -286,9 +286,10 @@ TEST(PlannerTest, GpuSpeedOrder) {
   EXPECT_TRUE(Contains(std::string(plan.status().message()), "cudnn needs f16 or bf16"));
 
   // By measurement (kernels/measured_rates.h): beyond head dim 256 chunked, not cudnn (89.3 against
-  // 339.5 TFLOP/s at D 512); with a dense bias and without cuDNN, fused (252.2, its bias tiles)
-  // at any budget; without fused either, naive (100.0) while its full score matrix fits (2 GiB
-  // here), else chunked (92.6).
+  // 339.5 TFLOP/s at D 512); with a dense bias whose rows are 16-byte aligned, fused (483.7, its
+  // TMA bias tiles) before cudnn (323.4) at any budget; with a bias fused copies by rows (Mk not a
+  // multiple of 8, or broadcast over queries), cudnn before fused (250.5); without either, naive
+  // (100.0) while its full score matrix fits (2 GiB here), else chunked (92.6).
   AttentionProblem d512 = f16;
   d512.dtype = DType::kBF16;
   d512.head_dim = 512;
@@ -303,15 +304,33 @@ TEST(PlannerTest, GpuSpeedOrder) {
   biased.has_bias = true;
   biased.bias_dtype = DType::kBF16;
   biased.bias_shape[2] = biased.bias_shape[3] = 4096;
+  const Capabilities fused_and_cudnn =
+      FakeCuda({Variant::kNaive, Variant::kChunked, Variant::kCudnn, Variant::kFused});
   for (int64_t budget : {16 * kGiB, kGiB}) {
-    plan = MakePlan(biased, FakeCuda({Variant::kNaive, Variant::kChunked, Variant::kFused}),
-                    budget, PlannerConfig());
+    plan = MakePlan(biased, fused_and_cudnn, budget, PlannerConfig());
     ASSERT_TRUE(plan.ok());
     EXPECT_EQ(plan->variant, Variant::kFused);
-    EXPECT_TRUE(Contains(plan->reason, "measured 252.2 TFLOP/s")) << plan->reason;
+    EXPECT_TRUE(Contains(plan->reason, "measured 483.7 TFLOP/s")) << plan->reason;
   }
-  plan = MakePlan(biased, FakeCuda({Variant::kNaive, Variant::kChunked}), 16 * kGiB,
-                  PlannerConfig());
+  AttentionProblem rows_bias = biased;  // broadcast over queries: copied by rows
+  rows_bias.bias_shape[2] = 1;
+  AttentionProblem odd_keys = Square(4100, DType::kBF16, 32);  // rows 8 bytes apart
+  odd_keys.head_dim = odd_keys.v_head_dim = 128;
+  odd_keys.has_bias = true;
+  odd_keys.bias_dtype = DType::kF16;
+  odd_keys.bias_shape[2] = odd_keys.bias_shape[3] = 4100;
+  for (const AttentionProblem& rows : {rows_bias, odd_keys}) {
+    plan = MakePlan(rows, fused_and_cudnn, 16 * kGiB, PlannerConfig());
+    ASSERT_TRUE(plan.ok());
+    EXPECT_EQ(plan->variant, Variant::kCudnn);
+    plan = MakePlan(rows, FakeCuda({Variant::kNaive, Variant::kChunked, Variant::kFused}), kGiB,
+                    PlannerConfig());
+    ASSERT_TRUE(plan.ok());
+    EXPECT_EQ(plan->variant, Variant::kFused);
+    EXPECT_TRUE(Contains(plan->reason, "measured 250.5 TFLOP/s")) << plan->reason;
+  }
+  plan =
+      MakePlan(biased, FakeCuda({Variant::kNaive, Variant::kChunked}), 16 * kGiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->variant, Variant::kNaive);
   EXPECT_TRUE(Contains(plan->reason, "measured 100 TFLOP/s")) << plan->reason;

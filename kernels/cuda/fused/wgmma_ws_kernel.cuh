@@ -351,8 +351,8 @@ __device__ __forceinline__ void ProducerLoadBias(const FusedParams& p, const WsT
       wgmma::TmaLoad4d(tile + a * (128 * 128), &maps.bias, kb + 64 * a, q0, h, b, full);
     }
   } else {
-    ProducerLoadBiasRows<Shape>(BiasTileOf<Shape>(bias, stage), BiasShiftsOf<Shape>(bias, stage),
-                                p, kb);
+    ProducerLoadBiasRows<Shape>(BiasTileOf<Shape>(bias, stage), BiasShiftsOf<Shape>(bias, stage), p,
+                                kb);
     CpAsyncCommit();
     wgmma::BarrierArriveOnCpAsyncLanded(full);
     wgmma::BarrierArrive(full);
@@ -476,8 +476,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
   // Then the barriers (8 bytes each) and the bias stages (BiasTileOf), or with kBiasTiles the
   // bias stages (1024-byte aligned) and the barriers.
   unsigned char* after_v = v_tiles + 2 * Shape::kKvBytes;
-  const uint32_t barriers = SmemAddress(
-      kBiasTiles ? after_v + Shape::kBiasTileStages * Shape::kBiasTileBytes : after_v);
+  const uint32_t barriers =
+      SmemAddress(kBiasTiles ? after_v + Shape::kBiasTileStages * Shape::kBiasTileBytes : after_v);
   unsigned char* bias = kBiasTiles ? after_v : after_v + Shape::kBarrierBytes;
 
   const int warpgroup = threadIdx.x / 128;
@@ -528,8 +528,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
                       seq.kv_row0 * p.k_strides.seq + kv_h * p.k_strides.head;
     const T* v_head = static_cast<const T*>(p.v) + b * p.v_strides.batch +
                       seq.kv_row0 * p.v_strides.seq + kv_h * p.v_strides.head;
-    ProduceTiles<T, Shape, kTma, kBiasTiles>(p, maps, q_head, k_head, v_head, q0, seq, keys, b, kv_h, q_tile,
-                                 k_tiles, v_tiles, bias, barriers);
+    ProduceTiles<T, Shape, kTma, kBiasTiles>(p, maps, q_head, k_head, v_head, q0, seq, keys, b,
+                                             kv_h, q_tile, k_tiles, v_tiles, bias, barriers);
     return;
   }
 

@@ -14,17 +14,14 @@
 
 #include <cstdint>
 
+#include "kernels/fused_support.h"  // FusedBiasTakesTiles
 #include "kernels/problem.h"
 
 namespace attnd::kernels::cuda::fused {
 
+// FusedBiasTakesTiles (the shape's part, which the planner uses too), and `bias` 16-byte aligned.
 inline bool BiasTakesTiles(const AttentionProblem& p, const void* bias) {
-  const bool sixteen_bit = p.bias_dtype == DType::kF16 || p.bias_dtype == DType::kBF16;
-  const bool dense_rows = p.bias_shape[3] == p.kv_len && p.bias_shape[2] == p.q_len &&
-                          p.kv_len > 1 && p.q_len > 1;
-  const bool aligned =
-      p.kv_len % 8 == 0 && reinterpret_cast<std::uintptr_t>(bias) % 16 == 0;
-  return p.has_bias && !p.ragged && sixteen_bit && dense_rows && aligned;
+  return FusedBiasTakesTiles(p) && reinterpret_cast<std::uintptr_t>(bias) % 16 == 0;
 }
 
 }  // namespace attnd::kernels::cuda::fused

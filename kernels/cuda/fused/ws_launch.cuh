@@ -22,7 +22,7 @@ absl::Status LaunchShape(const FusedParams& params, const WsTensorMaps& maps,
                          const AttentionProblem& p, cudaStream_t stream) {
   constexpr int kDim = Shape::kDim;
   auto* kernel = &WgmmaWsForwardKernel<T, Shape, kTma, kBiasTiles>;
-  const int smem_bytes = kBiasTiles    ? Shape::kSmemBytesWithBiasTiles
+  const int smem_bytes = kBiasTiles   ? Shape::kSmemBytesWithBiasTiles
                          : p.has_bias ? Shape::kSmemBytesWithBias
                                       : Shape::kSmemBytes;
   if (const cudaError_t e =
@@ -80,11 +80,10 @@ template <bool kTma, bool kBiasTiles>
 absl::Status LaunchWsKernels(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
                              const AttentionProblem& p, cudaStream_t stream) {
   using ws_launch_internal::LaunchFor;
-  return p.dtype == DType::kF16
-             ? LaunchFor<__half, kTma, kBiasTiles, ATTND_FUSED_WS_DIMS>(padded_dim, params, maps,
-                                                                        p, stream)
-             : LaunchFor<__nv_bfloat16, kTma, kBiasTiles, ATTND_FUSED_WS_DIMS>(padded_dim, params,
-                                                                               maps, p, stream);
+  return p.dtype == DType::kF16 ? LaunchFor<__half, kTma, kBiasTiles, ATTND_FUSED_WS_DIMS>(
+                                      padded_dim, params, maps, p, stream)
+                                : LaunchFor<__nv_bfloat16, kTma, kBiasTiles, ATTND_FUSED_WS_DIMS>(
+                                      padded_dim, params, maps, p, stream);
 }
 
 template <bool kTma>

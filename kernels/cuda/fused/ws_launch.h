@@ -27,9 +27,8 @@ extern template absl::Status LaunchWs<true>(int, const FusedParams&, const WsTen
 
 // The same with K and V copied by TMA and a 16-bit bias copied as TMA tiles through maps.bias
 // (ws_bias_tiles.h: BiasTakesTiles(problem) holds and the map was made).
-absl::Status LaunchWsBiasTiles(int padded_dim, const FusedParams& params,
-                               const WsTensorMaps& maps, const AttentionProblem& p,
-                               cudaStream_t stream);
+absl::Status LaunchWsBiasTiles(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
+                               const AttentionProblem& p, cudaStream_t stream);
 
 }  // namespace attnd::kernels::cuda::fused
 

@@ -4,9 +4,8 @@
 
 namespace attnd::kernels::cuda::fused {
 
-absl::Status LaunchWsBiasTiles(int padded_dim, const FusedParams& params,
-                               const WsTensorMaps& maps, const AttentionProblem& p,
-                               cudaStream_t stream) {
+absl::Status LaunchWsBiasTiles(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
+                               const AttentionProblem& p, cudaStream_t stream) {
   return LaunchWsKernels<true, true>(padded_dim, params, maps, p, stream);
 }
 
