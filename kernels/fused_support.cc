@@ -22,8 +22,8 @@ std::string FusedRefusal(const AttentionProblem& p) {
     return absl::StrCat("fused takes f32 head dims up to ", kFusedF32MaxHeadDim, " (D ",
                         p.head_dim, ", Dv ", p.v_head_dim, ")");
   }
-  if (std::max(p.head_dim, p.v_head_dim) > kFusedMaxHeadDim) {
-    return absl::StrCat("fused takes head dims up to ", kFusedMaxHeadDim, " (D ", p.head_dim,
+  if (std::max(p.head_dim, p.v_head_dim) > kFusedWideDim) {
+    return absl::StrCat("fused takes head dims up to ", kFusedWideDim, " (D ", p.head_dim,
                         ", Dv ", p.v_head_dim, ")");
   }
   // The 16-bit kernel starts each score's accumulator at bias / scale.
@@ -45,7 +45,8 @@ int FusedPaddedDim(const AttentionProblem& p) {
   for (int d : kFusedDims) {
     if (need <= d) return d;
   }
-  return 0;
+  const bool sixteen_bit = p.dtype == DType::kF16 || p.dtype == DType::kBF16;
+  return sixteen_bit && need <= kFusedWideDim ? static_cast<int>(kFusedWideDim) : 0;
 }
 
 // Why Mk >= 1024 (kFusedSplitMinKeys): below it one (batch, head) of the one-pass kernel streams
@@ -55,9 +56,10 @@ int FusedPaddedDim(const AttentionProblem& p) {
 FusedSplitPlan FusedSplitKv(const AttentionProblem& p) {
   FusedSplitPlan plan;
   // f32 runs its own one-pass kernel (kernels/cuda/fused/fused_f32.h), which has no split path;
-  // nor has a ragged batch (the split kernels index dense batch elements).
+  // nor has a ragged batch (the split kernels index dense batch elements), nor a head dim above
+  // kFusedMaxHeadDim (the wide kernel's only).
   if (p.dtype == DType::kF32 || p.ragged || !FusedRefusal(p).empty() ||
-      p.q_len > kFusedSplitMaxQueryRows ||
+      std::max(p.head_dim, p.v_head_dim) > kFusedMaxHeadDim || p.q_len > kFusedSplitMaxQueryRows ||
       p.kv_len < kFusedSplitMinKeys) {
     return plan;
   }

@@ -51,6 +51,10 @@ static_assert(kFusedDims[sizeof(kFusedDims) / sizeof(kFusedDims[0]) - 1] == kFus
               "kFusedMaxHeadDim is the last of ATTND_FUSED_DIMS");
 // The same for the f32 kernel (kernels/cuda/fused/fused_f32.cu).
 constexpr int64_t kFusedF32MaxHeadDim = 256;
+// Beyond kFusedMaxHeadDim, 16-bit head dims up to kFusedWideDim run on the wide kernel
+// (kernels/cuda/fused/wgmma_wide_kernel.cuh: the head dim split between two warpgroups), on
+// sm_90 only (FusedDeviceRefusal, kernels/cuda/fused/fused_attention.h); padded to it.
+constexpr int64_t kFusedWideDim = 512;
 
 // Whether the fused kernel takes ragged problems (sequence offsets, kernels/problem.h): the
 // one-pass kernels (mma.sync, and the warp-specialised one on sm_90) index packed sequences
@@ -71,11 +75,12 @@ inline bool FusedBiasTakesTiles(const AttentionProblem& p) {
 }
 
 // "" when the fused kernel takes `problem`, else why not, e.g. "fused takes f32 head dims up to
-// 256 (D 264, Dv 264)".
+// 256 (D 264, Dv 264)". Device-independent: a 16-bit head dim above kFusedMaxHeadDim also needs
+// an sm_90 device, which FusedDeviceRefusal asks.
 std::string FusedRefusal(const AttentionProblem& problem);
 
 // The padded head dim (kernel instantiation) of `problem`: the first of kFusedDims >= max(D, Dv),
-// 0 if none.
+// else kFusedWideDim for a 16-bit problem within it, else 0.
 int FusedPaddedDim(const AttentionProblem& problem);
 
 // The split-KV path: problems with at most kFusedSplitMaxQueryRows query rows and at least

@@ -1,5 +1,6 @@
 #include "kernels/measured_rates.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -87,12 +88,16 @@ MeasuredRate MeasuredRateFor(const AttentionProblem& p, Variant v) {
   const bool f32 = p.dtype == DType::kF32;
   const bool causal = p.causal != Causal::kNone;
   const Bias bias = BiasOf(p);
+  const bool wide = std::max(p.head_dim, p.v_head_dim) > kFusedMaxHeadDim;
   const double dim = static_cast<double>(std::max<int64_t>(1, std::max(p.head_dim, p.v_head_dim)));
   MeasuredRate best;
   double best_distance = 0.0;
   for (const Row& row : kRows) {
     const double rate = RateOf(row, v);
-    if (rate <= 0.0 || row.f32 != f32 || row.bias != bias) continue;
+    // Above kFusedMaxHeadDim fused (the wide kernel) and cuDNN run other kernels than below:
+    // a case there is compared with cases there only.
+    const bool row_wide = row.head_dim > kFusedMaxHeadDim;
+    if (rate <= 0.0 || row.f32 != f32 || row.bias != bias || row_wide != wide) continue;
     const double distance = std::fabs(std::log2(dim / static_cast<double>(row.head_dim))) +
                             (row.causal != causal ? 0.25 : 0.0);
     if (best.tflops < 0.0 || distance < best_distance) {

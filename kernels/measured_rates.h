@@ -20,7 +20,8 @@ struct MeasuredRate {
 
 // The rate of `variant` on the measured case nearest `problem`: same dtype class (f32 or 16-bit)
 // and bias (none, one the fused kernel copies as TMA tiles, one it copies by rows:
-// FusedBiasTakesTiles), then the nearest head dim (ratio), then the same causality.
+// FusedBiasTakesTiles), the same side of kFusedMaxHeadDim (other kernels run above it), then the
+// nearest head dim (ratio), then the same causality.
 MeasuredRate MeasuredRateFor(const AttentionProblem& problem, Variant variant);
 
 }  // namespace attnd::kernels

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_attention.h"
+#include "kernels/cuda/fused/fused_attention.h"  // FusedDeviceRefusal
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/device_query.h"
 #include "kernels/planner.h"
@@ -227,6 +228,14 @@ void CudaExecutor::ReleaseLane(Lane* lane) const {
 kernels::Capabilities CudaExecutor::CapabilitiesFor(
     const kernels::AttentionProblem& problem) const {
   kernels::Capabilities caps = capabilities_;
+  // Head dims above 256 run fused on sm_90 only (the wide kernel); elsewhere the planner picks
+  // among the others.
+  if (std::max(problem.head_dim, problem.v_head_dim) > kernels::kFusedMaxHeadDim &&
+      (!UseDevice(device_).ok() || !kernels::cuda::FusedDeviceRefusal(problem).empty())) {
+    caps.variants.erase(
+        std::remove(caps.variants.begin(), caps.variants.end(), kernels::Variant::kFused),
+        caps.variants.end());
+  }
 #ifdef ATTND_WITH_CUDNN
   std::vector<kernels::Variant>& variants = caps.variants;
   if (std::find(variants.begin(), variants.end(), kernels::Variant::kCudnn) == variants.end()) {

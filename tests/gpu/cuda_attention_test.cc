@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_attention.h"
+#include "kernels/cuda/fused/fused_attention.h"  // FusedDeviceRefusal
 #include "kernels/cuda/workspace_layout.h"
 #include "kernels/device_query.h"
 #include "kernels/fused_support.h"
@@ -69,7 +70,9 @@ TEST_P(CudaAttentionTest, EveryVariantMatchesReference) {
   const CudaContext& context = *SharedContext();
 
   std::vector<testing::VariantRun> runs = testing::RunsFor(c, Sizes());
-  if (FusedRefusal(p).empty()) runs.push_back({Variant::kFused, 0, 0, "fused"});
+  if (FusedRefusal(p).empty() && cuda::FusedDeviceRefusal(p).empty()) {
+    runs.push_back({Variant::kFused, 0, 0, "fused"});
+  }
   for (const testing::VariantRun& run : runs) {
     SCOPED_TRACE(run.label);
     const absl::StatusOr<Plan> plan = testing::PlanFor(p, run);
@@ -114,6 +117,12 @@ INSTANTIATE_TEST_SUITE_P(Matrix, CudaAttentionTest,
 
 INSTANTIATE_TEST_SUITE_P(FusedDims, CudaAttentionTest,
                          ::testing::ValuesIn(testing::MakeMatrix(testing::FusedSizes())),
+                         [](const ::testing::TestParamInfo<GpuCase>& info) {
+                           return testing::CaseName(info.param);
+                         });
+
+INSTANTIATE_TEST_SUITE_P(WideDims, CudaAttentionTest,
+                         ::testing::ValuesIn(testing::MakeMatrix(testing::WideSizes())),
                          [](const ::testing::TestParamInfo<GpuCase>& info) {
                            return testing::CaseName(info.param);
                          });
@@ -197,9 +206,17 @@ TEST_F(CudaApiTest, RefusesBadRuns) {
   half.head_dim = half.v_head_dim = 12;
   s = cuda::RunCuda(fused, half, t_, nullptr, 0, context);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
-  half.head_dim = half.v_head_dim = 264;
+  half.head_dim = half.v_head_dim = kFusedWideDim + 8;
   s = cuda::RunCuda(fused, half, t_, nullptr, 0, context);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  // Head dims above 256: the wide kernel on sm_90, refused elsewhere.
+  half.head_dim = half.v_head_dim = 264;
+  s = cuda::RunCuda(fused, half, t_, nullptr, 0, context);
+  if (cuda::FusedDeviceRefusal(half).empty()) {
+    EXPECT_TRUE(s.ok()) << s;
+  } else {
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  }
   half.head_dim = half.v_head_dim = 16;
   AttentionTensors unaligned = t_;
   unaligned.k = static_cast<const char*>(t_.k) + 8;

@@ -85,6 +85,16 @@ std::vector<GpuCase> RaggedCases() {
     GpuCase no_lse = RaggedCase(dtype, 64, kMixed);
     no_lse.problem.return_lse = false;
     cases.push_back(no_lse);
+    // The wide kernel (16-bit head dims above 256): both length sets, causal bottom-right with a
+    // padded bias.
+    if (dtype != DType::kF32) {
+      cases.push_back(RaggedCase(dtype, 512, kLong));
+      GpuCase wide = RaggedCase(dtype, 392, kMixed);
+      wide.problem.causal = Causal::kBottomRight;
+      testing::SetBias(&wide, DType::kBF16, wide.problem.batch, wide.problem.q_heads,
+                       wide.problem.q_len, wide.problem.kv_len);
+      cases.push_back(wide);
+    }
   }
   return cases;
 }

@@ -175,6 +175,24 @@ MatrixSizes FusedSizes() {
   return s;
 }
 
+// The wide kernel's head dims (kernels/cuda/fused/wgmma_wide_kernel.cuh: 16-bit, 264-512, padded
+// to 512): odd lengths over several CTAs and blocks, every option of the API at D 512, D != Dv
+// both ways.
+MatrixSizes WideSizes() {
+  MatrixSizes s;
+  s.head_dims = {264, 392, 512};
+  s.lengths = {{1, 97}, {97, 1}, {129, 129}, {130, 1025}, {1025, 67}};
+  s.dim_pairs = {{512, 264}, {136, 512}};
+  s.small_q = 97;
+  s.small_kv = 161;
+  s.option_dim = 512;
+  s.odd_dim = 264;
+  s.tile_q = 40;
+  s.tile_kv = 72;
+  s.large = false;
+  return s;
+}
+
 MatrixSizes EmulationSizes() {
   MatrixSizes s;
   s.head_dims = {5, 8};

@@ -39,6 +39,7 @@ struct MatrixSizes {
 MatrixSizes GpuSizes();
 // The fused kernel's padded head dims and the dims between them (multiples of 8 up to 256).
 MatrixSizes FusedSizes();
+MatrixSizes WideSizes();
 MatrixSizes EmulationSizes();
 std::vector<GpuCase> MakeMatrix(const MatrixSizes& sizes);
 // f16 and bf16 cases for the fused kernel's bias tiles: every broadcast at each tile shape, rows

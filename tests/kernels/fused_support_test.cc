@@ -39,8 +39,19 @@ TEST(FusedSupportTest, PaddedDims) {
   EXPECT_EQ(FusedPaddedDim(p), 80);
   p.v_head_dim = 256;
   EXPECT_EQ(FusedPaddedDim(p), 256);
+  // Above 256: the wide kernel's 512, 16-bit only.
   p.v_head_dim = 264;
+  EXPECT_EQ(FusedPaddedDim(p), 512);
+  p.head_dim = 512;
+  EXPECT_EQ(FusedPaddedDim(p), 512);
+  EXPECT_EQ(FusedRefusal(p), "");
+  p.head_dim = 520;
   EXPECT_EQ(FusedPaddedDim(p), 0);
+  EXPECT_NE(FusedRefusal(p), "");
+  p.head_dim = 264;
+  p.dtype = DType::kF32;
+  EXPECT_EQ(FusedPaddedDim(p), 0);
+  EXPECT_NE(FusedRefusal(p), "");
 }
 
 // The tile's shared memory: (16 + 2 · 3 · block_n) rows of (dim + 8) 16-bit elements.

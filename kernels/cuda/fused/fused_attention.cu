@@ -106,15 +106,28 @@ absl::Status RunFused(const AttentionProblem& p, const AttentionTensors& t, void
           "fused split-KV needs a non-null workspace, ", kCudaWorkspaceAlign, "-byte aligned"));
     }
   }
+  if (const std::string why = FusedDeviceRefusal(p); !why.empty()) {
+    return absl::InvalidArgumentError(why);
+  }
   if (p.batch == 0 || p.q_len == 0 || p.q_heads == 0) return absl::OkStatus();
   const FusedParams params = FusedParams::For(p, t);
   const int dim = FusedPaddedDim(p);
+  if (dim == kFusedWideDim) return RunWideFused(params, p, stream);
   if (split.splits > 0) return RunSplitKv(params, p, split, layout, dim, workspace, stream);
   if (WgmmaWsFusedTakes(p, dim)) return RunWgmmaWsFused(params, p, dim, stream);
   if (WgmmaFusedTakes(p, dim)) return RunWgmmaFused(params, p, dim, stream);
   auto* s = static_cast<cudaStream_t>(stream);
   return p.dtype == DType::kF16 ? LaunchFor<__half, ATTND_FUSED_DIMS>(dim, params, p, s)
                                 : LaunchFor<__nv_bfloat16, ATTND_FUSED_DIMS>(dim, params, p, s);
+}
+
+std::string FusedDeviceRefusal(const AttentionProblem& p) {
+  if (p.dtype == DType::kF32 || std::max(p.head_dim, p.v_head_dim) <= kFusedMaxHeadDim) return "";
+  const int major = CurrentDeviceMajor();
+  if (major == 9) return "";
+  return absl::StrCat("fused takes head dims above ", kFusedMaxHeadDim,
+                      " on sm_90 devices only (D ", p.head_dim, ", Dv ", p.v_head_dim,
+                      "; this device is sm_", major, "x)");
 }
 
 }  // namespace attnd::kernels::cuda

@@ -14,6 +14,7 @@
 #define ATTND_KERNELS_CUDA_FUSED_FUSED_ATTENTION_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "kernels/fused_support.h"  // FusedRefusal
@@ -28,6 +29,12 @@ namespace attnd::kernels::cuda {
 // are clamped into it.
 absl::Status RunFused(const AttentionProblem& problem, const AttentionTensors& tensors,
                       void* workspace, int64_t workspace_bytes, void* stream);
+
+// "" when the current device runs the fused kernel for `problem` (FusedRefusal's rules aside),
+// else why not: a head dim above kFusedMaxHeadDim needs the wide kernel, sm_90 only. RunFused
+// refuses such problems with INVALID_ARGUMENT; the CUDA executor drops fused from the planner's
+// choices for them.
+std::string FusedDeviceRefusal(const AttentionProblem& problem);
 
 }  // namespace attnd::kernels::cuda
 

@@ -14,6 +14,7 @@
 #include "kernels/cuda/fused/fused_wgmma.h"  // CurrentDeviceMajor
 #include "kernels/cuda/fused/fused_wgmma_ws.h"
 #include "kernels/cuda/fused/ws_bias_tiles.h"
+#include "kernels/cuda/fused/wgmma_wide_shape.h"  // WideShape::kBlockN
 #include "kernels/cuda/fused/ws_launch.h"
 #include "kernels/cuda/fused/ws_tensor_maps.h"
 #include "kernels/fused_support.h"  // kFusedWsDims
@@ -149,6 +150,24 @@ bool WgmmaWsFusedTakes(const AttentionProblem& p, int padded_dim) {
   return ModeFromEnvironment() != WsMode::kOff && (!p.has_bias || p.bias_dtype != DType::kF32) &&
          (p.dtype == DType::kF16 || p.dtype == DType::kBF16) && dim_instantiated &&
          CurrentDeviceMajor() == 9;
+}
+
+absl::Status RunWideFused(const FusedParams& params, const AttentionProblem& p, void* stream) {
+  WsTensorMaps maps;
+  std::memset(&maps, 0, sizeof(maps));
+  const int64_t rows = p.ragged ? p.total_kv : p.kv_len;
+  const int64_t batch = p.ragged ? 1 : p.batch;
+  const int64_t kv_heads = p.q_heads / params.group;
+  const int block_n = fused::WideShape::kBlockN;
+  const bool f16 = p.dtype == DType::kF16;
+  const auto encode = f16 ? &EncodeMap<__half> : &EncodeMap<__nv_bfloat16>;
+  if (!encode(&maps.k, params.k, params.k_strides, rows, kv_heads, batch, params.head_dim,
+              block_n) ||
+      !encode(&maps.v, params.v, params.v_strides, rows, kv_heads, batch, params.v_head_dim,
+              block_n)) {
+    return absl::InternalError("fused wide kernel: the driver refused K's or V's tensor map");
+  }
+  return fused::LaunchWide(params, maps, p, static_cast<cudaStream_t>(stream));
 }
 
 absl::Status RunWgmmaWsFused(const FusedParams& params, const AttentionProblem& p, int padded_dim,

@@ -22,6 +22,12 @@ bool WgmmaWsFusedTakes(const AttentionProblem& problem, int padded_dim);
 absl::Status RunWgmmaWsFused(const fused::FusedParams& params, const AttentionProblem& problem,
                              int padded_dim, void* stream);
 
+// Launches the wide kernel (wgmma_wide_kernel.cuh: 16-bit, padded head dim kFusedWideDim, sm_90,
+// which RunFused has checked) on `stream`, K and V copied by TMA. INTERNAL where the driver
+// refuses their tensor maps or on a launch error.
+absl::Status RunWideFused(const fused::FusedParams& params, const AttentionProblem& problem,
+                          void* stream);
+
 }  // namespace attnd::kernels::cuda
 
 #endif  // ATTND_KERNELS_CUDA_FUSED_FUSED_WGMMA_WS_H_

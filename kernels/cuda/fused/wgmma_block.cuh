@@ -177,8 +177,9 @@ __device__ __forceinline__ void RescaleRows(float (&o)[kORegs], const float (&re
   }
 }
 
-// Writes O / l of the thread's two rows (head columns below Dv) and, when asked, their LSE
-// (natural log; -inf for a row that saw no key), for the rows of sequence `seq` (cta_rows.h):
+// Writes O / l of the thread's two rows (head columns below Dv; o holding columns from col0, as in
+// the wide kernel's halves) and, when asked, their LSE (natural log; -inf for a row that saw no
+// key; written by the holder of column 0 only), for the rows of sequence `seq` (cta_rows.h):
 // kernel row i is row i + q_shift of out, rows outside the sequence are not written, the LSE
 // index is the sequence's. A dense batch element is DenseRows below.
 // Batch element b of a dense batch as a sequence: rows [0, Mq), its LSE block.
@@ -194,7 +195,7 @@ template <class T, int kORegs>
 __device__ __forceinline__ void StoreSequenceRows(const FusedParams& p, const float (&o)[kORegs],
                                                   const float (&m)[2], const float (&l)[2],
                                                   const CtaRows& seq, int64_t b, int64_t h,
-                                                  int row_base, int lane) {
+                                                  int row_base, int lane, int col0 = 0) {
   T* out = static_cast<T*>(p.out);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -204,16 +205,16 @@ __device__ __forceinline__ void StoreSequenceRows(const FusedParams& p, const fl
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
     if (!seq.Has(i)) continue;
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    T* out_row = out + p.out_strides.Row(b, i + seq.q_shift, h);
+    T* out_row = out + p.out_strides.Row(b, i + seq.q_shift, h) + col0;
 #pragma unroll
     for (int j = 0; j < kORegs / 4; ++j) {
       const int col = 8 * j + 2 * (lane % 4);
-      if (col < p.v_head_dim) {
+      if (col0 + col < p.v_head_dim) {
         *reinterpret_cast<uint32_t*>(out_row + col) =
             PackPair<T>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
       }
     }
-    if (p.lse != nullptr && lane % 4 == 0) {
+    if (p.lse != nullptr && col0 == 0 && lane % 4 == 0) {
       p.lse[seq.LseIndex(h, i)] = sum > 0.0f ? (m[r] + log2f(sum)) * kLn2 : -INFINITY;
     }
   }

@@ -30,6 +30,11 @@ extern template absl::Status LaunchWs<true>(int, const FusedParams&, const WsTen
 absl::Status LaunchWsBiasTiles(int padded_dim, const FusedParams& params, const WsTensorMaps& maps,
                                const AttentionProblem& p, cudaStream_t stream);
 
+// The wide kernel (wgmma_wide_kernel.cuh, padded head dim 512) for p's dtype, K and V through
+// `maps` (boxes of WideShape::kBlockN rows); instantiated in wide_launch.cu.
+absl::Status LaunchWide(const FusedParams& params, const WsTensorMaps& maps,
+                        const AttentionProblem& p, cudaStream_t stream);
+
 }  // namespace attnd::kernels::cuda::fused
 
 #endif  // ATTND_KERNELS_CUDA_FUSED_WS_LAUNCH_H_
