@@ -177,7 +177,9 @@ MatrixSizes FusedSizes() {
 
 // The wide kernel's head dims (kernels/cuda/fused/wgmma_wide_kernel.cuh: 16-bit, 264-512, padded
 // to 512): odd lengths over several CTAs and blocks, every option of the API at D 512, D != Dv
-// both ways.
+// both ways. 16-bit only: f32 at D 512 is the cuBLAS variants' (the Matrix suite's), and with
+// scale 1 there its scores (~±30) carry f32 rounding of ~5e-4 beyond the comparison's tolerance
+// (H100, 2026-12-07).
 MatrixSizes WideSizes() {
   MatrixSizes s;
   s.head_dims = {264, 392, 512};
@@ -190,6 +192,7 @@ MatrixSizes WideSizes() {
   s.tile_q = 40;
   s.tile_kv = 72;
   s.large = false;
+  s.sixteen_bit_only = true;
   return s;
 }
 
@@ -211,6 +214,7 @@ MatrixSizes EmulationSizes() {
 std::vector<GpuCase> MakeMatrix(const MatrixSizes& s) {
   std::vector<GpuCase> cases;
   for (DType dtype : kDTypes) {
+    if (s.sixteen_bit_only && dtype == DType::kF32) continue;
     for (int64_t d : s.head_dims) {
       for (auto [mq, mk] : s.lengths) cases.push_back(Base(dtype, 2, mq, mk, 2, 2, d, d));
     }

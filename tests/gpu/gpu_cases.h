@@ -34,11 +34,13 @@ struct MatrixSizes {
   int64_t odd_dim = 0;  // odd head dim for the GQA cases
   int64_t tile_q = 0;   // default small tiles of the chunked and sliced runs
   int64_t tile_kv = 0;
-  bool large = false;  // add the long cases (1025 × 1025, 2048 × 2048)
+  bool large = false;             // add the long cases (1025 × 1025, 2048 × 2048)
+  bool sixteen_bit_only = false;  // f16 and bf16 cases only
 };
 MatrixSizes GpuSizes();
 // The fused kernel's padded head dims and the dims between them (multiples of 8 up to 256).
 MatrixSizes FusedSizes();
+// The wide fused kernel's head dims (above 256, 16-bit only).
 MatrixSizes WideSizes();
 MatrixSizes EmulationSizes();
 std::vector<GpuCase> MakeMatrix(const MatrixSizes& sizes);

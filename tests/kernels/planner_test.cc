@@ -251,7 +251,7 @@ TEST(PlannerTest, GpuSpeedOrder) {
 
   // Head dim 59: neither cuDNN nor fused (multiples of 8 only). f32: fused (3xTF32) measured
   // 58.4 TFLOP/s against chunked's 25.6 (kernels/measured_rates.cc), so fused comes first.
-  // Head dim 264: no fused.
+  // Head dim 264: fused's wide kernel, measured at D 512 (488.9 against chunked's 339.5).
   AttentionProblem odd = f16;
   odd.head_dim = 59;
   odd.v_head_dim = 59;
@@ -265,6 +265,12 @@ TEST(PlannerTest, GpuSpeedOrder) {
   wide.head_dim = 264;
   wide.v_head_dim = 264;
   plan = MakePlan(wide, FakeCuda({Variant::kFused, Variant::kChunked}), 4 * kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kFused);
+  EXPECT_TRUE(Contains(plan->reason, "measured 488.9 TFLOP/s on the H100 at 1x8x8192x512 bf16"))
+      << plan->reason;
+  // Where the device cannot run it (the executor drops fused from the capabilities), chunked.
+  plan = MakePlan(wide, FakeCuda({Variant::kChunked}), 4 * kGiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->variant, Variant::kChunked);
   PlannerConfig fused_forced;
@@ -285,16 +291,24 @@ TEST(PlannerTest, GpuSpeedOrder) {
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(std::string(plan.status().message()), "cudnn needs f16 or bf16"));
 
-  // By measurement (kernels/measured_rates.h): beyond head dim 256 chunked, not cudnn (89.3 against
-  // 339.5 TFLOP/s at D 512); with a dense bias whose rows are 16-byte aligned, fused (483.7, its
-  // TMA bias tiles) before cudnn (323.4) at any budget; with a bias fused copies by rows (Mk not a
-  // multiple of 8, or broadcast over queries), cudnn before fused (250.5); without either, naive
-  // (100.0) while its full score matrix fits (2 GiB here), else chunked (92.6).
+  // By measurement (kernels/measured_rates.h): beyond head dim 256 fused (the wide kernel, 488.9
+  // TFLOP/s at D 512), then chunked (339.5), not cudnn (89.3); with a dense bias whose rows are
+  // 16-byte aligned, fused (483.7, its TMA bias tiles) before cudnn (323.4) at any budget; with a
+  // bias fused copies by rows (Mk not a multiple of 8, or broadcast over queries), cudnn before
+  // fused (250.5); without either, naive (100.0) while its full score matrix fits (2 GiB here),
+  // else chunked (92.6).
   AttentionProblem d512 = f16;
   d512.dtype = DType::kBF16;
   d512.head_dim = 512;
   d512.v_head_dim = 512;
   plan = MakePlan(d512, all, 16 * kGiB, PlannerConfig());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->variant, Variant::kFused);
+  EXPECT_TRUE(Contains(plan->reason, "measured 488.9 TFLOP/s on the H100 at 1x8x8192x512 bf16"))
+      << plan->reason;
+  plan = MakePlan(d512,
+                  FakeCuda({Variant::kNaive, Variant::kSliced, Variant::kChunked, Variant::kCudnn}),
+                  16 * kGiB, PlannerConfig());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->variant, Variant::kChunked);
   EXPECT_TRUE(Contains(plan->reason, "measured 339.5 TFLOP/s on the H100 at 1x8x8192x512 bf16"))
