@@ -38,10 +38,15 @@ memcheck_filter+=':Matrix/CudaAttentionTest.*Mk4500*:Matrix/CudaAttentionTest.*M
 memcheck_filter+=':BiasTiles/CudaAttentionTest.*bf16*Mk157*:BiasTiles/CudaAttentionTest.*win37*'
 memcheck_filter+=':BiasTiles/CudaAttentionTest.*bias1x1x130x1*'
 # (bias1x1x130x1 caught the loader's read past a short tensor's end, 2026-12-07.)
+# The warp-specialised kernel's TMA bias tiles (Mk a multiple of 8; a window moves the blocks'
+# first keys) and the wide kernel (head dims above 256: D 512 with every bias, kv_lengths).
+memcheck_filter+=':BiasTiles/CudaAttentionTest.*Mk1000*:BiasTiles/CudaAttentionTest.*Mk304*'
+memcheck_filter+=':WideDims/CudaAttentionTest.*bf16_BMHK_B2_Mq130_Mk1025_H2x2_D512*'
+memcheck_filter+=':WideDims/CudaAttentionTest.*f16*D512*bias*:WideDims/CudaAttentionTest.*kvlen*'
 # Ragged batches: a sequence's rows placed at the end of the bound (bottom-right), empty
 # sequences, a padded bias; the f32 kernel likewise.
 memcheck_filter+=':Ragged/FusedRaggedTest.*bf16_BMHK_B6*D128*causalBR*bias6x4x200x300f16*'
-memcheck_filter+=':Ragged/FusedRaggedTest.*f32_BMHK_B3*D64*causalBR*'
+memcheck_filter+=':Ragged/FusedRaggedTest.*f32_BMHK_B3*D64*causalBR*:Ragged/FusedRaggedTest.*D392*'
 # (CudaApiTest.ContextsComeAndGo asks for a device that does not exist on purpose: the sanitizer
 # would report that API error.)
 memcheck_filter+=':CudaApiTest.OffersTheCublasVariants:CudaApiTest.RefusesBadRuns'
@@ -90,6 +95,19 @@ for r in csv.DictReader(open(sys.argv[1])):
     "$out/fused_ws_$mode.csv" 2>/dev/null
 done
 
+# The biased rows again with every bias copied by rows (ATTND_FUSED_WS_BIAS=rows: the path of
+# biases broadcast over queries or keys, unaligned or ragged), against the TMA tiles above.
+if [ "$(left)" -gt 40 ] && grep -qa ATTND_FUSED_WS_BIAS "$bin/attnd_gpu_bench"; then
+  echo "== fused with ATTND_FUSED_WS_BIAS=rows ($(left) s left)"
+  ATTND_FUSED_WS_BIAS=rows timeout "$(cap 30)" "$bin/attnd_gpu_bench" --variants fused --only bias \
+    --iters 10 --csv "$out/fused_bias_rows.csv" >"$out/fused_bias_rows.log" 2>&1
+  echo "attnd_gpu_bench exit $?"
+  python3 -c 'import csv,sys
+for r in csv.DictReader(open(sys.argv[1])):
+    if r["status"] == "ok": print(r["shape"], r["ms"], r["tflops"], sep=" | ")' \
+    "$out/fused_bias_rows.csv" 2>/dev/null
+fi
+
 # The GPU suite again with the cp.async copies (the TMA path's fallback where the driver refuses a
 # tensor map): every 16-bit fused case goes through them.
 if [ "$(left)" -gt 90 ] && grep -qa ATTND_FUSED_WS "$bin/attnd_gpu_test"; then
@@ -114,13 +132,15 @@ fi
 # kernels are instrumented (H100, 2026-12-07; memcheck passes them). The 16-bit one-pass kernel
 # with its bias tiles (ragged cases with a bias), the wgmma kernel (decode cases below the split
 # threshold, 16-bit, padded D 64/80/128: the warp-specialised kernel), the split-KV ring and
-# merge, the f32 kernel.
+# merge, the f32 kernel; the warp-specialised kernel's TMA bias tiles (decode-suite cases with Mq
+# above 16) and the wide kernel (ragged cases at D 392 and 512).
 if [ "$(left)" -gt 20 ]; then
   echo "== racecheck on the fused kernels ($(left) s left)"
   : >"$out/racecheck.log"
   for filter in 'Ragged/FusedRaggedTest.*bias*:Ragged/FusedRaggedTest.*f32_BMHK_B3*D64*causalBR*' \
       'Decode/FusedDecodeTest.*Mk77_H8x2_D64*:Decode/FusedDecodeTest.*Mk77_H8x2_D80*:Decode/FusedDecodeTest.*Mk77_H8x2_D128*' \
       'Decode/FusedDecodeTest.*Mk1024_H8x2_D64*:Decode/FusedDecodeTest.*Mk1024_H8x2_D256*:Decode/FusedDecodeTest.*Mk2048*' \
+      'Decode/FusedDecodeTest.*Mk1024*bias*:Ragged/FusedRaggedTest.*D512*:Ragged/FusedRaggedTest.*D392*' \
       'WgmmaTileTest.*'; do
     [ "$(left)" -gt 10 ] || break
     timeout "$(cap 45)" compute-sanitizer --tool racecheck --error-exitcode 9 \
