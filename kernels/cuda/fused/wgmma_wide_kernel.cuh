@@ -133,20 +133,13 @@ __device__ __forceinline__ void ProduceWideTiles(const FusedParams& p, const WsT
   const bool leader = threadIdx.x == 0;
   const int batch = p.q_offsets != nullptr ? 0 : static_cast<int>(b);  // ragged: one element
   const int row0 = static_cast<int>(seq.kv_row0);
-  const auto tma_tile = [&](const CUtensorMap* map, unsigned char* tile, int kb, uint32_t full) {
-    wgmma::BarrierArriveExpectTx(full, WideShape::kKvBytes);
-#pragma unroll
-    for (int a = 0; a < WideShape::kAtomCols; ++a) {
-      wgmma::TmaLoad4d(SmemAddress(tile) + a * WideShape::kBlockN * 128, map, 64 * a, row0 + kb,
-                       static_cast<int>(kv_h), batch, full);
-    }
-  };
   ProducerLoadQ<WideShape>(p, q_tile, q_head, q0, seq);
   for (int n = 0; n < keys.n_blocks; ++n) {
     const int kb = keys.key_lo + n * WideShape::kBlockN;
     const uint32_t parity_before = static_cast<uint32_t>((n - 1) & 1);  // block n - 1's use
     if (n > 0) wgmma::BarrierWait(barriers + 8 * kWideKEmpty, parity_before);
-    if (leader) tma_tile(&maps.k, k_tile, kb, barriers + 8 * kWideKFull);
+    if (leader)
+      TmaKvTile<WideShape>(&maps.k, k_tile, row0 + kb, kv_h, batch, barriers + 8 * kWideKFull);
     if (n > 0) wgmma::BarrierWait(barriers + 8 * kWideVEmpty, parity_before);
     const bool v_by_threads = kb + WideShape::kBlockN > keys.key_hi;
     if (v_by_threads) {
@@ -154,7 +147,7 @@ __device__ __forceinline__ void ProduceWideTiles(const FusedParams& p, const WsT
                                                             keys.key_hi, p.v_head_dim);
       CpAsyncCommit();
     } else if (leader) {
-      tma_tile(&maps.v, v_tile, kb, barriers + 8 * kWideVFull);
+      TmaKvTile<WideShape>(&maps.v, v_tile, row0 + kb, kv_h, batch, barriers + 8 * kWideVFull);
     }
     // cp.async groups land in order: Q (block 0), then V (by threads).
     if (n == 0) {

@@ -177,6 +177,20 @@ __device__ __forceinline__ void ProducerLoadRows(unsigned char* tile, const T* h
   }
 }
 
+// One K or V tile of Shape::kBlockN rows from `row` by TMA (one thread): a box of 64 columns per
+// atom column, whose bytes complete `full` (which this arrival tells to expect them). Also the
+// wide kernel's (wgmma_wide_kernel.cuh).
+template <class Shape>
+__device__ __forceinline__ void TmaKvTile(const CUtensorMap* map, unsigned char* tile, int row,
+                                          int64_t kv_h, int batch, uint32_t full) {
+  wgmma::BarrierArriveExpectTx(full, Shape::kKvBytes);
+#pragma unroll
+  for (int a = 0; a < Shape::kAtomCols; ++a) {
+    wgmma::TmaLoad4d(SmemAddress(tile) + a * Shape::kBlockN * 128, map, 64 * a, row,
+                     static_cast<int>(kv_h), batch, full);
+  }
+}
+
 // Offsets of the mbarriers in their block.
 enum WsBarrier : int {
   kQFull = 0,
@@ -392,16 +406,6 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
   // TMA coordinates: a ragged batch's rows are packed in one "batch element".
   const int batch = p.q_offsets != nullptr ? 0 : static_cast<int>(b);
   const int row0 = static_cast<int>(seq.kv_row0);
-  // One TMA box per atom column of a K or V stage; the boxes' bytes complete `full`.
-  const auto tma_tile = [&](const CUtensorMap* map, unsigned char* stage_tile, int kb,
-                            uint32_t full) {
-    wgmma::BarrierArriveExpectTx(full, Shape::kKvBytes);
-#pragma unroll
-    for (int a = 0; a < Shape::kAtomCols; ++a) {
-      wgmma::TmaLoad4d(SmemAddress(stage_tile) + a * Shape::kBlockN * 128, map, 64 * a, row0 + kb,
-                       static_cast<int>(kv_h), batch, full);
-    }
-  };
   ProducerLoadQ<Shape>(p, q_tile, q_head, q0, seq);
   for (int n = 0; n < keys.n_blocks; ++n) {
     const int stage = WsSchedule::Stage(n);
@@ -414,7 +418,9 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
       wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), WsSchedule::EmptyParity(n));
     }
     if constexpr (kTma) {
-      if (leader) tma_tile(&maps.k, k_tile, kb, barriers + 8 * (kKFull + stage));
+      if (leader) {
+        TmaKvTile<Shape>(&maps.k, k_tile, row0 + kb, kv_h, batch, barriers + 8 * (kKFull + stage));
+      }
     } else {
       ProducerLoadRows<Shape, Shape::kBlockN, false>(k_tile, k_head, p.k_strides.seq, kb,
                                                      keys.key_hi, p.head_dim);
@@ -429,7 +435,7 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
                                                     keys.key_hi, p.v_head_dim);
       CpAsyncCommit();
     } else if (leader) {
-      tma_tile(&maps.v, v_tile, kb, barriers + 8 * (kVFull + stage));
+      TmaKvTile<Shape>(&maps.v, v_tile, row0 + kb, kv_h, batch, barriers + 8 * (kVFull + stage));
     }
     // This thread's cp.async groups land in order: Q (first block only), the bias tile (with a
     // bias copied by rows; its barrier already tracks it), K_n (without TMA), V_n (by threads).
