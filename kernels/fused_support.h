@@ -1,6 +1,7 @@
 // What the `fused` variant (kernels/cuda/fused) takes, in plain C++ so the planner can ask
 // without CUDA: f16 or bf16 with head dims D and Dv that are multiples of 8 up to
-// kFusedMaxHeadDim, f32 (3xTF32, f32 accuracy) with such head dims up to kFusedF32MaxHeadDim,
+// kFusedWideDim (above kFusedMaxHeadDim on sm_90 only), f32 (3xTF32, f32 accuracy) with such
+// head dims up to kFusedF32MaxHeadDim,
 // sequences of at most 2^31 - 1 rows (positions are 32-bit in the kernel). Everything else of
 // the API (layouts, masks, kv_lengths, GQA, bias in any dtype, LSE, ragged batches) it takes.
 //
