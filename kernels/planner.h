@@ -28,7 +28,7 @@ struct PlannerConfig {
   int64_t min_kv_chunk = 16;
   // The largest tiles. cpu_chunked starts from its own cache-sized tile below these; the GPU
   // variants from these (query slices of masked problems from 1024 rows, see planner.cc). Key
-  // tiles above 4096 columns leave the row kernels' register-cached path (a second score read).
+  // tiles above 8192 columns leave the row kernels' register-cached path (a second score read).
   int64_t max_q_chunk = 8192;
   int64_t max_kv_chunk = 4096;
 };

@@ -33,6 +33,7 @@ memcheck_filter+=':Matrix/CudaAttentionTest.*f16_BMHK_B2_Mq97_Mk161_H2x2_D64_Dv6
 memcheck_filter+=':Matrix/CudaAttentionTest.*f16_BMHK_B2_Mq97_Mk161*bias2x2x97x161f32*'
 memcheck_filter+=':Matrix/CudaAttentionTest.*bf16_BMHK_B2_Mq97_Mk1025_H2x2_D128*'
 memcheck_filter+=':Matrix/CudaAttentionTest.*Mk4500*:Matrix/CudaAttentionTest.*Mk5000*'
+memcheck_filter+=':Matrix/CudaAttentionTest.*Mk8300*'
 # The fused kernel's bias tiles: an odd Mk (rows anywhere in a 16-byte piece, a partial last
 # piece), a window, a bias broadcast over keys.
 memcheck_filter+=':BiasTiles/CudaAttentionTest.*bf16*Mk157*:BiasTiles/CudaAttentionTest.*win37*'

@@ -116,14 +116,17 @@ using row_groups::WarpGroup;
 // How a row kernel covers its rows: a warp or a block per row, and the columns each thread
 // keeps in registers (0: the streamed two-pass path, for rows longer than a block can hold).
 // Measured on the H200 at 1x32x4096x128 bf16 with 1024x4096 tiles: the streamed merge ran the
-// chunked variant at 0.48 of its traffic bound, reading each score twice.
-enum class RowMode { kWarp8, kWarp32, kBlock8, kBlock16, kBlockStreamed };
+// chunked variant at 0.48 of its traffic bound, reading each score twice. kBlock32 caches rows
+// of up to 8192 columns (32 registers of scores a thread), so that naive and sliced at 8192 keys
+// and chunked with 8192-key tiles read each score once.
+enum class RowMode { kWarp8, kWarp32, kBlock8, kBlock16, kBlock32, kBlockStreamed };
 
 RowMode ModeFor(int64_t cols) {
   if (cols <= 32 * 8) return RowMode::kWarp8;
   if (cols <= 32 * 32) return RowMode::kWarp32;
   if (cols <= kThreads * 8) return RowMode::kBlock8;
   if (cols <= kThreads * 16) return RowMode::kBlock16;
+  if (cols <= kThreads * 32) return RowMode::kBlock32;
   return RowMode::kBlockStreamed;
 }
 // Grid-stride loops cover any number of rows; this many blocks fill an H100 several times over.
@@ -218,6 +221,8 @@ absl::Status DispatchMode(RowMode mode, const Step& step, cudaStream_t stream) {
       return Launch<kType, true, 8>::Run(step, stream);
     case RowMode::kBlock16:
       return Launch<kType, true, 16>::Run(step, stream);
+    case RowMode::kBlock32:
+      return Launch<kType, true, 32>::Run(step, stream);
     case RowMode::kBlockStreamed:
       return Launch<kType, true, 0>::Run(step, stream);
   }

@@ -3,8 +3,8 @@
 // SerialGroup on the host) that strides over the row's columns and reduces with Max/Sum.
 //
 // Two ways through a row, with the same results:
-//   cached    (rows of at most group.size()·kItems columns, e.g. 4096 for a block of 256 threads
-//             with 16 items) one read: the scores stay in registers, the group reduces the max,
+//   cached    (rows of at most group.size()·kItems columns, e.g. 8192 for a block of 256 threads
+//             with 32 items) one read: the scores stay in registers, the group reduces the max,
 //             then the sum of exp(s_j - max), then P is written. 6 bytes/score for a 16-bit P.
 //   streamed  (any length) pass 1 keeps an online (max, sum) per thread, merged over the group;
 //             pass 2 reads the scores again (mostly from L2 on the GPU) and writes P.

@@ -237,8 +237,8 @@ std::vector<GpuCase> MakeMatrix(const MatrixSizes& s) {
     c.q_chunk = 512;
     c.kv_chunk = 1536;
     cases.push_back(c);
-    // Rows longer than a block holds in registers (the streamed two-pass row kernels): naive,
-    // sliced and the kv_chunk-5000 chunked run; the planner's 4096 tiles leave a ragged tail.
+    // Rows of 4097-8192 columns (the 32-register cached row kernels): naive, sliced and the
+    // kv_chunk-5000 chunked run; the planner's 4096 tiles leave a ragged tail.
     c = Base(DType::kF16, 1, 64, 4500, 2, 1, 64, 64);
     c.problem.causal = Causal::kBottomRight;
     SetBias(&c, DType::kBF16, 1, 2, 64, 4500);
@@ -252,6 +252,14 @@ std::vector<GpuCase> MakeMatrix(const MatrixSizes& s) {
     c.problem.window_left = 4000;
     c.q_chunk = 16;
     c.kv_chunk = 5000;
+    cases.push_back(c);
+    // Rows longer than a block holds in registers (8192 columns): the streamed two-pass row
+    // kernels, with a bias and a mask cutting into the row.
+    c = Base(DType::kBF16, 1, 24, 8300, 2, 1, 40, 40);
+    c.problem.causal = Causal::kBottomRight;
+    SetBias(&c, DType::kF16, 1, 2, 24, 8300);
+    c.q_chunk = 8;
+    c.kv_chunk = 8300;
     cases.push_back(c);
   }
   return cases;

@@ -23,12 +23,9 @@
 // Shared memory: Q [64, 512] K-major (64 KiB), K [64, 512] K-major, V [64, 512] MN-major (64 KiB
 // each), the exchange (two × 128 threads × 32 floats), five mbarriers.
 // Barriers: Q full (the producer's 128 threads), K and V full (TMA: one arrival and the bytes;
-// V by threads: 128 threads meet at named barrier 3, then one arrives), K and V empty (the
-// consumers' 8 warps). Block n is the stage's use n: full waited with parity n % 2, and the
-// producer waits for the empty phase of block n - 1 before refilling. Named barriers 4 (the
-// exchange written) and 5 (block n - 1's exchange read, before block n writes it) join the 256
-// consumer threads, by bar.sync only: a bar.arrive of one consumer could complete a generation
-// together with the other's bar.sync of the next block.
+// V by threads: 128 threads meet at a named barrier, then one arrives), K and V empty (the
+// consumers' 8 warps), and two named barriers around the exchange; wide_schedule.h holds their
+// parities, counts and ids, and why they suffice (tests/gpu/wide_schedule_test.cc checks them).
 #ifndef ATTND_KERNELS_CUDA_FUSED_WGMMA_WIDE_KERNEL_CUH_
 #define ATTND_KERNELS_CUDA_FUSED_WGMMA_WIDE_KERNEL_CUH_
 
@@ -43,6 +40,7 @@
 #include "kernels/cuda/fused/wgmma_block.cuh"
 #include "kernels/cuda/fused/wgmma_wide_shape.h"
 #include "kernels/cuda/fused/wgmma_ws_kernel.cuh"  // ProducerLoadRows, ProducerLoadQ, PackP
+#include "kernels/cuda/fused/wide_schedule.h"
 #include "kernels/cuda/fused/ws_tensor_maps.h"
 #include "kernels/cuda/wgmma/sync.cuh"
 #include "kernels/cuda/wgmma/tma.cuh"
@@ -52,11 +50,6 @@ namespace attnd::kernels::cuda::fused {
 
 // mbarriers of the wide kernel, in their block.
 enum WideBarrier : int { kWideQFull = 0, kWideKFull, kWideVFull, kWideKEmpty, kWideVEmpty };
-
-// Named barriers joining the two consumers around the exchange (1-3 are the producer's and the
-// warp-specialised kernel's).
-constexpr int kExchangeWritten = 4;
-constexpr int kExchangeRead = 5;
 
 // S_c = Q[:, half c]·K[:, half c]ᵀ (c = kC) for the CTA's 64 rows and the block's 64 keys: k
 // steps 16c .. 16c + 15 of the 32 over D 512, four in each atom column.
@@ -136,13 +129,19 @@ __device__ __forceinline__ void ProduceWideTiles(const FusedParams& p, const WsT
   ProducerLoadQ<WideShape>(p, q_tile, q_head, q0, seq);
   for (int n = 0; n < keys.n_blocks; ++n) {
     const int kb = keys.key_lo + n * WideShape::kBlockN;
-    const uint32_t parity_before = static_cast<uint32_t>((n - 1) & 1);  // block n - 1's use
-    if (n > 0) wgmma::BarrierWait(barriers + 8 * kWideKEmpty, parity_before);
+    // Thread 0 alone waits for block n - 1's release; the others wait for it only to copy a V
+    // themselves, at kVFreeBarrier (wide_schedule.h).
+    const bool v_by_threads = WideSchedule::LoadsVByThreads(kb, keys.key_hi);
+    const bool waits_for_empty = WideSchedule::WaitsForEmpty(n, leader);
+    const uint32_t empty_parity = WideSchedule::EmptyParity(n);  // block n - 1's release
+    if (waits_for_empty) wgmma::BarrierWait(barriers + 8 * kWideKEmpty, empty_parity);
     if (leader)
       TmaKvTile<WideShape>(&maps.k, k_tile, row0 + kb, kv_h, batch, barriers + 8 * kWideKFull);
-    if (n > 0) wgmma::BarrierWait(barriers + 8 * kWideVEmpty, parity_before);
-    const bool v_by_threads = kb + WideShape::kBlockN > keys.key_hi;
+    if (waits_for_empty) wgmma::BarrierWait(barriers + 8 * kWideVEmpty, empty_parity);
     if (v_by_threads) {
+      if (WideSchedule::SyncsVFree(n, v_by_threads)) {
+        wgmma::NamedBarrierSync(WideSchedule::kVFreeBarrier, WideSchedule::kProducerThreads);
+      }
       ProducerLoadRows<WideShape, WideShape::kBlockN, true>(v_tile, v_head, p.v_strides.seq, kb,
                                                             keys.key_hi, p.v_head_dim);
       CpAsyncCommit();
@@ -150,15 +149,16 @@ __device__ __forceinline__ void ProduceWideTiles(const FusedParams& p, const WsT
       TmaKvTile<WideShape>(&maps.v, v_tile, row0 + kb, kv_h, batch, barriers + 8 * kWideVFull);
     }
     // cp.async groups land in order: Q (block 0), then V (by threads).
-    if (n == 0) {
-      CpAsyncWaitAtMost(v_by_threads ? 1 : 0);
+    if (WideSchedule::ReleasesQ(n)) {
+      CpAsyncWaitAtMost(WideSchedule::GroupsPendingAfterQ(v_by_threads));
       wgmma::FenceSharedForAsyncProxy();
       wgmma::BarrierArrive(barriers + 8 * kWideQFull);
     }
     if (v_by_threads) {
       CpAsyncWait<0>();
       wgmma::FenceSharedForAsyncProxy();
-      wgmma::NamedBarrierSync(3, 128);  // every producer thread's part has landed
+      // Every producer thread's part has landed.
+      wgmma::NamedBarrierSync(WideSchedule::kVLandedBarrier, WideSchedule::kProducerThreads);
       if (leader) wgmma::BarrierArrive(barriers + 8 * kWideVFull);
     }
   }
@@ -192,11 +192,10 @@ __device__ __forceinline__ void ConsumeWide(const FusedParams& p, const CtaRows&
   float s[Shape::kSRegs];
   uint32_t pf[Shape::kKSteps][4];
 
-  if (keys.n_blocks > 0) wgmma::BarrierWait(barriers + 8 * kWideQFull, 0);
+  if (keys.n_blocks > 0) wgmma::BarrierWait(barriers + 8 * kWideQFull, WideSchedule::kQFullParity);
   for (int n = 0; n < keys.n_blocks; ++n) {
     const int kb = keys.key_lo + n * Shape::kBlockN;
-    const uint32_t parity = static_cast<uint32_t>(n & 1);
-    wgmma::BarrierWait(barriers + 8 * kWideKFull, parity);
+    wgmma::BarrierWait(barriers + 8 * kWideKFull, WideSchedule::FullParity(n));
     wgmma::Fence();
     IssueHalfQK<T, kC>(s, q_address, k_address);
     wgmma::Commit();
@@ -210,13 +209,15 @@ __device__ __forceinline__ void ConsumeWide(const FusedParams& p, const CtaRows&
       for (int i = 0; i < Shape::kSRegs; ++i) s[i] += bias[i];
     }
     // The exchange: element i of thread t at [i][t] (consecutive threads, consecutive words).
-    if (n > 0) wgmma::NamedBarrierSync(kExchangeRead, 256);  // block n - 1's partial was read
+    if (WideSchedule::SyncsExchangeRead(n)) {  // block n - 1's partial was read
+      wgmma::NamedBarrierSync(WideSchedule::kExchangeReadBarrier, WideSchedule::kExchangeThreads);
+    }
 #pragma unroll
     for (int i = 0; i < Shape::kSRegs; i += 4) {
       *reinterpret_cast<float4*>(&mine[i * 128 + 4 * t]) =
           make_float4(s[i], s[i + 1], s[i + 2], s[i + 3]);
     }
-    wgmma::NamedBarrierSync(kExchangeWritten, 256);
+    wgmma::NamedBarrierSync(WideSchedule::kExchangeWrittenBarrier, WideSchedule::kExchangeThreads);
 #pragma unroll
     for (int i = 0; i < Shape::kSRegs; i += 4) {
       const float4 other = *reinterpret_cast<const float4*>(&theirs[i * 128 + 4 * t]);
@@ -229,7 +230,7 @@ __device__ __forceinline__ void ConsumeWide(const FusedParams& p, const CtaRows&
     OnlineSoftmax<Shape::kBlockN>(s, m, l, rescale);
     RescaleRows(o, rescale);
     PackP<Shape, T>(pf, s);
-    wgmma::BarrierWait(barriers + 8 * kWideVFull, parity);
+    wgmma::BarrierWait(barriers + 8 * kWideVFull, WideSchedule::FullParity(n));
     wgmma::Fence();
     IssueHalfPV<T, kC>(o, pf, v_address);
     wgmma::Commit();
@@ -265,11 +266,11 @@ __global__ void __launch_bounds__(WideShape::kThreads, 1)
   const WgmmaCtaKeys keys = KeysOfRows(p, seq.valid_keys, q_first, q_last, Shape::kBlockN);
 
   if (threadIdx.x == 0) {
-    wgmma::BarrierInit(barriers + 8 * kWideQFull, 128);
-    wgmma::BarrierInit(barriers + 8 * kWideKFull, 1);
-    wgmma::BarrierInit(barriers + 8 * kWideVFull, 1);
-    wgmma::BarrierInit(barriers + 8 * kWideKEmpty, 8);
-    wgmma::BarrierInit(barriers + 8 * kWideVEmpty, 8);
+    wgmma::BarrierInit(barriers + 8 * kWideQFull, WideSchedule::kQFullArrivals);
+    wgmma::BarrierInit(barriers + 8 * kWideKFull, WideSchedule::kKvFullArrivals);
+    wgmma::BarrierInit(barriers + 8 * kWideVFull, WideSchedule::kKvFullArrivals);
+    wgmma::BarrierInit(barriers + 8 * kWideKEmpty, WideSchedule::kKvEmptyArrivals);
+    wgmma::BarrierInit(barriers + 8 * kWideVEmpty, WideSchedule::kKvEmptyArrivals);
     wgmma::FenceBarrierInit();
   }
   __syncthreads();  // the last CTA-wide barrier
