@@ -1,11 +1,21 @@
 // The warp-specialised kernel's synchronisation (kernels/cuda/fused/ws_schedule.h, the schedule
 // wgmma_ws_kernel.cuh follows) run on the host, without a device: the producer's four warps and
 // the consumers' eight, each a program of the waits, arrivals, copies and GEMM reads the kernel
-// makes, interleaved at random against models of mbarriers (phase parities) and named barriers
-// (bar.sync / bar.arrive generations). Every interleaving must finish (no deadlock), every read
-// of a tile must see the block it wants from issue to completion (no copy lands in a tile a GEMM
-// or the bias read still uses), and every barrier must end with no generation half-arrived.
-// Schedules with one parity or turn rule broken are run too, and must be caught.
+// makes (ProduceTiles and the consumer loop, op for op), interleaved at random with the landing
+// of the copies in flight, against models of mbarriers (arrival counts as the kernel initialises
+// them, transaction counts, phase parities), named barriers (bar.sync / bar.arrive generations of
+// a thread count: the consumers' 256-thread turns, the producer's 128-thread kVFreeBarrier and
+// kVLandedBarrier) and cp.async groups (wait_group N: all but the newest N landed;
+// cp.async.mbarrier.arrive: an arrival once the thread's earlier copies landed).
+// Both producer paths run: cp.async (every producer warp copies its part of K_n and V_n and
+// waits on the empty barriers) and TMA (thread 0 alone copies K_n and V_n and waits; a last block
+// past the CTA's last key copies its V by all producer threads). With a bias, its tiles come by
+// rows (every producer thread, one or two stages) or, with TMA, as TMA tiles (thread 0, two).
+// Every interleaving must finish (no deadlock, no copy in flight at exit, no named barrier
+// generation half-arrived); no copy may land on a block that still has reads to come; every read
+// must see the block it wants from issue to completion. Copies land at any time; warps run
+// fairly (kMaxStall) and then with no bound at all (a warp may sleep through any number of
+// blocks). Schedules with one rule broken are run too, and must be caught.
 #include "kernels/cuda/fused/ws_schedule.h"
 
 #include <cstdint>
@@ -19,34 +29,18 @@
 namespace attnd::kernels::cuda::fused {
 namespace {
 
+// The model's own counts (the schedule's are what is tested).
 constexpr int kProducerWarps = 4;
 constexpr int kConsumerWarps = 8;  // two warpgroups of four
+constexpr int kWarps = kProducerWarps + kConsumerWarps;
+constexpr int kParts = kProducerWarps;  // a tile's parts: what each producer warp copies
+constexpr int kAllParts = -1;
+constexpr int kNamedBarriers = 16;
+constexpr int kConsumerThreads = 256;  // the turn barriers'
+constexpr int kBlockN = 64;            // keys of a block (only where a block ends matters)
 
-// mbarrier: `expected` arrivals complete a phase; try_wait(parity) passes once the phase of that
-// parity has completed, i.e. while the current phase's parity differs.
-struct MBarrier {
-  int expected = 0;
-  int pending = 0;
-  int completed = 0;
-  void Arrive() {
-    if (--pending == 0) {
-      ++completed;
-      pending = expected;
-    }
-  }
-  bool TryWait(uint32_t parity) const { return static_cast<uint32_t>(completed % 2) != parity; }
-};
-
-// Named barrier of 256 threads: a generation completes when 8 warps have arrived (bar.sync waits
-// for it, bar.arrive does not).
-struct NamedBarrier {
-  std::vector<bool> arrived = std::vector<bool>(kConsumerWarps, false);
-  int count = 0;
-  int generation = 0;
-};
-
-// Tiles: one value per producer warp (its part of the copy), the block it holds.
 enum Tile : int { kQ = 0, kK0, kK1, kV0, kV1, kBias0, kBias1, kTiles };
+constexpr const char* kTileNames[kTiles] = {"Q", "K 0", "K 1", "V 0", "V 1", "bias 0", "bias 1"};
 enum Barrier : int {
   kQFull = 0,
   kKFull0,
@@ -63,52 +57,176 @@ enum Barrier : int {
   kBiasEmpty1,
   kBarriers
 };
+constexpr const char* kBarrierNames[kBarriers] = {
+    "Q full",      "K full 0",     "K full 1",    "V full 0",  "V full 1",
+    "K empty 0",   "K empty 1",    "V empty 0",   "V empty 1", "bias full 0",
+    "bias full 1", "bias empty 0", "bias empty 1"};
 
-struct Op {
-  enum Kind { kWait, kArrive, kWrite, kBeginRead, kEndRead, kSyncNamed, kArriveNamed } kind;
-  int target = 0;  // barrier, tile or named barrier id
-  int value = 0;   // parity, or the block written / expected
-};
+// The reads of a block in a tile part that must end before the part is overwritten: every
+// consumer warp reads all of K, V and the bias tile. Q is written once (not tracked).
+int ReadersOf(int tile) { return tile == kQ ? 0 : kConsumerWarps; }
 
-struct Actor {
-  std::string name;
-  int warp = 0;  // producer warp, or consumer warp
-  std::vector<Op> program;
-  size_t pc = 0;
-  int joined_generation = -1;  // inside a kSyncNamed: the generation it arrived in
-};
+enum class BiasCopy { kNone, kRows, kTiles };
+const char* NameOf(BiasCopy bias) {
+  return bias == BiasCopy::kNone ? "no bias"
+                                 : (bias == BiasCopy::kRows ? "bias by rows" : "bias tiles");
+}
+
+// Events a warp ready to run may be passed over: fair warp scheduling, well short of a block
+// (over 100 events of this model). Copies may land arbitrarily late.
+constexpr int kMaxStall = 16;
+constexpr int kUnboundedStall = 1 << 30;
 
 struct Config {
   int blocks = 1;
-  bool biased = false;
+  bool tma = false;         // K and V by TMA (ProduceTiles' kTma)
+  bool short_tail = false;  // keys short of the last block's end: with TMA its V comes by threads
+  BiasCopy bias = BiasCopy::kNone;
+  int bias_stages = 1;  // by rows: WsShape::kBiasStages (1 or 2); TMA tiles: kBiasTileStages (2)
   bool ping_pong = false;
-  int bias_stages = 1;  // WsShape::kBiasStages: 1 or 2
+  int max_stall = kMaxStall;
 };
 
+// Arrivals that complete a phase: wgmma_ws_kernel.cuh's mbarrier.init counts.
+int ArrivalsOf(int barrier, const Config& c) {
+  switch (barrier) {
+    case kQFull:
+      return 128;  // every producer thread
+    case kKFull0:
+    case kKFull1:
+    case kVFull0:
+    case kVFull1:
+      return c.tma ? 1 : 128;  // thread 0's arrive.expect_tx (or arrive), else every thread
+    case kBiasFull0:
+    case kBiasFull1:
+      return c.bias == BiasCopy::kTiles ? 1 : 256;  // by rows: two of every producer thread
+    case kBiasEmpty0:
+    case kBiasEmpty1:
+      return 256;  // every consumer thread
+    default:
+      return kConsumerWarps;  // K and V empty: lane 0 of each consumer warp
+  }
+}
+
+// mbarrier: a phase completes once its arrivals are all in and the bytes announced by
+// arrive.expect_tx (here: TMA copies) have landed; try_wait(parity) passes once the phase of that
+// parity has completed, i.e. while the current phase's parity differs.
+struct MBarrier {
+  int expected = 0;
+  int pending = 0;
+  int tx = 0;
+  int completed = 0;
+  bool Arrive(int threads) {  // false: an arrival past the phase's count
+    for (int i = 0; i < threads; ++i) {
+      if (pending == 0) return false;
+      --pending;
+      MaybeComplete();
+    }
+    return true;
+  }
+  void MaybeComplete() {
+    if (pending == 0 && tx == 0) {
+      ++completed;
+      pending = expected;
+    }
+  }
+  bool TryWait(uint32_t parity) const { return static_cast<uint32_t>(completed % 2) != parity; }
+};
+
+// Named barrier: a generation completes when `threads` threads arrived (bar.sync waits for that,
+// bar.arrive does not); a warp arrives with its 32.
+struct NamedBarrier {
+  int threads = 0;  // of the generation in progress
+  int arrived = 0;
+  int generation = 0;
+  bool warp_arrived[kWarps] = {};
+};
+
+struct Op {
+  enum Kind {
+    kWait,           // mbarrier try_wait loop: target barrier, value parity
+    kArrive,         // target barrier, value arriving threads
+    kTma,            // arrive.expect_tx on aux by one thread, then the copy of block value
+    kCpAsync,        // the warp's part of block value into tile target, one committed group
+    kCpAsyncArrive,  // cp.async.mbarrier.arrive.noinc: value threads on target, once landed
+    kCpAsyncWait,    // wait_group value
+    kBeginRead,      // target tile, value block
+    kEndRead,
+    kSync,         // bar.sync: target named barrier, value threads
+    kArriveNamed,  // bar.arrive
+  };
+  Kind kind;
+  int target = 0;
+  int value = 0;
+  int aux = 0;
+};
+
+// Thread 0 is modelled as its whole warp 0: the warp's other threads copy, arrive and meet at
+// the named barriers as the other warps do, and reach bar.sync converged (it is .aligned), so
+// only with thread 0; where they run ahead of it alone, warps 1-3 do the same.
 template <class S>
-std::vector<Op> ProducerProgram(const Config& c) {
+std::vector<Op> ProducerProgram(const Config& c, int warp) {
   std::vector<Op> ops;
-  if (c.blocks == 0) return ops;
-  ops.push_back({Op::kWrite, kQ, 0});
+  if (c.blocks == 0) return ops;  // the producer returns before ProduceTiles
+  const bool leader = warp == 0;
+  const int key_hi = kBlockN * c.blocks - (c.short_tail ? 5 : 0);
+  ops.push_back({Op::kCpAsync, kQ, 0});
   for (int n = 0; n < c.blocks; ++n) {
     const int stage = S::Stage(n);
-    if (c.biased) {
-      // The copy lands, then the arrival it triggers (cp.async.mbarrier.arrive) and the plain
-      // one: one arrival in this model.
+    const int kb = kBlockN * n;
+    // ProducerLoadBias.
+    if (c.bias != BiasCopy::kNone && (c.bias == BiasCopy::kRows || leader)) {
       const int bs = S::BiasStage(n, c.bias_stages);
       if (S::WaitsForBiasEmpty(n, c.bias_stages)) {
         ops.push_back({Op::kWait, kBiasEmpty0 + bs, int(S::BiasEmptyParity(n, c.bias_stages))});
       }
-      ops.push_back({Op::kWrite, kBias0 + bs, n});
-      ops.push_back({Op::kArrive, kBiasFull0 + bs, 0});
+      if (c.bias == BiasCopy::kTiles) {
+        ops.push_back({Op::kTma, kBias0 + bs, n, kBiasFull0 + bs});
+      } else {
+        ops.push_back({Op::kCpAsync, kBias0 + bs, n});
+        ops.push_back({Op::kCpAsyncArrive, kBiasFull0 + bs, 32});
+        ops.push_back({Op::kArrive, kBiasFull0 + bs, 32});
+      }
     }
-    if (S::WaitsForEmpty(n)) ops.push_back({Op::kWait, kKEmpty0 + stage, int(S::EmptyParity(n))});
-    ops.push_back({Op::kWrite, kK0 + stage, n});
-    if (S::WaitsForEmpty(n)) ops.push_back({Op::kWait, kVEmpty0 + stage, int(S::EmptyParity(n))});
-    ops.push_back({Op::kWrite, kV0 + stage, n});
-    if (n == 0) ops.push_back({Op::kArrive, kQFull, 0});
-    ops.push_back({Op::kArrive, kKFull0 + stage, 0});
-    ops.push_back({Op::kArrive, kVFull0 + stage, 0});
+    const bool v_by_threads = !c.tma || kb + kBlockN > key_hi;
+    const bool waits_for_empty = S::WaitsForEmpty(n, c.tma, leader);
+    const int empty_parity = int(S::EmptyParity(n));
+    if (waits_for_empty) ops.push_back({Op::kWait, kKEmpty0 + stage, empty_parity});
+    if (!c.tma) {
+      ops.push_back({Op::kCpAsync, kK0 + stage, n});
+    } else if (leader) {
+      ops.push_back({Op::kTma, kK0 + stage, n, kKFull0 + stage});
+    }
+    if (waits_for_empty) ops.push_back({Op::kWait, kVEmpty0 + stage, empty_parity});
+    if (v_by_threads) {
+      if (S::SyncsVFree(n, c.tma, v_by_threads)) {
+        ops.push_back({Op::kSync, S::kVFreeBarrier, S::kProducerThreads});
+      }
+      ops.push_back({Op::kCpAsync, kV0 + stage, n});
+    } else if (leader) {
+      ops.push_back({Op::kTma, kV0 + stage, n, kVFull0 + stage});
+    }
+    // The thread's groups: Q (block 0), the bias tile by rows, K (without TMA), V by threads.
+    const int bias_group = c.bias == BiasCopy::kRows ? 1 : 0;
+    const int k_group = c.tma ? 0 : 1;
+    const int v_group = v_by_threads ? 1 : 0;
+    if (n == 0) {
+      ops.push_back({Op::kCpAsyncWait, 0, bias_group + k_group + v_group});
+      ops.push_back({Op::kArrive, kQFull, 32});
+    }
+    if (!c.tma) {
+      ops.push_back({Op::kCpAsyncWait, 0, 1});
+      ops.push_back({Op::kArrive, kKFull0 + stage, 32});
+    }
+    if (v_by_threads) {
+      ops.push_back({Op::kCpAsyncWait, 0, 0});
+      if (c.tma) {
+        ops.push_back({Op::kSync, S::kVLandedBarrier, S::kProducerThreads});
+        if (leader) ops.push_back({Op::kArrive, kVFull0 + stage, 1});
+      } else {
+        ops.push_back({Op::kArrive, kVFull0 + stage, 32});
+      }
+    }
   }
   return ops;
 }
@@ -118,24 +236,27 @@ std::vector<Op> ConsumerProgram(const Config& c, int cw) {
   std::vector<Op> ops;
   const int n_blocks = c.blocks;
   if (n_blocks == 0) return ops;
+  const auto read = [&](int tile, int block) {
+    ops.push_back({Op::kBeginRead, tile, block});
+    ops.push_back({Op::kEndRead, tile, block});
+  };
   const auto take_turn = [&] {
-    if (c.ping_pong) ops.push_back({Op::kSyncNamed, S::TurnBarrier(cw), 0});
+    if (c.ping_pong) ops.push_back({Op::kSync, S::TurnBarrier(cw), kConsumerThreads});
   };
   const auto pass_turn = [&](bool last) {
     if (c.ping_pong && S::PassesTurn(cw, last)) {
-      ops.push_back({Op::kArriveNamed, S::TurnBarrier(1 - cw), 0});
+      ops.push_back({Op::kArriveNamed, S::TurnBarrier(1 - cw), kConsumerThreads});
     }
   };
-  const auto start_scores = [&](int n) {
-    if (!c.biased) return;
+  const auto start_scores = [&](int n) {  // StartScores: every thread reads and releases
+    if (c.bias == BiasCopy::kNone) return;
     const int bs = S::BiasStage(n, c.bias_stages);
     ops.push_back({Op::kWait, kBiasFull0 + bs, int(S::BiasFullParity(n, c.bias_stages))});
-    ops.push_back({Op::kBeginRead, kBias0 + bs, n});
-    ops.push_back({Op::kEndRead, kBias0 + bs, n});
-    ops.push_back({Op::kArrive, kBiasEmpty0 + bs, 0});
+    read(kBias0 + bs, n);
+    ops.push_back({Op::kArrive, kBiasEmpty0 + bs, 32});
   };
   if (c.ping_pong && S::GivesFirstTurn(cw)) {
-    ops.push_back({Op::kArriveNamed, S::TurnBarrier(1 - cw), 0});
+    ops.push_back({Op::kArriveNamed, S::TurnBarrier(1 - cw), kConsumerThreads});
   }
   ops.push_back({Op::kWait, kQFull, 0});
   ops.push_back({Op::kBeginRead, kQ, 0});
@@ -146,7 +267,7 @@ std::vector<Op> ConsumerProgram(const Config& c, int cw) {
   ops.push_back({Op::kBeginRead, kK0 + S::Stage(0), 0});
   pass_turn(false);
   ops.push_back({Op::kEndRead, kK0 + S::Stage(0), 0});
-  ops.push_back({Op::kArrive, kKEmpty0 + S::Stage(0), 0});
+  ops.push_back({Op::kArrive, kKEmpty0 + S::Stage(0), 1});  // ReleaseTile: lane 0
   for (int n = 1; n < n_blocks; ++n) {
     const int stage = S::Stage(n);
     const int prev = S::Stage(n - 1);
@@ -158,9 +279,9 @@ std::vector<Op> ConsumerProgram(const Config& c, int cw) {
     ops.push_back({Op::kBeginRead, kV0 + prev, n - 1});
     pass_turn(false);
     ops.push_back({Op::kEndRead, kK0 + stage, n});  // wgmma.wait_group 1
-    ops.push_back({Op::kArrive, kKEmpty0 + stage, 0});
+    ops.push_back({Op::kArrive, kKEmpty0 + stage, 1});
     ops.push_back({Op::kEndRead, kV0 + prev, n - 1});  // wgmma.wait_group 0
-    ops.push_back({Op::kArrive, kVEmpty0 + prev, 0});
+    ops.push_back({Op::kArrive, kVEmpty0 + prev, 1});
   }
   const int last = S::Stage(n_blocks - 1);
   ops.push_back({Op::kWait, kVFull0 + last, int(S::FullParity(n_blocks - 1))});
@@ -172,127 +293,345 @@ std::vector<Op> ConsumerProgram(const Config& c, int cw) {
   return ops;
 }
 
-// Runs one random interleaving; returns "" or what went wrong.
+struct Copy {
+  int tile = 0;
+  int part = kAllParts;  // TMA: the whole tile
+  int block = 0;
+  int barrier = -1;  // TMA: the barrier whose transaction count it completes
+  bool landed = false;
+  int speed = 1;  // its weight in the choice of the next event
+};
+
+// A cp.async.mbarrier.arrive not yet triggered: the warp's first `groups` copies must land.
+struct AsyncArrival {
+  int actor = 0;
+  size_t groups = 0;
+  int barrier = 0;
+  int threads = 0;
+};
+
+struct Actor {
+  int warp = 0;  // 0-3 the producer's, 4-11 the consumers'
+  std::vector<Op> program;
+  size_t pc = 0;
+  int joined_generation = -1;    // inside a kSync: the generation it arrived in
+  std::vector<int> groups = {};  // its cp.async groups (indices into copies), in issue order
+  mutable size_t landed = 0;     // how many of the first groups are known to have landed
+  int speed = 1;                 // its weight in the choice of the next event
+  int ready_since = -1;          // the event from which it could have run
+};
+
+std::string NameOf(int warp) {
+  return warp < kProducerWarps ? absl::StrCat("producer warp ", warp)
+                               : absl::StrCat("consumer ", (warp - kProducerWarps) / 4, " warp ",
+                                              (warp - kProducerWarps) % 4);
+}
+
+// One CTA's run under one random interleaving.
 template <class S>
-std::string Simulate(const Config& c, uint32_t seed) {
-  std::vector<MBarrier> barriers(kBarriers);
-  for (int b = 0; b < kBarriers; ++b) {
-    const bool empty = (b >= kKEmpty0 && b <= kVEmpty1) || b == kBiasEmpty0 || b == kBiasEmpty1;
-    barriers[b].expected = barriers[b].pending = empty ? kConsumerWarps : kProducerWarps;
-  }
-  std::vector<NamedBarrier> named(3);
-  // tiles[t][w]: the block producer warp w last copied into tile t (-1: none yet).
-  std::vector<std::vector<int>> tiles(kTiles, std::vector<int>(kProducerWarps, -1));
-  std::vector<Actor> actors;
-  for (int w = 0; w < kProducerWarps; ++w) {
-    actors.push_back({absl::StrCat("producer warp ", w), w, ProducerProgram<S>(c)});
-  }
-  for (int w = 0; w < kConsumerWarps; ++w) {
-    actors.push_back({absl::StrCat("consumer warp ", w), w, ConsumerProgram<S>(c, w / 4)});
-  }
-  const auto tile_holds = [&](int t, int block) {
-    for (int w = 0; w < kProducerWarps; ++w) {
-      if (tiles[t][w] != block) return false;
+class Cta {
+ public:
+  explicit Cta(const Config& c) : max_stall_(c.max_stall) {
+    for (int b = 0; b < kBarriers; ++b) {
+      barriers_[b].expected = barriers_[b].pending = ArrivalsOf(b, c);
     }
-    return true;
-  };
-  // Whether actor a's next op can run now (waits that have not passed cannot).
-  const auto ready = [&](const Actor& a) {
-    if (a.pc >= a.program.size()) return false;
-    const Op& op = a.program[a.pc];
-    if (op.kind == Op::kWait) return barriers[op.target].TryWait(uint32_t(op.value));
-    if (op.kind == Op::kSyncNamed && a.joined_generation >= 0) {
-      return named[op.target].generation > a.joined_generation;
+    for (int w = 0; w < kProducerWarps; ++w) actors_.push_back({w, ProducerProgram<S>(c, w)});
+    for (int w = 0; w < kConsumerWarps; ++w) {
+      actors_.push_back({kProducerWarps + w, ConsumerProgram<S>(c, w / 4)});
     }
-    return true;
-  };
-  std::mt19937 rng(seed);
-  for (;;) {
-    std::vector<int> runnable;
-    bool all_done = true;
-    for (size_t i = 0; i < actors.size(); ++i) {
-      if (actors[i].pc < actors[i].program.size()) all_done = false;
-      if (ready(actors[i])) runnable.push_back(static_cast<int>(i));
+    for (auto& parts : blocks_) {
+      for (int& block : parts) block = -1;
     }
-    if (all_done) break;
-    if (runnable.empty()) {
-      std::string stuck = "deadlock:";
-      for (const Actor& a : actors) {
-        if (a.pc < a.program.size()) {
-          absl::StrAppend(&stuck, " ", a.name, " at op ", a.pc, " (kind ", a.program[a.pc].kind,
-                          ", target ", a.program[a.pc].target, ");");
+  }
+
+  // "" or what went wrong. Each warp and each copy gets a random speed, so that one lagging far
+  // behind the others (a copy landing late, a warp stalled) is as likely as an even interleaving.
+  std::string Run(uint32_t seed) {
+    rng_.seed(seed);
+    for (Actor& a : actors_) a.speed = RandomSpeed();
+    std::vector<int> events;  // actors >= 0, copies landing ~copy
+    std::vector<int> weights;
+    for (int step = 0;; ++step) {
+      events.clear();
+      weights.clear();
+      int total = 0;
+      int starved = -1;  // the warp ready the longest, once past max_stall_
+      bool all_done = true;
+      for (size_t i = 0; i < actors_.size(); ++i) {
+        Actor& a = actors_[i];
+        if (a.pc < a.program.size()) all_done = false;
+        if (!Ready(a)) {
+          a.ready_since = -1;
+          continue;
         }
+        if (a.ready_since < 0) a.ready_since = step;
+        if (step - a.ready_since > max_stall_ &&
+            (starved < 0 || a.ready_since < actors_[starved].ready_since)) {
+          starved = static_cast<int>(i);
+        }
+        events.push_back(static_cast<int>(i));
+        weights.push_back(total += a.speed);
       }
-      return stuck;
+      for (int i : in_flight_) {
+        if (all_done) {
+          return absl::StrCat("the CTA exits with a copy of ", kTileNames[copies_[i].tile],
+                              " in flight");
+        }
+        events.push_back(~i);
+        weights.push_back(total += copies_[i].speed);
+      }
+      if (events.empty()) break;
+      int e = starved;
+      if (e < 0) {
+        const int pick = static_cast<int>(rng_() % static_cast<uint32_t>(total));
+        size_t k = 0;
+        while (weights[k] <= pick) ++k;
+        e = events[k];
+      }
+      if (e >= 0) actors_[e].ready_since = -1;
+      const std::string why = e >= 0 ? Step(actors_[e]) : Land(~e);
+      if (!why.empty()) return why;
     }
-    Actor& a = actors[runnable[rng() % runnable.size()]];
+    std::string stuck;
+    for (const Actor& a : actors_) {
+      if (a.pc < a.program.size()) absl::StrAppend(&stuck, " ", NameOf(a.warp), Blocked(a), ";");
+    }
+    if (!stuck.empty()) return "deadlock:" + stuck;
+    for (int id = 0; id < kNamedBarriers; ++id) {
+      if (named_[id].arrived != 0) {
+        return absl::StrCat("named barrier ", id, " ended with ", named_[id].arrived,
+                            " threads in an incomplete generation");
+      }
+    }
+    return "";
+  }
+
+ private:
+  int RandomSpeed() {
+    constexpr int kSpeeds[] = {1, 8, 64};
+    return kSpeeds[rng_() % 3];
+  }
+
+  // Whether the warp's first `groups` cp.async groups have landed.
+  bool Landed(const Actor& a, size_t groups) const {
+    while (a.landed < groups && copies_[a.groups[a.landed]].landed) ++a.landed;
+    return a.landed >= groups;
+  }
+
+  bool Ready(const Actor& a) const {
+    if (a.pc >= a.program.size()) return false;
     const Op& op = a.program[a.pc];
     switch (op.kind) {
       case Op::kWait:
+        return barriers_[op.target].TryWait(static_cast<uint32_t>(op.value));
+      case Op::kCpAsyncWait:
+        return a.groups.size() <= static_cast<size_t>(op.value) ||
+               Landed(a, a.groups.size() - op.value);
+      case Op::kSync:
+        return a.joined_generation < 0 || named_[op.target].generation > a.joined_generation;
+      default:
+        return true;
+    }
+  }
+
+  // What a warp stuck at its next op waits for.
+  std::string Blocked(const Actor& a) const {
+    const Op& op = a.program[a.pc];
+    switch (op.kind) {
+      case Op::kWait:
+        return absl::StrCat(" waits for parity ", op.value, " of ", kBarrierNames[op.target], " (",
+                            barriers_[op.target].completed, " phases completed)");
+      case Op::kCpAsyncWait:
+        return absl::StrCat(" waits for its cp.async groups (", op.value, " left pending)");
+      case Op::kSync:
+        return absl::StrCat(" waits at named barrier ", op.target);
+      default:
+        return absl::StrCat(" at op ", a.pc);
+    }
+  }
+
+  std::string Step(Actor& a) {
+    const Op& op = a.program[a.pc];
+    bool arrived = true;
+    std::string why;
+    switch (op.kind) {
+      case Op::kWait:
+      case Op::kCpAsyncWait:
         break;
       case Op::kArrive:
-        barriers[op.target].Arrive();
+        arrived = barriers_[op.target].Arrive(op.value);
         break;
-      case Op::kWrite:
-        tiles[op.target][a.warp] = op.value;
+      case Op::kTma:  // arrive.expect_tx, then the boxes
+        ++barriers_[op.aux].tx;
+        arrived = barriers_[op.aux].Arrive(1);
+        in_flight_.push_back(static_cast<int>(copies_.size()));
+        copies_.push_back({op.target, kAllParts, op.value, op.aux, false, RandomSpeed()});
+        break;
+      case Op::kCpAsync:
+        a.groups.push_back(static_cast<int>(copies_.size()));
+        in_flight_.push_back(static_cast<int>(copies_.size()));
+        copies_.push_back({op.target, a.warp, op.value, -1, false, RandomSpeed()});
+        break;
+      case Op::kCpAsyncArrive:
+        async_arrivals_.push_back(
+            {static_cast<int>(&a - actors_.data()), a.groups.size(), op.target, op.value});
+        arrived = FireAsyncArrivals();
         break;
       case Op::kBeginRead:
       case Op::kEndRead:
-        if (!tile_holds(op.target, op.value)) {
-          return absl::StrCat(a.name, (op.kind == Op::kBeginRead ? " began" : " ended"),
-                              " reading tile ", op.target, " for block ", op.value,
-                              " while it held another block's copy");
-        }
+        why = Read(op);
         break;
-      case Op::kSyncNamed:
+      case Op::kSync:
       case Op::kArriveNamed: {
-        if (op.kind == Op::kSyncNamed && a.joined_generation >= 0) {  // released
+        if (op.kind == Op::kSync && a.joined_generation >= 0) {  // released
           a.joined_generation = -1;
           break;
         }
-        NamedBarrier& nb = named[op.target];
-        if (nb.arrived[a.warp]) {
-          return absl::StrCat(a.name, " arrived twice in one generation of named barrier ",
+        NamedBarrier& nb = named_[op.target];
+        if (nb.arrived > 0 && nb.threads != op.value) {
+          return absl::StrCat(NameOf(a.warp), " joined named barrier ", op.target, " with ",
+                              op.value, " threads while a generation of ", nb.threads, " was open");
+        }
+        if (nb.warp_arrived[a.warp]) {
+          return absl::StrCat(NameOf(a.warp), " arrived twice in a generation of named barrier ",
                               op.target);
         }
-        nb.arrived[a.warp] = true;
         const int joined = nb.generation;
-        if (++nb.count == kConsumerWarps) {
-          nb.count = 0;
-          ++nb.generation;
-          nb.arrived.assign(kConsumerWarps, false);
+        nb.threads = op.value;
+        nb.warp_arrived[a.warp] = true;
+        nb.arrived += 32;
+        if (nb.arrived == nb.threads) {
+          nb = NamedBarrier{0, 0, nb.generation + 1};
         }
-        if (op.kind == Op::kSyncNamed) {
+        if (op.kind == Op::kSync) {
           a.joined_generation = joined;
-          continue;  // the same op again once the generation completes
+          return "";  // the same op again, to leave once the generation completes
         }
         break;
       }
     }
+    if (!arrived) return absl::StrCat(NameOf(a.warp), ": an arrival past the phase's count");
+    if (!why.empty()) return absl::StrCat(NameOf(a.warp), " ", why);
     ++a.pc;
+    return "";
   }
-  for (int id = 1; id <= 2; ++id) {
-    if (named[id].count != 0) {
-      return absl::StrCat("named barrier ", id, " ended with ", named[id].count,
-                          " warps arrived in an incomplete generation");
+
+  // Triggers the cp.async.mbarrier.arrive arrivals whose copies have all landed.
+  bool FireAsyncArrivals() {
+    for (size_t i = 0; i < async_arrivals_.size();) {
+      const AsyncArrival& aa = async_arrivals_[i];
+      if (!Landed(actors_[aa.actor], aa.groups)) {
+        ++i;
+        continue;
+      }
+      if (!barriers_[aa.barrier].Arrive(aa.threads)) return false;
+      async_arrivals_[i] = async_arrivals_.back();
+      async_arrivals_.pop_back();
     }
+    return true;
   }
-  return "";
-}
+
+  std::string Land(int index) {
+    Copy& copy = copies_[index];
+    copy.landed = true;
+    for (size_t i = 0; i < in_flight_.size(); ++i) {
+      if (in_flight_[i] == index) {
+        in_flight_[i] = in_flight_.back();
+        in_flight_.pop_back();
+        break;
+      }
+    }
+    std::string why;
+    for (int part = copy.part == kAllParts ? 0 : copy.part;
+         part < (copy.part == kAllParts ? kParts : copy.part + 1) && why.empty(); ++part) {
+      why = Write(copy.tile, part, copy.block);
+    }
+    if (!why.empty()) return absl::StrCat("a copy landing: ", why);
+    if (copy.barrier >= 0) {
+      MBarrier& b = barriers_[copy.barrier];
+      --b.tx;
+      b.MaybeComplete();
+    }
+    return FireAsyncArrivals() ? "" : "a cp.async arrival past the phase's count";
+  }
+
+  std::string Write(int tile, int part, int block) {
+    if (blocks_[tile][part] >= 0 && reads_left_[tile][part] > 0) {
+      return absl::StrCat("block ", block, " written over block ", blocks_[tile][part], " of ",
+                          kTileNames[tile], " part ", part, " with ", reads_left_[tile][part],
+                          " reads of it to come");
+    }
+    blocks_[tile][part] = block;
+    reads_left_[tile][part] = ReadersOf(tile);
+    return "";
+  }
+
+  std::string Read(const Op& op) {
+    for (int part = 0; part < kParts; ++part) {
+      if (blocks_[op.target][part] != op.value) {
+        return absl::StrCat(op.kind == Op::kBeginRead ? "began" : "ended", " reading block ",
+                            op.value, " of ", kTileNames[op.target], " whose part ", part,
+                            " holds block ", blocks_[op.target][part]);
+      }
+      if (op.kind == Op::kEndRead && ReadersOf(op.target) > 0) --reads_left_[op.target][part];
+    }
+    return "";
+  }
+
+  MBarrier barriers_[kBarriers];
+  NamedBarrier named_[kNamedBarriers];
+  int blocks_[kTiles][kParts];  // the block each part holds (-1: none yet)
+  int reads_left_[kTiles][kParts] = {};
+  std::vector<Actor> actors_;
+  std::vector<Copy> copies_;
+  std::vector<int> in_flight_;  // copies not landed
+  std::vector<AsyncArrival> async_arrivals_;
+  const int max_stall_;
+  std::mt19937 rng_;
+};
+
+// Which configurations a sweep runs.
+struct Sweep {
+  int max_stall = kMaxStall;
+  bool tma_only = false;
+  bool ping_pong_only = false;
+};
+
+constexpr int kSeeds = 100;
 
 // The first failure over many interleavings of every configuration, or "".
 template <class S>
-std::string FirstFailure(bool ping_pong_only = false) {
-  for (int blocks : {0, 1, 2, 3, 4, 5, 8}) {
-    for (int bias_stages : {0, 1, 2}) {  // 0: no bias
-      for (bool ping_pong : {false, true}) {
-        if (ping_pong_only && !ping_pong) continue;
-        const Config c{blocks, bias_stages > 0, ping_pong, bias_stages > 0 ? bias_stages : 1};
-        for (uint32_t seed = 0; seed < 300; ++seed) {
-          const std::string why = Simulate<S>(c, seed);
-          if (!why.empty()) {
-            return absl::StrCat(blocks, " blocks, bias stages ", bias_stages, ", ping-pong ",
-                                ping_pong, ", seed ", seed, ": ", why);
+std::string FirstFailureOf(const Sweep& sweep) {
+  struct BiasCase {
+    BiasCopy copy;
+    int stages;
+  };
+  constexpr BiasCase kBiasCases[] = {
+      {BiasCopy::kNone, 1}, {BiasCopy::kRows, 1}, {BiasCopy::kRows, 2}, {BiasCopy::kTiles, 2}};
+  for (bool tma : {false, true}) {
+    if (sweep.tma_only && !tma) continue;
+    for (int blocks : {0, 1, 2, 3, 5, 8}) {
+      for (const BiasCase& bias : kBiasCases) {
+        if (bias.copy == BiasCopy::kTiles && !tma) continue;  // bias tiles come by TMA
+        for (bool short_tail : {false, true}) {
+          if (short_tail && !tma) continue;  // by cp.async every V is copied by threads
+          for (bool ping_pong : {false, true}) {
+            if (sweep.ping_pong_only && !ping_pong) continue;
+            const Config c{blocks,      tma,       short_tail,     bias.copy,
+                           bias.stages, ping_pong, sweep.max_stall};
+            for (uint32_t seed = 0; seed < kSeeds; ++seed) {
+              const std::string why = Cta<S>(c).Run(seed);
+              if (!why.empty()) {
+                return absl::StrCat(
+                    tma ? "TMA" : "cp.async", ", ", blocks, " blocks",
+                    short_tail ? " (the last V by threads)" : "", ", ", NameOf(bias.copy),
+                    bias.copy == BiasCopy::kNone ? ""
+                                                 : absl::StrCat(" in ", bias.stages, " stages"),
+                    ping_pong ? ", ping-pong" : "", ", ",
+                    sweep.max_stall == kMaxStall ? "fair scheduling" : "unbounded stalls",
+                    ", seed ", seed, ": ", why);
+              }
+            }
           }
         }
       }
@@ -301,8 +640,38 @@ std::string FirstFailure(bool ping_pong_only = false) {
   return "";
 }
 
-TEST(WsScheduleTest, EveryInterleavingFinishesAndReadsItsOwnBlock) {
-  EXPECT_EQ(FirstFailure<WsSchedule>(), "");
+// Fair scheduling first (the likelier interleavings), then unbounded stalls.
+template <class S>
+std::string FirstFailure(Sweep sweep = {}) {
+  const std::string fair = FirstFailureOf<S>(sweep);
+  sweep.max_stall = kUnboundedStall;
+  return fair.empty() ? FirstFailureOf<S>(sweep) : fair;
+}
+
+TEST(WsScheduleTest, EveryInterleavingFinishesAndReadsItsOwnBlockUnderFairScheduling) {
+  EXPECT_EQ(FirstFailureOf<WsSchedule>({kMaxStall}), "");
+}
+
+TEST(WsScheduleTest, EveryInterleavingFinishesAndReadsItsOwnBlockWhenWarpsSleep) {
+  EXPECT_EQ(FirstFailureOf<WsSchedule>({kUnboundedStall}), "");
+}
+
+// The TMA path's first schedule: every producer thread waited on the K and V empty barriers,
+// though only thread 0 copies (and the others, copying a last V, were kept off the stage by
+// their own waits). Fair scheduling hides the hazard; a producer warp that sleeps through two
+// releases of a stage waits on a parity come round again, for a completion that never comes.
+struct EveryProducerThreadWaitsForEmpty : WsSchedule {
+  static bool WaitsForEmpty(int n, bool, bool) { return n >= kStages; }
+  static bool SyncsVFree(int, bool, bool) { return false; }
+};
+
+TEST(WsScheduleTest, EveryProducerThreadWaitingForEmptyHangsWhenAWarpSleeps) {
+  EXPECT_EQ(FirstFailureOf<EveryProducerThreadWaitsForEmpty>({kMaxStall, true}), "");
+  const std::string why = FirstFailureOf<EveryProducerThreadWaitsForEmpty>({kUnboundedStall, true});
+  RecordProperty("hangs", why);
+  EXPECT_NE(why.find("deadlock:"), std::string::npos) << why;
+  EXPECT_NE(why.find(" empty "), std::string::npos) << why;  // a producer warp's wait
+  EXPECT_EQ(why.find("producer warp 0 waits for parity"), std::string::npos) << why;
 }
 
 // The same model must catch a schedule with one rule wrong.
@@ -310,7 +679,16 @@ struct EmptyWaitedOneUseLate : WsSchedule {
   static uint32_t EmptyParity(int n) { return FullParity(n); }
 };
 struct NoWaitForEmpty : WsSchedule {
-  static bool WaitsForEmpty(int) { return false; }
+  static bool WaitsForEmpty(int, bool, bool) { return false; }
+};
+struct NoVFreeBarrier : WsSchedule {  // the other producer threads copy a last V without waiting
+  static bool SyncsVFree(int, bool, bool) { return false; }
+};
+struct ProducerBarriersOfOneWarp : WsSchedule {  // kVFreeBarrier and kVLandedBarrier
+  static constexpr int kProducerThreads = 32;
+};
+struct VLandedOnATurnBarrier : WsSchedule {
+  static constexpr int kVLandedBarrier = 1;
 };
 struct BiasRefilledEarly : WsSchedule {
   static bool WaitsForBiasEmpty(int, int) { return false; }
@@ -332,16 +710,57 @@ struct NoFirstTurn : WsSchedule {
   static bool GivesFirstTurn(int) { return false; }
 };
 
-TEST(WsScheduleTest, BrokenSchedulesAreCaught) {
-  EXPECT_NE(FirstFailure<EmptyWaitedOneUseLate>(), "");
-  EXPECT_NE(FirstFailure<NoWaitForEmpty>(), "");
-  EXPECT_NE(FirstFailure<BiasRefilledEarly>(), "");
-  EXPECT_NE(FirstFailure<BiasEmptyWaitedOneUseLate>(), "");
-  EXPECT_NE(FirstFailure<BiasInOneStageAlways>(), "");
-  EXPECT_NE(FirstFailure<FullWaitedAUseEarly>(), "");
-  EXPECT_NE(FirstFailure<LastTurnPassed>(true), "");
-  EXPECT_NE(FirstFailure<NoFirstTurn>(true), "");
+// The producer's named barriers exist only with TMA; the turns only where the consumers take
+// them.
+template <class S>
+std::string FirstTmaFailure() {
+  Sweep sweep;
+  sweep.tma_only = true;
+  return FirstFailure<S>(sweep);
 }
+template <class S>
+std::string FirstPingPongFailure() {
+  Sweep sweep;
+  sweep.ping_pong_only = true;
+  return FirstFailure<S>(sweep);
+}
+template <class S>
+std::string FirstTmaPingPongFailure() {
+  Sweep sweep;
+  sweep.tma_only = true;
+  sweep.ping_pong_only = true;
+  return FirstFailure<S>(sweep);
+}
+
+struct BrokenCase {
+  const char* name;
+  std::string (*first_failure)();
+};
+
+class WsScheduleBrokenTest : public testing::TestWithParam<BrokenCase> {};
+
+TEST_P(WsScheduleBrokenTest, IsCaught) {
+  const std::string why = GetParam().first_failure();
+  EXPECT_NE(why, "");
+  RecordProperty("caught", why);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Broken, WsScheduleBrokenTest,
+    testing::Values(
+        BrokenCase{"EmptyWaitedOneUseLate", [] { return FirstFailure<EmptyWaitedOneUseLate>(); }},
+        BrokenCase{"NoWaitForEmpty", [] { return FirstFailure<NoWaitForEmpty>(); }},
+        BrokenCase{"NoVFreeBarrier", &FirstTmaFailure<NoVFreeBarrier>},
+        BrokenCase{"ProducerBarriersOfOneWarp", &FirstTmaFailure<ProducerBarriersOfOneWarp>},
+        BrokenCase{"VLandedOnATurnBarrier", &FirstTmaPingPongFailure<VLandedOnATurnBarrier>},
+        BrokenCase{"BiasRefilledEarly", [] { return FirstFailure<BiasRefilledEarly>(); }},
+        BrokenCase{"BiasEmptyWaitedOneUseLate",
+                   [] { return FirstFailure<BiasEmptyWaitedOneUseLate>(); }},
+        BrokenCase{"BiasInOneStageAlways", [] { return FirstFailure<BiasInOneStageAlways>(); }},
+        BrokenCase{"FullWaitedAUseEarly", [] { return FirstFailure<FullWaitedAUseEarly>(); }},
+        BrokenCase{"LastTurnPassed", &FirstPingPongFailure<LastTurnPassed>},
+        BrokenCase{"NoFirstTurn", &FirstPingPongFailure<NoFirstTurn>}),
+    [](const testing::TestParamInfo<BrokenCase>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace attnd::kernels::cuda::fused

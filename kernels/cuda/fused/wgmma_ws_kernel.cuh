@@ -391,8 +391,8 @@ __device__ __forceinline__ void CpAsyncWaitAtMost(int pending) {
 // their copies have landed (fenced for the async proxy where wgmma reads them). kTma: thread 0
 // copies K_n and V_n instead, one TMA box per 64-column atom column, announcing their bytes on
 // the full barriers (which then count one arrival); a block that ends past the CTA's last key
-// still copies its V by cp.async (rows from key_hi zeroed), the 128 threads meeting at named
-// barrier 3 before thread 0 arrives.
+// still copies its V by cp.async (rows from key_hi zeroed), the 128 threads meeting thread 0 at
+// kVFreeBarrier once it saw the stage released, and at kVLandedBarrier before it arrives.
 template <class T, class Shape, bool kTma, bool kBiasTiles>
 __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTensorMaps& maps,
                                              const T* q_head, const T* k_head, const T* v_head,
@@ -413,8 +413,11 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
     unsigned char* k_tile = k_tiles + stage * Shape::kKvBytes;
     unsigned char* v_tile = v_tiles + stage * Shape::kKvBytes;
     if (biased) ProducerLoadBias<Shape, kBiasTiles>(p, maps, bias, barriers, n, kb);
-    // Block n - 2's tiles in this stage are free once both consumers are past them.
-    if (WsSchedule::WaitsForEmpty(n)) {
+    // Block n - 2's tiles in this stage are free once both consumers are past them. With TMA
+    // thread 0 alone waits; the others wait for it only to copy a V (ws_schedule.h).
+    const bool v_by_threads = !kTma || kb + Shape::kBlockN > keys.key_hi;
+    const bool waits_for_empty = WsSchedule::WaitsForEmpty(n, kTma, leader);
+    if (waits_for_empty) {
       wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), WsSchedule::EmptyParity(n));
     }
     if constexpr (kTma) {
@@ -426,11 +429,13 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
                                                      keys.key_hi, p.head_dim);
       CpAsyncCommit();
     }
-    if (WsSchedule::WaitsForEmpty(n)) {
+    if (waits_for_empty) {
       wgmma::BarrierWait(barriers + 8 * (kVEmpty + stage), WsSchedule::EmptyParity(n));
     }
-    const bool v_by_threads = !kTma || kb + Shape::kBlockN > keys.key_hi;
     if (v_by_threads) {
+      if (WsSchedule::SyncsVFree(n, kTma, v_by_threads)) {
+        wgmma::NamedBarrierSync(WsSchedule::kVFreeBarrier, WsSchedule::kProducerThreads);
+      }
       ProducerLoadRows<Shape, Shape::kBlockN, true>(v_tile, v_head, p.v_strides.seq, kb,
                                                     keys.key_hi, p.v_head_dim);
       CpAsyncCommit();
@@ -458,7 +463,8 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
       CpAsyncWait<0>();
       wgmma::FenceSharedForAsyncProxy();
       if constexpr (kTma) {
-        wgmma::NamedBarrierSync(3, 128);  // every producer thread's part has landed
+        // Every producer thread's part has landed.
+        wgmma::NamedBarrierSync(WsSchedule::kVLandedBarrier, WsSchedule::kProducerThreads);
         if (leader) wgmma::BarrierArrive(barriers + 8 * (kVFull + stage));
       } else {
         wgmma::BarrierArrive(barriers + 8 * (kVFull + stage));
