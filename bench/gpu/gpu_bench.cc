@@ -175,6 +175,9 @@ absl::Status FillRandom(void* device, int64_t elements, DType dtype, std::mt1993
     BENCH_CHECK_CUDA(cudaMemcpy(static_cast<unsigned char*>(device) + at * size, block.data(),
                                 static_cast<size_t>(n * size), cudaMemcpyHostToDevice));
   }
+  // A pageable copy may return before its DMA lands, on the legacy stream, which the context's
+  // non-blocking streams do not wait for.
+  BENCH_CHECK_CUDA(cudaDeviceSynchronize());
   return absl::OkStatus();
 }
 

@@ -83,9 +83,7 @@ TEST_P(CudaAttentionTest, EveryVariantMatchesReference) {
     ASSERT_CUDA_OK(out.Upload(inputs.out.data(), inputs.out.size()));  // NaN
     ASSERT_CUDA_OK(lse.Upload(inputs.lse.data(), inputs.lse.size() * sizeof(float)));
     ASSERT_CUDA_OK(workspace.Allocate(static_cast<size_t>(plan->workspace_bytes)));
-    if (plan->workspace_bytes > 0) {
-      ASSERT_CUDA_OK(cudaMemset(workspace.get(), 0xFF, static_cast<size_t>(plan->workspace_bytes)));
-    }
+    ASSERT_CUDA_OK(workspace.Fill(0xFF));
 
     AttentionTensors t;
     t.q = in.q.get();

@@ -22,7 +22,17 @@ cudaError_t DeviceBuffer::Allocate(size_t bytes) {
 
 cudaError_t DeviceBuffer::Upload(const void* host, size_t bytes) {
   if (cudaError_t e = Allocate(bytes); e != cudaSuccess) return e;
-  return bytes == 0 ? cudaSuccess : cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice);
+  if (bytes == 0) return cudaSuccess;
+  if (cudaError_t e = cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice); e != cudaSuccess) {
+    return e;
+  }
+  return cudaDeviceSynchronize();
+}
+
+cudaError_t DeviceBuffer::Fill(int byte) {
+  if (bytes_ == 0) return cudaSuccess;
+  if (cudaError_t e = cudaMemset(data_, byte, bytes_); e != cudaSuccess) return e;
+  return cudaDeviceSynchronize();
 }
 
 cudaError_t DeviceBuffer::Download(void* host) const {

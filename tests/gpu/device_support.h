@@ -18,7 +18,11 @@ namespace attnd::kernels::testing {
     ASSERT_EQ(error_, cudaSuccess) << #call << ": " << cudaGetErrorString(error_); \
   } while (false)
 
-// A device buffer freed on scope exit.
+// A device buffer freed on scope exit. Upload and Fill return once the bytes are on the device:
+// cudaMemcpy from pageable memory and cudaMemset run on the legacy default stream, which the
+// context's non-blocking streams do not wait for, so a kernel launched next could otherwise read
+// the buffer (or a Fill land on it) while that work is still in flight. Seen: a workspace Fill
+// landing after the pipeline wrote its GEMM pointer arrays there, a "misaligned address" fault.
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
@@ -28,6 +32,7 @@ class DeviceBuffer {
 
   cudaError_t Allocate(size_t bytes);
   cudaError_t Upload(const void* host, size_t bytes);
+  cudaError_t Fill(int byte);  // every byte
   cudaError_t Download(void* host) const;  // all of its bytes
   void* get() const { return data_; }
 

@@ -69,9 +69,7 @@ TEST_P(FusedDecodeTest, MatchesReference) {
   ASSERT_CUDA_OK(out.Upload(inputs.out.data(), inputs.out.size()));  // NaN
   ASSERT_CUDA_OK(lse.Upload(inputs.lse.data(), inputs.lse.size() * sizeof(float)));
   ASSERT_CUDA_OK(workspace.Allocate(static_cast<size_t>(plan->workspace_bytes)));
-  if (plan->workspace_bytes > 0) {
-    ASSERT_CUDA_OK(cudaMemset(workspace.get(), 0xFF, static_cast<size_t>(plan->workspace_bytes)));
-  }
+  ASSERT_CUDA_OK(workspace.Fill(0xFF));
 
   AttentionTensors t;
   t.q = q.get();
@@ -111,7 +109,7 @@ TEST(FusedDecodeApiTest, RefusesASmallWorkspace) {
   DeviceBuffer tensors;
   DeviceBuffer workspace;
   ASSERT_CUDA_OK(tensors.Allocate(4 << 20));
-  ASSERT_CUDA_OK(cudaMemset(tensors.get(), 0, 4 << 20));
+  ASSERT_CUDA_OK(tensors.Fill(0));
   ASSERT_CUDA_OK(workspace.Allocate(static_cast<size_t>(need) + 256));
   auto* base = static_cast<char*>(tensors.get());
   AttentionTensors t;

@@ -61,9 +61,14 @@ class DeviceBuffer {
     bytes_ = bytes;
     return bytes == 0 ? cudaSuccess : cudaMalloc(&data_, bytes);
   }
+  // Returns once the bytes are on the device (see tests/gpu/device_support.h's DeviceBuffer).
   cudaError_t Upload(const void* host, size_t bytes) {
     if (cudaError_t e = Allocate(bytes); e != cudaSuccess) return e;
-    return bytes == 0 ? cudaSuccess : cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice);
+    if (bytes == 0) return cudaSuccess;
+    if (cudaError_t e = cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice); e != cudaSuccess) {
+      return e;
+    }
+    return cudaDeviceSynchronize();
   }
   cudaError_t Download(void* host) const {
     return bytes_ == 0 ? cudaSuccess : cudaMemcpy(host, data_, bytes_, cudaMemcpyDeviceToHost);
@@ -290,6 +295,7 @@ TEST_P(FusedF32Test, MatchesReference) {
   const size_t workspace_bytes = static_cast<size_t>(plan->workspace_bytes);
   ASSERT_CUDA_OK(workspace.Allocate(workspace_bytes));
   if (workspace_bytes > 0) ASSERT_CUDA_OK(cudaMemset(workspace.get(), 0xFF, workspace_bytes));
+  ASSERT_CUDA_OK(cudaDeviceSynchronize());  // the legacy stream's memset before the kernels
   const CudaContext& context = *SharedContext();
   const absl::Status s =
       cuda::RunCuda(*plan, p, d.tensors, workspace.get(), plan->workspace_bytes, context);

@@ -84,10 +84,13 @@ class DeviceBuffer {
   void* ptr_ = nullptr;
 };
 
+// Returns once the bytes are on the device: a pageable cudaMemcpy runs on the legacy stream,
+// which the context's non-blocking stream does not wait for.
 template <typename T>
 bool Upload(const std::vector<T>& host, const DeviceBuffer& device) {
-  return host.empty() || cudaMemcpy(device.get(), host.data(), host.size() * sizeof(T),
-                                    cudaMemcpyHostToDevice) == cudaSuccess;
+  return host.empty() || (cudaMemcpy(device.get(), host.data(), host.size() * sizeof(T),
+                                     cudaMemcpyHostToDevice) == cudaSuccess &&
+                          cudaDeviceSynchronize() == cudaSuccess);
 }
 template <typename T>
 bool Download(const DeviceBuffer& device, std::vector<T>* host) {
@@ -365,6 +368,7 @@ TEST_P(CudnnMatrixTest, MatchesReferenceOrIsRefused) {
   if (!t.lse.empty()) {
     ASSERT_EQ(cudaMemset(lse.get(), 0xFF, Bytes(t.lse)), cudaSuccess);
   }
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the legacy stream's memsets first
   AttentionTensors device;
   device.q = q.get();
   device.k = k.get();
