@@ -8,14 +8,16 @@
 // kVLandedBarrier) and cp.async groups (wait_group N: all but the newest N landed;
 // cp.async.mbarrier.arrive: an arrival once the thread's earlier copies landed).
 // Both producer paths run: cp.async (every producer warp copies its part of K_n and V_n and
-// waits on the empty barriers) and TMA (thread 0 alone copies K_n and V_n and waits; a last block
-// past the CTA's last key copies its V by all producer threads). With a bias, its tiles come by
+// waits on the empty barriers) and TMA (thread 0 alone copies K_n and V_n; every producer thread
+// waits, or with kLeaderAloneWaits thread 0 alone; a last block past the CTA's last key copies
+// its V by all producer threads). With a bias, its tiles come by
 // rows (every producer thread, one or two stages) or, with TMA, as TMA tiles (thread 0, two).
 // Every interleaving must finish (no deadlock, no copy in flight at exit, no named barrier
 // generation half-arrived); no copy may land on a block that still has reads to come; every read
 // must see the block it wants from issue to completion. Copies land at any time; warps run
 // fairly (kMaxStall) and then with no bound at all (a warp may sleep through any number of
-// blocks). Schedules with one rule broken are run too, and must be caught.
+// blocks): the kernel's TMA path hangs only then, the schedule with kLeaderAloneWaits never.
+// Schedules with one rule broken are run too, and must be caught.
 #include "kernels/cuda/fused/ws_schedule.h"
 
 #include <cstdint>
@@ -595,9 +597,10 @@ struct Sweep {
   int max_stall = kMaxStall;
   bool tma_only = false;
   bool ping_pong_only = false;
+  bool cp_async_only = false;
 };
 
-// Interleavings of each configuration: the old TMA schedule's hang first shows at 5 blocks,
+// Interleavings of each configuration: the kernel's TMA hang first shows at 5 blocks,
 // seed 48; the whole file runs in about 3.5 s.
 constexpr int kSeeds = 100;
 
@@ -612,6 +615,7 @@ std::string FirstFailureOf(const Sweep& sweep) {
       {BiasCopy::kNone, 1}, {BiasCopy::kRows, 1}, {BiasCopy::kRows, 2}, {BiasCopy::kTiles, 2}};
   for (bool tma : {false, true}) {
     if (sweep.tma_only && !tma) continue;
+    if (sweep.cp_async_only && tma) continue;
     for (int blocks : {0, 1, 2, 3, 5, 8}) {
       for (const BiasCase& bias : kBiasCases) {
         if (bias.copy == BiasCopy::kTiles && !tma) continue;  // bias tiles come by TMA
@@ -642,35 +646,34 @@ std::string FirstFailureOf(const Sweep& sweep) {
   return "";
 }
 
-// Fair scheduling first (the likelier interleavings), then unbounded stalls.
-template <class S>
-std::string FirstFailure(Sweep sweep) {
-  const std::string fair = FirstFailureOf<S>(sweep);
-  sweep.max_stall = kUnboundedStall;
-  return fair.empty() ? FirstFailureOf<S>(sweep) : fair;
-}
+// The schedule with kLeaderAloneWaits on (ws_schedule.h): with TMA thread 0 alone waits on the
+// K and V empty barriers, the others meet it at kVFreeBarrier before copying a last V.
+struct LeaderAloneWaits : WsSchedule {
+  static bool WaitsForEmpty(int n, bool tma, bool leader) {
+    return n >= kStages && (leader || !tma);
+  }
+  static bool SyncsVFree(int n, bool tma, bool v_by_threads) {
+    return tma && v_by_threads && n >= kStages;
+  }
+};
 
 TEST(WsScheduleTest, EveryInterleavingFinishesAndReadsItsOwnBlockUnderFairScheduling) {
   EXPECT_EQ(FirstFailureOf<WsSchedule>({kMaxStall}), "");
+  EXPECT_EQ(FirstFailureOf<LeaderAloneWaits>({kMaxStall}), "");
 }
 
 TEST(WsScheduleTest, EveryInterleavingFinishesAndReadsItsOwnBlockWhenWarpsSleep) {
-  EXPECT_EQ(FirstFailureOf<WsSchedule>({kUnboundedStall}), "");
+  EXPECT_EQ(FirstFailureOf<WsSchedule>({kUnboundedStall, false, false, true}), "");  // cp.async
+  EXPECT_EQ(FirstFailureOf<LeaderAloneWaits>({kUnboundedStall}), "");
 }
 
-// The TMA path's first schedule: every producer thread waited on the K and V empty barriers,
-// though only thread 0 copies (the others, copying a last V, were kept off its stage by their
-// own waits). Fair scheduling hides the hazard; a producer warp that sleeps through two releases
-// of a stage waits on a parity come round again, for a completion that never comes. (By
-// cp.async this schedule is the kernel's: only the TMA sweeps tell them apart.)
-struct EveryProducerThreadWaitsForEmpty : WsSchedule {
-  static bool WaitsForEmpty(int n, bool, bool) { return n >= kStages; }
-  static bool SyncsVFree(int, bool, bool) { return false; }
-};
-
-TEST(WsScheduleTest, EveryProducerThreadWaitingForEmptyHangsWhenAWarpSleeps) {
-  EXPECT_EQ(FirstFailureOf<EveryProducerThreadWaitsForEmpty>({kMaxStall, true}), "");
-  const std::string why = FirstFailureOf<EveryProducerThreadWaitsForEmpty>({kUnboundedStall, true});
+// The kernel's TMA path (kLeaderAloneWaits off): every producer thread waits on the K and V
+// empty barriers, though only thread 0 copies. Fair scheduling hides the hazard; a producer warp
+// that sleeps through two releases of a stage waits on a parity come round again, for a
+// completion that never comes.
+TEST(WsScheduleTest, TheKernelsTmaPathHangsOnlyWhenAWarpSleeps) {
+  EXPECT_EQ(FirstFailureOf<WsSchedule>({kMaxStall, true}), "");
+  const std::string why = FirstFailureOf<WsSchedule>({kUnboundedStall, true});
   RecordProperty("hangs", why);
   EXPECT_NE(why.find("deadlock:"), std::string::npos) << why;
   EXPECT_NE(why.find(" empty "), std::string::npos) << why;  // a producer warp's wait
@@ -684,7 +687,7 @@ struct EmptyWaitedOneUseLate : WsSchedule {
 struct NoWaitForEmpty : WsSchedule {
   static bool WaitsForEmpty(int, bool, bool) { return false; }
 };
-struct NoVFreeBarrier : WsSchedule {  // the other producer threads copy a last V without waiting
+struct NoVFreeBarrier : LeaderAloneWaits {  // the others copy a last V without waiting
   static bool SyncsVFree(int, bool, bool) { return false; }
 };
 struct ProducerBarriersOfOneWarp : WsSchedule {  // kVFreeBarrier and kVLandedBarrier
@@ -722,7 +725,8 @@ constexpr Sweep kTmaPingPongSweep{kMaxStall, true, true};
 
 struct BrokenCase {
   const char* name;
-  std::string (*first_failure)(Sweep);
+  std::string (*first_failure)(const Sweep&);  // under fair scheduling: the kernel's own
+                                               // TMA schedule hangs without it
   Sweep sweep;
 };
 
@@ -737,20 +741,20 @@ TEST_P(WsScheduleBrokenTest, IsCaught) {
 INSTANTIATE_TEST_SUITE_P(
     Broken, WsScheduleBrokenTest,
     testing::Values(
-        BrokenCase{"EmptyWaitedOneUseLate", &FirstFailure<EmptyWaitedOneUseLate>, kEverySweep},
-        BrokenCase{"NoWaitForEmpty", &FirstFailure<NoWaitForEmpty>, kEverySweep},
-        BrokenCase{"NoVFreeBarrier", &FirstFailure<NoVFreeBarrier>, kTmaSweep},
-        BrokenCase{"ProducerBarriersOfOneWarp", &FirstFailure<ProducerBarriersOfOneWarp>,
+        BrokenCase{"EmptyWaitedOneUseLate", &FirstFailureOf<EmptyWaitedOneUseLate>, kEverySweep},
+        BrokenCase{"NoWaitForEmpty", &FirstFailureOf<NoWaitForEmpty>, kEverySweep},
+        BrokenCase{"NoVFreeBarrier", &FirstFailureOf<NoVFreeBarrier>, kTmaSweep},
+        BrokenCase{"ProducerBarriersOfOneWarp", &FirstFailureOf<ProducerBarriersOfOneWarp>,
                    kTmaSweep},
-        BrokenCase{"VLandedOnATurnBarrier", &FirstFailure<VLandedOnATurnBarrier>,
+        BrokenCase{"VLandedOnATurnBarrier", &FirstFailureOf<VLandedOnATurnBarrier>,
                    kTmaPingPongSweep},
-        BrokenCase{"BiasRefilledEarly", &FirstFailure<BiasRefilledEarly>, kEverySweep},
-        BrokenCase{"BiasEmptyWaitedOneUseLate", &FirstFailure<BiasEmptyWaitedOneUseLate>,
+        BrokenCase{"BiasRefilledEarly", &FirstFailureOf<BiasRefilledEarly>, kEverySweep},
+        BrokenCase{"BiasEmptyWaitedOneUseLate", &FirstFailureOf<BiasEmptyWaitedOneUseLate>,
                    kEverySweep},
-        BrokenCase{"BiasInOneStageAlways", &FirstFailure<BiasInOneStageAlways>, kEverySweep},
-        BrokenCase{"FullWaitedAUseEarly", &FirstFailure<FullWaitedAUseEarly>, kEverySweep},
-        BrokenCase{"LastTurnPassed", &FirstFailure<LastTurnPassed>, kPingPongSweep},
-        BrokenCase{"NoFirstTurn", &FirstFailure<NoFirstTurn>, kPingPongSweep}),
+        BrokenCase{"BiasInOneStageAlways", &FirstFailureOf<BiasInOneStageAlways>, kEverySweep},
+        BrokenCase{"FullWaitedAUseEarly", &FirstFailureOf<FullWaitedAUseEarly>, kEverySweep},
+        BrokenCase{"LastTurnPassed", &FirstFailureOf<LastTurnPassed>, kPingPongSweep},
+        BrokenCase{"NoFirstTurn", &FirstFailureOf<NoFirstTurn>, kPingPongSweep}),
     [](const testing::TestParamInfo<BrokenCase>& info) { return std::string(info.param.name); });
 
 }  // namespace

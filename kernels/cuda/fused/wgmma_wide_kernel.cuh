@@ -129,15 +129,15 @@ __device__ __forceinline__ void ProduceWideTiles(const FusedParams& p, const WsT
   ProducerLoadQ<WideShape>(p, q_tile, q_head, q0, seq);
   for (int n = 0; n < keys.n_blocks; ++n) {
     const int kb = keys.key_lo + n * WideShape::kBlockN;
-    // Thread 0 alone waits for block n - 1's release; the others wait for it only to copy a V
-    // themselves, at kVFreeBarrier (wide_schedule.h).
-    const bool v_by_threads = WideSchedule::LoadsVByThreads(kb, keys.key_hi);
+    // Block n - 1's release (with kLeaderAloneWaits thread 0 alone waits; the others wait for it
+    // only to copy a V themselves, at kVFreeBarrier: wide_schedule.h).
     const bool waits_for_empty = WideSchedule::WaitsForEmpty(n, leader);
     const uint32_t empty_parity = WideSchedule::EmptyParity(n);  // block n - 1's release
     if (waits_for_empty) wgmma::BarrierWait(barriers + 8 * kWideKEmpty, empty_parity);
     if (leader)
       TmaKvTile<WideShape>(&maps.k, k_tile, row0 + kb, kv_h, batch, barriers + 8 * kWideKFull);
     if (waits_for_empty) wgmma::BarrierWait(barriers + 8 * kWideVEmpty, empty_parity);
+    const bool v_by_threads = WideSchedule::LoadsVByThreads(kb, keys.key_hi);
     if (v_by_threads) {
       if (WideSchedule::SyncsVFree(n, v_by_threads)) {
         wgmma::NamedBarrierSync(WideSchedule::kVFreeBarrier, WideSchedule::kProducerThreads);

@@ -391,8 +391,8 @@ __device__ __forceinline__ void CpAsyncWaitAtMost(int pending) {
 // their copies have landed (fenced for the async proxy where wgmma reads them). kTma: thread 0
 // copies K_n and V_n instead, one TMA box per 64-column atom column, announcing their bytes on
 // the full barriers (which then count one arrival); a block that ends past the CTA's last key
-// still copies its V by cp.async (rows from key_hi zeroed), the 128 threads meeting thread 0 at
-// kVFreeBarrier once it saw the stage released, and at kVLandedBarrier before it arrives.
+// still copies its V by cp.async (rows from key_hi zeroed), the 128 threads meeting at
+// kVLandedBarrier before thread 0 arrives.
 template <class T, class Shape, bool kTma, bool kBiasTiles>
 __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTensorMaps& maps,
                                              const T* q_head, const T* k_head, const T* v_head,
@@ -413,9 +413,9 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
     unsigned char* k_tile = k_tiles + stage * Shape::kKvBytes;
     unsigned char* v_tile = v_tiles + stage * Shape::kKvBytes;
     if (biased) ProducerLoadBias<Shape, kBiasTiles>(p, maps, bias, barriers, n, kb);
-    // Block n - 2's tiles in this stage are free once both consumers are past them. With TMA
-    // thread 0 alone waits; the others wait for it only to copy a V (ws_schedule.h).
-    const bool v_by_threads = !kTma || kb + Shape::kBlockN > keys.key_hi;
+    // Block n - 2's tiles in this stage are free once both consumers are past them (with TMA and
+    // kLeaderAloneWaits thread 0 alone waits; the others wait for it only to copy a V:
+    // ws_schedule.h).
     const bool waits_for_empty = WsSchedule::WaitsForEmpty(n, kTma, leader);
     if (waits_for_empty) {
       wgmma::BarrierWait(barriers + 8 * (kKEmpty + stage), WsSchedule::EmptyParity(n));
@@ -432,6 +432,7 @@ __device__ __forceinline__ void ProduceTiles(const FusedParams& p, const WsTenso
     if (waits_for_empty) {
       wgmma::BarrierWait(barriers + 8 * (kVEmpty + stage), WsSchedule::EmptyParity(n));
     }
+    const bool v_by_threads = !kTma || kb + Shape::kBlockN > keys.key_hi;
     if (v_by_threads) {
       if (WsSchedule::SyncsVFree(n, kTma, v_by_threads)) {
         wgmma::NamedBarrierSync(WsSchedule::kVFreeBarrier, WsSchedule::kProducerThreads);

@@ -8,12 +8,15 @@
 // that completion passes parity k % 2.
 //   K and V ring: block n uses stage n % kStages; it is that stage's use n / kStages, so its full
 //     barriers are waited with that use's parity, and before block n refills the stage the
-//     producer waits on its empty barriers for block n - kStages's release. By cp.async every
-//     producer thread copies, so each waits (and, gating the consumers, stays within a phase of
-//     them). With TMA thread 0 alone waits: the others gate nothing, and one asleep through a
-//     stage's two releases would wait on a parity come round again, for a completion that may
-//     never come. They copy only a V past the CTA's last key, and meet thread 0 at
-//     kVFreeBarrier before it, which thread 0 reaches once it saw the release.
+//     producer waits on its empty barriers for block n - kStages's release. Every producer
+//     thread waits, in both paths. By cp.async every thread copies, so each gates the consumers
+//     and stays within a phase of them. With TMA thread 0 alone copies K and V: the others gate
+//     nothing, and one asleep through a stage's two releases would wait on a parity come round
+//     again, for a completion that may never come (a hazard only unfair warp scheduling can
+//     reach: tests/gpu/ws_schedule_test.cc shows it with unbounded stalls). kLeaderAloneWaits
+//     removes it (thread 0 alone waits; the others meet it at kVFreeBarrier before copying a
+//     last V) but measured 3.5-8% slower on the H100 (bench/RESULTS.md, session 12), so it is
+//     off; the test runs it too.
 //   Bias tiles: a ring of `stages` (1 or 2, as shared memory allows) with the same rules.
 // Ping-pong turns (named barriers): consumer warpgroup cw takes a turn at barrier TurnBarrier(cw)
 // (its bar.sync completes when the other warpgroup passes it the turn with bar.arrive there);
@@ -39,14 +42,16 @@ struct WsSchedule {
   static constexpr int kVLandedBarrier = 3;       // named barriers of the producer's threads
   static constexpr int kVFreeBarrier = 6;
 
+  static constexpr bool kLeaderAloneWaits = false;  // see the K and V ring above
+
   // Whether a producer thread (`leader`: thread 0) waits on the K and V empty barriers before
   // block n, with K and V copied by TMA (`tma`) or by cp.async.
   ATTND_HOST_DEVICE static bool WaitsForEmpty(int n, bool tma, bool leader) {
-    return n >= kStages && (leader || !tma);
+    return n >= kStages && (leader || !tma || !kLeaderAloneWaits);
   }
   // Whether the producer threads meet at kVFreeBarrier before copying block n's V themselves.
   ATTND_HOST_DEVICE static bool SyncsVFree(int n, bool tma, bool v_by_threads) {
-    return tma && v_by_threads && n >= kStages;
+    return kLeaderAloneWaits && tma && v_by_threads && n >= kStages;
   }
   ATTND_HOST_DEVICE static uint32_t EmptyParity(int n) { return FullParity(n - kStages); }
 
