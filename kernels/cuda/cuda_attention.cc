@@ -4,7 +4,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -47,11 +46,6 @@ absl::Status BuildLane(void** stream_out, void** cublas_out, void** workspace_ou
   CUDA_RETURN_IF_ERROR(cudaMalloc(workspace_out, kCublasWorkspaceBytes));
   CUBLAS_RETURN_IF_ERROR(
       cublasSetWorkspace(cublas, *workspace_out, static_cast<size_t>(kCublasWorkspaceBytes)));
-  // Measurement only: ATTND_CUBLAS_SM_TARGET=N has cuBLAS size its grids for N multiprocessors,
-  // leaving the rest to the other lane's row kernels (bench/RESULTS.md, session 12).
-  if (const char* env = std::getenv("ATTND_CUBLAS_SM_TARGET"); env != nullptr && *env != '\0') {
-    CUBLAS_RETURN_IF_ERROR(cublasSetSmCountTarget(cublas, std::atoi(env)));
-  }
   return absl::OkStatus();
 }
 
