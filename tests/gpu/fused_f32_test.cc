@@ -27,10 +27,10 @@
 #include "kernels/cpu_attention.h"
 #include "kernels/cuda/cuda_attention.h"
 #include "kernels/cuda/fused/fused_f32.h"
-#include "kernels/device_query.h"
 #include "kernels/fused_support.h"
 #include "kernels/planner.h"
 #include "kernels/problem.h"
+#include "tests/gpu/device_support.h"
 #include "tests/gpu/gpu_cases.h"
 #include "tests/kernels/test_util.h"
 
@@ -38,66 +38,10 @@ namespace attnd::kernels {
 namespace {
 
 using cuda::CudaContext;
+using testing::DeviceBuffer;
 using testing::GpuCase;
 using testing::OwnedTensors;
-
-#define ASSERT_CUDA_OK(call)                                                       \
-  do {                                                                             \
-    const cudaError_t error_ = (call);                                             \
-    ASSERT_EQ(error_, cudaSuccess) << #call << ": " << cudaGetErrorString(error_); \
-  } while (false)
-
-// A device buffer freed on scope exit.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  ~DeviceBuffer() {
-    if (data_ != nullptr) cudaFree(data_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-  cudaError_t Allocate(size_t bytes) {
-    bytes_ = bytes;
-    return bytes == 0 ? cudaSuccess : cudaMalloc(&data_, bytes);
-  }
-  // Returns once the bytes are on the device (see tests/gpu/device_support.h's DeviceBuffer).
-  cudaError_t Upload(const void* host, size_t bytes) {
-    if (cudaError_t e = Allocate(bytes); e != cudaSuccess) return e;
-    if (bytes == 0) return cudaSuccess;
-    if (cudaError_t e = cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice); e != cudaSuccess) {
-      return e;
-    }
-    return cudaDeviceSynchronize();
-  }
-  cudaError_t Download(void* host) const {
-    return bytes_ == 0 ? cudaSuccess : cudaMemcpy(host, data_, bytes_, cudaMemcpyDeviceToHost);
-  }
-  void* get() const { return data_; }
-
- private:
-  void* data_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-CudaContext* SharedContext() {
-  static CudaContext* context = [] {
-    auto* c = new CudaContext();
-    const absl::Status s = cuda::CreateCudaContext(0, c);
-    if (!s.ok()) {
-      ADD_FAILURE() << "CreateCudaContext: " << s;
-      return static_cast<CudaContext*>(nullptr);
-    }
-    return c;
-  }();
-  return context;
-}
-
-#define SKIP_WITHOUT_DEVICE()                                           \
-  do {                                                                  \
-    if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";       \
-    ASSERT_NE(SharedContext(), nullptr) << "no CUDA context";           \
-  } while (false)
+using testing::SharedContext;
 
 // A case's inputs and outputs on the device; out and lse start as the host's NaN.
 struct DeviceCase {
@@ -294,8 +238,7 @@ TEST_P(FusedF32Test, MatchesReference) {
   DeviceBuffer workspace;
   const size_t workspace_bytes = static_cast<size_t>(plan->workspace_bytes);
   ASSERT_CUDA_OK(workspace.Allocate(workspace_bytes));
-  if (workspace_bytes > 0) ASSERT_CUDA_OK(cudaMemset(workspace.get(), 0xFF, workspace_bytes));
-  ASSERT_CUDA_OK(cudaDeviceSynchronize());  // the legacy stream's memset before the kernels
+  ASSERT_CUDA_OK(workspace.Fill(0xFF));
   const CudaContext& context = *SharedContext();
   const absl::Status s =
       cuda::RunCuda(*plan, p, d.tensors, workspace.get(), plan->workspace_bytes, context);
