@@ -1,4 +1,5 @@
-// The CUDA StepRunner: each GEMM step is one cuBLAS call (strided-batched where every operand's
+// The CUDA StepRunner: each GEMM step is attnd's score GEMM where it takes the step (16-bit Q·Kᵀ
+// on Hopper, score_gemm.h), else one cuBLAS call (strided-batched where every operand's
 // matrices are evenly spaced, else batched over device-built pointer arrays), each row step one
 // kernel launch. Everything goes on one stream; nothing synchronizes it or allocates.
 #ifndef ATTND_KERNELS_CUDA_CUDA_RUNNER_H_

@@ -1,6 +1,5 @@
 // Host side of the fused variant's warp-specialised Hopper path (fused_wgmma_ws.h).
 #include <cuda.h>
-#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -17,6 +16,7 @@
 #include "kernels/cuda/fused/wgmma_wide_shape.h"  // WideShape::kBlockN
 #include "kernels/cuda/fused/ws_launch.h"
 #include "kernels/cuda/fused/ws_tensor_maps.h"
+#include "kernels/cuda/wgmma/tensor_map.h"
 #include "kernels/fused_support.h"  // kFusedWsDims
 
 namespace attnd::kernels::cuda {
@@ -51,28 +51,13 @@ bool BiasTilesFromEnvironment() {
   return tiles;
 }
 
-// The driver's cuTensorMapEncodeTiled, through the runtime (no link to libcuda), or null.
-PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
-                                         &found) != cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      return static_cast<PFN_cuTensorMapEncodeTiled_v12000>(nullptr);
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
-  }();
-  return encode;
-}
-
 // K's or V's map for the TMA kernels: [batch, rows, heads, dim] with the tensor's strides (a
 // ragged batch: its packed rows as one batch element), boxes of 64 columns × block_n rows,
 // 128-byte swizzle (wgmma.cuh's layout), zeros outside. False where the driver refuses it.
 template <class T>
 bool EncodeMap(CUtensorMap* map, const void* base, const SeqHeadStrides& strides, int64_t rows,
                int64_t heads, int64_t batch, int dim, int block_n) {
-  const auto encode = TensorMapEncoder();
+  const auto encode = wgmma::TensorMapEncoder();
   if (encode == nullptr) return false;
   constexpr int64_t kElem = 2;
   const cuuint64_t global_dim[4] = {static_cast<cuuint64_t>(dim), static_cast<cuuint64_t>(rows),
@@ -97,7 +82,7 @@ bool EncodeMap(CUtensorMap* map, const void* base, const SeqHeadStrides& strides
 // broadcast dim of size 1, boxes of 64 keys × 128 rows, 128-byte swizzle, zeros outside. False
 // where the driver refuses it.
 bool EncodeBiasMap(CUtensorMap* map, const AttentionProblem& p, const void* bias) {
-  const auto encode = TensorMapEncoder();
+  const auto encode = wgmma::TensorMapEncoder();
   if (encode == nullptr) return false;
   constexpr int64_t kElem = 2;
   const int64_t* shape = p.bias_shape;  // [bB, bH, Mq, Mk], contiguous
