@@ -1,6 +1,7 @@
 // attnd's score GEMM (kernels/cuda/score_gemm) against a float64 product of the same 16-bit
 // inputs: partial tiles at every edge, head dims that are not a multiple of 64, GQA, BMHK
-// strides, a C whose rows are padded (the scalar stores) and more tiles than a CTA holds at once
+// strides, C rows of a multiple of 4 floats (the TMA stores) or not (the stores from registers,
+// vector or scalar), a C whose rows are padded, and more tiles than a CTA holds at once
 // (every CTA's two consumers and the stage ring wrapping). Also which steps it declines, leaving
 // them to cuBLAS. The naive, sliced and chunked suites (cuda_attention_test.cc) run it too,
 // through CudaStepRunner.
@@ -179,6 +180,8 @@ TEST(ScoreGemmTest, MatchesFloat64) {
       {"bf16_edges_B2_H3_m97_n161_k64", DType::kBF16, 2, 3, 1, 97, 161, 64},
       {"f16_bmhk_gqa2_m256_n384_k128", DType::kF16, 1, 4, 2, 256, 384, 128, true},
       {"bf16_k72_m130_n129", DType::kBF16, 1, 2, 1, 130, 129, 72},
+      // C rows of 260 floats: the TMA stores, clipped at both edges.
+      {"bf16_tma_edges_B2_H3_m131_n260_k64", DType::kBF16, 2, 3, 1, 131, 260, 64},
       {"f16_k40_m1_n300", DType::kF16, 1, 1, 1, 1, 300, 40},
       {"bf16_k512_odd_ldc_m200_n161", DType::kBF16, 1, 2, 1, 200, 161, 512, false, 2},
       {"bf16_bmhk_gqa4_k392_m129_n257", DType::kBF16, 2, 4, 4, 129, 257, 392, true},

@@ -82,6 +82,34 @@ bool EncodeOperandMap(CUtensorMap* map, const GemmOperand& o, int64_t k, int64_t
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// C's map for the TMA stores: rank 4 (n, m, heads, batch) f32, boxes of 32 columns × 64 rows,
+// 128-byte swizzle. False where C's base or strides are not multiples of 16 bytes or the driver
+// refuses it (the kernel then stores from registers).
+bool EncodeOutputMap(CUtensorMap* map, const GemmOperand& c, int64_t n, int64_t m, int64_t heads,
+                     int64_t batch) {
+  const auto encode = wgmma::TensorMapEncoder();
+  if (encode == nullptr) return false;
+  const int64_t head_stride = heads > 1 ? c.head_stride : m * c.ld;
+  const int64_t batch_stride = batch > 1 ? c.batch_stride : heads * head_stride;
+  if (reinterpret_cast<uintptr_t>(c.base) % 16 != 0 || c.ld % 4 != 0 || head_stride % 4 != 0 ||
+      batch_stride % 4 != 0 || c.ld <= 0 || head_stride <= 0 || batch_stride <= 0) {
+    return false;
+  }
+  constexpr int64_t kElem = 4;
+  const cuuint64_t global_dim[4] = {static_cast<cuuint64_t>(n), static_cast<cuuint64_t>(m),
+                                    static_cast<cuuint64_t>(heads),
+                                    static_cast<cuuint64_t>(batch)};
+  const cuuint64_t global_strides[3] = {static_cast<cuuint64_t>(c.ld * kElem),
+                                        static_cast<cuuint64_t>(head_stride * kElem),
+                                        static_cast<cuuint64_t>(batch_stride * kElem)};
+  const cuuint32_t box[4] = {score_gemm::kStoreBoxCols, 64, 1, 1};
+  const cuuint32_t element_strides[4] = {1, 1, 1, 1};
+  return encode(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, const_cast<void*>(c.base), global_dim,
+                global_strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 template <class T>
 absl::Status Launch(const ScoreGemmParams& params, const ScoreGemmMaps& maps, int ctas,
                     cudaStream_t stream) {
@@ -137,6 +165,7 @@ absl::StatusOr<bool> TryScoreGemm(const GemmStep& s, cudaStream_t stream) {
   params.n_tiles = static_cast<int>((s.n + kBlockN - 1) / kBlockN);
   params.tiles = s.batch * s.q_heads * params.m_tiles * params.n_tiles;
   params.alpha = s.alpha;
+  params.tma_store = EncodeOutputMap(&maps.c, s.c, s.n, s.m, s.q_heads, s.batch);
   params.vector_stores = reinterpret_cast<uintptr_t>(s.c.base) % 8 == 0 && s.c.ld % 2 == 0 &&
                          s.c.head_stride % 2 == 0 && s.c.batch_stride % 2 == 0;
   const int ctas = static_cast<int>(std::min<int64_t>(params.tiles, device.sms));

@@ -10,9 +10,12 @@
 //                stages (the other threads only give up their registers);
 //   warpgroups 1, 2  consumer c takes the CTA's local tiles i ≡ c (mod 2): two m64n128k16 wgmmas
 //                (rows 0-63, 64-127) per 16 columns, accumulators in registers (128 a thread),
-//                then alpha · accumulators stored straight from registers (wgmma.cuh's layout:
-//                a thread's column pairs are 8 contiguous bytes, a warp's store covers 8 rows ×
-//                32 bytes, whole sectors).
+//                then alpha · accumulators out through the consumer's staging buffer in shared
+//                memory, 64 rows at a time, by TMA stores (whole 128-byte lines; edges
+//                clipped by TMA). Where C's strides do not allow a map (rows not a multiple of
+//                16 bytes), stores straight from registers instead. Measured on the H100 at
+//                1×8×4096×4096×512: register stores (a warp's store covers 8 rows × 32
+//                bytes) reached 1.29 TB/s of writes, 0.40 ms against cuBLAS's 0.29.
 #ifndef ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_KERNEL_CUH_
 #define ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_KERNEL_CUH_
 
@@ -32,9 +35,10 @@ using Schedule = ScoreGemmSchedule;
 
 constexpr int kProducerRegs = 40;
 constexpr int kConsumerRegs = 232;
-// Dynamic shared memory: up to 1023 bytes to align the stages to 1024 (the swizzle atom), the
-// stages, then a full and an empty barrier per stage.
-constexpr int kSmemBytes = 1024 + Schedule::kStages * kStageBytes + 2 * Schedule::kStages * 8;
+// Dynamic shared memory: up to 1023 bytes to align to 1024 (the swizzle atom), the stages, the
+// consumers' staging buffers, then a full and an empty barrier per stage.
+constexpr int kSmemBytes = 1024 + Schedule::kStages * kStageBytes +
+                           Schedule::kConsumers * kStoreBytes + 2 * Schedule::kStages * 8;
 
 __device__ __forceinline__ uint32_t SharedAddress(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -128,8 +132,8 @@ __device__ __forceinline__ void MainLoop(const ScoreGemmParams& p, int64_t i, ui
   ReleaseStage(empty, Schedule::Step(i, p.k_steps, p.k_steps - 1), lane);
 }
 
-// alpha · acc of rows [row0 + first_row, + 64) to C. A thread's rows are r and r + 8 (r = 16·warp
-// + lane / 4), its columns 8j + 2·(lane % 4) + {0, 1}.
+// alpha · acc of rows [row, + 64) of the tile to C from registers. A thread's rows are r and
+// r + 8 (r = 16·warp + lane / 4), its columns 8j + 2·(lane % 4) + {0, 1}.
 __device__ __forceinline__ void StoreHalf(const ScoreGemmParams& p, float* c_tile, int row,
                                           int col0, const float (&acc)[64], bool whole) {
   float* c_row = c_tile + static_cast<int64_t>(row) * p.ldc;
@@ -157,6 +161,45 @@ __device__ __forceinline__ void StoreHalf(const ScoreGemmParams& p, float* c_til
   }
 }
 
+// alpha · acc (64 rows of the tile from row0) into the staging buffer, then to C by TMA: box
+// b holds columns [32b, 32b + 32), row r at 128·r bytes, its 16-byte chunk q at q ^ (r % 8). A
+// thread's pair at row r, column 8j + 2·(lane % 4) is chunk 2·(j % 4) + (lane % 4) / 2 of box j / 4;
+// the 8 rows of a warp's write fall in 4 chunk pairs, 2 wavefronts for 256 bytes.
+// `store_thread` (thread 0 of the consumer) issues the copies; the consumer's 128 threads meet at
+// its store barrier before writing (the previous copies have read the buffer) and after.
+__device__ __forceinline__ void StoreHalfByTma(const ScoreGemmParams& p, const ScoreGemmMaps& maps,
+                                               uint32_t buffer, const TilePos& pos, int row0,
+                                               int cw, int thread_row, int lane,
+                                               bool store_thread, const float (&acc)[64]) {
+  if (store_thread) wgmma::BulkWaitRead<0>();
+  wgmma::NamedBarrierSync(Schedule::StoreBarrier(cw), 128);
+  const int q = lane % 4;
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    const int chunk = 2 * (j % 4) + q / 2;
+#pragma unroll
+    for (int half_row = 0; half_row < 2; ++half_row) {
+      const int r = thread_row + 8 * half_row;
+      const uint32_t address = buffer + (j / 4) * kStoreBoxBytes + r * 128 +
+                               ((chunk ^ (r % 8)) * 16) + (q % 2) * 8;
+      const float x = p.alpha * acc[4 * j + 2 * half_row];
+      const float y = p.alpha * acc[4 * j + 2 * half_row + 1];
+      asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(address), "f"(x), "f"(y)
+                   : "memory");
+    }
+  }
+  wgmma::FenceSharedForAsyncProxy();
+  wgmma::NamedBarrierSync(Schedule::StoreBarrier(cw), 128);
+  if (store_thread) {
+#pragma unroll
+    for (int box = 0; box < 4; ++box) {
+      wgmma::TmaStore4d(&maps.c, pos.col0 + box * kStoreBoxCols, row0, static_cast<int>(pos.h),
+                        static_cast<int>(pos.b), buffer + box * kStoreBoxBytes);
+    }
+    wgmma::BulkCommit();
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kThreads, 1)
     ScoreGemmKernel(const ScoreGemmParams p, const __grid_constant__ ScoreGemmMaps maps) {
@@ -164,7 +207,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_address = SharedAddress(smem_raw);
   const uint32_t stages = raw_address + (1024 - raw_address % 1024) % 1024;
-  const uint32_t full = stages + Schedule::kStages * kStageBytes;  // barrier s at + 8s
+  const uint32_t buffers = stages + Schedule::kStages * kStageBytes;  // consumer c's at + c·kStoreBytes
+  const uint32_t full = buffers + Schedule::kConsumers * kStoreBytes;  // barrier s at + 8s
   const uint32_t empty = full + 8 * Schedule::kStages;
   const int64_t local_tiles = Schedule::LocalTiles(p.tiles, blockIdx.x, gridDim.x);
   const int warpgroup = threadIdx.x / 128;
@@ -193,18 +237,28 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   const int thread_row = 16 * warp + lane / 4;
   const int thread_col = 2 * (lane % 4);
+  const bool store_thread = threadIdx.x % 128 == 0;
   for (int64_t i = cw; i < local_tiles; i += Schedule::kConsumers) {
     float acc0[64];
     float acc1[64];
     MainLoop<T>(p, i, stages, full, empty, cw, lane, Schedule::PassesTurnAfter(i, local_tiles),
                 acc0, acc1);
     const TilePos pos = PosOfTile(p, Schedule::GlobalTile(i, blockIdx.x, gridDim.x));
+    if (p.tma_store) {
+      const uint32_t buffer = buffers + cw * kStoreBytes;
+      StoreHalfByTma(p, maps, buffer, pos, pos.row0, cw, thread_row, lane, store_thread, acc0);
+      StoreHalfByTma(p, maps, buffer, pos, pos.row0 + 64, cw, thread_row, lane, store_thread,
+                     acc1);
+      continue;
+    }
     float* c_tile = p.c + pos.b * p.c_batch_stride + pos.h * p.c_head_stride;
     const bool whole =
         p.vector_stores && pos.row0 + kBlockM <= p.m && pos.col0 + kBlockN <= p.n;
     StoreHalf(p, c_tile, pos.row0 + thread_row, pos.col0 + thread_col, acc0, whole);
     StoreHalf(p, c_tile, pos.row0 + 64 + thread_row, pos.col0 + thread_col, acc1, whole);
   }
+  // The buffer must outlive the copies' reads, and the kernel their writes.
+  if (store_thread) wgmma::BulkWait<0>();
 #endif
 }
 

@@ -14,7 +14,12 @@
 // one's epilogue (the f32 stores, the kernel's bottleneck) overlaps the other's main loop.
 // Warpgroup c waits at named barrier TurnBarrier(c) before tile i's main loop and, once its
 // issues are done, arrives at the other's barrier if the other has tile i + 1. Warpgroup 1
-// gives warpgroup 0 its first turn. Every arrival meets exactly one wait.
+// gives warpgroup 0 its first turn. Every arrival meets exactly one wait. The turns are also
+// what makes the parity waits sound (tests/gpu/score_gemm_schedule_test.cc): a wait for parity 1
+// passes on a barrier whose phase 0 has not completed yet, so a consumer must not wait for a
+// stage's use u + 1 before use u has landed; in turn order every earlier use of a stage belongs
+// to a tile whose main loop is already past its full waits. Needs k_steps >= 1 (the host
+// declines k < 1).
 #ifndef ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_SCHEDULE_H_
 #define ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_SCHEDULE_H_
 
@@ -25,7 +30,7 @@
 namespace attnd::kernels::cuda::score_gemm {
 
 struct ScoreGemmSchedule {
-  static constexpr int kStages = 6;
+  static constexpr int kStages = 5;
   static constexpr int kConsumers = 2;
   static constexpr int kEmptyArrivals = 4;  // lane 0 of each warp of the consuming warpgroup
 
@@ -55,6 +60,8 @@ struct ScoreGemmSchedule {
   }
   // Named barriers 1 and 2 (0 is __syncthreads').
   ATTND_HOST_DEVICE static int TurnBarrier(int consumer) { return 1 + consumer; }
+  // Named barriers 3 and 4: a consumer's 128 threads around its staging buffer (the epilogue).
+  ATTND_HOST_DEVICE static int StoreBarrier(int consumer) { return 3 + consumer; }
   // Warpgroup 1 arrives once at warpgroup 0's barrier before its own tiles (a CTA has >= 1 tile).
   ATTND_HOST_DEVICE static bool PassesTurnAfter(int64_t local, int64_t local_tiles) {
     return local + 1 < local_tiles;
