@@ -352,6 +352,33 @@ absl::StatusOr<Result> RunVariant(const AttentionProblem& p, const AttentionTens
   return r;
 }
 
+// Write-only rate (cudaMemsetAsync of a 1 GiB buffer, bytes written per second), median of 10:
+// the rate the f32 score stores of the cuBLAS variants can reach at best.
+absl::StatusOr<double> MeasureWriteRate(cudaStream_t stream) {
+  constexpr size_t kBytes = size_t{1} << 30;
+  Buffers buffers;
+  absl::StatusOr<void*> a = buffers.Alloc(kBytes);
+  if (!a.ok()) return a.status();
+  cudaEvent_t start, stop;
+  BENCH_CHECK_CUDA(cudaEventCreate(&start));
+  BENCH_CHECK_CUDA(cudaEventCreate(&stop));
+  std::vector<float> ms;
+  for (int i = 0; i < 13; ++i) {
+    BENCH_CHECK_CUDA(cudaEventRecord(start, stream));
+    BENCH_CHECK_CUDA(cudaMemsetAsync(*a, i, kBytes, stream));
+    BENCH_CHECK_CUDA(cudaEventRecord(stop, stream));
+    BENCH_CHECK_CUDA(cudaEventSynchronize(stop));
+    float t = 0;
+    BENCH_CHECK_CUDA(cudaEventElapsedTime(&t, start, stop));
+    if (i >= 3) ms.push_back(t);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  const double median = 0.5 * (ms[4] + ms[5]);
+  return static_cast<double>(kBytes) / (median * 1e-3);
+}
+
 absl::Status Bench(const Options& o) {
   if (CudaDeviceCount() == 0) return absl::UnavailableError("no CUDA device");
   const std::vector<CudaDeviceInfo> devices = CudaDevices();
@@ -366,6 +393,10 @@ absl::Status Bench(const Options& o) {
       "device-to-device copy: %.2f TB/s (read + written; the H100 of the README: %.2f); "
       "chunked's bound uses the rate measured here\n",
       *copy_rate / 1e12, kH100CopyBytesPerSecond / 1e12);
+  const absl::StatusOr<double> write_rate =
+      MeasureWriteRate(static_cast<cudaStream_t>(context.stream));
+  if (!write_rate.ok()) return write_rate.status();
+  std::printf("write-only (memset): %.2f TB/s\n", *write_rate / 1e12);
   FILE* csv = nullptr;
   if (!o.csv.empty()) {
     csv = std::fopen(o.csv.c_str(), "w");

@@ -168,6 +168,7 @@ absl::StatusOr<bool> TryScoreGemm(const GemmStep& s, cudaStream_t stream) {
   params.tma_store = EncodeOutputMap(&maps.c, s.c, s.n, s.m, s.q_heads, s.batch);
   params.vector_stores = reinterpret_cast<uintptr_t>(s.c.base) % 8 == 0 && s.c.ld % 2 == 0 &&
                          s.c.head_stride % 2 == 0 && s.c.batch_stride % 2 == 0;
+  if (const char* probe = std::getenv("ATTND_SCORE_GEMM_PROBE")) params.probe = std::atoi(probe);
   const int ctas = static_cast<int>(std::min<int64_t>(params.tiles, device.sms));
   const absl::Status launched =
       s.a.dtype == DType::kF16 ? Launch<__half>(params, maps, ctas, stream)

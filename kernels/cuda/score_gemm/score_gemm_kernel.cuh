@@ -106,6 +106,10 @@ __device__ __forceinline__ void MainLoop(const ScoreGemmParams& p, int64_t i, ui
     const int64_t g = Schedule::Step(i, p.k_steps, kk);
     const int stage = Schedule::Stage(g);
     wgmma::BarrierWait(full + 8 * stage, Schedule::FullParity(g));
+    if (p.probe == 2) {
+      ReleaseStage(empty, g, lane);
+      continue;
+    }
     const uint32_t a_tile = stages + stage * kStageBytes;
     const uint32_t b_tile = a_tile + kTileBytes;
     wgmma::Fence();
@@ -126,6 +130,7 @@ __device__ __forceinline__ void MainLoop(const ScoreGemmParams& p, int64_t i, ui
     }
   }
   if (passes_turn) wgmma::NamedBarrierArrive(Schedule::TurnBarrier(1 - cw), 256);
+  if (p.probe == 2) return;
   wgmma::Wait<0>();
   wgmma::FenceOperands(acc0);
   wgmma::FenceOperands(acc1);
@@ -243,6 +248,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     float acc1[64];
     MainLoop<T>(p, i, stages, full, empty, cw, lane, Schedule::PassesTurnAfter(i, local_tiles),
                 acc0, acc1);
+    if (p.probe == 1) continue;
     const TilePos pos = PosOfTile(p, Schedule::GlobalTile(i, blockIdx.x, gridDim.x));
     if (p.tma_store) {
       const uint32_t buffer = buffers + cw * kStoreBytes;
