@@ -298,10 +298,13 @@ absl::Status CudaStepRunner::Gemm(const GemmStep& s) {
   for (int i = 0; i < 7; ++i) {
     if (absl::Status st = CheckInt(values[i], names[i]); !st.ok()) return st;
   }
-  // The score step at 16 bits on Hopper: attnd's own kernel (score_gemm.h), else cuBLAS.
-  const absl::StatusOr<bool> own = TryScoreGemm(s, stream_);
-  if (!own.ok()) return own.status();
-  if (*own) return absl::OkStatus();
+  // With ATTND_SCORE_GEMM=own, the score step at 16 bits on Hopper goes to attnd's own kernel
+  // (score_gemm.h: opt-in until it is faster than cuBLAS).
+  if (ScoreGemmSelected()) {
+    const absl::StatusOr<bool> own = TryScoreGemm(s, stream_);
+    if (!own.ok()) return own.status();
+    if (*own) return absl::OkStatus();
+  }
   const cublasOperation_t op_b = s.b_transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
   const int m = static_cast<int>(s.n);
   const int n = static_cast<int>(s.m);

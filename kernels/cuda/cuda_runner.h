@@ -1,5 +1,5 @@
-// The CUDA StepRunner: each GEMM step is attnd's score GEMM where it takes the step (16-bit Q·Kᵀ
-// on Hopper, score_gemm.h), else one cuBLAS call (strided-batched where every operand's
+// The CUDA StepRunner: each GEMM step is one cuBLAS call (or, with ATTND_SCORE_GEMM=own, attnd's
+// score GEMM where it takes the step: score_gemm.h) (strided-batched where every operand's
 // matrices are evenly spaced, else batched over device-built pointer arrays), each row step one
 // kernel launch. Everything goes on one stream; nothing synchronizes it or allocates.
 #ifndef ATTND_KERNELS_CUDA_CUDA_RUNNER_H_

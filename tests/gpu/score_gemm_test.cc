@@ -4,7 +4,7 @@
 // vector or scalar), a C whose rows are padded, and more tiles than a CTA holds at once
 // (every CTA's two consumers and the stage ring wrapping). Also which steps it declines, leaving
 // them to cuBLAS. The naive, sliced and chunked suites (cuda_attention_test.cc) run it too,
-// through CudaStepRunner.
+// through CudaStepRunner, with ATTND_SCORE_GEMM=own (the kernel is opt-in: score_gemm.h).
 #include <cuda_runtime.h>
 
 #include <cmath>

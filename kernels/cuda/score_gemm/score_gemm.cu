@@ -25,13 +25,6 @@ using score_gemm::kBlockN;
 using score_gemm::ScoreGemmMaps;
 using score_gemm::ScoreGemmParams;
 
-bool DisabledByEnvironment() {
-  static const bool disabled = [] {
-    const char* env = std::getenv("ATTND_SCORE_GEMM");
-    return env != nullptr && std::strcmp(env, "cublas") == 0;
-  }();
-  return disabled;
-}
 
 // The current device's compute capability major and SM count (0 when unknown).
 struct DeviceFacts {
@@ -130,9 +123,17 @@ absl::Status Launch(const ScoreGemmParams& params, const ScoreGemmMaps& maps, in
 
 }  // namespace
 
+bool ScoreGemmSelected() {
+  static const bool selected = [] {
+    const char* env = std::getenv("ATTND_SCORE_GEMM");
+    return env != nullptr && std::strcmp(env, "own") == 0;
+  }();
+  return selected;
+}
+
 absl::StatusOr<bool> TryScoreGemm(const GemmStep& s, cudaStream_t stream) {
   const bool sixteen_bit = s.a.dtype == DType::kF16 || s.a.dtype == DType::kBF16;
-  if (DisabledByEnvironment() || !s.b_transposed || s.beta != 0.0f || !sixteen_bit ||
+  if (!s.b_transposed || s.beta != 0.0f || !sixteen_bit ||
       s.b.dtype != s.a.dtype || s.c.dtype != DType::kF32 || s.a.head_div != 1 ||
       s.c.head_div != 1 || s.b.head_div < 1 || s.q_heads % s.b.head_div != 0) {
     return false;
@@ -168,7 +169,6 @@ absl::StatusOr<bool> TryScoreGemm(const GemmStep& s, cudaStream_t stream) {
   params.tma_store = EncodeOutputMap(&maps.c, s.c, s.n, s.m, s.q_heads, s.batch);
   params.vector_stores = reinterpret_cast<uintptr_t>(s.c.base) % 8 == 0 && s.c.ld % 2 == 0 &&
                          s.c.head_stride % 2 == 0 && s.c.batch_stride % 2 == 0;
-  if (const char* probe = std::getenv("ATTND_SCORE_GEMM_PROBE")) params.probe = std::atoi(probe);
   const int ctas = static_cast<int>(std::min<int64_t>(params.tiles, device.sms));
   const absl::Status launched =
       s.a.dtype == DType::kF16 ? Launch<__half>(params, maps, ctas, stream)

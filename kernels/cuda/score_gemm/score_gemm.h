@@ -1,6 +1,9 @@
 // attnd's own score GEMM for the cuBLAS variants (naive, sliced, chunked): S = alpha · Q·Kᵀ in f32
-// from f16/bf16 Q and K on Hopper (score_gemm_kernel.cuh says how and why). CudaStepRunner
-// offers it every GEMM step and calls cuBLAS for those it does not take.
+// from f16/bf16 Q and K on Hopper (score_gemm_kernel.cuh says how). Opt-in: CudaStepRunner offers
+// it the GEMM steps only with ATTND_SCORE_GEMM=own, because it is not yet faster than cuBLAS
+// (H100, 2026-12-07, bench/RESULTS.md: 0.288-0.39 ms against cuBLAS's 0.288 ms for the score
+// step of chunked at 1×8×8192×512). It is correct and tested (tests/gpu/score_gemm_test.cc, and
+// the whole GPU suite passed with it as the default), the ground for a faster epilogue overlap.
 #ifndef ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_H_
 #define ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_H_
 
@@ -11,11 +14,14 @@
 
 namespace attnd::kernels::cuda {
 
+// Whether ATTND_SCORE_GEMM is "own" (read once): CudaStepRunner then offers every GEMM step to
+// TryScoreGemm first.
+bool ScoreGemmSelected();
+
 // Launches the step on `stream` and returns true when the kernel takes it: a GEMM with Bᵀ and
 // beta 0, A and B both f16 or both bf16 with 16-byte aligned bases and strides (TMA's rule), A
-// not grouped, C f32, on a compute capability 9 device, and ATTND_SCORE_GEMM not "cublas" (which
-// sends every step to cuBLAS, to measure both in one run). False (nothing launched) otherwise;
-// an error status when the launch fails.
+// not grouped, C f32, on a compute capability 9 device. False (nothing launched) otherwise; an
+// error status when the launch fails.
 absl::StatusOr<bool> TryScoreGemm(const GemmStep& step, cudaStream_t stream);
 
 }  // namespace attnd::kernels::cuda

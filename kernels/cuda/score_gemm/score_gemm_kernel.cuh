@@ -1,9 +1,9 @@
 // The score GEMM kernel (sm_90a): S[z] = alpha · Q[z] · K[z]ᵀ in f32 from 16-bit Q and K, the
-// first step of the naive, sliced and chunked variants. Why not cuBLAS: at head dim 512 each
-// 128 × 128 tile is 16.8 MFLOP of tensor work (2.2 µs of one SM) and 64 KB of f32 stores
-// (2.9 µs of one SM's share of the copy rate); cuBLAS's kernel runs them one after the other
-// (0.63 of the tensor rate and 0.70 of the copy rate at once on the H100, bench/RESULTS.md). Here
-// two consumer warpgroups take turns: while one stores its tile, the other runs its main loop.
+// first step of the naive, sliced and chunked variants. The aim: at head dim 512 each 128 × 128
+// tile is 16.8 MFLOP of tensor work (2.2 µs of one SM) and 64 KB of f32 stores (2.9 µs of one
+// SM's share of the copy rate), and cuBLAS's kernel runs them one after the other (0.63 of the
+// tensor rate and 0.70 of the copy rate at once on the H100). Here two consumer warpgroups take
+// turns: while one stores its tile, the other runs its main loop.
 //
 // Roles (score_gemm_schedule.h for the barriers' protocol):
 //   warpgroup 0  thread 0 copies A's and B's tiles of each step by TMA into a ring of kStages
@@ -13,9 +13,19 @@
 //                then alpha · accumulators out through the consumer's staging buffer in shared
 //                memory, 64 rows at a time, by TMA stores (whole 128-byte lines; edges
 //                clipped by TMA). Where C's strides do not allow a map (rows not a multiple of
-//                16 bytes), stores straight from registers instead. Measured on the H100 at
-//                1×8×4096×4096×512: register stores (a warp's store covers 8 rows × 32
-//                bytes) reached 1.29 TB/s of writes, 0.40 ms against cuBLAS's 0.29.
+//                16 bytes), stores straight from registers instead.
+//
+// Measured on the H100 (2026-12-07, 1×8×4096×4096×512 bf16, bench/RESULTS.md), it does not yet
+// beat cuBLAS (0.288 ms), hence opt-in (score_gemm.h):
+//   register stores (a warp's store covers 8 rows × 32 bytes)  0.40 ms, 1.29 TB/s of writes;
+//   TMA stores (this version)                                  0.288-0.39 ms by machine;
+//   main loop alone (stores skipped)                           0.378 ms: 363 TFLOP/s. 128 × 128
+//     tiles at k 512 pull 2.1 GB from L2 into shared memory (5.7 TB/s), a third more than
+//     cuBLAS's 256 × 128 tiles with 2-CTA multicast;
+//   stores alone (wgmmas skipped)                              0.285 ms: 1.8 TB/s, where a memset
+//     writes 2.80 TB/s.
+// Next: 256 × 128 tiles (the two consumers on one tile) or 2-CTA clusters multicasting B, and an
+// epilogue whose TMA stores drain while the next tile's main loop runs.
 #ifndef ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_KERNEL_CUH_
 #define ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_KERNEL_CUH_
 
@@ -106,10 +116,6 @@ __device__ __forceinline__ void MainLoop(const ScoreGemmParams& p, int64_t i, ui
     const int64_t g = Schedule::Step(i, p.k_steps, kk);
     const int stage = Schedule::Stage(g);
     wgmma::BarrierWait(full + 8 * stage, Schedule::FullParity(g));
-    if (p.probe == 2) {
-      ReleaseStage(empty, g, lane);
-      continue;
-    }
     const uint32_t a_tile = stages + stage * kStageBytes;
     const uint32_t b_tile = a_tile + kTileBytes;
     wgmma::Fence();
@@ -130,7 +136,6 @@ __device__ __forceinline__ void MainLoop(const ScoreGemmParams& p, int64_t i, ui
     }
   }
   if (passes_turn) wgmma::NamedBarrierArrive(Schedule::TurnBarrier(1 - cw), 256);
-  if (p.probe == 2) return;
   wgmma::Wait<0>();
   wgmma::FenceOperands(acc0);
   wgmma::FenceOperands(acc1);
@@ -248,7 +253,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     float acc1[64];
     MainLoop<T>(p, i, stages, full, empty, cw, lane, Schedule::PassesTurnAfter(i, local_tiles),
                 acc0, acc1);
-    if (p.probe == 1) continue;
     const TilePos pos = PosOfTile(p, Schedule::GlobalTile(i, blockIdx.x, gridDim.x));
     if (p.tma_store) {
       const uint32_t buffer = buffers + cw * kStoreBytes;

@@ -41,9 +41,6 @@ struct ScoreGemmParams {
   float alpha = 1.0f;
   bool tma_store = false;      // C through maps.c (else stores from registers)
   bool vector_stores = false;  // the register stores: c and ldc allow 8-byte column pairs
-  // Measurement only (ATTND_SCORE_GEMM_PROBE, to be removed): 1 skips the stores, 2 the main
-  // loop's wgmmas (the stores write whatever the registers hold).
-  int probe = 0;
 };
 
 // A's and B's tensor maps: rank 4 (k, rows, heads, batch), boxes of kBlockK × 128 rows, 128-byte
