@@ -181,22 +181,17 @@ absl::Status FillRandom(void* device, int64_t elements, DType dtype, std::mt1993
   return absl::OkStatus();
 }
 
-// Device-to-device copy rate (bytes read + written per second) of a 1 GiB buffer, median of 10.
-absl::StatusOr<double> MeasureCopyRate(cudaStream_t stream) {
-  constexpr size_t kBytes = size_t{1} << 30;
-  Buffers buffers;
-  absl::StatusOr<void*> a = buffers.Alloc(kBytes);
-  absl::StatusOr<void*> b = buffers.Alloc(kBytes);
-  if (!a.ok()) return a.status();
-  if (!b.ok()) return b.status();
-  BENCH_CHECK_CUDA(cudaMemsetAsync(*a, 1, kBytes, stream));
+// Milliseconds of `op` (enqueued on `stream`, timed with CUDA events): the median of 10 runs
+// after 3 warm-up ones. op(i) is run i.
+template <class Op>
+absl::StatusOr<double> MedianMs(cudaStream_t stream, Op op) {
   cudaEvent_t start, stop;
   BENCH_CHECK_CUDA(cudaEventCreate(&start));
   BENCH_CHECK_CUDA(cudaEventCreate(&stop));
   std::vector<float> ms;
   for (int i = 0; i < 13; ++i) {
     BENCH_CHECK_CUDA(cudaEventRecord(start, stream));
-    BENCH_CHECK_CUDA(cudaMemcpyAsync(*b, *a, kBytes, cudaMemcpyDeviceToDevice, stream));
+    BENCH_CHECK_CUDA(op(i));
     BENCH_CHECK_CUDA(cudaEventRecord(stop, stream));
     BENCH_CHECK_CUDA(cudaEventSynchronize(stop));
     float t = 0;
@@ -206,8 +201,36 @@ absl::StatusOr<double> MeasureCopyRate(cudaStream_t stream) {
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   std::sort(ms.begin(), ms.end());
-  const double median = 0.5 * (ms[4] + ms[5]);
-  return 2.0 * static_cast<double>(kBytes) / (median * 1e-3);
+  return 0.5 * (ms[4] + ms[5]);
+}
+
+// Device-to-device copy rate (bytes read + written per second) of a 1 GiB buffer.
+absl::StatusOr<double> MeasureCopyRate(cudaStream_t stream) {
+  constexpr size_t kBytes = size_t{1} << 30;
+  Buffers buffers;
+  absl::StatusOr<void*> a = buffers.Alloc(kBytes);
+  absl::StatusOr<void*> b = buffers.Alloc(kBytes);
+  if (!a.ok()) return a.status();
+  if (!b.ok()) return b.status();
+  BENCH_CHECK_CUDA(cudaMemsetAsync(*a, 1, kBytes, stream));
+  const absl::StatusOr<double> ms = MedianMs(stream, [&](int) {
+    return cudaMemcpyAsync(*b, *a, kBytes, cudaMemcpyDeviceToDevice, stream);
+  });
+  if (!ms.ok()) return ms.status();
+  return 2.0 * static_cast<double>(kBytes) / (*ms * 1e-3);
+}
+
+// Write-only rate (cudaMemsetAsync of a 1 GiB buffer, bytes written per second): what the f32
+// score stores of the cuBLAS variants can reach at best.
+absl::StatusOr<double> MeasureWriteRate(cudaStream_t stream) {
+  constexpr size_t kBytes = size_t{1} << 30;
+  Buffers buffers;
+  absl::StatusOr<void*> a = buffers.Alloc(kBytes);
+  if (!a.ok()) return a.status();
+  const absl::StatusOr<double> ms =
+      MedianMs(stream, [&](int i) { return cudaMemsetAsync(*a, i, kBytes, stream); });
+  if (!ms.ok()) return ms.status();
+  return static_cast<double>(kBytes) / (*ms * 1e-3);
 }
 
 struct Options {
@@ -350,33 +373,6 @@ absl::StatusOr<Result> RunVariant(const AttentionProblem& p, const AttentionTens
     r.bound_ms = cuda::ChunkedTrafficBytes(p, *plan) / copy_rate * 1e3;
   }
   return r;
-}
-
-// Write-only rate (cudaMemsetAsync of a 1 GiB buffer, bytes written per second), median of 10:
-// the rate the f32 score stores of the cuBLAS variants can reach at best.
-absl::StatusOr<double> MeasureWriteRate(cudaStream_t stream) {
-  constexpr size_t kBytes = size_t{1} << 30;
-  Buffers buffers;
-  absl::StatusOr<void*> a = buffers.Alloc(kBytes);
-  if (!a.ok()) return a.status();
-  cudaEvent_t start, stop;
-  BENCH_CHECK_CUDA(cudaEventCreate(&start));
-  BENCH_CHECK_CUDA(cudaEventCreate(&stop));
-  std::vector<float> ms;
-  for (int i = 0; i < 13; ++i) {
-    BENCH_CHECK_CUDA(cudaEventRecord(start, stream));
-    BENCH_CHECK_CUDA(cudaMemsetAsync(*a, i, kBytes, stream));
-    BENCH_CHECK_CUDA(cudaEventRecord(stop, stream));
-    BENCH_CHECK_CUDA(cudaEventSynchronize(stop));
-    float t = 0;
-    BENCH_CHECK_CUDA(cudaEventElapsedTime(&t, start, stop));
-    if (i >= 3) ms.push_back(t);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(ms.begin(), ms.end());
-  const double median = 0.5 * (ms[4] + ms[5]);
-  return static_cast<double>(kBytes) / (median * 1e-3);
 }
 
 absl::Status Bench(const Options& o) {
