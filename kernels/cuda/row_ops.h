@@ -173,6 +173,17 @@ ATTND_HOST_DEVICE void SoftmaxRow(const Group& group, const SoftmaxStep& step, i
   }
 }
 
+// The merge's reference max: a row keeps the max its P and l are relative to while a tile's max
+// exceeds it by at most kMergeSlack (natural-log units), so that most tiles after the first
+// leave the accumulator alone (its rescale reads and writes the row's Dv floats). P then reaches
+// at most e^8 ≈ 2981 (f16 holds 65504; l and the accumulator are f32); the output acc / l and the
+// LSE m + log l do not depend on which reference m is. -inf (no state, or nothing visible) as in
+// the exact max: an old max of -inf takes the tile's.
+constexpr float kMergeSlack = 8.0f;
+ATTND_HOST_DEVICE inline float MergeReference(float old_max, float tile_max) {
+  return tile_max <= old_max + kMergeSlack ? old_max : tile_max;
+}
+
 // Chunked: folds one key tile into score row r's running state (see MergeStep).
 template <DType kP, class Group>
 ATTND_HOST_DEVICE void MergeRow(const Group& group, const MergeStep& step, int64_t r) {
@@ -183,8 +194,9 @@ ATTND_HOST_DEVICE void MergeRow(const Group& group, const MergeStep& step, int64
   const float old_sum = step.first ? 0.0f : step.row_sum[r];
   const KeyRange cols = VisibleColumns(step.mask, g, pos);
   const RowStats tile = ScanRow(group, step.mask, pos, s_row, cols);
-  const float new_max = old_max > tile.max ? old_max : tile.max;
-  // Both factors are exp of a value <= 0; a -inf max contributes nothing.
+  const float new_max = MergeReference(old_max, tile.max);
+  // old_scale is exp of a value <= 0, tile_scale of one <= kMergeSlack; a -inf max contributes
+  // nothing.
   const float old_scale = old_max == ATTND_NEG_INF ? 0.0f : expf(old_max - new_max);
   const float tile_scale = tile.max == ATTND_NEG_INF ? 0.0f : expf(tile.max - new_max);
   WriteP<kP>(group, step.mask, g, pos, s_row, cols, new_max, 1.0f);
@@ -366,21 +378,26 @@ ATTND_HOST_DEVICE void StoreRow(const Group& group, int64_t row_cols, float* s_r
 // The exp and sum of a loaded row (step 2) and its P (step 3), for the row's running maximum
 // `max`; returns the sum. Shared by the softmax and the merge.
 struct CachedRowResult {
-  float max;  // the row's (tile's) own max, before any running max
-  float sum;  // sum of exp(s - exp_max)
+  float max;      // the row's (tile's) own max, before any running max
+  float sum;      // sum of exp(s - exp_max)
+  float exp_max;  // the max P and sum are relative to
 };
 
 // Steps 1-3 in the layout the bias calls for: P = exp(s - exp_max)·scale where exp_max is
-// max(running_max, the row's max) and scale is 1/sum when `normalise`, else 1.
+// max(running_max, the row's max), or with `merge` MergeReference(running_max, the row's max),
+// and scale is 1/sum when `normalise`, else 1.
 template <int kItems, DType kP, class Group>
 ATTND_HOST_DEVICE CachedRowResult CachedRow(const Group& group, const ScoreMask& mask,
                                             const RowPos& pos, float* s_row, int64_t row_cols,
-                                            KeyRange cols, float running_max, bool normalise) {
+                                            KeyRange cols, float running_max, bool normalise,
+                                            bool merge) {
   float v[kItems];
-  CachedRowResult result{ATTND_NEG_INF, 0.0f};
+  CachedRowResult result{ATTND_NEG_INF, 0.0f, ATTND_NEG_INF};
   const auto finish = [&](auto vec_tag) {
     constexpr int kVec = decltype(vec_tag)::value;
-    const float exp_max = running_max > result.max ? running_max : result.max;
+    const float exp_max = merge ? MergeReference(running_max, result.max)
+                                : (running_max > result.max ? running_max : result.max);
+    result.exp_max = exp_max;
     result.sum = ExpRow(group, v, exp_max);
     const float scale = normalise ? (result.sum > 0.0f ? 1.0f / result.sum : 0.0f) : 1.0f;
     StoreRow<kItems, kVec, kP>(group, row_cols, s_row, v, scale);
@@ -414,7 +431,7 @@ ATTND_HOST_DEVICE void SoftmaxRowCached(const Group& group, const SoftmaxStep& s
   float* s_row = step.scores + r * g.cols;
   const KeyRange cols = VisibleColumns(step.mask, g, pos);
   const CachedRowResult row =
-      CachedRow<kItems, kP>(group, step.mask, pos, s_row, g.cols, cols, ATTND_NEG_INF, true);
+      CachedRow<kItems, kP>(group, step.mask, pos, s_row, g.cols, cols, ATTND_NEG_INF, true, false);
   if (step.lse != nullptr && group.rank() == 0) {
     step.lse[pos.z * g.q_len + pos.i] =
         row.max == ATTND_NEG_INF ? ATTND_NEG_INF : row.max + logf(row.sum);
@@ -430,10 +447,11 @@ ATTND_HOST_DEVICE void MergeRowCached(const Group& group, const MergeStep& step,
   const float old_max = step.first ? ATTND_NEG_INF : step.row_max[r];
   const float old_sum = step.first ? 0.0f : step.row_sum[r];
   const KeyRange cols = VisibleColumns(step.mask, g, pos);
-  // P relative to the new running max; the tile's sum comes back relative to it too.
+  // P relative to the row's new reference max (MergeReference); the tile's sum comes back
+  // relative to it too.
   const CachedRowResult tile =
-      CachedRow<kItems, kP>(group, step.mask, pos, s_row, g.cols, cols, old_max, false);
-  const float new_max = old_max > tile.max ? old_max : tile.max;
+      CachedRow<kItems, kP>(group, step.mask, pos, s_row, g.cols, cols, old_max, false, true);
+  const float new_max = tile.exp_max;
   const float old_scale = old_max == ATTND_NEG_INF ? 0.0f : expf(old_max - new_max);
   if (group.rank() == 0) {  // every thread read old_max/old_sum before the reductions
     step.row_max[r] = new_max;

@@ -89,7 +89,9 @@ struct SoftmaxStep {
 
 // Chunked, one key tile: folds the tile into the running (m, l) of each row and rescales the
 // row's accumulator by exp(m_old - m_new); writes P = exp(S + bias - m_new) in place as p_dtype
-// (masked: 0) for the accumulator GEMM that follows. `first`: no state yet (m = -inf, l = 0, and
+// (masked: 0) for the accumulator GEMM that follows. m is the row's reference max, not always
+// its exact max: it moves only when a tile's max passes it by more than kMergeSlack
+// (row_ops.h), so that most tiles leave the accumulator alone. `first`: no state yet (m = -inf, l = 0, and
 // the accumulator is not read: the GEMM that follows overwrites it).
 struct MergeStep {
   RowGeometry geometry;

@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_attention.h"
@@ -218,6 +220,59 @@ TEST_P(EmulatedPipelineTest, EveryVariantMatchesReference) {
       EXPECT_EQ(testing::CompareWithReference(p, got, reference), "")
           << p.DebugString() << "\nplan: " << plan->reason;
       EXPECT_EQ(testing::CheckNegInfRow(c, got), "");
+    }
+  }
+}
+
+// Chunked's merge keeps a row's reference max until a tile's max passes it by more than
+// kMergeSlack (row_ops.h): random scores never do, so the matrix above barely reaches the
+// rescale. Here a bias lifts (or lowers) each tile of 8 keys by a step: 12 passes the slack at
+// every tile (rescale each time), 5 within it at the next tile and past it two tiles on, -12
+// never moves the reference. Cached and streamed rows, f32 and bf16.
+TEST(EmulatedMergeTest, TilesFarAboveTheReferenceRescale) {
+  for (const DType dtype : {DType::kF32, DType::kBF16}) {
+    for (const float step : {12.0f, 5.0f, -12.0f, 0.0f}) {
+      AttentionProblem p;
+      p.batch = 1;
+      p.q_len = 9;
+      p.kv_len = 40;
+      p.q_heads = 2;
+      p.kv_heads = 2;
+      p.head_dim = 8;
+      p.v_head_dim = 8;
+      p.scale = 0.35;
+      p.dtype = dtype;
+      p.has_bias = true;
+      p.bias_dtype = DType::kF32;
+      const int64_t bias_shape[4] = {1, 2, 9, 40};
+      std::copy(bias_shape, bias_shape + 4, p.bias_shape);
+      ASSERT_TRUE(ValidateProblem(p, ProblemLimits()).ok()) << p.DebugString();
+      std::mt19937 rng(7);
+      testing::OwnedTensors inputs = testing::MakeTensors(p, &rng);
+      float* bias = reinterpret_cast<float*>(inputs.bias.data());
+      for (int64_t e = 0; e < p.bias_elements(); ++e) bias[e] = step * static_cast<float>(e % 40 / 8);
+      ReferenceResult reference;
+      ASSERT_TRUE(ReferenceAttention(p, inputs.View(), &reference).ok());
+      testing::VariantRun run;
+      run.variant = Variant::kChunked;
+      run.q_chunk = 4;
+      run.kv_chunk = 8;
+      const absl::StatusOr<Plan> plan = testing::PlanFor(p, run);
+      ASSERT_TRUE(plan.ok()) << plan.status();
+      for (const bool streamed : {false, true}) {
+        SCOPED_TRACE(absl::StrCat(std::string(DTypeName(dtype)), " step ", step,
+                                  streamed ? " streamed" : ""));
+        testing::OwnedTensors got = inputs;
+        std::vector<unsigned char> storage(static_cast<size_t>(plan->workspace_bytes) + 256, 0xFF);
+        void* workspace =
+            storage.data() + (256 - reinterpret_cast<uintptr_t>(storage.data()) % 256);
+        cuda::testing::EmulatedRunner runner(streamed);
+        cuda::StepRunner* lanes[] = {&runner};
+        const absl::Status s = cuda::RunSteps(*plan, p, got.View(), workspace,
+                                              absl::MakeConstSpan(lanes, size_t{1}));
+        ASSERT_TRUE(s.ok()) << s;
+        EXPECT_EQ(testing::CompareWithReference(p, got, reference), "") << p.DebugString();
+      }
     }
   }
 }
