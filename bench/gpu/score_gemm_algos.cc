@@ -5,7 +5,7 @@
 // chunked variant's score step should call.
 //
 //   attnd_score_gemm_algos [--z 8] [--m 4096] [--n 4096] [--k 512] [--f16] [--algos 32]
-//                          [--iters 10]
+//                          [--iters 10] [--workspace BYTES]   (default 64 MiB)
 //
 // Q [z, m, k], K [z, n, k], S [z, m, n], contiguous (BHMK). Each line: median ms of `iters`
 // runs after 3 warm-up ones (CUDA events), TFLOP/s, S's bytes written per second, and for
@@ -58,6 +58,7 @@ struct Options {
   bool f16 = false;
   int algos = 32;
   int iters = 10;
+  int64_t workspace = int64_t{64} << 20;  // the heuristic's workspace limit, bytes
 };
 
 // Median ms of `run` (enqueued on `stream`), or -1 when a run fails.
@@ -167,7 +168,7 @@ int Run(const Options& o) {
   }
   cublasLtMatmulPreference_t preference;
   CHECK_CUBLAS(cublasLtMatmulPreferenceCreate(&preference));
-  const size_t workspace_bytes = kWorkspace;
+  const size_t workspace_bytes = static_cast<size_t>(std::min<int64_t>(o.workspace, kWorkspace));
   CHECK_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
       preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
       sizeof(workspace_bytes)));
@@ -240,13 +241,14 @@ int main(int argc, char** argv) {
     else if (arg == "--k") o.k = next();
     else if (arg == "--algos") o.algos = static_cast<int>(next());
     else if (arg == "--iters") o.iters = static_cast<int>(next());
+    else if (arg == "--workspace") o.workspace = next();
     else if (arg == "--f16") o.f16 = true;
     else {
       std::fprintf(stderr, "unknown argument %s\n", arg.c_str());
       return 2;
     }
   }
-  if (o.z < 1 || o.m < 1 || o.n < 1 || o.k < 1 || o.algos < 1 || o.iters < 1) {
+  if (o.z < 1 || o.m < 1 || o.n < 1 || o.k < 1 || o.algos < 1 || o.iters < 1 || o.workspace < 0) {
     std::fprintf(stderr, "sizes, --algos and --iters must be positive\n");
     return 2;
   }

@@ -10,6 +10,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_runner.h"
 #include "kernels/cuda/elem_io.h"
+#include "kernels/cuda/lt_score_gemm.h"
 #include "kernels/cuda/row_ops.h"
 #include "kernels/cuda/score_gemm/score_gemm.h"
 #include "kernels/cuda/steps.h"
@@ -324,6 +325,12 @@ absl::Status CudaStepRunner::Gemm(const GemmStep& s) {
     BuildPointersKernel<<<Blocks(z_count, kThreads), kThreads, 0, stream_>>>(s.b, s.a, s.c, z_count,
                                                                              s.q_heads, s.scratch);
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  }
+  if (strided) {
+    // The score step through cuBLASLt with a measured algorithm choice (lt_score_gemm.h).
+    const absl::StatusOr<bool> lt = TryLtScoreGemm(s, stride_a, stride_b, stride_c, stream_);
+    if (!lt.ok()) return lt.status();
+    if (*lt) return absl::OkStatus();
   }
   const void* const* pointers = s.scratch;
   auto gemm = [&](cublasComputeType_t compute) {

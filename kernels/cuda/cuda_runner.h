@@ -1,7 +1,8 @@
-// The CUDA StepRunner: each GEMM step is one cuBLAS call (or, with ATTND_SCORE_GEMM=own, attnd's
-// score GEMM where it takes the step: score_gemm.h) (strided-batched where every operand's
-// matrices are evenly spaced, else batched over device-built pointer arrays), each row step one
-// kernel launch. Everything goes on one stream; nothing synchronizes it or allocates.
+// The CUDA StepRunner: each GEMM step is one cuBLAS call (strided-batched where every operand's
+// matrices are evenly spaced, else batched over device-built pointer arrays; the strided score
+// steps through cuBLASLt with a measured algorithm choice, lt_score_gemm.h; with
+// ATTND_SCORE_GEMM=own attnd's own score GEMM where it takes the step, score_gemm.h), each row
+// step one kernel launch. Everything goes on one stream; nothing synchronizes it or allocates.
 #ifndef ATTND_KERNELS_CUDA_CUDA_RUNNER_H_
 #define ATTND_KERNELS_CUDA_CUDA_RUNNER_H_
 
