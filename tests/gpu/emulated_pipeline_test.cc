@@ -189,6 +189,19 @@ const testing::MatrixSizes& Sizes() {
   return *sizes;
 }
 
+// Runs the plan on `lanes` (1 or 2) emulated runners, each with its share of a workspace that is
+// NaN everywhere: reading a score, P or accumulator that was not written first shows.
+absl::Status RunEmulated(const Plan& plan, const AttentionProblem& p, bool streamed, int lanes,
+                         testing::OwnedTensors* got) {
+  std::vector<unsigned char> storage(static_cast<size_t>(plan.workspace_bytes) + 256, 0xFF);
+  void* workspace = storage.data() + (256 - reinterpret_cast<uintptr_t>(storage.data()) % 256);
+  cuda::testing::EmulatedRunner first(streamed);
+  cuda::testing::EmulatedRunner second(streamed);
+  cuda::StepRunner* all[] = {&first, &second};
+  return cuda::RunSteps(plan, p, got->View(), workspace,
+                        absl::MakeConstSpan(all, static_cast<size_t>(lanes)));
+}
+
 class EmulatedPipelineTest : public ::testing::TestWithParam<GpuCase> {};
 
 TEST_P(EmulatedPipelineTest, EveryVariantMatchesReference) {
@@ -205,17 +218,9 @@ TEST_P(EmulatedPipelineTest, EveryVariantMatchesReference) {
       const absl::StatusOr<Plan> plan = testing::PlanFor(p, run);
       ASSERT_TRUE(plan.ok()) << plan.status();
       testing::OwnedTensors got = inputs;  // out and lse are NaN
-      // NaN everywhere: reading a score, P or accumulator that was not written first shows.
-      std::vector<unsigned char> storage(static_cast<size_t>(plan->workspace_bytes) + 256, 0xFF);
-      void* workspace = storage.data() + (256 - reinterpret_cast<uintptr_t>(storage.data()) % 256);
-      // One emulated runner per lane the plan uses, each with its share of the NaN workspace.
-      cuda::testing::EmulatedRunner first(streamed);
-      cuda::testing::EmulatedRunner second(streamed);
-      cuda::StepRunner* all[] = {&first, &second};
       const int lanes = cuda::CudaLanesUsed(p, plan->variant, plan->q_chunk, plan->threads);
       ASSERT_LE(lanes, 2);
-      const absl::Status s = cuda::RunSteps(*plan, p, got.View(), workspace,
-                                            absl::MakeConstSpan(all, static_cast<size_t>(lanes)));
+      const absl::Status s = RunEmulated(*plan, p, streamed, lanes, &got);
       ASSERT_TRUE(s.ok()) << s;
       EXPECT_EQ(testing::CompareWithReference(p, got, reference), "")
           << p.DebugString() << "\nplan: " << plan->reason;
@@ -263,13 +268,7 @@ TEST(EmulatedMergeTest, TilesFarAboveTheReferenceRescale) {
         SCOPED_TRACE(absl::StrCat(std::string(DTypeName(dtype)), " step ", step,
                                   streamed ? " streamed" : ""));
         testing::OwnedTensors got = inputs;
-        std::vector<unsigned char> storage(static_cast<size_t>(plan->workspace_bytes) + 256, 0xFF);
-        void* workspace =
-            storage.data() + (256 - reinterpret_cast<uintptr_t>(storage.data()) % 256);
-        cuda::testing::EmulatedRunner runner(streamed);
-        cuda::StepRunner* lanes[] = {&runner};
-        const absl::Status s = cuda::RunSteps(*plan, p, got.View(), workspace,
-                                              absl::MakeConstSpan(lanes, size_t{1}));
+        const absl::Status s = RunEmulated(*plan, p, streamed, /*lanes=*/1, &got);
         ASSERT_TRUE(s.ok()) << s;
         EXPECT_EQ(testing::CompareWithReference(p, got, reference), "") << p.DebugString();
       }

@@ -2,8 +2,10 @@
 // from f16/bf16 Q and K on Hopper (score_gemm_kernel.cuh says how). Opt-in: CudaStepRunner offers
 // it the GEMM steps only with ATTND_SCORE_GEMM=own, because it is not yet faster than cuBLAS
 // (H100, 2026-12-07, bench/RESULTS.md: 0.288-0.39 ms against cuBLAS's 0.288 ms for the score
-// step of chunked at 1×8×8192×512). It is correct and tested (tests/gpu/score_gemm_test.cc, and
-// the whole GPU suite passed with it as the default), the ground for a faster epilogue overlap.
+// step of chunked at 1×8×8192×512), let alone than the cuBLASLt 128×160 tile the runner now
+// uses (0.258-0.264 ms, lt_score_gemm.h). It is correct and tested
+// (tests/gpu/score_gemm_test.cc, and the whole GPU suite passed with it as the default), the
+// ground for a faster epilogue overlap.
 #ifndef ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_H_
 #define ATTND_KERNELS_CUDA_SCORE_GEMM_SCORE_GEMM_H_
 
