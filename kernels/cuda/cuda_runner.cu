@@ -300,7 +300,7 @@ absl::Status CudaStepRunner::Gemm(const GemmStep& s) {
     if (absl::Status st = CheckInt(values[i], names[i]); !st.ok()) return st;
   }
   // With ATTND_SCORE_GEMM=own, the score step at 16 bits on Hopper goes to attnd's own kernel
-  // (score_gemm.h: opt-in until it is faster than cuBLAS).
+  // (score_gemm.h: opt-in until it is faster than the cuBLASLt path below).
   if (ScoreGemmSelected()) {
     const absl::StatusOr<bool> own = TryScoreGemm(s, stream_);
     if (!own.ok()) return own.status();

@@ -37,9 +37,9 @@ struct Prepared {
   cublasLtMatmulAlgo_t algo{};
 };
 
-// The shape: m, n, k, lda, ldb, ldc, the three strides, the batch count (which sizes the
-// workspace), the input type.
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+// The device, then the shape: m, n, k, lda, ldb, ldc, the three strides, the batch count (which
+// sizes the workspace), the input type.
+using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                        int64_t, int64_t, int>;
 
 // The workspace cuBLASLt may use: the step's pointer scratch ([3, Z] pointers, which only the
@@ -49,10 +49,10 @@ uint64_t WorkspaceBytes(const GemmStep& s) {
   return s.scratch == nullptr ? 0 : static_cast<uint64_t>(3 * s.batch * s.q_heads * sizeof(void*));
 }
 
+// A handle per device (made on first use with that device current), and the prepared shapes.
 struct Cache {
   std::mutex mu;
-  cublasLtHandle_t handle = nullptr;
-  bool handle_failed = false;
+  std::map<int, cublasLtHandle_t> handles;          // null: cublasLtCreate failed there
   std::map<Key, std::unique_ptr<Prepared>> shapes;  // entries are never removed: stable pointers
 };
 
@@ -134,17 +134,18 @@ absl::StatusOr<bool> TryLtScoreGemm(const GemmStep& s, int64_t stride_a, int64_t
       s.b.dtype != s.a.dtype || s.c.dtype != DType::kF32 || s.m < 128 || s.n < 128) {
     return false;
   }
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return false;
   Cache& cache = TheCache();
   const Prepared* prepared = nullptr;
   cublasLtHandle_t handle = nullptr;
   {
     std::lock_guard<std::mutex> lock(cache.mu);
-    if (cache.handle == nullptr && !cache.handle_failed) {
-      cache.handle_failed = cublasLtCreate(&cache.handle) != CUBLAS_STATUS_SUCCESS;
-    }
-    if (cache.handle_failed) return false;
-    handle = cache.handle;
-    const Key key{s.m, s.n, s.k, s.a.ld, s.b.ld, s.c.ld, stride_a, stride_b, stride_c,
+    auto [it, inserted] = cache.handles.try_emplace(device, nullptr);
+    if (inserted && cublasLtCreate(&it->second) != CUBLAS_STATUS_SUCCESS) it->second = nullptr;
+    if (it->second == nullptr) return false;
+    handle = it->second;
+    const Key key{device, s.m, s.n, s.k, s.a.ld, s.b.ld, s.c.ld, stride_a, stride_b, stride_c,
                   s.batch * s.q_heads, static_cast<int>(s.a.dtype)};
     std::unique_ptr<Prepared>& entry = cache.shapes[key];
     if (entry == nullptr) {

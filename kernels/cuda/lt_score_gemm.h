@@ -25,7 +25,8 @@ namespace attnd::kernels::cuda {
 // matrices of A, B and C stride_a, stride_b and stride_c elements apart, and cuBLASLt returns an
 // algorithm whose workspace fits the step's pointer scratch (unused by strided steps). False
 // (nothing launched) otherwise. The descriptors and the
-// algorithm are made once per shape and kept (a process-wide cache, safe across threads).
+// algorithm are made once per device and shape and kept (a process-wide cache, safe across
+// threads; a cuBLASLt handle per device).
 absl::StatusOr<bool> TryLtScoreGemm(const GemmStep& step, int64_t stride_a, int64_t stride_b,
                                     int64_t stride_c, cudaStream_t stream);
 
