@@ -49,6 +49,8 @@ uint64_t WorkspaceBytes(const GemmStep& s) {
   return s.scratch == nullptr ? 0 : static_cast<uint64_t>(3 * s.batch * s.q_heads * sizeof(void*));
 }
 
+constexpr size_t kMaxShapes = 4096;
+
 // A handle per device (made on first use with that device current), and the prepared shapes.
 struct Cache {
   std::mutex mu;
@@ -147,12 +149,15 @@ absl::StatusOr<bool> TryLtScoreGemm(const GemmStep& s, int64_t stride_a, int64_t
     handle = it->second;
     const Key key{device, s.m, s.n, s.k, s.a.ld, s.b.ld, s.c.ld, stride_a, stride_b, stride_c,
                   s.batch * s.q_heads, static_cast<int>(s.a.dtype)};
-    std::unique_ptr<Prepared>& entry = cache.shapes[key];
-    if (entry == nullptr) {
-      entry = std::make_unique<Prepared>();
-      Prepare(s, stride_a, stride_b, stride_c, handle, entry.get());
+    auto found = cache.shapes.find(key);
+    if (found == cache.shapes.end()) {
+      // Bounded: a server seeing ever new lengths keeps the first kMaxShapes (about 1 KB each)
+      // and sends the rest to cuBLAS's own choice.
+      if (cache.shapes.size() >= kMaxShapes) return false;
+      found = cache.shapes.emplace(key, std::make_unique<Prepared>()).first;
+      Prepare(s, stride_a, stride_b, stride_c, handle, found->second.get());
     }
-    prepared = entry.get();
+    prepared = found->second.get();
   }
   if (!prepared->usable) return false;
   const float beta = 0.0f;
