@@ -40,6 +40,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/gpu/barrier_model.h"
 
 namespace attnd::kernels::cuda::score_gemm {
 namespace {
@@ -90,37 +91,8 @@ struct Config {
   Kernel kernel = {};
 };
 
-// mbarrier: a phase completes once its arrivals are all in and the bytes announced by
-// arrive.expect_tx (here: boxes) have landed; try_wait(parity) passes once the phase of that
-// parity has completed, i.e. while the current phase's parity differs.
-struct MBarrier {
-  int expected = 0;
-  int pending = 0;
-  int tx = 0;
-  int completed = 0;
-  std::string Arrive() {
-    if (pending == 0) return "an arrival past the phase's count";
-    --pending;
-    MaybeComplete();
-    return "";
-  }
-  void MaybeComplete() {
-    if (pending == 0 && tx == 0) {
-      ++completed;
-      pending = expected;
-    }
-  }
-  bool TryWait(uint32_t parity) const { return static_cast<uint32_t>(completed % 2) != parity; }
-};
-
-// Named barrier: a generation completes when `threads` threads arrived (bar.sync waits for that,
-// bar.arrive does not); a warp arrives with its 32.
-struct NamedBarrier {
-  int threads = 0;  // of the generation in progress
-  int arrived = 0;
-  int generation = 0;
-  bool warp_arrived[kConsumerWarps] = {};
-};
+using MBarrier = ::attnd::kernels::schedule_model::MBarrierModel;
+using NamedBarrier = ::attnd::kernels::schedule_model::NamedBarrierModel<kConsumerWarps>;
 
 struct Op {
   enum Kind {
@@ -434,21 +406,10 @@ class Cta {
           a.joined_generation = -1;
           break;
         }
-        NamedBarrier& nb = named_[op.target];
         const int warp = static_cast<int>(&a - actors_.data());
-        if (nb.arrived > 0 && nb.threads != op.value) {
-          return absl::StrCat(a.name, " joined named barrier ", op.target, " with ", op.value,
-                              " threads while a generation of ", nb.threads, " was open");
-        }
-        if (nb.warp_arrived[warp]) {
-          return absl::StrCat(a.name, " arrived twice in a generation of named barrier ",
-                              op.target);
-        }
-        const int joined = nb.generation;
-        nb.threads = op.value;
-        nb.warp_arrived[warp] = true;
-        nb.arrived += 32;
-        if (nb.arrived == nb.threads) nb = NamedBarrier{0, 0, nb.generation + 1};
+        int joined = 0;
+        why = named_[op.target].Join(a.name, op.target, warp, op.value, &joined);
+        if (!why.empty()) return why;
         if (op.kind == Op::kSync) {
           a.joined_generation = joined;
           return "";  // the same op again, to leave once the generation completes

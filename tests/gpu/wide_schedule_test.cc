@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/gpu/barrier_model.h"
 
 namespace attnd::kernels::cuda::fused {
 namespace {
@@ -43,38 +44,8 @@ int ReadersOf(int tile) {
   return tile == kQ ? 0 : 1;
 }
 
-// mbarrier: a phase completes once its arrivals are all in and the bytes announced by
-// arrive.expect_tx (here: copies) have landed; try_wait(parity) passes once the phase of that
-// parity has completed, i.e. while the current phase's parity differs.
-struct MBarrier {
-  int expected = 0;
-  int pending = 0;
-  int tx = 0;
-  int completed = 0;
-  std::string Arrive(int threads) {
-    for (int i = 0; i < threads; ++i) {
-      if (pending == 0) return "an arrival past the phase's count";
-      --pending;
-      MaybeComplete();
-    }
-    return "";
-  }
-  void MaybeComplete() {
-    if (pending == 0 && tx == 0) {
-      ++completed;
-      pending = expected;
-    }
-  }
-  bool TryWait(uint32_t parity) const { return static_cast<uint32_t>(completed % 2) != parity; }
-};
-
-// Named barrier: bar.sync of `threads` threads; a generation completes when that many arrived.
-struct NamedBarrier {
-  int threads = 0;  // of the generation in progress
-  int arrived = 0;
-  int generation = 0;
-  std::vector<bool> warp_arrived = std::vector<bool>(kWarps, false);
-};
+using MBarrier = ::attnd::kernels::schedule_model::MBarrierModel;
+using NamedBarrier = ::attnd::kernels::schedule_model::NamedBarrierModel<kWarps>;
 
 struct Op {
   enum Kind { kWait, kArrive, kTma, kCpAsync, kCpAsyncWait, kWrite, kBeginRead, kEndRead, kSync };
@@ -309,24 +280,8 @@ class Cta {
           a.joined_generation = -1;
           break;
         }
-        NamedBarrier& nb = named_[op.target];
-        if (nb.arrived > 0 && nb.threads != op.value) {
-          return absl::StrCat(a.name, " joined named barrier ", op.target, " with ", op.value,
-                              " threads while a generation of ", nb.threads, " was open");
-        }
-        if (nb.warp_arrived[a.warp]) {
-          return absl::StrCat(a.name, " arrived twice in a generation of named barrier ",
-                              op.target);
-        }
-        nb.threads = op.value;
-        nb.warp_arrived[a.warp] = true;
-        a.joined_generation = nb.generation;
-        nb.arrived += 32;
-        if (nb.arrived == nb.threads) {
-          nb.arrived = 0;
-          ++nb.generation;
-          nb.warp_arrived.assign(kWarps, false);
-        }
+        why = named_[op.target].Join(a.name, op.target, a.warp, op.value, &a.joined_generation);
+        if (!why.empty()) return why;
         return "";  // the same op again, to leave once the generation completes
       }
     }

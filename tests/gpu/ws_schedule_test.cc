@@ -27,6 +27,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/gpu/barrier_model.h"
 
 namespace attnd::kernels::cuda::fused {
 namespace {
@@ -110,39 +111,8 @@ int ArrivalsOf(int barrier, const Config& c) {
   }
 }
 
-// mbarrier: a phase completes once its arrivals are all in and the bytes announced by
-// arrive.expect_tx (here: TMA copies) have landed; try_wait(parity) passes once the phase of that
-// parity has completed, i.e. while the current phase's parity differs.
-struct MBarrier {
-  int expected = 0;
-  int pending = 0;
-  int tx = 0;
-  int completed = 0;
-  bool Arrive(int threads) {  // false: an arrival past the phase's count
-    for (int i = 0; i < threads; ++i) {
-      if (pending == 0) return false;
-      --pending;
-      MaybeComplete();
-    }
-    return true;
-  }
-  void MaybeComplete() {
-    if (pending == 0 && tx == 0) {
-      ++completed;
-      pending = expected;
-    }
-  }
-  bool TryWait(uint32_t parity) const { return static_cast<uint32_t>(completed % 2) != parity; }
-};
-
-// Named barrier: a generation completes when `threads` threads arrived (bar.sync waits for that,
-// bar.arrive does not); a warp arrives with its 32.
-struct NamedBarrier {
-  int threads = 0;  // of the generation in progress
-  int arrived = 0;
-  int generation = 0;
-  bool warp_arrived[kWarps] = {};
-};
+using MBarrier = ::attnd::kernels::schedule_model::MBarrierModel;
+using NamedBarrier = ::attnd::kernels::schedule_model::NamedBarrierModel<kWarps>;
 
 struct Op {
   enum Kind {
@@ -461,11 +431,11 @@ class Cta {
       case Op::kCpAsyncWait:
         break;
       case Op::kArrive:
-        arrived = barriers_[op.target].Arrive(op.value);
+        arrived = barriers_[op.target].Arrive(op.value).empty();
         break;
       case Op::kTma:  // arrive.expect_tx, then the boxes
         ++barriers_[op.aux].tx;
-        arrived = barriers_[op.aux].Arrive(1);
+        arrived = barriers_[op.aux].Arrive(1).empty();
         in_flight_.push_back(static_cast<int>(copies_.size()));
         copies_.push_back({op.target, kAllParts, op.value, op.aux, false, RandomSpeed()});
         break;
@@ -489,22 +459,9 @@ class Cta {
           a.joined_generation = -1;
           break;
         }
-        NamedBarrier& nb = named_[op.target];
-        if (nb.arrived > 0 && nb.threads != op.value) {
-          return absl::StrCat(NameOf(a.warp), " joined named barrier ", op.target, " with ",
-                              op.value, " threads while a generation of ", nb.threads, " was open");
-        }
-        if (nb.warp_arrived[a.warp]) {
-          return absl::StrCat(NameOf(a.warp), " arrived twice in a generation of named barrier ",
-                              op.target);
-        }
-        const int joined = nb.generation;
-        nb.threads = op.value;
-        nb.warp_arrived[a.warp] = true;
-        nb.arrived += 32;
-        if (nb.arrived == nb.threads) {
-          nb = NamedBarrier{0, 0, nb.generation + 1};
-        }
+        int joined = 0;
+        why = named_[op.target].Join(NameOf(a.warp), op.target, a.warp, op.value, &joined);
+        if (!why.empty()) return why;
         if (op.kind == Op::kSync) {
           a.joined_generation = joined;
           return "";  // the same op again, to leave once the generation completes
@@ -526,7 +483,7 @@ class Cta {
         ++i;
         continue;
       }
-      if (!barriers_[aa.barrier].Arrive(aa.threads)) return false;
+      if (!barriers_[aa.barrier].Arrive(aa.threads).empty()) return false;
       async_arrivals_[i] = async_arrivals_.back();
       async_arrivals_.pop_back();
     }
